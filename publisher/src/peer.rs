@@ -1,0 +1,209 @@
+//! Building the publisher's WebRTC peer connection (webrtc 0.21): H.264 Constrained Baseline
+//! only, one sendonly video track, no STUN/TURN servers, host candidates that include the
+//! address facing the server (loopback included, for local and test setups).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::keyframe_feedback::{self, KeyframeFeedback};
+
+/// The one format we send, exactly what the SFU and browsers are told to expect.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_PAYLOAD_TYPE: u8 = 102;
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+
+/// What the peer connection tells the session loop.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A local candidate to trickle to the server.
+    LocalCandidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+}
+
+/// Forwards the peer connection's callbacks into a channel the session loop selects on.
+struct Events(mpsc::UnboundedSender<PeerEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.0.send(PeerEvent::LocalCandidate(init));
+            }
+            Err(e) => tracing::warn!("cannot serialise local candidate: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(PeerEvent::State(state));
+    }
+}
+
+/// A built peer connection with its video track.
+pub struct Peer {
+    pub pc: Arc<dyn PeerConnection>,
+    pub track: Arc<TrackLocalStaticSample>,
+    pub sender: Arc<dyn RtpSender>,
+    pub ssrc: u32,
+}
+
+pub fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: VIDEO_CLOCK_RATE,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        // `nack` and `nack pli` are added by the default interceptors; FIR we add ourselves
+        // so receivers that prefer it can ask for keyframes too.
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "ccm".into(),
+            parameter: "fir".into(),
+        }],
+    }
+}
+
+/// Build a peer connection with a sendonly H.264 track. `bind_ips` are the local addresses
+/// to gather host candidates on, in addition to every non-loopback interface.
+pub async fn build(
+    stream_id: &str,
+    bind_ips: &[IpAddr],
+    events: mpsc::UnboundedSender<PeerEvent>,
+) -> anyhow::Result<Peer> {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: H264_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )
+        .context("registering H.264")?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)
+        .context("default interceptors")?
+        .with(keyframe_feedback::slot(), KeyframeFeedback::default());
+    let settings = SettingEngineBuilder::new()
+        .with_include_loopback_candidate(true)
+        // No mDNS: candidates must be plain addresses the SFU can use, and a multicast
+        // socket is one more thing that can fail in a sandbox.
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .build();
+    // No ICE servers unless configured: the SFU has a reachable address.
+    let config = RTCConfigurationBuilder::new().build();
+
+    let mut addrs: Vec<String> = bind_ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, 0).to_string())
+        .collect();
+    addrs.push("0.0.0.0:0".into());
+
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Events(events)))
+        .with_udp_addrs(addrs)
+        .build()
+        .await
+        .context("building the peer connection")?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+    let ssrc = rand::random::<u32>();
+    let track = Arc::new(
+        TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                stream_id.to_owned(),
+                "video".to_owned(),
+                format!("{stream_id} video"),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: h264_codec(),
+                    ..Default::default()
+                }],
+            ),
+        )
+        .context("creating the video track")?,
+    );
+    let transceiver = pc
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![stream_id.to_owned()],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .context("adding the video transceiver")?;
+    let sender = transceiver
+        .sender()
+        .await
+        .context("video transceiver")?
+        .context("video transceiver has no sender")?;
+    Ok(Peer {
+        pc,
+        track,
+        sender,
+        ssrc,
+    })
+}
+
+/// The local address the OS would use to reach `server` (no packet is sent): the address the
+/// SFU, which usually shares the server's host, can reach us on. Loopback for a local server.
+pub fn local_ip_towards(server: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let sock = std::net::UdpSocket::bind(any).ok()?;
+    sock.connect(server).ok()?;
+    sock.local_addr().ok().map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_server_gives_loopback_address() {
+        let ip = local_ip_towards("127.0.0.1:8080".parse().unwrap()).unwrap();
+        assert!(ip.is_loopback(), "{ip}");
+    }
+
+    #[test]
+    fn codec_matches_the_sdp_contract() {
+        let c = h264_codec();
+        assert_eq!(c.mime_type.to_ascii_lowercase(), "video/h264");
+        assert_eq!(c.clock_rate, 90_000);
+        assert!(c.sdp_fmtp_line.contains("profile-level-id=42e01f"));
+        assert!(c.sdp_fmtp_line.contains("packetization-mode=1"));
+    }
+}

@@ -1,0 +1,158 @@
+//! What a publisher session does with each server message, as plain code: the I/O loop in
+//! [`crate::session`] feeds it messages and carries out the [`Step`]s it returns.
+
+use sightline_signaling::wire::ServerMessage;
+
+/// Where the publisher is in the signaling exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connected, waiting for `hello`.
+    AwaitHello,
+    /// Sent `register`, waiting for `registered`.
+    AwaitRegistered,
+    /// Sent the offer, waiting for `answer`.
+    AwaitAnswer,
+    /// Answer applied; media may flow.
+    Live,
+}
+
+/// What the session loop should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send `register` and move to [`Phase::AwaitRegistered`].
+    Register,
+    /// Create the offer, send it, move to [`Phase::AwaitAnswer`].
+    Offer,
+    /// Apply this SDP answer, add any buffered candidates, move to [`Phase::Live`].
+    ApplyAnswer(String),
+    /// Add this remote candidate now.
+    AddCandidate(Candidate),
+    /// Keep this remote candidate until the answer is applied.
+    BufferCandidate(Candidate),
+    /// Give up on this session (it is torn down and retried after a backoff).
+    Fail(String),
+    /// Worth a log line, nothing else.
+    Note(String),
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// Decide what to do with `msg` in `phase`. Returns the step and the phase after it.
+pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
+    use Phase::*;
+    match (phase, msg) {
+        (AwaitHello, ServerMessage::Hello { .. }) => (Step::Register, AwaitRegistered),
+        (AwaitRegistered, ServerMessage::Registered { .. }) => (Step::Offer, AwaitAnswer),
+        (AwaitAnswer, ServerMessage::Answer { sdp }) => (Step::ApplyAnswer(sdp), Live),
+        (
+            AwaitAnswer | Live,
+            ServerMessage::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            },
+        ) => {
+            if candidate.trim().is_empty() {
+                return (Step::Ignore, phase); // end of candidates
+            }
+            let c = Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            };
+            if phase == Live {
+                (Step::AddCandidate(c), phase)
+            } else {
+                (Step::BufferCandidate(c), phase)
+            }
+        }
+        // Before we are live an error means registration or the offer was refused: this
+        // session cannot go anywhere. Once live, the server is complaining about something
+        // minor (a stray candidate): log it and carry on.
+        (AwaitHello | AwaitRegistered | AwaitAnswer, ServerMessage::Error { code, message }) => (
+            Step::Fail(format!("server refused: {}: {message}", code.as_str())),
+            phase,
+        ),
+        (Live, ServerMessage::Error { code, message }) => (
+            Step::Note(format!("server error: {}: {message}", code.as_str())),
+            phase,
+        ),
+        (_, ServerMessage::CameraOnline { .. } | ServerMessage::CameraOffline { .. }) => {
+            (Step::Ignore, phase)
+        }
+        (_, other) => (
+            Step::Note(format!("unexpected in {phase:?}: {}", other.to_json())),
+            phase,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_signaling::wire::ErrorCode;
+
+    fn cand(c: &str) -> ServerMessage {
+        ServerMessage::Candidate {
+            candidate: c.into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+        }
+    }
+
+    #[test]
+    fn happy_path() {
+        let (s, p) = on_message(
+            Phase::AwaitHello,
+            ServerMessage::Hello {
+                session_id: 1,
+                server_version: "x".into(),
+            },
+        );
+        assert_eq!((s, p), (Step::Register, Phase::AwaitRegistered));
+        let (s, p) = on_message(
+            p,
+            ServerMessage::Registered {
+                camera_id: "c".into(),
+            },
+        );
+        assert_eq!((s, p), (Step::Offer, Phase::AwaitAnswer));
+        let (s, p) = on_message(p, cand("candidate:1 1 udp 1 127.0.0.1 5000 typ host"));
+        assert!(matches!(s, Step::BufferCandidate(_)));
+        let (s, p) = on_message(p, ServerMessage::Answer { sdp: "v=0".into() });
+        assert_eq!((s, p), (Step::ApplyAnswer("v=0".into()), Phase::Live));
+        let (s, _) = on_message(p, cand("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
+        assert!(matches!(s, Step::AddCandidate(c) if c.candidate.contains("5001")));
+        assert_eq!(on_message(p, cand("")).0, Step::Ignore);
+    }
+
+    #[test]
+    fn refusal_before_live_fails_the_session() {
+        let err = ServerMessage::Error {
+            code: ErrorCode::CameraAlreadyLive,
+            message: "taken".into(),
+        };
+        let (s, _) = on_message(Phase::AwaitRegistered, err.clone());
+        assert!(
+            matches!(&s, Step::Fail(m) if m.contains("camera_already_live")),
+            "{s:?}"
+        );
+        assert!(matches!(on_message(Phase::Live, err).0, Step::Note(_)));
+    }
+
+    #[test]
+    fn out_of_order_messages_do_not_advance() {
+        let (s, p) = on_message(Phase::AwaitHello, ServerMessage::Answer { sdp: "x".into() });
+        assert!(matches!(s, Step::Note(_)));
+        assert_eq!(p, Phase::AwaitHello);
+        let (s, p) = on_message(Phase::AwaitHello, cand("candidate:x"));
+        assert!(matches!(s, Step::Note(_)));
+        assert_eq!(p, Phase::AwaitHello);
+    }
+}

@@ -1,0 +1,34 @@
+//! Requests from [`crate::SfuHandle`] to the media loop, each with its reply channel.
+
+use tokio::sync::oneshot;
+
+use crate::{PeerAnswer, PeerId, SfuError, SfuStats};
+
+pub(crate) enum Command {
+    Publish {
+        camera: String,
+        offer: String,
+        reply: oneshot::Sender<Result<PeerAnswer, SfuError>>,
+    },
+    Subscribe {
+        camera: String,
+        offer: String,
+        reply: oneshot::Sender<Result<PeerAnswer, SfuError>>,
+    },
+    AddCandidate {
+        peer: PeerId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Close {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    Stats {
+        reply: oneshot::Sender<SfuStats>,
+    },
+    /// Close every peer, stop the loop; the reply comes once the sockets are closed.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}

@@ -1,0 +1,180 @@
+//! Commands from the handle: new peers from SDP offers, candidates, closing, stats.
+
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::media::Mid;
+use str0m::Candidate;
+
+use crate::command::Command;
+use crate::media_loop::MediaLoop;
+use crate::peer::Peer;
+use crate::routing::Role;
+use crate::rtc_config::negotiated_h264;
+use crate::{PeerAnswer, PeerId, SfuError, SfuStats};
+
+impl MediaLoop {
+    pub(crate) fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish {
+                camera,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(self.add_peer(&camera, &offer, Role::Publisher));
+            }
+            Command::Subscribe {
+                camera,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(self.add_peer(&camera, &offer, Role::Viewer));
+            }
+            Command::AddCandidate {
+                peer,
+                candidate,
+                reply,
+            } => {
+                let _ = reply.send(self.add_remote_candidate(peer, &candidate));
+            }
+            Command::Close { peer, reply } => {
+                self.close(peer, "closed by signaling");
+                let _ = reply.send(());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            // The loop itself takes shutdown; it never gets here.
+            Command::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Build the peer's `Rtc` here, inside the loop, before the answer leaves: the remote
+    /// may send STUN as soon as it has the answer, and it must find an `Rtc` to take it.
+    fn add_peer(&mut self, camera: &str, offer: &str, role: Role) -> Result<PeerAnswer, SfuError> {
+        let video_mids = crate::offer::video_mids(offer);
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let now = Instant::now();
+        let mut rtc = self.rtc_config.clone().build(now);
+        let mut candidates = Vec::new();
+        let addrs: Vec<_> = self.sockets.advertised().collect();
+        for addr in addrs {
+            match Candidate::host(addr, "udp") {
+                Ok(c) => {
+                    if let Some(c) = rtc.add_local_candidate(c) {
+                        candidates.push(c.to_sdp_string());
+                    }
+                }
+                Err(e) => tracing::warn!(%addr, "not advertised: {e}"),
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.peers.insert(id, Peer::new(rtc, role, now));
+        self.drain(id);
+
+        let mid = match self.video_mid(id, role, &video_mids) {
+            Ok(mid) => mid,
+            Err(e) => {
+                // Never announced, so it goes without a PeerClosed.
+                self.peers.remove(&id);
+                self.queue.retain(|(p, _)| *p != id);
+                self.dead.retain(|(p, _)| *p != id);
+                return Err(e);
+            }
+        };
+        match role {
+            Role::Publisher => {
+                if let Some(old) = self.routing.set_publisher(camera, id) {
+                    self.close(old, "replaced by a new publisher");
+                }
+                self.routing.set_publisher_mid(id, mid);
+            }
+            Role::Viewer => self.routing.add_viewer(camera, id, mid),
+        }
+        tracing::info!(peer = %id, camera, ?role, "peer added");
+        Ok(PeerAnswer {
+            peer: id,
+            sdp: answer.to_sdp_string(),
+            candidates,
+        })
+    }
+
+    /// The m-line this peer's video uses: the first H.264 video m-line in the direction
+    /// its role needs.
+    fn video_mid(&self, id: PeerId, role: Role, video_mids: &[String]) -> Result<Mid, SfuError> {
+        let (verb, want) = match role {
+            Role::Publisher => ("receive", "sendonly or sendrecv"),
+            Role::Viewer => ("send", "recvonly or sendrecv"),
+        };
+        let rtc = &self.peers.get(&id).ok_or(SfuError::UnknownPeer(id))?.rtc;
+        let mut saw_video = false;
+        for mid in video_mids {
+            let mid = Mid::from(mid.as_str());
+            let Some(media) = rtc.media(mid) else {
+                continue;
+            };
+            let usable = match role {
+                Role::Publisher => media.direction().is_receiving(),
+                Role::Viewer => media.direction().is_sending(),
+            };
+            if !usable {
+                continue;
+            }
+            saw_video = true;
+            if negotiated_h264(rtc, mid) {
+                return Ok(mid);
+            }
+        }
+        Err(SfuError::InvalidSdp(if saw_video {
+            "no H.264 in the video m-line (the SFU forwards H.264 only)".into()
+        } else {
+            format!("no video m-line the SFU can {verb} on (need a {want} video m-line)")
+        }))
+    }
+
+    fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return Err(SfuError::UnknownPeer(id));
+        };
+        let c = candidate.trim();
+        let c = c.strip_prefix("a=").unwrap_or(c);
+        // An empty candidate is the end-of-candidates marker.
+        if c.is_empty() || c == "end-of-candidates" {
+            return Ok(());
+        }
+        // mDNS host names (Chrome hides local IPs as `<uuid>.local`) cannot be resolved
+        // here, and ice-lite does not need them: the peer's own checks reach us and str0m
+        // learns its address from those.
+        if c.split_whitespace()
+            .nth(4)
+            .is_some_and(|a| a.ends_with(".local"))
+        {
+            return Ok(());
+        }
+        let parsed =
+            Candidate::from_sdp_string(c).map_err(|e| SfuError::InvalidCandidate(e.to_string()))?;
+        peer.rtc.add_remote_candidate(parsed);
+        self.drain(id);
+        Ok(())
+    }
+
+    pub(crate) fn stats(&self) -> SfuStats {
+        let counts = self.routing.counts();
+        SfuStats {
+            peers: self.peers.len(),
+            publishers: counts.publishers,
+            viewers: counts.viewers,
+            tracks: counts.tracks,
+            ..self.counters.clone()
+        }
+    }
+}

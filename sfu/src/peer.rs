@@ -1,0 +1,42 @@
+//! One peer connection as the media loop holds it.
+
+use std::time::{Duration, Instant};
+
+use str0m::Rtc;
+
+use crate::routing::Role;
+
+/// A peer whose ICE+DTLS never come up is given up on after this long (str0m's own ICE
+/// timeout only runs once checks have started).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Peer {
+    pub(crate) rtc: Rtc,
+    pub(crate) role: Role,
+    /// ICE+DTLS came up at least once.
+    pub(crate) connected: bool,
+    pub(crate) created: Instant,
+    /// When str0m next wants `Input::Timeout`.
+    pub(crate) next_timeout: Instant,
+}
+
+impl Peer {
+    pub(crate) fn new(rtc: Rtc, role: Role, now: Instant) -> Self {
+        Peer {
+            rtc,
+            role,
+            connected: false,
+            created: now,
+            next_timeout: now,
+        }
+    }
+
+    /// The earliest instant this peer needs attention.
+    pub(crate) fn deadline(&self) -> Instant {
+        if self.connected {
+            self.next_timeout
+        } else {
+            self.next_timeout.min(self.created + CONNECT_TIMEOUT)
+        }
+    }
+}

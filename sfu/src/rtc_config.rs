@@ -1,0 +1,41 @@
+//! The one `RtcConfig` every peer is built from.
+
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use str0m::{Rtc, RtcConfig};
+
+/// H.264 Constrained Baseline level 3.1: what browsers (Safari included) all decode.
+pub(crate) const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
+/// str0m's own defaults for this profile; offers may renumber them, str0m maps.
+const H264_PT: u8 = 108;
+const H264_RTX_PT: u8 = 109;
+
+/// ice-lite (the SFU has a public address and answers checks, it does not make them) and
+/// H.264 only, so every viewer is offered exactly the payload format the publisher sends and
+/// frames can be forwarded without transcoding. The RTX payload type makes str0m answer
+/// viewers' NACKs from its send buffer.
+pub(crate) fn rtc_config() -> RtcConfig {
+    let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
+    config.codec_config().add_h264(
+        H264_PT.into(),
+        Some(H264_RTX_PT.into()),
+        true,
+        H264_PROFILE_LEVEL_ID,
+    );
+    config
+}
+
+/// Whether any H.264 payload type was negotiated on the m-line.
+pub(crate) fn negotiated_h264(rtc: &Rtc, mid: str0m::media::Mid) -> bool {
+    let Some(media) = rtc.media(mid) else {
+        return false;
+    };
+    if media.kind() != MediaKind::Video {
+        return false;
+    }
+    let pts = media.remote_pts();
+    rtc.codec_config()
+        .params()
+        .iter()
+        .any(|p| p.spec().codec == Codec::H264 && pts.contains(&p.pt()))
+}

@@ -1,0 +1,156 @@
+//! A minimal str0m client peer over 127.0.0.1 for driving the SFU in tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sightline_sfu::{PeerAnswer, SfuHandle};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+pub struct Client {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    pub mid: Option<Mid>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub async fn new() -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut config = Rtc::builder().clear_codecs();
+        config
+            .codec_config()
+            .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        let mut rtc = config.build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        Client {
+            rtc,
+            socket,
+            addr,
+            mid: None,
+            buf: vec![0; 2048],
+        }
+    }
+
+    /// An offer with one video m-line in `dir`.
+    pub fn offer(&mut self, dir: Direction) -> (String, SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        self.mid = Some(mid);
+        let (offer, pending) = api.apply().unwrap();
+        (offer.to_sdp_string(), pending)
+    }
+
+    pub fn accept(&mut self, pending: SdpPendingOffer, answer: &PeerAnswer) {
+        let answer = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Offer `dir` video to the SFU for `camera` and accept its answer.
+    pub async fn connect(&mut self, sfu: &SfuHandle, camera: &str, publish: bool) -> PeerAnswer {
+        let (offer, pending) = self.offer(if publish {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        });
+        let answer = if publish {
+            sfu.publish(camera, &offer).await.unwrap()
+        } else {
+            sfu.subscribe(camera, &offer).await.unwrap()
+        };
+        self.accept(pending, &answer);
+        answer
+    }
+
+    /// Write one frame on our m-line.
+    pub fn write_frame(&mut self, time: u64, frame: &[u8]) {
+        let mid = self.mid.unwrap();
+        let writer = self.rtc.writer(mid).unwrap();
+        let pt = writer.payload_params().next().unwrap().pt();
+        writer
+            .write(
+                pt,
+                Instant::now(),
+                MediaTime::from_90khz(time),
+                frame.to_vec(),
+            )
+            .unwrap();
+    }
+
+    /// Run I/O for up to `max` and return the events seen. Returns early once an event
+    /// arrived and the output is drained.
+    pub async fn step(&mut self, max: Duration) -> Vec<Event> {
+        let mut events = Vec::new();
+        let end = Instant::now() + max;
+        loop {
+            let timeout = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Output::Event(e) => events.push(e),
+                }
+            };
+            if !self.rtc.is_alive() {
+                // Closed by the SFU: nothing more will happen, but never spin (a task that
+                // does not await cannot even be aborted).
+                tokio::time::sleep(max.max(Duration::from_millis(10))).await;
+                return events;
+            }
+            if !events.is_empty() || Instant::now() >= end {
+                return events;
+            }
+            let wake = timeout.min(end);
+            tokio::select! {
+                r = self.socket.recv_from(&mut self.buf) => {
+                    if let Ok((n, source)) = r {
+                        if let Ok(input) =
+                            Receive::new(Protocol::Udp, source, self.addr, &self.buf[..n])
+                        {
+                            self.rtc
+                                .handle_input(Input::Receive(Instant::now(), input))
+                                .unwrap();
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// A fake H.264 access unit: SPS, PPS and IDR for a keyframe, one non-IDR slice otherwise.
+/// `n` is written into the payload so frames can be told apart; `len` makes it span several
+/// RTP packets.
+pub fn frame(n: u32, keyframe: bool, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len + 32);
+    if keyframe {
+        f.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xaa]);
+        f.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+        f.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+    } else {
+        f.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+    }
+    // As hex digits: raw bytes could form a start code.
+    f.extend_from_slice(format!("{n:08x}").as_bytes());
+    // Filler that cannot form a start code.
+    f.extend((0..len).map(|i| 0x10 + (i % 200) as u8));
+    f
+}
+
+/// The frame number written by [`frame`], read from the last NAL of a received frame.
+pub fn frame_number(data: &[u8]) -> Option<u32> {
+    let start = data.windows(4).rposition(|w| w == [0, 0, 0, 1])? + 4;
+    let digits = data.get(start + 1..start + 9)?;
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}

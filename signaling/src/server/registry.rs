@@ -1,0 +1,202 @@
+//! The camera registry: which cameras exist, which session publishes each, who watches.
+//!
+//! Plain state, no I/O: the WebSocket sessions call into it under one lock and act on what it
+//! returns (replies, broadcasts).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::wire::{CameraInfo, CameraState, ErrorCode, WireError};
+
+/// A signaling session (one WebSocket connection).
+pub type SessionId = u64;
+
+#[derive(Debug, Clone)]
+struct Camera {
+    name: String,
+    width: u32,
+    height: u32,
+    fps: u32,
+    publisher: Option<SessionId>,
+    viewers: BTreeSet<SessionId>,
+}
+
+/// What a publisher announces when it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub camera_id: String,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    cameras: BTreeMap<String, Camera>,
+}
+
+impl Registry {
+    /// A publisher session takes a camera id. Refused while another publisher holds it; a
+    /// returning camera keeps its viewers.
+    pub fn register(
+        &mut self,
+        session: SessionId,
+        reg: Registration,
+    ) -> Result<CameraInfo, WireError> {
+        let entry = self
+            .cameras
+            .entry(reg.camera_id.clone())
+            .or_insert_with(|| Camera {
+                name: String::new(),
+                width: 0,
+                height: 0,
+                fps: 0,
+                publisher: None,
+                viewers: BTreeSet::new(),
+            });
+        if let Some(other) = entry.publisher {
+            if other != session {
+                return Err(WireError::new(
+                    ErrorCode::CameraAlreadyLive,
+                    format!("camera `{}` already has a live publisher", reg.camera_id),
+                ));
+            }
+        }
+        entry.name = if reg.name.is_empty() {
+            reg.camera_id.clone()
+        } else {
+            reg.name
+        };
+        entry.width = reg.width;
+        entry.height = reg.height;
+        entry.fps = reg.fps;
+        entry.publisher = Some(session);
+        Ok(info(&reg.camera_id, entry))
+    }
+
+    /// The publisher session is gone: the camera goes offline (its viewers stay subscribed).
+    /// Returns the camera id if this session was its publisher.
+    pub fn unregister(&mut self, session: SessionId, camera_id: &str) -> Option<String> {
+        let cam = self.cameras.get_mut(camera_id)?;
+        if cam.publisher != Some(session) {
+            return None;
+        }
+        cam.publisher = None;
+        Some(camera_id.to_string())
+    }
+
+    /// A viewer session watches a known camera (online or offline).
+    pub fn subscribe(
+        &mut self,
+        session: SessionId,
+        camera_id: &str,
+    ) -> Result<CameraInfo, WireError> {
+        let cam = self.cameras.get_mut(camera_id).ok_or_else(|| {
+            WireError::new(
+                ErrorCode::UnknownCamera,
+                format!("no camera `{camera_id}` has ever registered here"),
+            )
+        })?;
+        cam.viewers.insert(session);
+        Ok(info(camera_id, cam))
+    }
+
+    pub fn unsubscribe(&mut self, session: SessionId, camera_id: &str) {
+        if let Some(cam) = self.cameras.get_mut(camera_id) {
+            cam.viewers.remove(&session);
+        }
+    }
+
+    pub fn get(&self, camera_id: &str) -> Option<CameraInfo> {
+        self.cameras.get(camera_id).map(|c| info(camera_id, c))
+    }
+
+    /// Every camera, online ones first, then by id.
+    pub fn list(&self) -> Vec<CameraInfo> {
+        let mut all: Vec<CameraInfo> = self.cameras.iter().map(|(id, c)| info(id, c)).collect();
+        all.sort_by_key(|c| c.state != CameraState::Online);
+        all
+    }
+}
+
+fn info(id: &str, cam: &Camera) -> CameraInfo {
+    CameraInfo {
+        id: id.to_string(),
+        name: cam.name.clone(),
+        width: cam.width,
+        height: cam.height,
+        fps: cam.fps,
+        state: if cam.publisher.is_some() {
+            CameraState::Online
+        } else {
+            CameraState::Offline
+        },
+        viewers: cam.viewers.len() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(id: &str) -> Registration {
+        Registration {
+            camera_id: id.into(),
+            name: format!("{id} name"),
+            width: 640,
+            height: 480,
+            fps: 30,
+        }
+    }
+
+    #[test]
+    fn one_publisher_per_camera() {
+        let mut r = Registry::default();
+        assert_eq!(r.register(1, reg("a")).unwrap().state, CameraState::Online);
+        let err = r.register(2, reg("a")).unwrap_err();
+        assert_eq!(err.code, ErrorCode::CameraAlreadyLive);
+        // Another camera is fine.
+        r.register(2, reg("b")).unwrap();
+        assert_eq!(r.list().len(), 2);
+    }
+
+    #[test]
+    fn viewers_survive_publisher_restart() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        r.subscribe(10, "a").unwrap();
+        r.subscribe(11, "a").unwrap();
+        assert_eq!(r.get("a").unwrap().viewers, 2);
+
+        // Only the publisher that holds the camera can take it offline.
+        assert_eq!(r.unregister(99, "a"), None);
+        assert_eq!(r.unregister(1, "a"), Some("a".into()));
+        let a = r.get("a").unwrap();
+        assert_eq!((a.state, a.viewers), (CameraState::Offline, 2));
+
+        // A new publisher session takes it back; the viewers are still there.
+        let a = r.register(2, reg("a")).unwrap();
+        assert_eq!((a.state, a.viewers), (CameraState::Online, 2));
+        r.unsubscribe(10, "a");
+        assert_eq!(r.get("a").unwrap().viewers, 1);
+    }
+
+    #[test]
+    fn unknown_camera_is_refused() {
+        let mut r = Registry::default();
+        assert_eq!(
+            r.subscribe(1, "nope").unwrap_err().code,
+            ErrorCode::UnknownCamera
+        );
+    }
+
+    #[test]
+    fn online_cameras_list_first() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        r.register(2, reg("b")).unwrap();
+        r.unregister(1, "a");
+        let ids: Vec<_> = r.list().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["b", "a"]);
+    }
+}

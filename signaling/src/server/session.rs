@@ -1,0 +1,327 @@
+//! One signaling session: a WebSocket connection that becomes a publisher (after `register`)
+//! or a viewer (after `subscribe`). Every bad message gets an `error` reply and the session
+//! goes on; only a closed socket or server shutdown ends it.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket};
+use sightline_sfu::{PeerId, SfuError, SfuEvent};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::registry::{Registration, SessionId};
+use super::AppState;
+use crate::wire::{
+    parse_client_message, ClientMessage, ErrorCode, ServerMessage, WireError, MAX_MESSAGE_BYTES,
+};
+
+/// What the session has become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// Connected; may list cameras, register or subscribe.
+    Idle,
+    /// Registered `camera_id`; `peer` once its offer was answered.
+    Publisher {
+        camera_id: String,
+        peer: Option<PeerId>,
+    },
+    /// Watching `camera_id`; `peer` once its offer was answered.
+    Viewer {
+        camera_id: String,
+        peer: Option<PeerId>,
+    },
+}
+
+impl Role {
+    fn peer(&self) -> Option<PeerId> {
+        match self {
+            Role::Idle => None,
+            Role::Publisher { peer, .. } | Role::Viewer { peer, .. } => *peer,
+        }
+    }
+
+    fn clear_peer(&mut self) {
+        if let Role::Publisher { peer, .. } | Role::Viewer { peer, .. } = self {
+            *peer = None;
+        }
+    }
+}
+
+pub(super) struct Session {
+    id: SessionId,
+    state: Arc<AppState>,
+    role: Role,
+}
+
+impl Session {
+    pub(super) fn new(id: SessionId, state: Arc<AppState>) -> Self {
+        Session {
+            id,
+            state,
+            role: Role::Idle,
+        }
+    }
+
+    /// Serve the socket until it closes or the server shuts down, then release everything
+    /// this session held.
+    pub(super) async fn run(mut self, mut socket: WebSocket) {
+        let mut events = self.state.events.subscribe();
+        let mut sfu_events = self.state.sfu.events();
+        let mut shutdown = self.state.shutdown.subscribe();
+        tracing::debug!(session = self.id, "session open");
+
+        let hello = ServerMessage::Hello {
+            session_id: self.id,
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if send(&mut socket, &hello).await.is_ok() {
+            loop {
+                tokio::select! {
+                    incoming = socket.recv() => {
+                        let Some(Ok(msg)) = incoming else { break };
+                        let replies = match msg {
+                            Message::Text(text) => self.handle_text(text.as_str()).await,
+                            Message::Binary(_) => vec![WireError::new(
+                                ErrorCode::BadMessage,
+                                "binary messages are not part of the protocol; send JSON text",
+                            )
+                            .into()],
+                            Message::Close(_) => break,
+                            Message::Ping(_) | Message::Pong(_) => continue,
+                        };
+                        if send_all(&mut socket, &replies).await.is_err() {
+                            break;
+                        }
+                    }
+                    event = events.recv() => match event {
+                        Ok(msg) => {
+                            if send(&mut socket, &msg).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(session = self.id, missed = n, "session fell behind on camera events");
+                        }
+                        Err(RecvError::Closed) => break,
+                    },
+                    event = sfu_events.recv() => {
+                        if let Ok(SfuEvent::PeerClosed { peer, reason }) = event {
+                            if self.role.peer() == Some(peer) {
+                                tracing::info!(session = self.id, %peer, %reason, "media peer closed");
+                                self.role.clear_peer();
+                            }
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+        self.release().await;
+        tracing::debug!(session = self.id, "session closed");
+    }
+
+    /// Parse and act on one text message; returns what to send back.
+    async fn handle_text(&mut self, text: &str) -> Vec<ServerMessage> {
+        let msg = match parse_client_message(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::debug!(session = self.id, error = %e, "refused message");
+                return vec![e.into()];
+            }
+        };
+        match self.handle(msg).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                tracing::debug!(session = self.id, error = %e, "refused message");
+                vec![e.into()]
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: ClientMessage) -> Result<Vec<ServerMessage>, WireError> {
+        match msg {
+            ClientMessage::List => Ok(vec![ServerMessage::Cameras {
+                cameras: self.state.registry.lock().unwrap().list(),
+            }]),
+            ClientMessage::Register {
+                camera_id,
+                name,
+                width,
+                height,
+                fps,
+            } => {
+                if self.role != Role::Idle {
+                    return Err(wrong_state(
+                        "this session is already a publisher or viewer; open a new connection",
+                    ));
+                }
+                let reg = Registration {
+                    camera_id: camera_id.clone(),
+                    name,
+                    width,
+                    height,
+                    fps,
+                };
+                let camera = self.state.registry.lock().unwrap().register(self.id, reg)?;
+                tracing::info!(session = self.id, camera = %camera_id, "camera online");
+                self.role = Role::Publisher {
+                    camera_id: camera_id.clone(),
+                    peer: None,
+                };
+                // Nobody listening is fine.
+                let _ = self
+                    .state
+                    .events
+                    .send(ServerMessage::CameraOnline { camera });
+                Ok(vec![ServerMessage::Registered { camera_id }])
+            }
+            ClientMessage::Subscribe { camera_id } => {
+                if matches!(self.role, Role::Publisher { .. }) {
+                    return Err(wrong_state("a publisher session cannot subscribe"));
+                }
+                let camera = self
+                    .state
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .subscribe(self.id, &camera_id)?;
+                // A new subscription replaces the old one and its peer connection.
+                self.release_viewer().await;
+                tracing::info!(session = self.id, camera = %camera_id, "viewer subscribed");
+                self.role = Role::Viewer {
+                    camera_id,
+                    peer: None,
+                };
+                Ok(vec![ServerMessage::Subscribed { camera }])
+            }
+            ClientMessage::Offer { sdp } => self.offer(&sdp).await,
+            ClientMessage::Candidate { candidate, .. } => {
+                let Some(peer) = self.role.peer() else {
+                    return Err(wrong_state("send your offer before ICE candidates"));
+                };
+                if candidate.trim().is_empty() {
+                    return Ok(vec![]); // end of candidates
+                }
+                self.state
+                    .sfu
+                    .add_remote_candidate(peer, &candidate)
+                    .await
+                    .map_err(sfu_error)?;
+                Ok(vec![])
+            }
+        }
+    }
+
+    /// Answer an offer: the publisher's media ingest or the viewer's media egress.
+    async fn offer(&mut self, sdp: &str) -> Result<Vec<ServerMessage>, WireError> {
+        let (camera_id, old_peer, publishing) = match &self.role {
+            Role::Idle => {
+                return Err(wrong_state(
+                    "register (publisher) or subscribe (viewer) before sending an offer",
+                ))
+            }
+            Role::Publisher { camera_id, peer } => (camera_id.clone(), *peer, true),
+            Role::Viewer { camera_id, peer } => (camera_id.clone(), *peer, false),
+        };
+        // A new offer starts a new peer connection; the old one goes.
+        if let Some(old) = old_peer {
+            self.state.sfu.close_peer(old).await;
+            self.role.clear_peer();
+        }
+        let answer = if publishing {
+            self.state.sfu.publish(&camera_id, sdp).await
+        } else {
+            self.state.sfu.subscribe(&camera_id, sdp).await
+        }
+        .map_err(sfu_error)?;
+        tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, publishing, "offer answered");
+        match &mut self.role {
+            Role::Publisher { peer, .. } | Role::Viewer { peer, .. } => *peer = Some(answer.peer),
+            Role::Idle => {}
+        }
+        let mut replies = vec![ServerMessage::Answer { sdp: answer.sdp }];
+        // The answer already carries our candidates; trickling them too helps clients that
+        // only look at candidate messages.
+        replies.extend(
+            answer
+                .candidates
+                .into_iter()
+                .map(|candidate| ServerMessage::Candidate {
+                    candidate,
+                    sdp_mid: None,
+                    sdp_mline_index: Some(0),
+                }),
+        );
+        Ok(replies)
+    }
+
+    async fn release_viewer(&mut self) {
+        if let Role::Viewer { camera_id, peer } = &self.role {
+            if let Some(peer) = peer {
+                self.state.sfu.close_peer(*peer).await;
+            }
+            self.state
+                .registry
+                .lock()
+                .unwrap()
+                .unsubscribe(self.id, camera_id);
+        }
+        self.role = Role::Idle;
+    }
+
+    /// The session ended: free its peer, its subscription, its camera.
+    async fn release(&mut self) {
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Idle => {}
+            role @ Role::Viewer { .. } => {
+                self.role = role;
+                self.release_viewer().await;
+            }
+            Role::Publisher { camera_id, peer } => {
+                if let Some(peer) = peer {
+                    self.state.sfu.close_peer(peer).await;
+                }
+                let gone = self
+                    .state
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .unregister(self.id, &camera_id);
+                if let Some(camera_id) = gone {
+                    tracing::info!(session = self.id, camera = %camera_id, "camera offline");
+                    let _ = self
+                        .state
+                        .events
+                        .send(ServerMessage::CameraOffline { camera_id });
+                }
+            }
+        }
+    }
+}
+
+fn wrong_state(message: &str) -> WireError {
+    WireError::new(ErrorCode::WrongState, message)
+}
+
+fn sfu_error(e: SfuError) -> WireError {
+    let code = match &e {
+        SfuError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+        SfuError::InvalidCandidate(_) => ErrorCode::InvalidCandidate,
+        _ => ErrorCode::Internal,
+    };
+    WireError::new(code, e.to_string())
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> Result<(), axum::Error> {
+    socket.send(Message::Text(msg.to_json().into())).await
+}
+
+async fn send_all(socket: &mut WebSocket, msgs: &[ServerMessage]) -> Result<(), axum::Error> {
+    for m in msgs {
+        send(socket, m).await?;
+    }
+    Ok(())
+}
+
+/// The WebSocket layer refuses anything larger than this outright (closing the socket); up to
+/// it, an oversized message gets a `too_large` error and the session goes on.
+pub(super) const HARD_MESSAGE_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;

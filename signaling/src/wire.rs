@@ -1,0 +1,400 @@
+//! The signaling wire format: JSON objects tagged by `type`, one per WebSocket text message.
+//!
+//! Every side (server, publisher, headless viewers, the browser client) speaks these types.
+//! The browser client mirrors them by hand in `web-client/signaling.js`; keep both in step.
+//!
+//! A session is a publisher once it sends [`ClientMessage::Register`], a viewer once it sends
+//! [`ClientMessage::Subscribe`]; before that it may only list cameras.
+//!
+//! Publisher:  register → registered, offer → answer, candidate ⇄ candidate
+//! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
+//! Everyone:   camera_online / camera_offline events, error {code, message}
+
+use serde::{Deserialize, Serialize};
+
+/// Largest signaling message the server reads. An SDP offer from a browser is 3–6 KiB; 64 KiB
+/// leaves room for any sane offer while bounding what a misbehaving client can make us parse.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest camera id and name accepted at registration.
+pub const MAX_CAMERA_ID_LEN: usize = 64;
+pub const MAX_CAMERA_NAME_LEN: usize = 128;
+
+/// Messages a client (publisher or viewer) sends to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// A publisher announces the camera it will stream.
+    Register {
+        camera_id: String,
+        name: String,
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
+    /// Ask for the camera list; answered with [`ServerMessage::Cameras`].
+    List,
+    /// A viewer picks the camera it wants to watch. A later subscribe replaces the earlier one
+    /// (the old peer connection is closed; the client makes a new one).
+    Subscribe { camera_id: String },
+    /// SDP offer from the client's peer connection (sendonly video for a publisher,
+    /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`].
+    Offer { sdp: String },
+    /// A trickled ICE candidate (`candidate:...` line, with or without the `a=` prefix).
+    /// An empty `candidate` means end of candidates and is accepted and ignored.
+    Candidate {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_mline_index: Option<u16>,
+    },
+}
+
+/// Messages the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once on connect: who the server thinks this session is.
+    Hello {
+        session_id: u64,
+        server_version: String,
+    },
+    /// The publisher's camera is registered; it may now send its offer.
+    Registered { camera_id: String },
+    /// Answer to [`ClientMessage::List`].
+    Cameras { cameras: Vec<CameraInfo> },
+    /// The viewer's subscription is recorded; it may now send its offer.
+    Subscribed { camera: CameraInfo },
+    /// SDP answer to the client's offer.
+    Answer { sdp: String },
+    /// One of the server's ICE candidates.
+    Candidate {
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    },
+    /// A camera went live (a publisher registered it). Sent to every session.
+    CameraOnline { camera: CameraInfo },
+    /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
+    /// connection; video resumes by itself when the camera comes back.
+    CameraOffline { camera_id: String },
+    /// Something the client sent was refused. The session stays open.
+    Error { code: ErrorCode, message: String },
+}
+
+/// What `/api/cameras` and the signaling messages say about one camera.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraInfo {
+    pub id: String,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub state: CameraState,
+    pub viewers: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// A publisher is registered for it.
+    Online,
+    /// It was seen before; its publisher is gone. Viewers may stay subscribed.
+    Offline,
+}
+
+/// Machine-readable reason in [`ServerMessage::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON that is not one of the known messages.
+    BadMessage,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// A field has a value out of range (empty id, zero width, ...).
+    InvalidField,
+    /// The SDP could not be parsed or offers nothing we can use (no H.264, no video).
+    InvalidSdp,
+    /// The ICE candidate could not be parsed.
+    InvalidCandidate,
+    /// Subscribe to a camera id the server has never seen.
+    UnknownCamera,
+    /// Register a camera id that already has a live publisher.
+    CameraAlreadyLive,
+    /// The message does not fit the session's state (offer before register/subscribe,
+    /// register twice, subscribe from a publisher...).
+    WrongState,
+    /// The media engine failed; the message says why.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::InvalidSdp => "invalid_sdp",
+            ErrorCode::InvalidCandidate => "invalid_candidate",
+            ErrorCode::UnknownCamera => "unknown_camera",
+            ErrorCode::CameraAlreadyLive => "camera_already_live",
+            ErrorCode::WrongState => "wrong_state",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// A refusal: what goes back to the sender in [`ServerMessage::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<WireError> for ServerMessage {
+    fn from(e: WireError) -> Self {
+        ServerMessage::Error {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &["register", "list", "subscribe", "offer", "candidate"];
+
+/// Parse one text message from a client, telling apart the ways it can be wrong so the
+/// client gets an error it can act on.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| WireError::new(ErrorCode::BadMessage, format!("not valid JSON: {e}")))?;
+    let ty = match value.get("type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(_) => {
+            return Err(WireError::new(
+                ErrorCode::BadMessage,
+                "field `type` must be a string",
+            ))
+        }
+        None => {
+            return Err(WireError::new(
+                ErrorCode::BadMessage,
+                "message has no `type` field",
+            ))
+        }
+    };
+    if !CLIENT_TYPES.contains(&ty.as_str()) {
+        return Err(WireError::new(
+            ErrorCode::UnknownType,
+            format!(
+                "unknown message type `{ty}`; expected one of {}",
+                CLIENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    let msg: ClientMessage = serde_json::from_value(value)
+        .map_err(|e| WireError::new(ErrorCode::BadMessage, format!("bad `{ty}` message: {e}")))?;
+    validate(&msg)?;
+    Ok(msg)
+}
+
+fn validate(msg: &ClientMessage) -> Result<(), WireError> {
+    match msg {
+        ClientMessage::Register {
+            camera_id,
+            name,
+            width,
+            height,
+            fps,
+        } => {
+            validate_camera_id(camera_id)?;
+            if name.chars().count() > MAX_CAMERA_NAME_LEN {
+                return Err(invalid(format!(
+                    "name: at most {MAX_CAMERA_NAME_LEN} characters"
+                )));
+            }
+            if !(16..=7680).contains(width) || !(16..=4320).contains(height) {
+                return Err(invalid(format!(
+                    "width/height: {width}x{height} is outside 16x16..7680x4320"
+                )));
+            }
+            if !(1..=240).contains(fps) {
+                return Err(invalid(format!("fps: {fps} is outside 1..240")));
+            }
+            Ok(())
+        }
+        ClientMessage::Subscribe { camera_id } => validate_camera_id(camera_id),
+        ClientMessage::Offer { sdp } if sdp.trim().is_empty() => {
+            Err(WireError::new(ErrorCode::InvalidSdp, "sdp is empty"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Camera ids appear in URLs, logs and file names: keep them to a safe alphabet.
+pub fn validate_camera_id(id: &str) -> Result<(), WireError> {
+    if id.is_empty() || id.len() > MAX_CAMERA_ID_LEN {
+        return Err(invalid(format!(
+            "camera_id: must be 1..{MAX_CAMERA_ID_LEN} characters"
+        )));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(invalid(format!(
+            "camera_id: `{id}` may only hold letters, digits, '-', '_' and '.'"
+        )));
+    }
+    Ok(())
+}
+
+fn invalid(message: String) -> WireError {
+    WireError::new(ErrorCode::InvalidField, message)
+}
+
+impl ServerMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+impl ClientMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
+/// Parse a server message (client side). Unknown or malformed messages are an error the
+/// client logs and skips.
+pub fn parse_server_message(text: &str) -> Result<ServerMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client_message(text).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_every_client_message() {
+        let msgs = [
+            ClientMessage::Register {
+                camera_id: "cam-1".into(),
+                name: "Front door".into(),
+                width: 1280,
+                height: 720,
+                fps: 30,
+            },
+            ClientMessage::List,
+            ClientMessage::Subscribe {
+                camera_id: "cam-1".into(),
+            },
+            ClientMessage::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::Candidate {
+                candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+            },
+        ];
+        for m in msgs {
+            assert_eq!(parse_client_message(&m.to_json()).unwrap(), m);
+        }
+        assert_eq!(
+            parse_client_message(r#"{"type":"list"}"#).unwrap(),
+            ClientMessage::List
+        );
+    }
+
+    #[test]
+    fn tells_the_kinds_of_bad_input_apart() {
+        assert_eq!(code("{not json"), ErrorCode::BadMessage);
+        assert_eq!(code("[1,2]"), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"camera_id":"x"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":7}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":5}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":"a","extra":1}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":"../etc"}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":""}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"register","camera_id":"a","name":"n","width":0,"height":10,"fps":30}"#
+            ),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"register","camera_id":"a","name":"n","width":640,"height":480,"fps":0}"#
+            ),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"register","camera_id":"a","name":"n","width":-1,"height":480,"fps":30}"#
+            ),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"offer","sdp":"  "}"#),
+            ErrorCode::InvalidSdp
+        );
+        let huge = format!(
+            r#"{{"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code(&huge), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMessage::Error {
+            code: ErrorCode::UnknownCamera,
+            message: "no camera `x`".into(),
+        };
+        let json = m.to_json();
+        assert!(json.contains(r#""type":"error""#));
+        assert!(json.contains(r#""code":"unknown_camera""#));
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+    }
+}

@@ -1,0 +1,302 @@
+//! `bench`: the figures in BENCHMARKS.md, measured on the real pieces.
+//!
+//!   cargo run --release -p sightline-tests --bin bench            # every figure
+//!   cargo run --release -p sightline-tests --bin bench -- latency # one figure
+//!
+//! Figures: `latency` (glass-to-glass, capture → decoded in a headless viewer, 720p30),
+//! `join` (subscribe → first decoded frame over 20 joins), `encode` (publisher encode time and
+//! CPU per 720p frame), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
+//! server in its own process). Run it inside a private network namespace or on a quiet
+//! machine: every peer talks over loopback.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sightline_publisher::barcode;
+use sightline_publisher::encoder::{Encoder, EncoderSettings};
+use sightline_publisher::source::TestPattern;
+use sightline_tests::harness::{get_json, publisher_config, wait_until};
+use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
+
+const W: u32 = 1280;
+const H: u32 = 720;
+const FPS: u32 = 30;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let which: Vec<String> = std::env::args().skip(1).collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    if which.iter().any(|w| w == "--help" || w == "-h") {
+        println!("usage: bench [latency] [join] [encode] [sfu]   (default: all)");
+        return Ok(());
+    }
+    println!("# Sightline benchmarks ({} cores)", num_cpus());
+    if wants("encode") {
+        encode()?;
+    }
+    if wants("latency") {
+        latency().await?;
+    }
+    if wants("join") {
+        join().await?;
+    }
+    if wants("sfu") {
+        sfu_cpu_per_packet().await?;
+    }
+    Ok(())
+}
+
+/// Glass-to-glass: the barcode's capture time vs. the moment the viewer decoded the frame.
+async fn latency() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let mut cfg = publisher_config(&server.ws_url(), "bench");
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    let _publisher = TestPublisher::start(cfg);
+    server
+        .wait_camera_online("bench", Duration::from_secs(10))
+        .await?;
+    let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), "bench")).await?;
+    // Warm up past the first keyframe and ICE/DTLS setup.
+    viewer.next_frame(Duration::from_secs(10)).await?;
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut samples = Vec::new();
+    while Instant::now() < end {
+        let f = viewer.next_frame(Duration::from_secs(5)).await?;
+        if let Some(stamp) = f.stamp {
+            samples.push((f.received_at_us.saturating_sub(stamp.capture_us)) as f64 / 1000.0);
+        }
+    }
+    report(
+        "glass-to-glass latency 720p30, loopback (ms)",
+        &mut samples,
+        "target p95 < 80 ms",
+    );
+    viewer.close().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Time from subscribing to the first decoded frame, with the periodic IDR 60 s away so only
+/// the keyframe-request path can deliver it.
+async fn join() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let mut cfg = publisher_config(&server.ws_url(), "bench");
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    cfg.keyframe_interval = Duration::from_secs(60);
+    let _publisher = TestPublisher::start(cfg);
+    server
+        .wait_camera_online("bench", Duration::from_secs(10))
+        .await?;
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let start = barcode::now_us();
+        let mut config = ViewerConfig::new(server.ws_url(), "bench");
+        // The SFU alone must get the first keyframe; the viewer asks for nothing.
+        config.keyframe_request_on_error = false;
+        let mut viewer = HeadlessViewer::connect(config).await?;
+        let f = viewer.next_frame(Duration::from_secs(10)).await?;
+        samples.push(f.received_at_us.saturating_sub(start) as f64 / 1000.0);
+        viewer.close().await;
+        // Joins spaced like real users, and past the SFU's keyframe-request throttle.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    report(
+        "subscribe → first decoded frame, 720p30, IDR interval 60 s (ms)",
+        &mut samples,
+        "target p95 < 300 ms",
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+/// The publisher's per-frame work at 720p: draw the test pattern, encode.
+fn encode() -> anyhow::Result<()> {
+    let settings = EncoderSettings {
+        width: W,
+        height: H,
+        fps: FPS,
+        bitrate: 2_000_000,
+        keyframe_interval: Duration::from_secs(10),
+    };
+    let mut encoder = Encoder::new(settings)?;
+    let pattern = TestPattern::new(W, H, FPS, barcode::tag_for("bench"))?;
+    let frames = 300u32;
+    let mut per_frame = Vec::new();
+    let cpu0 = thread_cpu();
+    let wall0 = Instant::now();
+    for i in 0..frames {
+        let t = Instant::now();
+        let frame = pattern.render(i, barcode::now_us());
+        encoder.encode(&frame)?;
+        per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let cpu = thread_cpu().map(|c| c - cpu0.unwrap_or_default());
+    let wall = wall0.elapsed();
+    report(
+        "publisher test pattern + encode per 720p frame (ms)",
+        &mut per_frame,
+        "",
+    );
+    let busy = cpu.unwrap_or(wall).as_secs_f64() / frames as f64;
+    println!(
+        "publisher CPU at 720p30: {:.1} % of one core ({:.2} ms CPU per frame × {FPS} fps; target < 25 %)",
+        busy * FPS as f64 * 100.0,
+        busy * 1000.0
+    );
+    Ok(())
+}
+
+/// SFU CPU per forwarded packet: the server runs alone in a child process, so its CPU time
+/// (from /proc) counts only forwarding; one 720p publisher, 50 viewers in this process.
+async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
+    const VIEWERS: usize = 50;
+    let http_port = free_tcp_port()?;
+    let udp_port = free_udp_port()?;
+    let exe = std::env::current_exe()?
+        .parent()
+        .context("bench has no folder")?
+        .join("sightline");
+    if !exe.is_file() {
+        bail!(
+            "{} not built: run `cargo build --release -p sightline` first",
+            exe.display()
+        );
+    }
+    let child = ChildGuard(
+        Command::new(&exe)
+            .args([
+                "--http",
+                &format!("127.0.0.1:{http_port}"),
+                "--udp-port",
+                &udp_port.to_string(),
+                "--media-ip",
+                "127.0.0.1",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?,
+    );
+    let pid = child.0.id();
+    let base = format!("http://127.0.0.1:{http_port}");
+    let ws = format!("ws://127.0.0.1:{http_port}/ws");
+    wait_until(Duration::from_secs(10), "server up", async || {
+        get_json(format!("{base}/api/cameras")).await.ok()
+    })
+    .await?;
+
+    let mut cfg = publisher_config(&ws, "bench");
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    let _publisher = TestPublisher::start(cfg);
+    wait_until(Duration::from_secs(10), "camera online", async || {
+        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
+        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
+    })
+    .await?;
+
+    let mut viewers = Vec::new();
+    for _ in 0..VIEWERS {
+        let mut config = ViewerConfig::new(ws.clone(), "bench");
+        config.decode = false;
+        viewers.push(HeadlessViewer::connect(config).await?);
+    }
+    // Every viewer receiving before the window opens.
+    for v in &mut viewers {
+        loop {
+            if let ViewerEvent::Frame(_) = v.next_event(Duration::from_secs(15)).await? {
+                break;
+            }
+        }
+    }
+    let packets = async || -> anyhow::Result<u64> {
+        let s = get_json(format!("{base}/api/stats")).await?;
+        s["sfu"]["packets_forwarded"]
+            .as_u64()
+            .context("no packets_forwarded in /api/stats")
+    };
+    let (p0, c0) = (packets().await?, process_cpu(pid)?);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (p1, c1) = (packets().await?, process_cpu(pid)?);
+    let pkts = p1.saturating_sub(p0).max(1);
+    let cpu = c1 - c0;
+    println!(
+        "SFU, 1 publisher 720p30 → {VIEWERS} viewers: {pkts} packets in 10 s ({:.0}/s), \
+         server CPU {:.2} s ({:.1} % of a core), {:.2} µs per forwarded packet (target < 5 µs)",
+        pkts as f64 / 10.0,
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 10.0,
+        cpu.as_secs_f64() * 1e6 / pkts as f64
+    );
+    for v in viewers {
+        v.close().await;
+    }
+    Ok(())
+}
+
+fn report(what: &str, samples: &mut [f64], target: &str) {
+    if samples.is_empty() {
+        println!("{what}: no samples");
+        return;
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "{what}: n={} p50={:.1} p95={:.1} max={:.1}{}",
+        samples.len(),
+        pct(0.50),
+        pct(0.95),
+        samples[samples.len() - 1],
+        if target.is_empty() {
+            String::new()
+        } else {
+            format!("  ({target})")
+        }
+    );
+}
+
+/// CPU time of the calling thread (Linux: /proc/thread-self/schedstat, nanoseconds on CPU).
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// User + system CPU time of a process, dead threads included (Linux: /proc/PID/stat, in
+/// clock ticks of 10 ms; over a 10 s window that is precise enough).
+fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    const TICKS_PER_SECOND: u64 = 100;
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Kills the server child when the benchmark ends, however it ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

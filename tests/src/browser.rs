@@ -1,0 +1,392 @@
+//! A real headless Chromium, driven through chromedriver's W3C WebDriver HTTP API.
+//!
+//! [`Browser::launch`] starts chromedriver on a free loopback port and opens one session with a
+//! fresh profile; dropping the [`Browser`] ends the session, kills chromedriver (and anything
+//! left in its process group) and deletes the profile.
+//!
+//! Chromium never uses loopback for ICE, so a page that plays WebRTC needs another local
+//! address: tests run inside a private network namespace holding [`NETNS_IP`] and skip,
+//! loudly, when [`netns_ip`] says they are not there.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+/// The address the test network namespace gives this machine (the veth end `v0`).
+pub const NETNS_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1));
+
+/// Chromium flags for a quiet, deterministic headless run: nothing phones home, no first-run
+/// UI, and muted video may autoplay without a click.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--autoplay-policy=no-user-gesture-required",
+];
+
+/// `Some(NETNS_IP)` when this process runs inside the test network namespace, i.e. the
+/// address is assigned to a local interface (binding to it succeeds). `SIGHTLINE_NETNS=1`
+/// says the runner meant to put us there: then a missing address is an error, not a skip.
+pub fn netns_ip() -> anyhow::Result<Option<IpAddr>> {
+    let present = UdpSocket::bind((NETNS_IP, 0)).is_ok();
+    let promised = std::env::var("SIGHTLINE_NETNS").is_ok_and(|v| v == "1");
+    match (present, promised) {
+        (true, _) => Ok(Some(NETNS_IP)),
+        (false, true) => bail!("SIGHTLINE_NETNS=1 but {NETNS_IP} is not a local address"),
+        (false, false) => Ok(None),
+    }
+}
+
+/// Where tests put screenshots: `$SIGHTLINE_ARTIFACTS`, else `target/artifacts`.
+pub fn artifacts_dir() -> PathBuf {
+    match std::env::var_os("SIGHTLINE_ARTIFACTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts"),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrowserOptions {
+    /// `$CHROMIUM`, else `/usr/bin/chromium`.
+    pub chromium: PathBuf,
+    /// `$CHROMEDRIVER`, else `/usr/bin/chromedriver`.
+    pub chromedriver: PathBuf,
+    /// Initial window size in CSS pixels.
+    pub window: (u32, u32),
+    /// Flags added to [`CHROMIUM_ARGS`].
+    pub extra_args: Vec<String>,
+}
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        let from_env = |var: &str, default: &str| {
+            std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+        };
+        BrowserOptions {
+            chromium: from_env("CHROMIUM", "/usr/bin/chromium"),
+            chromedriver: from_env("CHROMEDRIVER", "/usr/bin/chromedriver"),
+            window: (1280, 800),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One chromedriver process with one browser session. Blocking: call it from a plain thread
+/// or `tokio::task::spawn_blocking`, never from inside an async task.
+pub struct Browser {
+    driver: Child,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session_url: String,
+    http: ureq::Agent,
+    /// Chromium profile and chromedriver log; removed on drop.
+    scratch: PathBuf,
+}
+
+impl Browser {
+    pub fn launch(opts: BrowserOptions) -> anyhow::Result<Browser> {
+        for bin in [&opts.chromium, &opts.chromedriver] {
+            if !bin.exists() {
+                bail!(
+                    "{} not found: install Debian's `chromium` and `chromium-driver`",
+                    bin.display()
+                );
+            }
+        }
+        let scratch = scratch_dir()?;
+        let profile = scratch.join("profile");
+        fs::create_dir_all(&profile)?;
+        let port = free_port()?;
+        let log = fs::File::create(scratch.join("chromedriver.log"))?;
+        let driver = Command::new(&opts.chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group, so Drop can also end any Chromium left behind.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", opts.chromedriver.display()))?;
+        let http = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        );
+        // From here on Drop cleans up, also when the session cannot be created.
+        let mut browser = Browser {
+            driver,
+            session_url: String::new(),
+            http,
+            scratch,
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        browser.wait_ready(&base)?;
+
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.push(format!("--window-size={},{}", opts.window.0, opts.window.1));
+        args.extend(opts.extra_args);
+        let caps = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": opts.chromium,
+                        "args": args,
+                    },
+                    "goog:loggingPrefs": { "browser": "ALL" },
+                }
+            }
+        });
+        let created = browser.request("POST", &format!("{base}/session"), Some(caps))?;
+        let id = created["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no sessionId in {created}"))?;
+        browser.session_url = format!("{base}/session/{id}");
+        Ok(browser)
+    }
+
+    fn wait_ready(&mut self, base: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(v) = self.request("GET", &format!("{base}/status"), None) {
+                if v["ready"].as_bool() == Some(true) {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.driver.try_wait()? {
+                bail!("chromedriver exited ({status}): {}", self.driver_log());
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver not ready after 15 s: {}", self.driver_log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// chromedriver's own log (startup errors, crashed Chromium...).
+    pub fn driver_log(&self) -> String {
+        fs::read_to_string(self.scratch.join("chromedriver.log")).unwrap_or_default()
+    }
+
+    /// One WebDriver command; returns the response's `value`, or the WebDriver error.
+    fn request(&self, method: &str, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut resp = match (method, body) {
+            ("GET", _) => self.http.get(url).call(),
+            ("DELETE", _) => self.http.delete(url).call(),
+            (_, body) => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
+        }
+        .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .with_context(|| format!("reading the answer to {method} {url}"))?;
+        let mut v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{method} {url}: not JSON: {text:.200}"))?;
+        let value = v["value"].take();
+        if !status.is_success() {
+            bail!(
+                "{method} {url}: {status} {}: {}",
+                value["error"].as_str().unwrap_or("?"),
+                value["message"].as_str().unwrap_or(&text)
+            );
+        }
+        Ok(value)
+    }
+
+    fn command(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        self.request(method, &format!("{}{path}", self.session_url), body)
+    }
+
+    pub fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.command("POST", "/url", Some(json!({ "url": url })))?;
+        Ok(())
+    }
+
+    /// Run `script` as the body of a function (`arguments[i]` are `args`); returns its result.
+    pub fn execute(&self, script: &str, args: &[Value]) -> anyhow::Result<Value> {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Like [`Browser::execute`], but the script calls `arguments[arguments.length - 1]`
+    /// with its result (it may await first).
+    pub fn execute_async(&self, script: &str, args: &[Value]) -> anyhow::Result<Value> {
+        self.command(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Poll `script` (a function body) every 200 ms until it returns something truthy;
+    /// returns that value, or an error saying what it last returned.
+    pub fn wait_for(&self, script: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.execute(script, &[])?;
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("waited {timeout:?} for `{script}`; last result: {v}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Emulate a device screen (CSS pixels) the way DevTools' device mode does.
+    pub fn set_viewport(&self, width: u32, height: u32, mobile: bool) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {
+                    "width": width, "height": height,
+                    "deviceScaleFactor": 1, "mobile": mobile,
+                },
+            })),
+        )?;
+        Ok(())
+    }
+
+    /// PNG of the viewport.
+    pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        let v = self.command("GET", "/screenshot", None)?;
+        let b64 = v
+            .as_str()
+            .ok_or_else(|| anyhow!("screenshot is not a string"))?;
+        base64_decode(b64)
+    }
+
+    /// Save a screenshot as `name` under [`artifacts_dir`]; returns the path.
+    pub fn save_screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = artifacts_dir();
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(name);
+        fs::File::create(&path)?.write_all(&self.screenshot()?)?;
+        Ok(path)
+    }
+
+    /// The page's console messages since the last call (needs `goog:loggingPrefs`).
+    pub fn console_log(&self) -> anyhow::Result<Vec<String>> {
+        let v = self.command("POST", "/se/log", Some(json!({ "type": "browser" })))?;
+        Ok(v.as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| format!("{} {}", e["level"], e["message"]))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session_url.is_empty() {
+            // Ends Chromium; a failure here is covered by the group kill below.
+            let _ = self.request("DELETE", &self.session_url.clone(), None);
+        }
+        // chromedriver leads its own process group; Chromium and its helpers are in it too
+        // unless they moved away. Kill the group by id, then reap chromedriver.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    // Tiny race (the port is free again until chromedriver binds it); fine for tests.
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn scratch_dir() -> anyhow::Result<PathBuf> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "sightline-chromium-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Standard base64 (screenshots); small enough not to need a crate.
+fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b'\n' | b'\r' => continue,
+            _ => bail!("invalid base64 byte {c:#x}"),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
+        assert_eq!(base64_decode("aA==").unwrap(), b"h");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert!(base64_decode("a*b").is_err());
+    }
+}

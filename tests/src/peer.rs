@@ -1,0 +1,190 @@
+//! The viewer's WebRTC peer: a str0m client `Rtc` (full ICE, controlling) that receives one
+//! H.264 video track in frame mode. Sans-I/O: the caller moves datagrams and time in and
+//! out, so the same code runs under the viewer's async loop and in tests.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+/// H.264 Constrained Baseline level 3.1, packetization-mode 1: the one format Sightline
+/// negotiates everywhere (see ARCHITECTURE.md, "Media facts that bite").
+pub const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
+const H264_PT: u8 = 102;
+const H264_RTX_PT: u8 = 103;
+
+/// What the peer reports after being driven.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up.
+    Connected,
+    /// One whole access unit (Annex-B) of the video track.
+    Frame {
+        data: std::sync::Arc<[u8]>,
+        /// str0m saw no gap in sequence numbers since the previous frame.
+        contiguous: bool,
+    },
+    /// ICE gave up or the `Rtc` closed: the peer is dead.
+    Lost(String),
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Datagram {
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+pub struct ViewerPeer {
+    rtc: Rtc,
+    mid: Mid,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+}
+
+impl ViewerPeer {
+    /// A peer whose only candidate is `local` (the UDP socket the caller bound), and its
+    /// SDP offer (recvonly H.264 video).
+    pub fn new(local: SocketAddr, now: Instant) -> anyhow::Result<(Self, String)> {
+        let mut config = RtcConfig::new().clear_codecs();
+        config.codec_config().add_h264(
+            H264_PT.into(),
+            Some(H264_RTX_PT.into()),
+            true,
+            H264_PROFILE_LEVEL_ID,
+        );
+        let mut rtc = config.build(now);
+        let candidate = Candidate::host(local, "udp").context("host candidate")?;
+        rtc.add_local_candidate(candidate)
+            .ok_or_else(|| anyhow!("str0m refused the host candidate {local}"))?;
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().ok_or_else(|| anyhow!("str0m made no offer"))?;
+        let peer = ViewerPeer {
+            rtc,
+            mid,
+            local,
+            pending: Some(pending),
+        };
+        Ok((peer, offer.to_sdp_string()))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Apply the server's SDP answer (once).
+    pub fn accept_answer(&mut self, sdp: &str) -> anyhow::Result<()> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| anyhow!("answer already applied"))?;
+        let answer = SdpAnswer::from_sdp_string(sdp).context("parsing the SDP answer")?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .context("applying the SDP answer")
+    }
+
+    /// A trickled server candidate (`candidate:...`, with or without `a=`). Empty means
+    /// end-of-candidates and is ignored.
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> anyhow::Result<()> {
+        let line = candidate.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(());
+        }
+        let c = Candidate::from_sdp_string(line)
+            .with_context(|| format!("parsing candidate `{line}`"))?;
+        self.rtc.add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// Feed a received datagram. Anything str0m does not recognise is dropped.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else {
+            tracing::trace!(%source, len = data.len(), "not a WebRTC datagram");
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("str0m refused a datagram: {e}");
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!("str0m timeout handling failed: {e}");
+        }
+    }
+
+    /// Ask the sender for a keyframe (RTCP PLI). False if not possible yet (not connected
+    /// or PLI not negotiated).
+    pub fn request_keyframe(&mut self) -> bool {
+        let Some(mut writer) = self.rtc.writer(self.mid) else {
+            return false;
+        };
+        if !writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+            return false;
+        }
+        writer
+            .request_keyframe(None, KeyframeRequestKind::Pli)
+            .is_ok()
+    }
+
+    /// Drain everything str0m wants to do: datagrams go to `send`, events to `events`.
+    /// Returns when str0m next needs [`ViewerPeer::handle_timeout`].
+    pub fn drain(&mut self, send: &mut Vec<Datagram>, events: &mut Vec<PeerEvent>) -> Instant {
+        loop {
+            if !self.rtc.is_alive() {
+                events.push(PeerEvent::Lost("the Rtc closed".into()));
+                return Instant::now() + std::time::Duration::from_secs(3600);
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return t,
+                Ok(Output::Transmit(t)) => send.push(Datagram {
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Ok(Output::Event(e)) => self.on_event(e, events),
+                Err(e) => {
+                    events.push(PeerEvent::Lost(format!("str0m failed: {e}")));
+                    self.rtc.disconnect();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, events: &mut Vec<PeerEvent>) {
+        match event {
+            Event::Connected => events.push(PeerEvent::Connected),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                events.push(PeerEvent::Lost("ICE disconnected".into()));
+                self.rtc.disconnect();
+            }
+            Event::MediaData(m) if m.mid == self.mid => events.push(PeerEvent::Frame {
+                data: m.data,
+                contiguous: m.contiguous,
+            }),
+            Event::Closed => events.push(PeerEvent::Lost("closed".into())),
+            other => tracing::trace!(?other, "str0m event"),
+        }
+    }
+
+    /// Stop the peer (no more output). Dropping it has the same effect.
+    pub fn close(&mut self) {
+        self.rtc.disconnect();
+    }
+}

@@ -1,0 +1,333 @@
+// The Sightline viewer: camera list, live view, connection state, stats and activity log.
+//
+// Flow (see signaling/src/wire.rs): WS open → list → cameras → subscribe → subscribed →
+// offer → answer, candidates both ways. A later subscribe replaces the earlier peer
+// connection. After a WebSocket drop or a dead peer connection we subscribe again by ourselves.
+
+import { Client, ServerType, Signaling, defaultUrl } from './signaling.js';
+import { Player } from './player.js';
+import { StatsPoller, emptyStats } from './stats.js';
+
+// No STUN/TURN by default: the SFU advertises an address viewers can reach.
+const ICE_SERVERS = [];
+const LOG_LIMIT = 200;
+const RESUBSCRIBE_DELAY_MS = 1000;
+// The server pushes no viewer-count changes; ask for the list now and then.
+const LIST_REFRESH_MS = 10000;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  video: $('video'),
+  overlay: $('overlay'),
+  wsState: $('ws-state'),
+  pcState: $('pc-state'),
+  cameraName: $('camera-name'),
+  cameraState: $('camera-state'),
+  cameras: $('cameras'),
+  stats: $('stats'),
+  log: $('log'),
+};
+
+const state = {
+  ws: 'connecting',
+  cameras: [], // CameraInfo[] in server order
+  cameraId: new URLSearchParams(location.search).get('camera'), // the camera we want
+  pending: null, // camera id of a subscribe not yet confirmed
+  stats: emptyStats(),
+  log: [], // {time, level, text}, newest last
+};
+let player = null;
+let poller = null;
+let retryTimer = null;
+
+const signaling = new Signaling(defaultUrl(), {
+  onState: onWsState,
+  onMessage: onMessage,
+  onBadMessage: (text) => log(`unreadable server message: ${text.slice(0, 80)}`, 'error'),
+});
+
+// ---- signaling ----------------------------------------------------------------------------
+
+function onWsState(ws, retryMs) {
+  state.ws = ws;
+  if (ws === 'open') {
+    log('connected to server');
+    signaling.send(Client.list());
+  } else if (ws === 'closed') {
+    // The server drops our peer connection with the session; start over on reconnect.
+    if (player || state.pending) log('media stopped: server connection lost', 'warn');
+    stopPlayer();
+    state.pending = null;
+    log(`server connection closed; retrying in ${(retryMs / 1000).toFixed(1)} s`, 'warn');
+  }
+  render();
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case ServerType.hello:
+      log(`session ${msg.session_id} (server ${msg.server_version})`);
+      break;
+    case ServerType.cameras:
+      state.cameras = msg.cameras;
+      if (!player && !state.pending) autoSubscribe();
+      break;
+    case ServerType.subscribed:
+      upsertCamera(msg.camera);
+      if (msg.camera.id !== state.pending) break; // an older subscribe, already replaced
+      state.pending = null;
+      log(`subscribed to ${msg.camera.name || msg.camera.id}`);
+      startPlayer();
+      signaling.send(Client.list()); // fresh viewer counts
+      break;
+    case ServerType.answer:
+      if (player && !state.pending) {
+        player.applyAnswer(msg.sdp).catch((e) => log(`bad answer: ${e.message}`, 'error'));
+      }
+      break;
+    case ServerType.candidate:
+      if (player && !state.pending) {
+        player.addRemoteCandidate(msg).catch((e) => log(`bad server candidate: ${e.message}`, 'warn'));
+      }
+      break;
+    case ServerType.cameraOnline:
+      upsertCamera(msg.camera);
+      log(`camera ${msg.camera.name || msg.camera.id} online`);
+      // Nothing playing (yet): take this camera unless we wait for another one that is live.
+      if (!player && !state.pending && !isOnline(state.cameraId, msg.camera.id)) {
+        subscribe(msg.camera.id);
+      }
+      break;
+    case ServerType.cameraOffline: {
+      const cam = state.cameras.find((c) => c.id === msg.camera_id);
+      if (cam) cam.state = 'offline';
+      // Keep the peer connection: the video resumes by itself when the camera returns.
+      log(`camera ${cam ? cam.name || cam.id : msg.camera_id} offline`, 'warn');
+      break;
+    }
+    case ServerType.error:
+      log(`server error ${msg.code}: ${msg.message}`, 'error');
+      if (msg.code === 'unknown_camera' && state.pending) {
+        state.pending = null;
+        // Play another live camera instead, if any; else camera_online will pick one.
+        const other = state.cameras.find((c) => c.state === 'online' && c.id !== state.cameraId);
+        if (other) subscribe(other.id);
+      }
+      break;
+    default:
+      log(`unknown server message type ${msg.type}`, 'warn');
+  }
+  render();
+}
+
+function isKnown(id) {
+  return state.cameras.some((c) => c.id === id);
+}
+
+// Is `id` a live camera other than `except`?
+function isOnline(id, except) {
+  return id !== except && state.cameras.some((c) => c.id === id && c.state === 'online');
+}
+
+function upsertCamera(camera) {
+  const i = state.cameras.findIndex((c) => c.id === camera.id);
+  if (i >= 0) state.cameras[i] = camera;
+  else state.cameras.push(camera);
+}
+
+// Resume the camera we watched before a reconnect, else play the first online one.
+function autoSubscribe() {
+  if (state.cameraId && isKnown(state.cameraId)) {
+    subscribe(state.cameraId);
+    return;
+  }
+  const first = state.cameras.find((c) => c.state === 'online');
+  if (first) subscribe(first.id);
+}
+
+function subscribe(cameraId) {
+  clearTimeout(retryTimer);
+  stopPlayer();
+  state.cameraId = cameraId;
+  if (!signaling.send(Client.subscribe(cameraId))) return; // resubscribed on reconnect
+  state.pending = cameraId;
+  render();
+}
+
+// ---- media ----------------------------------------------------------------------------------
+
+async function startPlayer() {
+  const p = new Player({
+    video: ui.video,
+    iceServers: ICE_SERVERS,
+    onLocalCandidate: (c) => signaling.send(Client.candidate(c)),
+    onStateChange: () => {
+      if (p === player) onPcState(p);
+    },
+    onDead: (reason) => {
+      if (p !== player) return;
+      log(`media connection lost (${reason}); resubscribing`, 'warn');
+      stopPlayer();
+      render();
+      const id = state.cameraId;
+      retryTimer = setTimeout(() => {
+        if (!player && !state.pending && id === state.cameraId) subscribe(id);
+      }, RESUBSCRIBE_DELAY_MS);
+    },
+  });
+  player = p;
+  poller = new StatsPoller(p.pc, (s) => {
+    state.stats = s;
+    renderStats();
+  });
+  try {
+    const sdp = await p.createOffer();
+    if (p === player) signaling.send(Client.offer(sdp));
+  } catch (e) {
+    log(`could not create offer: ${e.message}`, 'error');
+  }
+}
+
+let lastPcState = null;
+function onPcState(p) {
+  const s = p.connectionState;
+  if (s !== lastPcState) {
+    lastPcState = s;
+    if (s === 'connected' || s === 'failed' || s === 'disconnected') {
+      log(`media ${s}`, s === 'connected' ? 'info' : 'warn');
+    }
+  }
+  render();
+}
+
+function stopPlayer() {
+  if (poller) poller.stop();
+  if (player) player.close();
+  poller = null;
+  player = null;
+  lastPcState = null;
+  state.stats = emptyStats();
+}
+
+// ---- rendering -------------------------------------------------------------------------------
+
+function log(text, level = 'info') {
+  const entry = { time: new Date(), level, text };
+  state.log.push(entry);
+  if (state.log.length > LOG_LIMIT) state.log.shift();
+  const li = document.createElement('li');
+  li.className = level;
+  const t = document.createElement('time');
+  t.textContent = entry.time.toLocaleTimeString([], { hour12: false });
+  li.append(t, ' ', text);
+  ui.log.prepend(li);
+  while (ui.log.children.length > LOG_LIMIT) ui.log.lastChild.remove();
+}
+
+function currentCamera() {
+  return state.cameras.find((c) => c.id === state.cameraId) || null;
+}
+
+function render() {
+  ui.wsState.dataset.state = state.ws;
+  ui.wsState.textContent = `server: ${state.ws}`;
+  const pcs = player ? player.connectionState : state.pending ? 'subscribing' : 'idle';
+  ui.pcState.dataset.state = pcs;
+  ui.pcState.textContent = `media: ${pcs}`;
+
+  const cam = currentCamera();
+  ui.cameraName.textContent = cam ? cam.name || cam.id : state.cameraId || 'No camera';
+  ui.cameraState.hidden = !cam;
+  if (cam) {
+    ui.cameraState.textContent = cam.state;
+    ui.cameraState.dataset.state = cam.state;
+  }
+  ui.overlay.textContent = overlayText(cam, pcs);
+  ui.overlay.hidden = ui.overlay.textContent === '';
+  renderCameras();
+  renderStats();
+}
+
+function overlayText(cam, pcs) {
+  if (state.ws !== 'open') return 'Connecting to server…';
+  if (!state.cameraId) return state.cameras.length ? 'Pick a camera' : 'No camera online';
+  if (cam && cam.state === 'offline') return 'Camera offline';
+  if (pcs !== 'connected') return 'Connecting…';
+  if (ui.video.readyState < 2) return 'Waiting for video…';
+  return '';
+}
+
+function renderCameras() {
+  const items = state.cameras.map((c) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.id = c.id;
+    b.className = `camera ${c.state}${c.id === state.cameraId ? ' active' : ''}`;
+    b.setAttribute('aria-pressed', String(c.id === state.cameraId));
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = c.name || c.id;
+    const meta = document.createElement('span');
+    meta.className = 'meta';
+    meta.textContent = `${c.width}×${c.height} · ${c.fps} fps · ${c.viewers} watching`;
+    const tag = document.createElement('span');
+    tag.className = 'tag';
+    tag.dataset.state = c.state;
+    tag.textContent = c.state;
+    b.append(name, meta, tag);
+    li.append(b);
+    return li;
+  });
+  if (!items.length) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'No cameras yet';
+    items.push(li);
+  }
+  ui.cameras.replaceChildren(...items);
+}
+
+function renderStats() {
+  const s = state.stats;
+  const show = (key, text) => {
+    ui.stats.querySelector(`[data-stat="${key}"]`).textContent = text;
+  };
+  const dash = (v, unit = '') => (v == null ? '–' : `${v}${unit}`);
+  show('resolution', s.width ? `${s.width}×${s.height}` : '–');
+  show('fps', dash(s.fps));
+  show('kbps', dash(s.kbps, ' kbps'));
+  show('packetsLost', dash(s.packetsLost));
+  show('jitter', dash(s.jitterMs, ' ms'));
+  show('ice', player ? player.iceState : '–');
+}
+
+ui.cameras.addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-id]');
+  if (!b) return;
+  const id = b.dataset.id;
+  // Clicking the camera already playing does nothing; anything else (re)subscribes.
+  if (id === state.cameraId && (player || state.pending)) return;
+  log(`switching to ${id}`);
+  subscribe(id);
+});
+
+for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
+  ui.video.addEventListener(ev, () => render());
+}
+
+// Read-only status for tests and debugging. Tests should check real decoding
+// (video.getVideoPlaybackQuality()), not just these flags.
+window.sightline = Object.freeze({
+  get cameraId() { return state.cameraId; },
+  get wsState() { return state.ws; },
+  get pcState() { return player ? player.connectionState : null; },
+  get iceState() { return player ? player.iceState : null; },
+  get cameras() { return state.cameras.map((c) => ({ ...c })); },
+  get stats() { return { ...state.stats }; },
+  get log() { return state.log.map((e) => `${e.time.toISOString()} ${e.level} ${e.text}`); },
+});
+
+render();
+signaling.connect();
+setInterval(() => signaling.send(Client.list()), LIST_REFRESH_MS);

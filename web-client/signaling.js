@@ -1,0 +1,122 @@
+// Signaling client: one WebSocket to the server's `/ws`, JSON messages tagged by `type`.
+//
+// The protocol's source of truth is signaling/src/wire.rs; the constants below mirror it by
+// hand. Keep both in step when a message changes.
+
+/** Messages the client sends (wire.rs `ClientMessage`). */
+export const Client = Object.freeze({
+  list: () => ({ type: 'list' }),
+  subscribe: (cameraId) => ({ type: 'subscribe', camera_id: cameraId }),
+  offer: (sdp) => ({ type: 'offer', sdp }),
+  candidate: (c) => ({
+    type: 'candidate',
+    candidate: c.candidate,
+    sdp_mid: c.sdpMid ?? null,
+    sdp_mline_index: c.sdpMLineIndex ?? null,
+  }),
+});
+
+/** `type` values of the messages the server sends (wire.rs `ServerMessage`). */
+export const ServerType = Object.freeze({
+  hello: 'hello',
+  cameras: 'cameras',
+  subscribed: 'subscribed',
+  answer: 'answer',
+  candidate: 'candidate',
+  cameraOnline: 'camera_online',
+  cameraOffline: 'camera_offline',
+  error: 'error',
+});
+
+/** The signaling URL on the page's own origin: ws(s)://host/ws. */
+export function defaultUrl(loc = window.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws`;
+}
+
+// Reconnect delays: quick first retry, doubling up to a cap, with jitter so that many
+// viewers dropped at once by a server restart do not all come back in the same instant.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return Math.round(base * (0.75 + 0.5 * random()));
+}
+
+/**
+ * A WebSocket that reconnects by itself.
+ * Callbacks: onState(state) with 'connecting' | 'open' | 'closed' (plus the retry delay),
+ * onMessage(msg) with each parsed server message, onBadMessage(text, error).
+ */
+export class Signaling {
+  constructor(url, { onState = () => {}, onMessage = () => {}, onBadMessage = () => {} } = {}) {
+    this.url = url;
+    this.onState = onState;
+    this.onMessage = onMessage;
+    this.onBadMessage = onBadMessage;
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = false;
+  }
+
+  get isOpen() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    this.stopped = false;
+    clearTimeout(this.timer);
+    this.onState('connecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.onState('open');
+    ws.onmessage = (ev) => {
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        this.onBadMessage(String(ev.data), e);
+        return;
+      }
+      // A hello proves the server really serves us: from here on a drop starts the
+      // backoff over.
+      if (msg && msg.type === ServerType.hello) this.attempt = 0;
+      this.onMessage(msg);
+    };
+    // `error` is always followed by `close`; reconnect from one place only.
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (!this.stopped) this.scheduleReconnect();
+    };
+  }
+
+  scheduleReconnect() {
+    const delay = backoffDelay(this.attempt++);
+    this.onState('closed', delay);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Send a message; returns false (and drops it) when the socket is not open. */
+  send(msg) {
+    if (!this.isOpen) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** Close for good (no reconnect). */
+  close() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close();
+    this.ws = null;
+  }
+}
