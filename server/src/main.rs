@@ -45,13 +45,24 @@ struct Args {
     #[arg(long)]
     demo: bool,
 
-    /// Width, height and frame rate of the demo camera.
+    /// Width of the demo camera's picture, in pixels.
     #[arg(long, default_value_t = 1280)]
     demo_width: u32,
+    /// Height of the demo camera's picture, in pixels.
     #[arg(long, default_value_t = 720)]
     demo_height: u32,
+    /// Frame rate of the demo camera.
     #[arg(long, default_value_t = 30)]
     demo_fps: u32,
+}
+
+/// The address a local client uses for a listening address (`0.0.0.0` → `127.0.0.1`).
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
 }
 
 #[tokio::main]
@@ -93,12 +104,7 @@ async fn main() -> anyhow::Result<()> {
     if args.demo {
         // The demo camera reaches the server the way any publisher does: over signaling and
         // ICE, through loopback.
-        let host = if server.http_addr.ip().is_unspecified() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            server.http_addr.ip()
-        };
-        let ws = format!("ws://{}/ws", SocketAddr::new(host, server.http_addr.port()));
+        let ws = format!("ws://{}/ws", reachable(server.http_addr));
         let mut camera = PublisherConfig::new(ws, "demo");
         camera.name = "Test pattern".into();
         camera.width = args.demo_width;
@@ -112,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let url = server.http_url();
+    let url = format!("http://{}", reachable(server.http_addr));
     println!();
     println!("  Sightline is running. Open {url} in a browser.");
     println!(
