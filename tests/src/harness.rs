@@ -20,6 +20,9 @@ pub const TEST_WIDTH: u32 = 320;
 pub const TEST_HEIGHT: u32 = 240;
 pub const TEST_FPS: u32 = 30;
 
+/// How long a new publisher may take to encode, connect and register (slow CI, 2 cores).
+pub const CAMERA_ONLINE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Log to the test output once per process, filtered by `RUST_LOG` (default: warnings).
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
@@ -143,6 +146,21 @@ impl TestServer {
     /// `GET /api/stats`.
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
         get_json(format!("{}/api/stats", self.http_url())).await
+    }
+
+    /// Start a publisher with `config` and wait until the server lists its camera online.
+    pub async fn start_publisher(&self, config: PublisherConfig) -> anyhow::Result<TestPublisher> {
+        let camera = config.camera_id.clone();
+        let publisher = TestPublisher::start(config);
+        self.wait_camera_online(&camera, CAMERA_ONLINE_TIMEOUT)
+            .await?;
+        Ok(publisher)
+    }
+
+    /// [`Self::start_publisher`] with the test defaults ([`publisher_config`]).
+    pub async fn start_camera(&self, camera_id: &str) -> anyhow::Result<TestPublisher> {
+        self.start_publisher(publisher_config(&self.ws_url(), camera_id))
+            .await
     }
 
     /// Wait until `/api/cameras` lists `camera_id` as online.

@@ -2,12 +2,13 @@
 //! that runs the server and publishers in-process. The tests live in `tests/`; benchmarks
 //! reuse the same pieces (latency = `DecodedFrame::received_at_us - Stamp::capture_us`).
 
-pub mod backoff;
 pub mod browser;
 pub mod decode;
 pub mod harness;
+pub mod loss;
 pub mod peer;
 pub mod route;
+pub mod sequence;
 pub mod signal;
 pub mod stats;
 pub mod synthetic;
@@ -15,6 +16,7 @@ pub mod viewer;
 
 pub use decode::{DecodedFrame, FrameDecoder};
 pub use harness::{TestPublisher, TestServer};
+pub use loss::DropPattern;
 pub use signal::SignalClient;
 pub use stats::ViewerStats;
 pub use viewer::{HeadlessViewer, ViewerConfig, ViewerEvent};

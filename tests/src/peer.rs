@@ -3,19 +3,25 @@
 //! out, so the same code runs under the viewer's async loop and in tests.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use crate::loss::VideoPts;
 
 /// H.264 Constrained Baseline level 3.1, packetization-mode 1: the one format Sightline
 /// negotiates everywhere (see ARCHITECTURE.md, "Media facts that bite").
 pub const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
 const H264_PT: u8 = 102;
 const H264_RTX_PT: u8 = 103;
+/// How often str0m reports receive statistics (NACKs sent): cheap, and often enough for a
+/// test of a few seconds to see them.
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the peer reports after being driven.
 #[derive(Debug)]
@@ -30,6 +36,8 @@ pub enum PeerEvent {
     },
     /// ICE gave up or the `Rtc` closed: the peer is dead.
     Lost(String),
+    /// NACKs sent so far for the video track (str0m's periodic receive statistics).
+    NacksSent(u64),
 }
 
 /// A datagram to send.
@@ -50,7 +58,9 @@ impl ViewerPeer {
     /// A peer whose only candidate is `local` (the UDP socket the caller bound), and its
     /// SDP offer (recvonly H.264 video).
     pub fn new(local: SocketAddr, now: Instant) -> anyhow::Result<(Self, String)> {
-        let mut config = RtcConfig::new().clear_codecs();
+        let mut config = RtcConfig::new()
+            .clear_codecs()
+            .set_stats_interval(Some(STATS_INTERVAL));
         config.codec_config().add_h264(
             H264_PT.into(),
             Some(H264_RTX_PT.into()),
@@ -88,6 +98,21 @@ impl ViewerPeer {
             .sdp_api()
             .accept_answer(pending, answer)
             .context("applying the SDP answer")
+    }
+
+    /// The payload types the answer settled for the video track (media and RTX), once the
+    /// answer is applied; `None` before or if no H.264 was negotiated.
+    pub fn video_pts(&self) -> Option<VideoPts> {
+        let remote = self.rtc.media(self.mid)?.remote_pts();
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::H264 && remote.contains(&p.pt()))
+            .map(|p| VideoPts {
+                media: *p.pt(),
+                rtx: p.resend().map(|r| *r),
+            })
     }
 
     /// A trickled server candidate (`candidate:...`, with or without `a=`). Empty means
@@ -178,6 +203,9 @@ impl ViewerPeer {
                 data: m.data,
                 contiguous: m.contiguous,
             }),
+            Event::MediaIngressStats(s) if s.mid == self.mid => {
+                events.push(PeerEvent::NacksSent(s.nacks))
+            }
             Event::Closed => events.push(PeerEvent::Lost("closed".into())),
             other => tracing::trace!(?other, "str0m event"),
         }

@@ -13,11 +13,19 @@ pub(crate) struct Counters {
     pub keyframe_requests_sent: AtomicU64,
     pub sessions: AtomicU64,
     pub camera_offline_events: AtomicU64,
+    pub media_packets_received: AtomicU64,
+    pub media_packets_dropped: AtomicU64,
+    pub rtx_packets_received: AtomicU64,
+    pub nacks_sent: AtomicU64,
 }
 
 impl Counters {
     pub fn bump(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
+    }
+
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
     }
 
     pub fn snapshot(&self) -> ViewerStats {
@@ -31,6 +39,10 @@ impl Counters {
             keyframe_requests_sent: self.keyframe_requests_sent.load(Relaxed),
             sessions: self.sessions.load(Relaxed),
             camera_offline_events: self.camera_offline_events.load(Relaxed),
+            media_packets_received: self.media_packets_received.load(Relaxed),
+            media_packets_dropped: self.media_packets_dropped.load(Relaxed),
+            rtx_packets_received: self.rtx_packets_received.load(Relaxed),
+            nacks_sent: self.nacks_sent.load(Relaxed),
         }
     }
 }
@@ -54,4 +66,12 @@ pub struct ViewerStats {
     /// Successful subscriptions (1 + reconnects).
     pub sessions: u64,
     pub camera_offline_events: u64,
+    /// Video RTP packets that arrived on the media payload type, dropped ones included.
+    pub media_packets_received: u64,
+    /// Of those, dropped on purpose ([`crate::ViewerConfig::drop_incoming_media`]).
+    pub media_packets_dropped: u64,
+    /// RTP packets on the video's RTX payload type: retransmissions answering NACKs.
+    pub rtx_packets_received: u64,
+    /// NACKs str0m sent for the video track (from its statistics, every 500 ms).
+    pub nacks_sent: u64,
 }

@@ -15,8 +15,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
+use sightline_publisher::backoff::Backoff;
+
 use crate::decode::{DecodedFrame, FrameDecoder};
+use crate::loss::{DropPattern, IncomingFilter, PacketKind};
 use crate::peer::{Datagram, PeerEvent, ViewerPeer};
 use crate::signal::SignalClient;
 use crate::stats::{Counters, ViewerStats};
@@ -41,6 +43,9 @@ pub struct ViewerConfig {
     pub reconnect: bool,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Simulate loss: drop these plain media RTP packets arriving from the SFU before the
+    /// peer sees them (never RTX, RTCP, STUN or DTLS), so only NACK + RTX can repair them.
+    pub drop_incoming_media: Option<DropPattern>,
     /// Longest wait for each signaling reply (hello, subscribed, answer).
     pub signaling_timeout: Duration,
     /// Events kept for a slow reader before the oldest are dropped (reported as lag).
@@ -58,6 +63,7 @@ impl ViewerConfig {
             reconnect: true,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
+            drop_incoming_media: None,
             signaling_timeout: Duration::from_secs(10),
             event_capacity: 4096,
         }
@@ -213,6 +219,9 @@ struct Session {
     socket: UdpSocket,
     peer: ViewerPeer,
     decoder: FrameDecoder,
+    incoming: IncomingFilter,
+    /// str0m's NACK total for this peer at its last report (it restarts with each peer).
+    nacks_reported: u64,
 }
 
 /// Signaling up to an applied answer: hello → subscribe → subscribed → offer → answer.
@@ -271,12 +280,15 @@ async fn establish(
             tracing::warn!("ignoring server candidate: {e:#}");
         }
     }
+    let incoming = IncomingFilter::new(peer.video_pts(), config.drop_incoming_media);
     Ok(Session {
         number,
         signal,
         socket,
         peer,
         decoder: FrameDecoder::new()?,
+        incoming,
+        nacks_reported: 0,
     })
 }
 
@@ -299,7 +311,8 @@ struct Driver {
 impl Driver {
     async fn run(mut self, first: Session) {
         let mut session = first;
-        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        // Up to ±25% jitter so viewers that lost the same server do not knock in lockstep.
+        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max, 0.25);
         loop {
             let number = session.number;
             let end = self.run_session(&mut session).await;
@@ -391,11 +404,25 @@ impl Driver {
                     Err(e) => return End::Lost(format!("signaling: {e:#}")),
                 },
                 r = s.socket.recv_from(&mut buf) => match r {
-                    Ok((n, source)) => s.peer.handle_datagram(Instant::now(), source, &buf[..n]),
+                    Ok((n, source)) => self.on_datagram(s, source, &buf[..n]),
                     Err(e) => tracing::debug!("udp receive failed: {e}"),
                 },
                 _ = sleep => s.peer.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    fn on_datagram(&mut self, s: &mut Session, source: SocketAddr, data: &[u8]) {
+        let verdict = s.incoming.admit(data);
+        match verdict.kind {
+            PacketKind::Media => Counters::bump(&self.counters.media_packets_received),
+            PacketKind::Rtx => Counters::bump(&self.counters.rtx_packets_received),
+            PacketKind::Other => {}
+        }
+        if verdict.deliver {
+            s.peer.handle_datagram(Instant::now(), source, data);
+        } else {
+            Counters::bump(&self.counters.media_packets_dropped);
         }
     }
 
@@ -432,6 +459,11 @@ impl Driver {
                 });
             }
             PeerEvent::Lost(reason) => return Some(End::Lost(format!("peer: {reason}"))),
+            PeerEvent::NacksSent(total) => {
+                let new = total.saturating_sub(s.nacks_reported);
+                s.nacks_reported = s.nacks_reported.max(total);
+                Counters::add(&self.counters.nacks_sent, new);
+            }
             PeerEvent::Frame { data, contiguous } => {
                 Counters::bump(&self.counters.frames_received);
                 if !contiguous {

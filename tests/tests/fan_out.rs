@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use sightline_publisher::barcode::tag_for;
 use sightline_tests::harness::{publisher_config, wait_until};
-use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
+use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig, ViewerEvent};
 
 const VIEWERS: usize = 10;
 
@@ -22,11 +22,7 @@ async fn ten_viewers_all_decode_and_leave_no_trace() {
     let camera = "cam-fan";
     let mut cfg = publisher_config(&server.ws_url(), camera);
     cfg.keyframe_interval = Duration::from_secs(60);
-    let _publisher = TestPublisher::start(cfg);
-    server
-        .wait_camera_online(camera, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let _publisher = server.start_publisher(cfg).await.unwrap();
 
     let viewers = join_all(
         (0..VIEWERS).map(|_| HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))),
@@ -85,11 +81,7 @@ async fn a_viewer_joining_mid_stream_sees_a_picture_within_a_second() {
     let mut cfg = publisher_config(&server.ws_url(), camera);
     // With a one-minute GOP, only a keyframe request can get a late joiner started fast.
     cfg.keyframe_interval = Duration::from_secs(60);
-    let _publisher = TestPublisher::start(cfg);
-    server
-        .wait_camera_online(camera, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let _publisher = server.start_publisher(cfg).await.unwrap();
 
     let mut early = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))
         .await

@@ -2,47 +2,18 @@
 
 use std::time::Duration;
 
-use sightline_publisher::barcode::tag_for;
-use sightline_tests::harness::publisher_config;
-use sightline_tests::{
-    DecodedFrame, HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent,
-};
-
-/// Read frames until `n` in a row carry consecutive frame numbers of `camera`.
-async fn consecutive_frames(
-    viewer: &mut HeadlessViewer,
-    camera: &str,
-    n: usize,
-) -> Vec<DecodedFrame> {
-    let mut run: Vec<DecodedFrame> = Vec::new();
-    while run.len() < n {
-        let f = viewer.next_frame(Duration::from_secs(10)).await.unwrap();
-        let Some(stamp) = f.stamp else {
-            run.clear();
-            continue;
-        };
-        assert_eq!(stamp.tag, tag_for(camera));
-        match run.last().and_then(|p| p.stamp) {
-            Some(prev) if stamp.frame == prev.frame + 1 => run.push(f),
-            _ => run = vec![f],
-        }
-    }
-    run
-}
+use sightline_tests::sequence::next_consecutive;
+use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig, ViewerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_restart_resumes_video_on_the_same_subscription() {
     let server = TestServer::start().await.unwrap();
     let camera = "cam-restart";
-    let publisher = TestPublisher::start(publisher_config(&server.ws_url(), camera));
-    server
-        .wait_camera_online(camera, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let publisher = server.start_camera(camera).await.unwrap();
     let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))
         .await
         .unwrap();
-    let before = consecutive_frames(&mut viewer, camera, 30).await;
+    let before = next_consecutive(&mut viewer, camera, 30).await.unwrap();
     let last_before = before.last().unwrap().stamp.unwrap().frame;
 
     let _publisher = publisher.restart().await;
@@ -78,7 +49,7 @@ async fn a_publisher_restart_resumes_video_on_the_same_subscription() {
         "numbering restarted, got {}",
         stamp.frame
     );
-    let after = consecutive_frames(&mut viewer, camera, 30).await;
+    let after = next_consecutive(&mut viewer, camera, 30).await.unwrap();
     assert!(after.iter().all(|f| f.session == 1));
     let stats = viewer.stats();
     assert_eq!(
@@ -95,15 +66,11 @@ async fn a_publisher_restart_resumes_video_on_the_same_subscription() {
 async fn a_server_restart_on_the_same_ports_heals_by_itself() {
     let mut server = TestServer::start().await.unwrap();
     let camera = "cam-server-restart";
-    let _publisher = TestPublisher::start(publisher_config(&server.ws_url(), camera));
-    server
-        .wait_camera_online(camera, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let _publisher = server.start_camera(camera).await.unwrap();
     let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))
         .await
         .unwrap();
-    consecutive_frames(&mut viewer, camera, 30).await;
+    next_consecutive(&mut viewer, camera, 30).await.unwrap();
     let (http, udp) = (server.http_addr(), server.udp_port());
 
     server.restart().await.unwrap();
@@ -121,7 +88,7 @@ async fn a_server_restart_on_the_same_ports_heals_by_itself() {
             _ => {}
         }
     }
-    let run = consecutive_frames(&mut viewer, camera, 30).await;
+    let run = next_consecutive(&mut viewer, camera, 30).await.unwrap();
     assert!(run.iter().all(|f| f.session >= 2));
     assert!(viewer.stats().sessions >= 2);
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sightline_publisher::barcode::tag_for;
 use sightline_signaling::CameraState;
 use sightline_tests::harness::{publisher_config, TEST_FPS, TEST_HEIGHT, TEST_WIDTH};
-use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig};
+use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_viewer_gets_the_camera_it_subscribed_to() {
@@ -13,16 +13,8 @@ async fn each_viewer_gets_the_camera_it_subscribed_to() {
     let mut small = publisher_config(&server.ws_url(), "cam-b");
     small.width = 256;
     small.height = 192;
-    let _a = TestPublisher::start(publisher_config(&server.ws_url(), "cam-a"));
-    let _b = TestPublisher::start(small);
-    server
-        .wait_camera_online("cam-a", Duration::from_secs(20))
-        .await
-        .unwrap();
-    server
-        .wait_camera_online("cam-b", Duration::from_secs(20))
-        .await
-        .unwrap();
+    let _a = server.start_camera("cam-a").await.unwrap();
+    let _b = server.start_publisher(small).await.unwrap();
 
     let mut cameras = server.cameras().await.unwrap();
     cameras.sort_by(|x, y| x.id.cmp(&y.id));

@@ -102,6 +102,7 @@ fn the_viewer_peer_receives_decodes_and_requests_keyframes() {
                     }
                 }
                 PeerEvent::Lost(r) => panic!("viewer peer lost: {r}"),
+                PeerEvent::NacksSent(_) => {}
             }
         }
         sender.drain();

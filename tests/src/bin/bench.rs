@@ -53,10 +53,7 @@ async fn latency() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let mut cfg = publisher_config(&server.ws_url(), "bench");
     (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
-    let _publisher = TestPublisher::start(cfg);
-    server
-        .wait_camera_online("bench", Duration::from_secs(10))
-        .await?;
+    let _publisher = server.start_publisher(cfg).await?;
     let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), "bench")).await?;
     // Warm up past the first keyframe and ICE/DTLS setup.
     viewer.next_frame(Duration::from_secs(10)).await?;
@@ -85,10 +82,7 @@ async fn join() -> anyhow::Result<()> {
     let mut cfg = publisher_config(&server.ws_url(), "bench");
     (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
     cfg.keyframe_interval = Duration::from_secs(60);
-    let _publisher = TestPublisher::start(cfg);
-    server
-        .wait_camera_online("bench", Duration::from_secs(10))
-        .await?;
+    let _publisher = server.start_publisher(cfg).await?;
     let mut samples = Vec::new();
     for _ in 0..20 {
         let start = barcode::now_us();
