@@ -1,6 +1,9 @@
 //! Frame fan-out: one publisher frame → every admitted viewer's writer. Never decodes.
 
+use std::time::Instant;
+
 use str0m::media::MediaData;
+use str0m::Input;
 
 use crate::media_loop::MediaLoop;
 use crate::PeerId;
@@ -15,6 +18,7 @@ impl MediaLoop {
             // break until the next keyframe.
             self.routing.keyframe_wanted_by(publisher);
         }
+        let now = Instant::now();
         let mut targets = std::mem::take(&mut self.targets);
         self.routing
             .frame_targets(publisher, data.is_keyframe(), &mut targets);
@@ -31,6 +35,13 @@ impl MediaLoop {
             match writer.write(pt, data.network_time, data.time, data.data.clone()) {
                 Ok(()) => self.counters.frames_forwarded += 1,
                 Err(e) => tracing::debug!(%viewer, "write failed: {e}"),
+            }
+            // str0m packetizes written frames in its timeout handler. Run it right away:
+            // one poll cycle per viewer and frame instead of a poll now (which only says
+            // "timeout now") plus a timeout and another poll on the next loop turn.
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                peer.rtc.disconnect();
+                self.dead.push((viewer, format!("rtc error: {e}")));
             }
             self.drain(viewer);
         }

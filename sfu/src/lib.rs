@@ -19,6 +19,7 @@ mod offer;
 mod peer;
 mod routing;
 mod rtc_config;
+mod send_batch;
 mod sockets;
 
 use command::Command;

@@ -19,17 +19,22 @@ use crate::command::Command;
 use crate::peer::{Peer, CONNECT_TIMEOUT};
 use crate::routing::{Role, Routing};
 use crate::rtc_config::rtc_config;
-use crate::sockets::Sockets;
+use crate::sockets::{Recv, Sockets};
 use crate::{PeerId, SfuConfig, SfuEvent, SfuStats};
 
 /// Upper bound on one wait, so a far-away str0m timeout never parks the loop for long.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 /// Largest datagram we read (str0m's own limit is 2000).
 const RECV_BUF: usize = 2048;
+/// Datagrams taken in one loop turn after the first, so timers and commands still get
+/// their turn under a flood.
+const MAX_BURST: usize = 64;
 
 pub(crate) struct MediaLoop {
     pub(crate) sockets: Sockets,
-    pub(crate) rtc_config: RtcConfig,
+    /// Per role: viewers and publishers negotiate different RTP extensions.
+    pub(crate) publisher_config: RtcConfig,
+    pub(crate) viewer_config: RtcConfig,
     pub(crate) peers: HashMap<PeerId, Peer>,
     pub(crate) routing: Routing,
     pub(crate) events: broadcast::Sender<SfuEvent>,
@@ -55,7 +60,8 @@ impl MediaLoop {
     ) -> Self {
         MediaLoop {
             sockets,
-            rtc_config: rtc_config(),
+            publisher_config: rtc_config(Role::Publisher),
+            viewer_config: rtc_config(Role::Viewer),
             peers: HashMap::new(),
             routing: Routing::new(config.keyframe_request_interval),
             events,
@@ -77,6 +83,9 @@ impl MediaLoop {
             let now = Instant::now();
             self.service_timers(now);
             self.settle();
+            // Everything this turn produced leaves in as few syscalls as possible, and
+            // before the loop waits.
+            self.sockets.flush();
             let deadline = self.next_deadline(now).min(now + MAX_SLEEP);
 
             tokio::select! {
@@ -88,11 +97,18 @@ impl MediaLoop {
                     Some(cmd) => self.handle_command(cmd),
                     None => break,
                 },
-                res = self.sockets.recv(&mut buf) => match res {
-                    Ok((idx, len, source)) => self.handle_datagram(idx, source, &buf[..len]),
-                    // ICMP errors (port unreachable from a viewer that left) surface here.
-                    Err((idx, e)) => tracing::debug!(socket = idx, "udp recv: {e}"),
-                },
+                res = self.sockets.recv(&mut buf) => {
+                    self.take_datagram(res, &buf);
+                    // Take the rest of a burst now: one loop turn (timer scan, select,
+                    // flush) per burst rather than per datagram.
+                    for _ in 0..MAX_BURST {
+                        let Some(res) = self.sockets.try_recv(&mut buf) else {
+                            break;
+                        };
+                        self.settle();
+                        self.take_datagram(res, &buf);
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.settle();
@@ -101,10 +117,19 @@ impl MediaLoop {
         for id in ids {
             self.close(id, "SFU stopped");
         }
+        self.sockets.flush();
         // Release the sockets before saying so: a restarted server binds the same port.
         drop(self);
         if let Some(reply) = stopped_by {
             let _ = reply.send(());
+        }
+    }
+
+    fn take_datagram(&mut self, res: Recv, buf: &[u8]) {
+        match res {
+            Ok((idx, len, source)) => self.handle_datagram(idx, source, &buf[..len]),
+            // ICMP errors (port unreachable from a viewer that left) surface here.
+            Err((idx, e)) => tracing::debug!(socket = idx, "udp recv: {e}"),
         }
     }
 

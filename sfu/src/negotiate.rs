@@ -58,7 +58,11 @@ impl MediaLoop {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let now = Instant::now();
-        let mut rtc = self.rtc_config.clone().build(now);
+        let config = match role {
+            Role::Publisher => &self.publisher_config,
+            Role::Viewer => &self.viewer_config,
+        };
+        let mut rtc = config.clone().build(now);
         let mut candidates = Vec::new();
         let addrs: Vec<_> = self.sockets.advertised().collect();
         for addr in addrs {

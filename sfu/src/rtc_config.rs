@@ -2,7 +2,10 @@
 
 use str0m::format::Codec;
 use str0m::media::MediaKind;
+use str0m::rtp::Extension;
 use str0m::{Rtc, RtcConfig};
+
+use crate::routing::Role;
 
 /// H.264 Constrained Baseline level 3.1: what browsers (Safari included) all decode.
 pub(crate) const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
@@ -14,8 +17,25 @@ const H264_RTX_PT: u8 = 109;
 /// H.264 only, so every viewer is offered exactly the payload format the publisher sends and
 /// frames can be forwarded without transcoding. The RTX payload type makes str0m answer
 /// viewers' NACKs from its send buffer.
-pub(crate) fn rtc_config() -> RtcConfig {
+///
+/// Viewers get no transport-wide congestion control extensions: the SFU runs no bandwidth
+/// estimator, so the TWCC feedback a viewer would send every 50 ms (and the per-packet
+/// transport sequence number and abs-send-time stamps we would write) is pure cost: it was
+/// about as many datagrams in as media packets out at low bitrates. Publishers keep the
+/// standard set, so their own congestion control gets TWCC feedback from us.
+pub(crate) fn rtc_config(role: Role) -> RtcConfig {
     let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
+    if role == Role::Viewer {
+        config = config.clear_extension_map();
+        for (id, ext) in str0m::rtp::ExtensionMap::standard().iter() {
+            if !matches!(
+                ext,
+                Extension::TransportSequenceNumber | Extension::AbsoluteSendTime
+            ) {
+                config = config.set_extension(id, ext.clone());
+            }
+        }
+    }
     config.codec_config().add_h264(
         H264_PT.into(),
         Some(H264_RTX_PT.into()),

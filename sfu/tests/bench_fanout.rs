@@ -1,6 +1,8 @@
 //! Fan-out cost: one publisher, 50 viewers over loopback. Prints the SFU thread's CPU time
 //! per forwarded RTP packet. A benchmark, not a pass/fail test:
 //! `cargo test --release -p sightline-sfu --test bench_fanout -- --ignored --nocapture`
+//! `SFU_BENCH_FRAME_LEN=1500` mimics a low-bitrate camera (~2 packets per frame), where
+//! per-peer fixed costs (timers, RTCP) weigh more than per-packet ones.
 
 mod support;
 
@@ -15,6 +17,13 @@ use support::{frame, Client};
 
 const VIEWERS: usize = 50;
 const FRAME_LEN: usize = 12_000;
+
+fn frame_len() -> usize {
+    std::env::var("SFU_BENCH_FRAME_LEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FRAME_LEN)
+}
 
 /// (utime, stime) of one thread, in seconds.
 fn thread_cpu(tid: &str) -> (f64, f64) {
@@ -92,7 +101,7 @@ fn fanout_cpu_per_packet() {
                     if p.rtc.is_connected() {
                         p.write_frame(
                             n as u64 * 3000,
-                            &frame(n, kf || n.is_multiple_of(60), FRAME_LEN),
+                            &frame(n, kf || n.is_multiple_of(60), frame_len()),
                         );
                         kf = false;
                         n += 1;
