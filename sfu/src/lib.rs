@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 mod command;
+mod feed;
 mod forward;
 mod keyframe;
 mod media_loop;
@@ -21,6 +22,7 @@ mod routing;
 mod rtc_config;
 mod send_batch;
 mod sockets;
+mod viewer_tx;
 
 use command::Command;
 

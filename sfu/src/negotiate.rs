@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
-use str0m::media::Mid;
+use str0m::media::{Mid, Pt};
 use str0m::Candidate;
 
 use crate::command::Command;
@@ -11,6 +11,7 @@ use crate::media_loop::MediaLoop;
 use crate::peer::Peer;
 use crate::routing::Role;
 use crate::rtc_config::negotiated_h264;
+use crate::viewer_tx::ViewerTx;
 use crate::{PeerAnswer, PeerId, SfuError, SfuStats};
 
 impl MediaLoop {
@@ -100,9 +101,14 @@ impl MediaLoop {
                 if let Some(old) = self.routing.set_publisher(camera, id) {
                     self.close(old, "replaced by a new publisher");
                 }
-                self.routing.set_publisher_mid(id, mid);
+                self.routing.set_publisher_mid(id, mid.0);
             }
-            Role::Viewer => self.routing.add_viewer(camera, id, mid),
+            Role::Viewer => {
+                self.routing.add_viewer(camera, id, mid.0);
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.tx = Some(ViewerTx::new(mid.0, mid.1));
+                }
+            }
         }
         tracing::info!(peer = %id, camera, ?role, "peer added");
         Ok(PeerAnswer {
@@ -113,8 +119,13 @@ impl MediaLoop {
     }
 
     /// The m-line this peer's video uses: the first H.264 video m-line in the direction
-    /// its role needs.
-    fn video_mid(&self, id: PeerId, role: Role, video_mids: &[String]) -> Result<Mid, SfuError> {
+    /// its role needs, and its H.264 payload type.
+    fn video_mid(
+        &self,
+        id: PeerId,
+        role: Role,
+        video_mids: &[String],
+    ) -> Result<(Mid, Pt), SfuError> {
         let (verb, want) = match role {
             Role::Publisher => ("receive", "sendonly or sendrecv"),
             Role::Viewer => ("send", "recvonly or sendrecv"),
@@ -134,8 +145,8 @@ impl MediaLoop {
                 continue;
             }
             saw_video = true;
-            if negotiated_h264(rtc, mid) {
-                return Ok(mid);
+            if let Some(pt) = negotiated_h264(rtc, mid) {
+                return Ok((mid, pt));
             }
         }
         Err(SfuError::InvalidSdp(if saw_video {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use str0m::Rtc;
 
 use crate::routing::Role;
+use crate::viewer_tx::ViewerTx;
 
 /// A peer whose ICE+DTLS never come up is given up on after this long (str0m's own ICE
 /// timeout only runs once checks have started).
@@ -13,6 +14,8 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Peer {
     pub(crate) rtc: Rtc,
     pub(crate) role: Role,
+    /// A viewer's send side, once its m-line is known.
+    pub(crate) tx: Option<ViewerTx>,
     /// ICE+DTLS came up at least once.
     pub(crate) connected: bool,
     pub(crate) created: Instant,
@@ -25,6 +28,7 @@ impl Peer {
         Peer {
             rtc,
             role,
+            tx: None,
             connected: false,
             created: now,
             next_timeout: now,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
 
+use crate::feed::Feed;
 use crate::keyframe::KeyframeGate;
 use crate::PeerId;
 
@@ -58,6 +59,8 @@ struct Camera {
     publisher: Option<PublisherRoute>,
     viewers: Vec<ViewerRoute>,
     gate: KeyframeGate,
+    /// The frames going out to the viewers, packetised once.
+    feed: Feed,
 }
 
 impl Camera {
@@ -71,6 +74,7 @@ impl Camera {
             v.waiting_keyframe = true;
         }
         self.gate.publisher_changed();
+        self.feed.publisher_changed();
         if self.viewers.iter().any(|v| v.connected) {
             self.gate.want();
         }
@@ -109,6 +113,7 @@ impl Routing {
                     publisher: None,
                     viewers: Vec::new(),
                     gate: KeyframeGate::new(self.interval),
+                    feed: Feed::new(),
                 },
             );
         }
@@ -264,6 +269,13 @@ impl Routing {
         if is_keyframe {
             cam.gate.keyframe_arrived();
         }
+    }
+
+    /// The camera feed `publisher` currently feeds, if it is the camera's publisher.
+    pub(crate) fn feed(&mut self, publisher: PeerId) -> Option<&mut Feed> {
+        let (cam, role) = self.camera_of(publisher)?;
+        let current = cam.publisher.as_ref().is_some_and(|p| p.peer == publisher);
+        (role == Role::Publisher && current).then_some(&mut cam.feed)
     }
 
     /// The earliest time a keyframe request is due (only for publishers able to take one).

@@ -1,7 +1,7 @@
 //! The one `RtcConfig` every peer is built from.
 
 use str0m::format::Codec;
-use str0m::media::MediaKind;
+use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Extension;
 use str0m::{Rtc, RtcConfig};
 
@@ -26,7 +26,9 @@ const H264_RTX_PT: u8 = 109;
 pub(crate) fn rtc_config(role: Role) -> RtcConfig {
     let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
     if role == Role::Viewer {
-        config = config.clear_extension_map();
+        // Viewers get ready-made RTP packets (see `feed`): str0m's frame API would
+        // packetise every frame again for each of them.
+        config = config.set_rtp_mode(true).clear_extension_map();
         for (id, ext) in str0m::rtp::ExtensionMap::standard().iter() {
             if !matches!(
                 ext,
@@ -45,17 +47,16 @@ pub(crate) fn rtc_config(role: Role) -> RtcConfig {
     config
 }
 
-/// Whether any H.264 payload type was negotiated on the m-line.
-pub(crate) fn negotiated_h264(rtc: &Rtc, mid: str0m::media::Mid) -> bool {
-    let Some(media) = rtc.media(mid) else {
-        return false;
-    };
+/// The H.264 payload type negotiated on the m-line, if any.
+pub(crate) fn negotiated_h264(rtc: &Rtc, mid: Mid) -> Option<Pt> {
+    let media = rtc.media(mid)?;
     if media.kind() != MediaKind::Video {
-        return false;
+        return None;
     }
     let pts = media.remote_pts();
     rtc.codec_config()
         .params()
         .iter()
-        .any(|p| p.spec().codec == Codec::H264 && pts.contains(&p.pt()))
+        .find(|p| p.spec().codec == Codec::H264 && pts.contains(&p.pt()))
+        .map(|p| p.pt())
 }

@@ -1,0 +1,193 @@
+//! One camera's outgoing video, packetised once for all its viewers. Plain state, no I/O.
+//!
+//! str0m's frame API packetises a written frame inside each `Rtc`, so with fifty viewers
+//! the same Annex-B frame was searched for start codes and cut into RTP payloads fifty
+//! times. Here each publisher frame is cut once into shared payloads ([`FramePackets`]);
+//! each viewer's `Rtc` (in RTP mode) only puts its own SSRC and sequence numbers on them.
+//!
+//! The feed also owns the camera's RTP timeline: viewers see one continuous clock even
+//! when the publisher is replaced and the new one starts its RTP time anywhere.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::unversioned::{H264Packetizer, Packetizer};
+
+/// RTP payload budget, as str0m's own packetiser computes it: its 1150-byte datagram target
+/// less the 16-byte SRTP tag, rounded down to the 16-byte SRTP block.
+pub(crate) const PAYLOAD_MTU: usize = 1120;
+
+/// H.264's RTP clock.
+const CLOCK_RATE: u128 = 90_000;
+
+/// One frame, ready for every viewer: the payloads of one access unit in order; the last
+/// one carries the marker bit.
+#[derive(Debug)]
+pub(crate) struct FramePackets {
+    /// On the camera's timeline (see [`Feed`]), 90 kHz.
+    pub(crate) rtp_time: u32,
+    /// When the frame reached the SFU (str0m maps RTP time to wall clock in sender reports).
+    pub(crate) wallclock: Instant,
+    pub(crate) payloads: Vec<Arc<[u8]>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Feed {
+    /// Stateful: an SPS/PPS pair waits for the next slice to share a STAP-A with it.
+    packetizer: H264Packetizer,
+    /// Added to the publisher's RTP time. Recomputed on the first frame of a new publisher.
+    offset: u32,
+    rebase: bool,
+    /// The last frame's time on the camera's timeline, and when it arrived.
+    last: Option<(u32, Instant)>,
+}
+
+impl Feed {
+    pub(crate) fn new() -> Self {
+        Feed {
+            packetizer: H264Packetizer::default(),
+            offset: 0,
+            rebase: true,
+            last: None,
+        }
+    }
+
+    /// Another publisher feeds the camera: forget the old one's parameter sets and re-anchor
+    /// its clock on the next frame.
+    pub(crate) fn publisher_changed(&mut self) {
+        self.packetizer = H264Packetizer::default();
+        self.rebase = true;
+    }
+
+    /// Cut one Annex-B access unit (publisher RTP time `time`, 90 kHz) into RTP payloads.
+    pub(crate) fn packetize(
+        &mut self,
+        time: u32,
+        wallclock: Instant,
+        annex_b: &[u8],
+    ) -> FramePackets {
+        let rtp_time = self.map_time(time, wallclock);
+        // str0m's H.264 packetiser never fails (an empty frame gives no payloads).
+        let payloads = match self.packetizer.packetize(PAYLOAD_MTU, annex_b) {
+            Ok(chunks) => chunks.into_iter().map(Arc::<[u8]>::from).collect(),
+            Err(_) => Vec::new(),
+        };
+        FramePackets {
+            rtp_time,
+            wallclock,
+            payloads,
+        }
+    }
+
+    fn map_time(&mut self, time: u32, wallclock: Instant) -> u32 {
+        if self.rebase {
+            self.rebase = false;
+            // Continue where the previous publisher stopped, advanced by the wall-clock time
+            // in between, so viewers' jitter buffers see time go on, not jump.
+            let start = match self.last {
+                Some((t, at)) => {
+                    let gap = wallclock.saturating_duration_since(at).as_micros();
+                    let ticks = (gap * CLOCK_RATE / 1_000_000).max(1);
+                    t.wrapping_add(ticks as u32)
+                }
+                None => time,
+            };
+            self.offset = start.wrapping_sub(time);
+        }
+        let out = time.wrapping_add(self.offset);
+        self.last = Some((out, wallclock));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Annex-B with 4-byte start codes.
+    fn annex_b(nalus: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in nalus {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    fn nalu(header: u8, len: usize) -> Vec<u8> {
+        let mut n = vec![header];
+        n.extend((1..len).map(|i| (i % 251) as u8 + 1));
+        n
+    }
+
+    #[test]
+    fn small_frame_is_one_single_nal_packet() {
+        let mut f = Feed::new();
+        let slice = nalu(0x41, 300);
+        let frame = f.packetize(1000, Instant::now(), &annex_b(&[&slice]));
+        assert_eq!(frame.payloads.len(), 1);
+        assert_eq!(&frame.payloads[0][..], &slice[..]);
+    }
+
+    #[test]
+    fn keyframe_puts_parameter_sets_in_stap_a_and_fragments_the_idr() {
+        let mut f = Feed::new();
+        let sps = nalu(0x67, 10);
+        let pps = nalu(0x68, 4);
+        let idr = nalu(0x65, 3000);
+        let frame = f.packetize(0, Instant::now(), &annex_b(&[&sps, &pps, &idr]));
+        let p = &frame.payloads;
+        assert_eq!(p[0][0] & 0x1f, 24, "STAP-A first");
+        assert!(p.len() >= 4, "STAP-A + at least 3 FU-A");
+        assert!(p.iter().all(|x| x.len() <= PAYLOAD_MTU));
+        for (i, x) in p[1..].iter().enumerate() {
+            assert_eq!(x[0] & 0x1f, 28, "FU-A");
+            assert_eq!(x[1] & 0x1f, 5, "carries the IDR");
+            assert_eq!(x[1] & 0x80 != 0, i == 0, "start bit on the first fragment");
+            assert_eq!(x[1] & 0x40 != 0, i == p.len() - 2, "end bit on the last");
+        }
+        // The fragments rebuild the NAL unit.
+        let mut rebuilt = vec![(p[1][0] & 0xe0) | (p[1][1] & 0x1f)];
+        for x in &p[1..] {
+            rebuilt.extend_from_slice(&x[2..]);
+        }
+        assert_eq!(rebuilt, idr);
+    }
+
+    #[test]
+    fn time_passes_through_for_the_first_publisher() {
+        let mut f = Feed::new();
+        let t0 = Instant::now();
+        assert_eq!(f.packetize(5000, t0, &[]).rtp_time, 5000);
+        assert_eq!(f.packetize(8000, t0, &[]).rtp_time, 8000);
+    }
+
+    #[test]
+    fn timeline_continues_across_a_publisher_change() {
+        let mut f = Feed::new();
+        let t0 = Instant::now();
+        assert_eq!(
+            f.packetize(u32::MAX - 100, t0, &[]).rtp_time,
+            u32::MAX - 100
+        );
+        f.publisher_changed();
+        // 100 ms later the new publisher starts at an unrelated time.
+        let t1 = t0 + Duration::from_millis(100);
+        let a = f.packetize(77, t1, &[]).rtp_time;
+        assert_eq!(a, (u32::MAX - 100).wrapping_add(9000));
+        // Its own spacing is kept.
+        let b = f.packetize(77 + 3000, t1, &[]).rtp_time;
+        assert_eq!(b, a.wrapping_add(3000));
+    }
+
+    #[test]
+    fn a_change_without_time_passing_still_moves_forward() {
+        let mut f = Feed::new();
+        let t0 = Instant::now();
+        f.packetize(100, t0, &[]);
+        f.publisher_changed();
+        assert_eq!(f.packetize(100, t0, &[]).rtp_time, 101);
+    }
+}
