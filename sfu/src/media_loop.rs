@@ -32,7 +32,8 @@ const MAX_BURST: usize = 64;
 
 pub(crate) struct MediaLoop {
     pub(crate) sockets: Sockets,
-    /// Per role: viewers and publishers negotiate different RTP extensions.
+    /// Per role (see `rtc_config`): publishers in frame mode, viewers in RTP mode without
+    /// congestion-control extensions.
     pub(crate) publisher_config: RtcConfig,
     pub(crate) viewer_config: RtcConfig,
     pub(crate) peers: HashMap<PeerId, Peer>,

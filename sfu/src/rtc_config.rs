@@ -1,4 +1,6 @@
-//! The one `RtcConfig` every peer is built from.
+//! The `RtcConfig` each peer is built from: one for publishers (frame mode, so the SFU gets
+//! whole frames), one for viewers (RTP mode, fed ready-made packets; no congestion-control
+//! extensions).
 
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Pt};
