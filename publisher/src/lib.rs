@@ -30,8 +30,12 @@ pub struct PublisherConfig {
     pub server: String,
     pub camera_id: String,
     pub name: String,
-    /// `test-pattern` is the only source so far.
-    pub source: String,
+    /// Where frames come from (`--source`).
+    pub source: source::SourceUrl,
+    /// Poll rate for sources that give one JPEG per request (ESP32 TCP, HTTP snapshots).
+    pub poll_fps: u32,
+    /// A source read that waits longer than this is a stall: the source reconnects.
+    pub source_timeout: Duration,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -49,7 +53,9 @@ impl PublisherConfig {
             server: server.into(),
             name: camera_id.clone(),
             camera_id,
-            source: "test-pattern".into(),
+            source: source::SourceUrl::TestPattern,
+            poll_fps: 10,
+            source_timeout: Duration::from_secs(5),
             width: 1280,
             height: 720,
             fps: 30,
@@ -63,10 +69,12 @@ impl PublisherConfig {
 /// reconnect with capped, jittered backoff. Returns only on a configuration error.
 pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     let spec = source::SourceSpec {
-        kind: config.source.clone(),
+        url: config.source.clone(),
         width: config.width,
         height: config.height,
         fps: config.fps,
+        poll_fps: config.poll_fps,
+        read_timeout: config.source_timeout,
         camera_id: config.camera_id.clone(),
     };
     sightline_signaling::wire::validate_camera_id(&config.camera_id)
@@ -87,10 +95,7 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
                 Ok(s) => s,
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(
-                        "reopening source `{}`: {e:#}; retry in {delay:?}",
-                        spec.kind
-                    );
+                    tracing::warn!("reopening source `{}`: {e:#}; retry in {delay:?}", spec.url);
                     tokio::time::sleep(delay).await;
                     continue;
                 }

@@ -1,9 +1,10 @@
 //! `sightline-publisher`: publish a video source to a Sightline server over WebRTC.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
-use sightline_publisher::source::{check_kind, SUPPORTED_SOURCES};
+use sightline_publisher::source::SourceUrl;
 use sightline_publisher::units::parse_bitrate;
 use sightline_publisher::PublisherConfig;
 
@@ -25,9 +26,26 @@ struct Args {
     /// Human-readable camera name (defaults to the camera id).
     #[arg(long)]
     name: Option<String>,
-    /// Video source. Supported: test-pattern.
-    #[arg(long, default_value = "test-pattern", value_parser = parse_source)]
-    source: String,
+    /// Video source:
+    ///   test-pattern            built-in moving pattern with a frame-number barcode;
+    ///   v4l2:0 | v4l2:NAME      USB/V4L2 camera (by index or name; see --list-cameras);
+    ///   esp32-tcp://HOST:PORT   ESP32-CAM serving one JPEG per TCP connection (polled at
+    ///                           --poll-fps);
+    ///   esp32-push://ADDR:PORT  listen for devices that connect out and push JPEGs;
+    ///   http(s)://...           MJPEG stream (multipart/x-mixed-replace) or JPEG snapshot
+    ///                           URL (polled at --poll-fps);
+    ///   rtsp://[USER:PASS@]HOST[:PORT]/PATH   H.264 IP camera (passed through when
+    ///                           browser-safe, re-encoded otherwise);
+    ///   file:PATH               MJPEG file (5-digit length before each frame, or plain
+    ///                           concatenated JPEGs), looped at --fps.
+    #[arg(long, default_value = "test-pattern", value_parser = SourceUrl::from_str, verbatim_doc_comment)]
+    source: SourceUrl,
+    /// Poll rate (JPEGs per second) for esp32-tcp:// and HTTP snapshot sources.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
+    poll_fps: u32,
+    /// Seconds a source may stall mid-read before it is reconnected.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    source_timeout: u64,
     /// Frame width in pixels (even).
     #[arg(long, default_value_t = 1280)]
     width: u32,
@@ -46,16 +64,6 @@ struct Args {
     keyframe_interval: u64,
 }
 
-fn parse_source(s: &str) -> Result<String, String> {
-    check_kind(s).map_err(|_| {
-        format!(
-            "unknown source `{s}`; supported sources: {}",
-            SUPPORTED_SOURCES.join(", ")
-        )
-    })?;
-    Ok(s.to_owned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -70,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
         config.name = name;
     }
     config.source = args.source;
+    config.poll_fps = args.poll_fps;
+    config.source_timeout = Duration::from_secs(args.source_timeout);
     config.width = args.width;
     config.height = args.height;
     config.fps = args.fps;

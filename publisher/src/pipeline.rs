@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings};
-use crate::source::Source;
+use crate::source::{Payload, Source};
 
 /// An encoded frame on its way to the WebRTC track.
 #[derive(Debug)]
@@ -94,8 +94,16 @@ fn encode_loop(
 ) -> anyhow::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let captured = source.next_frame()?;
-        let Some(encoded) = encoder.encode(&captured.frame)? else {
-            continue; // a skip: nothing to send
+        let encoded = match captured.payload {
+            Payload::Raw(raw) => match encoder.encode(&raw)? {
+                Some(encoded) => encoded,
+                None => continue, // a skip: nothing to send
+            },
+            // Already browser-safe H.264: passed through untouched.
+            Payload::H264(au) => EncodedFrame {
+                data: au.data,
+                keyframe: au.keyframe,
+            },
         };
         let frame = OutFrame {
             encoded,

@@ -1,83 +1,113 @@
-//! Video sources: anything that yields raw I420 frames with a capture time. The encoder thread
-//! pulls from a [`Source`]; a source blocks in [`Source::next_frame`] until its next frame is
-//! due (a camera waits for the sensor, the test pattern sleeps to keep its frame rate).
+//! Video sources: anything that yields frames with a capture time, either raw I420 (cameras,
+//! JPEG streams, the test pattern: the encoder turns them into H.264) or H.264 access units
+//! that are already browser-safe (RTSP passthrough: sent as they are). The WebRTC side does not
+//! care which source it is.
+//!
+//! A source blocks in [`Source::next_frame`] until its next frame is due. It skips bad frames
+//! by itself (logging them) and returns an error only when its connection or device is gone;
+//! the caller then reopens it with backoff while the WebRTC session stays up.
 
 pub mod test_pattern;
+pub mod url;
+
+use std::time::Duration;
 
 use crate::frame::I420Frame;
 
 pub use test_pattern::TestPattern;
+pub use url::{SourceUrl, V4l2Device, SOURCE_FORMS};
 
-/// The source names `--source` accepts.
-pub const SUPPORTED_SOURCES: &[&str] = &["test-pattern"];
+/// One H.264 access unit from a source that is already encoded: Annex-B with start codes,
+/// SPS and PPS in front of every IDR.
+#[derive(Debug, Clone)]
+pub struct H264AccessUnit {
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+}
+
+/// What a source produced.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Raw pixels, to be encoded.
+    Raw(I420Frame),
+    /// Browser-safe H.264, passed through without re-encoding.
+    H264(H264AccessUnit),
+}
 
 /// One frame as captured.
 #[derive(Debug, Clone)]
 pub struct CapturedFrame {
-    pub frame: I420Frame,
+    pub payload: Payload,
     /// Wall-clock capture time, microseconds since the UNIX epoch.
     pub capture_us: u64,
     /// Frame number since the source started, from 0.
     pub index: u32,
 }
 
-/// A producer of raw frames. Runs on the encoder's blocking thread, never on the executor.
+impl CapturedFrame {
+    /// A raw frame (the common case).
+    pub fn raw(frame: I420Frame, capture_us: u64, index: u32) -> Self {
+        CapturedFrame {
+            payload: Payload::Raw(frame),
+            capture_us,
+            index,
+        }
+    }
+}
+
+/// A producer of frames. Runs on a blocking thread, never on the async executor.
 pub trait Source: Send {
-    /// Frame size the source produces.
+    /// Frame size the source produces (its best knowledge: a JPEG stream knows only after its
+    /// first frame; the encoder follows the frames' own size).
     fn dimensions(&self) -> (u32, u32);
     /// Nominal frame rate.
     fn fps(&self) -> u32;
-    /// Block until the next frame is available. An error ends the stream.
+    /// Block until the next frame is available. An error means the device or connection is
+    /// gone (not a single bad frame: those are skipped inside the source).
     fn next_frame(&mut self) -> anyhow::Result<CapturedFrame>;
 }
 
 /// What a source needs to know to start.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
-    pub kind: String,
+    pub url: SourceUrl,
+    /// Requested size (test pattern, V4L2 format choice; others report their own).
     pub width: u32,
     pub height: u32,
+    /// Requested frame rate (test pattern, V4L2, `file:` playback rate).
     pub fps: u32,
+    /// How often to fetch from pull sources that give one JPEG per request
+    /// (`esp32-tcp://`, HTTP snapshot URLs).
+    pub poll_fps: u32,
+    /// A read that waits longer than this means the device stalled: reconnect.
+    pub read_timeout: Duration,
     pub camera_id: String,
 }
 
-/// Check a source name without opening it (the binary calls this before connecting).
-pub fn check_kind(kind: &str) -> anyhow::Result<()> {
-    if SUPPORTED_SOURCES.contains(&kind) {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "unknown source `{kind}`; supported sources: {}",
-            SUPPORTED_SOURCES.join(", ")
-        )
+impl SourceSpec {
+    /// A spec with the defaults the binary uses.
+    pub fn new(url: SourceUrl, camera_id: impl Into<String>) -> Self {
+        SourceSpec {
+            url,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            poll_fps: 10,
+            read_timeout: Duration::from_secs(5),
+            camera_id: camera_id.into(),
+        }
     }
 }
 
-/// Open the source `spec.kind` names.
+/// Open the source `spec.url` names.
 pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
-    check_kind(&spec.kind)?;
-    match spec.kind.as_str() {
-        "test-pattern" => Ok(Box::new(TestPattern::new(
+    match &spec.url {
+        SourceUrl::TestPattern => Ok(Box::new(TestPattern::new(
             spec.width,
             spec.height,
             spec.fps,
             crate::barcode::tag_for(&spec.camera_id),
         )?)),
-        other => anyhow::bail!("source `{other}` is listed but not wired up"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_source_names_the_supported_ones() {
-        let err = check_kind("webcam").unwrap_err().to_string();
-        assert!(
-            err.contains("webcam") && err.contains("test-pattern"),
-            "{err}"
-        );
-        assert!(check_kind("test-pattern").is_ok());
+        other => anyhow::bail!("source kind `{}` is not available yet", other.kind()),
     }
 }

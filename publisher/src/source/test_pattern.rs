@@ -159,11 +159,11 @@ impl Source for TestPattern {
         let index = self.index;
         self.index = self.index.wrapping_add(1);
         let capture_us = barcode::now_us();
-        Ok(CapturedFrame {
-            frame: self.render(index, capture_us),
+        Ok(CapturedFrame::raw(
+            self.render(index, capture_us),
             capture_us,
             index,
-        })
+        ))
     }
 }
 

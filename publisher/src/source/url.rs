@@ -1,0 +1,253 @@
+//! The `--source` option: one URL-like string naming where frames come from. Parsing is plain
+//! code so every form (and every malformed one) is tested without opening anything.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Every source form `--source` accepts, for `--help` and error messages.
+pub const SOURCE_FORMS: &[&str] = &[
+    "test-pattern",
+    "v4l2:INDEX | v4l2:NAME",
+    "esp32-tcp://HOST:PORT",
+    "esp32-push://ADDR:PORT",
+    "http://… | https://… (MJPEG stream or JPEG snapshot)",
+    "rtsp://[USER:PASS@]HOST[:PORT]/PATH",
+    "file:PATH (MJPEG file)",
+];
+
+/// Which V4L2 camera: by index (`v4l2:0`) or by (part of) its name (`v4l2:HD Webcam`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V4l2Device {
+    Index(u32),
+    Name(String),
+}
+
+/// A parsed `--source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceUrl {
+    /// The built-in synthetic pattern with a frame-number barcode.
+    TestPattern,
+    /// A USB/V4L2 camera through nokhwa.
+    V4l2(V4l2Device),
+    /// An ESP32-CAM that serves one JPEG per TCP connection: connect, read until close, repeat.
+    Esp32Tcp { host: String, port: u16 },
+    /// Listen here; devices connect out and push JPEGs (one or several per connection).
+    Esp32Push { bind: SocketAddr },
+    /// `multipart/x-mixed-replace` MJPEG stream or a single-JPEG snapshot URL (told apart by
+    /// the response's Content-Type). The whole URL, `http://` or `https://`.
+    Http { url: String },
+    /// H.264 over RTSP. The whole URL, credentials included.
+    Rtsp { url: String },
+    /// An MJPEG file: 5-digit-length-prefixed frames (the seed's `movie.Mjpeg`) or plain
+    /// concatenated JPEGs, looped.
+    File { path: PathBuf },
+}
+
+impl FromStr for SourceUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad = |why: &str| format!("bad --source `{}`: {why}", redact(s));
+        if s == "test-pattern" {
+            return Ok(SourceUrl::TestPattern);
+        }
+        if let Some(dev) = s.strip_prefix("v4l2:") {
+            let dev = dev.trim_start_matches("//");
+            if dev.is_empty() {
+                return Err(bad("give a device index or name, e.g. v4l2:0"));
+            }
+            return Ok(SourceUrl::V4l2(match dev.parse::<u32>() {
+                Ok(i) => V4l2Device::Index(i),
+                Err(_) => V4l2Device::Name(dev.to_owned()),
+            }));
+        }
+        if let Some(rest) = s.strip_prefix("esp32-tcp://") {
+            let (host, port) = split_host_port(rest).map_err(|e| bad(&e))?;
+            return Ok(SourceUrl::Esp32Tcp { host, port });
+        }
+        if let Some(rest) = s.strip_prefix("esp32-push://") {
+            let bind = rest
+                .trim_end_matches('/')
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    bad("expected esp32-push://ADDR:PORT, e.g. esp32-push://0.0.0.0:9000")
+                })?;
+            return Ok(SourceUrl::Esp32Push { bind });
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            let rest = s.split_once("://").map(|x| x.1).unwrap_or("");
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(bad("the URL has no host"));
+            }
+            return Ok(SourceUrl::Http { url: s.to_owned() });
+        }
+        if let Some(rest) = s.strip_prefix("rtsp://") {
+            let authority = rest.split('/').next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            if host.is_empty() {
+                return Err(bad("the URL has no host"));
+            }
+            return Ok(SourceUrl::Rtsp { url: s.to_owned() });
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(bad("give a path, e.g. file:video/movie.Mjpeg"));
+            }
+            return Ok(SourceUrl::File { path: path.into() });
+        }
+        Err(format!(
+            "unknown --source `{}`; supported: {}",
+            redact(s),
+            SOURCE_FORMS.join(", ")
+        ))
+    }
+}
+
+impl SourceUrl {
+    /// The scheme-like kind, for logs and state reports (`esp32-tcp`, `rtsp`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceUrl::TestPattern => "test-pattern",
+            SourceUrl::V4l2(_) => "v4l2",
+            SourceUrl::Esp32Tcp { .. } => "esp32-tcp",
+            SourceUrl::Esp32Push { .. } => "esp32-push",
+            SourceUrl::Http { .. } => "http",
+            SourceUrl::Rtsp { .. } => "rtsp",
+            SourceUrl::File { .. } => "file",
+        }
+    }
+}
+
+/// Shown in logs and sent to viewers: never includes a password.
+impl fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceUrl::TestPattern => write!(f, "test-pattern"),
+            SourceUrl::V4l2(V4l2Device::Index(i)) => write!(f, "v4l2:{i}"),
+            SourceUrl::V4l2(V4l2Device::Name(n)) => write!(f, "v4l2:{n}"),
+            SourceUrl::Esp32Tcp { host, port } => write!(f, "esp32-tcp://{host}:{port}"),
+            SourceUrl::Esp32Push { bind } => write!(f, "esp32-push://{bind}"),
+            SourceUrl::Http { url } | SourceUrl::Rtsp { url } => write!(f, "{}", redact(url)),
+            SourceUrl::File { path } => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/...` → `scheme://user:***@host/...`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    let s = s.trim_end_matches('/');
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| "expected HOST:PORT".to_owned())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("expected HOST:PORT (no host)".into());
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{port}` is not a port number"))?;
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<SourceUrl, String> {
+        s.parse()
+    }
+
+    #[test]
+    fn every_form_parses() {
+        assert_eq!(parse("test-pattern").unwrap(), SourceUrl::TestPattern);
+        assert_eq!(
+            parse("v4l2:0").unwrap(),
+            SourceUrl::V4l2(V4l2Device::Index(0))
+        );
+        assert_eq!(
+            parse("v4l2:HD Webcam").unwrap(),
+            SourceUrl::V4l2(V4l2Device::Name("HD Webcam".into()))
+        );
+        assert_eq!(
+            parse("esp32-tcp://192.168.1.50:8080").unwrap(),
+            SourceUrl::Esp32Tcp {
+                host: "192.168.1.50".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(
+            parse("esp32-push://0.0.0.0:9000").unwrap(),
+            SourceUrl::Esp32Push {
+                bind: "0.0.0.0:9000".parse().unwrap()
+            }
+        );
+        assert!(matches!(
+            parse("http://cam.local/stream").unwrap(),
+            SourceUrl::Http { .. }
+        ));
+        assert!(matches!(
+            parse("https://cam.local/snapshot.jpg").unwrap(),
+            SourceUrl::Http { .. }
+        ));
+        assert!(matches!(
+            parse("rtsp://admin:pw@10.0.0.9:554/stream1").unwrap(),
+            SourceUrl::Rtsp { .. }
+        ));
+        assert_eq!(
+            parse("file:video/movie.Mjpeg").unwrap(),
+            SourceUrl::File {
+                path: "video/movie.Mjpeg".into()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_sources_say_what_is_wrong() {
+        for (input, expect) in [
+            ("webcam", "supported"),
+            ("v4l2:", "index or name"),
+            ("esp32-tcp://host", "HOST:PORT"),
+            ("esp32-tcp://:80", "no host"),
+            ("esp32-tcp://host:99999", "not a port"),
+            ("esp32-push://nohost", "ADDR:PORT"),
+            ("http://", "no host"),
+            ("rtsp:///path", "no host"),
+            ("file:", "path"),
+        ] {
+            let err = parse(input).unwrap_err();
+            assert!(err.contains(expect), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let url = parse("rtsp://admin:hunter2@10.0.0.9/live").unwrap();
+        let shown = url.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("admin:***@10.0.0.9/live"), "{shown}");
+        let err = parse("rtsp://u:hunter2@").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert_eq!(redact("http://cam/x"), "http://cam/x");
+    }
+}
