@@ -37,6 +37,14 @@ struct Args {
     #[arg(long, env = "SIGHTLINE_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
 
+    /// Key that lets a viewer control cameras (settings, presets, start/stop): a viewer
+    /// presents it in its subscribe message (`control_key`); one without it watches
+    /// view-only, a wrong one is refused. WITHOUT a key, viewers connecting from this
+    /// machine (loopback, as in the demo) may control and all others are view-only; behind a
+    /// reverse proxy on this host every viewer looks local, so set a key there.
+    #[arg(long, env = "SIGHTLINE_CONTROL_KEY", hide_env_values = true)]
+    control_key: Option<String>,
+
     /// Folder with the web client. Default: the `web-client` folder of this source tree.
     #[arg(long, env = "SIGHTLINE_WEB_ROOT")]
     web_root: Option<PathBuf>,
@@ -98,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             public_ip: args.public_ip,
             ..SfuConfig::default()
         },
+        control_key: args.control_key.filter(|k| !k.is_empty()),
     };
     let server = server::start(config).await.context("starting the server")?;
 

@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::{PeerAnswer, PeerId, SfuError, SfuStats};
+use crate::{PeerAnswer, PeerId, SfuError, SfuStats, ViewerAccess};
 
 pub(crate) enum Command {
     Publish {
@@ -13,6 +13,7 @@ pub(crate) enum Command {
     Subscribe {
         camera: String,
         offer: String,
+        access: ViewerAccess,
         reply: oneshot::Sender<Result<PeerAnswer, SfuError>>,
     },
     AddCandidate {

@@ -14,6 +14,7 @@ impl MediaLoop {
     /// own SSRC, sequence numbers and payload type, so the publisher's never reach viewers
     /// and a publisher change is invisible to them apart from the picture.
     pub(crate) fn forward(&mut self, publisher: PeerId, data: MediaData) {
+        self.counters.frames_received += 1;
         if !data.contiguous {
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
             // break until the next keyframe.

@@ -3,6 +3,11 @@
 //!
 //! The public surface is [`Sfu::start`] and the cloneable [`SfuHandle`]. Signaling hands
 //! the SFU SDP offers and trickled candidates; the SFU answers and runs the media.
+//!
+//! Peers that add a data channel labelled `control` to their offer take part in camera
+//! control: the SFU relays viewers' commands to the camera's publisher (tagged with the
+//! viewer's id), the publisher's replies back to the one viewer, its broadcasts to all, and
+//! enforces each viewer's [`ViewerAccess`] and [`RateLimit`] (see [`control_wire`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +16,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 mod command;
+mod control_channel;
+mod control_relay;
+pub mod control_wire;
 mod feed;
 mod forward;
 mod keyframe;
@@ -18,6 +26,7 @@ mod media_loop;
 mod negotiate;
 mod offer;
 mod peer;
+mod rate_limit;
 mod routing;
 mod rtc_config;
 mod send_batch;
@@ -25,6 +34,7 @@ mod sockets;
 mod viewer_tx;
 
 use command::Command;
+pub use rate_limit::RateLimit;
 
 /// Identifies one peer connection (a publisher's or a viewer's) inside the SFU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +44,25 @@ impl std::fmt::Display for PeerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "peer-{}", self.0)
     }
+}
+
+/// `peer-7`, as [`PeerId`] displays (control messages name viewers so).
+impl std::str::FromStr for PeerId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("peer-").unwrap_or("x").parse().map(PeerId)
+    }
+}
+
+/// What a viewer may do on its control channel; decided by signaling per viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerAccess {
+    /// Watch, read the camera's state, pause/resume its own video. Commands that change the
+    /// camera are refused with `forbidden`.
+    ViewOnly,
+    /// Everything, including changing the camera's settings.
+    Control,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +78,8 @@ pub struct SfuConfig {
     /// Least time between two keyframe requests sent to one publisher: many viewers joining
     /// at once cause one request.
     pub keyframe_request_interval: Duration,
+    /// Control messages each viewer may send.
+    pub control_rate_limit: RateLimit,
 }
 
 impl Default for SfuConfig {
@@ -58,6 +89,7 @@ impl Default for SfuConfig {
             bind_ips: Vec::new(),
             public_ip: None,
             keyframe_request_interval: Duration::from_millis(250),
+            control_rate_limit: RateLimit::default(),
         }
     }
 }
@@ -81,6 +113,9 @@ pub struct SfuStats {
     pub viewers: usize,
     /// Media tracks (m-lines carrying video) across all peers.
     pub tracks: usize,
+    /// Video frames received from publishers (whether or not anyone watches): an on-demand
+    /// publisher that is idle sends none.
+    pub frames_received: u64,
     /// Video frames written to viewers.
     pub frames_forwarded: u64,
     /// RTP packets sent to viewers (media and RTX).
@@ -174,15 +209,19 @@ impl SfuHandle {
         .await?
     }
 
-    /// A viewer's offer (recvonly video) for `camera_id`. The camera need not be live yet.
+    /// A viewer's offer (recvonly video, optionally a `control` data channel) for
+    /// `camera_id`. The camera need not be live yet. `access` says what the viewer may do on
+    /// its control channel.
     pub async fn subscribe(
         &self,
         camera_id: &str,
         offer_sdp: &str,
+        access: ViewerAccess,
     ) -> Result<PeerAnswer, SfuError> {
         self.ask(|reply| Command::Subscribe {
             camera: camera_id.to_owned(),
             offer: offer_sdp.to_owned(),
+            access,
             reply,
         })
         .await?

@@ -4,7 +4,8 @@
 //! commands from [`crate::SfuHandle`]. After each call on an `Rtc` its output is drained
 //! until `Timeout` ([`MediaLoop::drain`]): transmits go straight to the socket, the few
 //! events we care about are queued and handled once no `Rtc` is borrowed
-//! ([`MediaLoop::settle`]), which is where frames fan out to viewers.
+//! ([`MediaLoop::settle`]), which is where frames fan out to viewers and control messages
+//! are relayed (`control_channel`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::command::Command;
+use crate::control_relay::ControlRelay;
 use crate::peer::{Peer, CONNECT_TIMEOUT};
 use crate::routing::{Role, Routing};
 use crate::rtc_config::rtc_config;
@@ -38,6 +40,8 @@ pub(crate) struct MediaLoop {
     pub(crate) viewer_config: RtcConfig,
     pub(crate) peers: HashMap<PeerId, Peer>,
     pub(crate) routing: Routing,
+    /// Camera control over data channels: permissions, rate limits, routing, caches.
+    pub(crate) control: ControlRelay,
     pub(crate) events: broadcast::Sender<SfuEvent>,
     /// Only the counter fields are used; the gauges are computed in `stats()`.
     pub(crate) counters: SfuStats,
@@ -65,6 +69,7 @@ impl MediaLoop {
             viewer_config: rtc_config(Role::Viewer),
             peers: HashMap::new(),
             routing: Routing::new(config.keyframe_request_interval),
+            control: ControlRelay::new(config.control_rate_limit),
             events,
             counters: SfuStats::default(),
             next_peer: 1,
@@ -319,6 +324,9 @@ impl MediaLoop {
                 self.routing.keyframe_wanted_by(id);
             }
             Event::Closed => self.dead.push((id, "closed by remote".into())),
+            Event::ChannelOpen(channel, label) => self.control_channel_open(id, channel, &label),
+            Event::ChannelData(data) => self.control_channel_data(id, data),
+            Event::ChannelClose(channel) => self.control_channel_closed(id, channel),
             _ => {}
         }
     }
@@ -329,6 +337,7 @@ impl MediaLoop {
             return false;
         }
         self.routing.remove_peer(id);
+        self.control.remove_peer(id);
         self.by_source.retain(|_, p| *p != id);
         self.queue.retain(|(p, _)| *p != id);
         tracing::info!(peer = %id, %reason, "peer removed");
@@ -364,6 +373,9 @@ fn is_interesting(e: &Event) -> bool {
             | Event::MediaData(_)
             | Event::KeyframeRequest(_)
             | Event::Closed
+            | Event::ChannelOpen(..)
+            | Event::ChannelData(_)
+            | Event::ChannelClose(_)
     )
 }
 

@@ -12,7 +12,7 @@ use crate::peer::Peer;
 use crate::routing::Role;
 use crate::rtc_config::negotiated_h264;
 use crate::viewer_tx::ViewerTx;
-use crate::{PeerAnswer, PeerId, SfuError, SfuStats};
+use crate::{PeerAnswer, PeerId, SfuError, SfuStats, ViewerAccess};
 
 impl MediaLoop {
     pub(crate) fn handle_command(&mut self, cmd: Command) {
@@ -22,14 +22,15 @@ impl MediaLoop {
                 offer,
                 reply,
             } => {
-                let _ = reply.send(self.add_peer(&camera, &offer, Role::Publisher));
+                let _ = reply.send(self.add_peer(&camera, &offer, Role::Publisher, None));
             }
             Command::Subscribe {
                 camera,
                 offer,
+                access,
                 reply,
             } => {
-                let _ = reply.send(self.add_peer(&camera, &offer, Role::Viewer));
+                let _ = reply.send(self.add_peer(&camera, &offer, Role::Viewer, Some(access)));
             }
             Command::AddCandidate {
                 peer,
@@ -54,7 +55,14 @@ impl MediaLoop {
 
     /// Build the peer's `Rtc` here, inside the loop, before the answer leaves: the remote
     /// may send STUN as soon as it has the answer, and it must find an `Rtc` to take it.
-    fn add_peer(&mut self, camera: &str, offer: &str, role: Role) -> Result<PeerAnswer, SfuError> {
+    /// An `m=application` section (the `control` data channel) is answered by str0m itself.
+    fn add_peer(
+        &mut self,
+        camera: &str,
+        offer: &str,
+        role: Role,
+        access: Option<ViewerAccess>,
+    ) -> Result<PeerAnswer, SfuError> {
         let video_mids = crate::offer::video_mids(offer);
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
@@ -102,9 +110,12 @@ impl MediaLoop {
                     self.close(old, "replaced by a new publisher");
                 }
                 self.routing.set_publisher_mid(id, mid.0);
+                self.control.add_publisher(camera, id);
             }
             Role::Viewer => {
                 self.routing.add_viewer(camera, id, mid.0);
+                let access = access.unwrap_or(ViewerAccess::ViewOnly);
+                self.control.add_viewer(camera, id, access, now);
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.tx = Some(ViewerTx::new(mid.0, mid.1));
                 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use str0m::channel::ChannelId;
 use str0m::Rtc;
 
 use crate::routing::Role;
@@ -16,6 +17,8 @@ pub(crate) struct Peer {
     pub(crate) role: Role,
     /// A viewer's send side, once its m-line is known.
     pub(crate) tx: Option<ViewerTx>,
+    /// Its open `control` data channel.
+    pub(crate) control: Option<ChannelId>,
     /// ICE+DTLS came up at least once.
     pub(crate) connected: bool,
     pub(crate) created: Instant,
@@ -29,6 +32,7 @@ impl Peer {
             rtc,
             role,
             tx: None,
+            control: None,
             connected: false,
             created: now,
             next_timeout: now,

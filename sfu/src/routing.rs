@@ -52,6 +52,8 @@ struct ViewerRoute {
     /// No delta frame may go out until the viewer has had a keyframe from the current
     /// publisher: a decoder fed deltas without their reference shows garbage.
     waiting_keyframe: bool,
+    /// The viewer asked not to get video for now (its control channel's `pause`).
+    paused: bool,
 }
 
 #[derive(Debug)]
@@ -169,6 +171,7 @@ impl Routing {
             mid,
             connected: false,
             waiting_keyframe: true,
+            paused: false,
         });
         self.peers.insert(
             peer,
@@ -217,6 +220,26 @@ impl Routing {
         }
     }
 
+    /// Stop or restart forwarding to a viewer. A resumed viewer starts again at a keyframe,
+    /// asked for at once: its decoder lost the reference frames while paused. Returns false
+    /// for a peer that is not a viewer.
+    pub(crate) fn set_paused(&mut self, viewer: PeerId, paused: bool) -> bool {
+        let Some((cam, Role::Viewer)) = self.camera_of(viewer) else {
+            return false;
+        };
+        let Some(v) = cam.viewers.iter_mut().find(|v| v.peer == viewer) else {
+            return false;
+        };
+        if v.paused && !paused {
+            v.waiting_keyframe = true;
+            if v.connected {
+                cam.gate.want();
+            }
+        }
+        v.paused = paused;
+        true
+    }
+
     /// Forget a peer. Returns its role if it was known.
     pub(crate) fn remove_peer(&mut self, peer: PeerId) -> Option<Role> {
         let route = self.peers.remove(&peer)?;
@@ -255,7 +278,7 @@ impl Routing {
             return;
         }
         for v in &mut cam.viewers {
-            if !v.connected {
+            if !v.connected || v.paused {
                 continue;
             }
             if v.waiting_keyframe {
@@ -479,6 +502,46 @@ mod tests {
         );
         assert_eq!(targets(&mut r, PeerId(3), true), vec![PeerId(2)]);
         assert_eq!(r.counts().publishers, 1);
+    }
+
+    #[test]
+    fn a_paused_viewer_gets_nothing_and_resumes_at_a_keyframe() {
+        let mut r = live_camera();
+        let t0 = Instant::now();
+        for v in [2, 3] {
+            r.add_viewer("cam", PeerId(v), mid("v"));
+            r.peer_connected(PeerId(v));
+        }
+        due(&mut r, t0);
+        assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2), PeerId(3)]);
+        assert!(r.set_paused(PeerId(2), true));
+        assert_eq!(targets(&mut r, PeerId(1), false), vec![PeerId(3)]);
+        assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(3)]);
+        let t1 = t0 + IV * 2;
+        assert!(due(&mut r, t1).is_empty(), "pausing asks for nothing");
+        assert!(r.set_paused(PeerId(2), false));
+        assert_eq!(
+            due(&mut r, t1),
+            vec![PeerId(1)],
+            "resuming asks for a keyframe"
+        );
+        assert_eq!(
+            targets(&mut r, PeerId(1), false),
+            vec![PeerId(3)],
+            "no delta first"
+        );
+        assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2), PeerId(3)]);
+        // Resuming a viewer that is not paused changes nothing.
+        assert!(r.set_paused(PeerId(2), false));
+        assert_eq!(
+            targets(&mut r, PeerId(1), false),
+            vec![PeerId(2), PeerId(3)]
+        );
+        assert!(
+            !r.set_paused(PeerId(1), true),
+            "a publisher cannot be paused"
+        );
+        assert!(!r.set_paused(PeerId(42), true));
     }
 
     #[test]

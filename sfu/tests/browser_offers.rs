@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use sightline_sfu::{Sfu, SfuConfig, SfuError};
+use sightline_sfu::{Sfu, SfuConfig, SfuError, ViewerAccess};
 
 const FINGERPRINT: &str = "a=fingerprint:sha-256 3A:1B:27:5C:0F:8E:9D:44:21:6A:7B:CC:DE:01:23:45:67:89:AB:CD:EF:10:32:54:76:98:BA:DC:FE:11:22:33";
 
@@ -52,7 +52,11 @@ async fn start() -> sightline_sfu::SfuHandle {
 async fn chromium_viewer_offer_is_answered_with_h264_only() {
     let sfu = start().await;
     let answer = sfu
-        .subscribe("cam", &chrome_offer("recvonly", true))
+        .subscribe(
+            "cam",
+            &chrome_offer("recvonly", true),
+            ViewerAccess::ViewOnly,
+        )
         .await
         .unwrap();
     let sdp = &answer.sdp;
@@ -79,7 +83,14 @@ async fn chromium_publisher_offer_is_accepted() {
 #[tokio::test]
 async fn offer_without_h264_is_rejected_clearly() {
     let sfu = start().await;
-    match sfu.subscribe("cam", &chrome_offer("recvonly", false)).await {
+    match sfu
+        .subscribe(
+            "cam",
+            &chrome_offer("recvonly", false),
+            ViewerAccess::ViewOnly,
+        )
+        .await
+    {
         Err(SfuError::InvalidSdp(m)) => assert!(m.contains("H.264"), "{m}"),
         other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.sdp)),
     }
@@ -92,7 +103,10 @@ async fn offer_without_video_is_rejected_clearly() {
     let offer = chrome_offer("recvonly", true);
     let audio_only: String = offer[..offer.find("m=video").unwrap()].to_owned();
     let audio_only = audio_only.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0");
-    match sfu.subscribe("cam", &audio_only).await {
+    match sfu
+        .subscribe("cam", &audio_only, ViewerAccess::ViewOnly)
+        .await
+    {
         Err(SfuError::InvalidSdp(m)) => assert!(m.contains("video"), "{m}"),
         other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.sdp)),
     }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_sfu::{PeerId, Sfu, SfuConfig, SfuError, SfuEvent, SfuHandle, SfuStats};
+use sightline_sfu::{
+    PeerId, Sfu, SfuConfig, SfuError, SfuEvent, SfuHandle, SfuStats, ViewerAccess,
+};
 use str0m::media::Direction;
 use str0m::Event;
 use support::{frame, frame_number, Client};
@@ -220,7 +222,8 @@ async fn a_viewer_that_vanishes_is_reaped() {
 async fn bad_input_is_an_error_not_a_panic() {
     let sfu = start().await;
     assert!(matches!(
-        sfu.subscribe("cam", "this is not sdp").await,
+        sfu.subscribe("cam", "this is not sdp", ViewerAccess::ViewOnly)
+            .await,
         Err(SfuError::InvalidSdp(_))
     ));
     assert!(matches!(
@@ -231,7 +234,7 @@ async fn bad_input_is_an_error_not_a_panic() {
     // A viewer offering to send only: nothing the SFU can send on.
     let mut c = Client::new().await;
     let (offer, _) = c.offer(Direction::SendOnly);
-    match sfu.subscribe("cam", &offer).await {
+    match sfu.subscribe("cam", &offer, ViewerAccess::ViewOnly).await {
         Err(SfuError::InvalidSdp(m)) => assert!(m.contains("video"), "{m}"),
         other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.peer)),
     }

@@ -6,9 +6,12 @@
 //! A session is a publisher once it sends [`ClientMessage::Register`], a viewer once it sends
 //! [`ClientMessage::Subscribe`]; before that it may only list cameras.
 //!
-//! Publisher:  register → registered, offer → answer, candidate ⇄ candidate
+//! Publisher:  register → registered, offer → answer, candidate ⇄ candidate,
+//!             source_state (whenever its video source connects, goes live or is lost)
 //! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
-//! Everyone:   camera_online / camera_offline events, error {code, message}
+//! Server → publisher: demand {viewers} after `registered` and whenever its camera's viewer
+//!             count changes (an on-demand publisher starts and stops capturing by it)
+//! Everyone:   camera_online / camera_offline / source_state events, error {code, message}
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +22,11 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Longest camera id and name accepted at registration.
 pub const MAX_CAMERA_ID_LEN: usize = 64;
 pub const MAX_CAMERA_NAME_LEN: usize = 128;
+
+/// Longest source name and source error a publisher may report (characters). Errors are one
+/// line of a log, not a backtrace.
+pub const MAX_SOURCE_NAME_LEN: usize = 256;
+pub const MAX_SOURCE_ERROR_LEN: usize = 512;
 
 /// Messages a client (publisher or viewer) sends to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +44,14 @@ pub enum ClientMessage {
     List,
     /// A viewer picks the camera it wants to watch. A later subscribe replaces the earlier one
     /// (the old peer connection is closed; the client makes a new one).
-    Subscribe { camera_id: String },
+    Subscribe {
+        camera_id: String,
+        /// The server's `--control-key`: with it the viewer may control the camera (see
+        /// [`crate::control`]); without it, view-only (loopback viewers may control when
+        /// the server has no key). A wrong key is refused with `forbidden`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control_key: Option<String>,
+    },
     /// SDP offer from the client's peer connection (sendonly video for a publisher,
     /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`].
     Offer { sdp: String },
@@ -48,6 +63,16 @@ pub enum ClientMessage {
         sdp_mid: Option<String>,
         #[serde(default)]
         sdp_mline_index: Option<u16>,
+    },
+    /// A publisher reports its video source's state (after `registered`, then on every
+    /// change). The WebRTC session stays up while the source is lost.
+    SourceState {
+        state: SourceState,
+        /// Why the source is lost (required for `lost`, refused for `live`).
+        #[serde(default)]
+        error: Option<String>,
+        /// The source as the publisher names it, passwords redacted (`rtsp://admin:***@cam/1`).
+        source: String,
     },
 }
 
@@ -79,6 +104,20 @@ pub enum ServerMessage {
     /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
     /// connection; video resumes by itself when the camera comes back.
     CameraOffline { camera_id: String },
+    /// A camera's video source changed state (its publisher said so). Sent to every session,
+    /// like camera_online, since every camera list shows it.
+    SourceState {
+        camera_id: String,
+        state: SourceState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        source: String,
+    },
+    /// To a camera's publisher only: how many viewer sessions are subscribed to its camera.
+    /// Sent right after [`ServerMessage::Registered`] and then whenever the count changes
+    /// (a viewer subscribes, moves to another camera, or its session ends). An on-demand
+    /// publisher captures and encodes only while this is above zero.
+    Demand { camera_id: String, viewers: u32 },
     /// Something the client sent was refused. The session stays open.
     Error { code: ErrorCode, message: String },
 }
@@ -93,6 +132,47 @@ pub struct CameraInfo {
     pub fps: u32,
     pub state: CameraState,
     pub viewers: u32,
+    /// What the publisher last said about its video source; `null` while the camera is
+    /// offline or before its publisher reported.
+    #[serde(default)]
+    pub source_state: Option<SourceStatus>,
+}
+
+/// A video source's state as its publisher reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Opening the source; no frame yet.
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// The source failed or stalled; the publisher reconnects it with backoff. Viewers keep
+    /// the last picture.
+    Lost,
+    /// The publisher is not capturing on purpose: it streams on demand and nobody watches,
+    /// or a controlling viewer stopped the stream. It starts again by itself when asked.
+    Idle,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Live => "live",
+            SourceState::Lost => "lost",
+            SourceState::Idle => "idle",
+        }
+    }
+}
+
+/// One camera's source state, as kept by the server and shown in camera lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub state: SourceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The source's name, passwords redacted.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +209,8 @@ pub enum ErrorCode {
     WrongState,
     /// The media engine failed; the message says why.
     Internal,
+    /// Not allowed for this session (a wrong control key).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -144,6 +226,7 @@ impl ErrorCode {
             ErrorCode::CameraAlreadyLive => "camera_already_live",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::Internal => "internal",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
@@ -174,7 +257,14 @@ impl From<WireError> for ServerMessage {
     }
 }
 
-const CLIENT_TYPES: &[&str] = &["register", "list", "subscribe", "offer", "candidate"];
+const CLIENT_TYPES: &[&str] = &[
+    "register",
+    "list",
+    "subscribe",
+    "offer",
+    "candidate",
+    "source_state",
+];
 
 /// Parse one text message from a client, telling apart the ways it can be wrong so the
 /// client gets an error it can act on.
@@ -245,10 +335,44 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             }
             Ok(())
         }
-        ClientMessage::Subscribe { camera_id } => validate_camera_id(camera_id),
+        ClientMessage::Subscribe { camera_id, .. } => validate_camera_id(camera_id),
         ClientMessage::Offer { sdp } if sdp.trim().is_empty() => {
             Err(WireError::new(ErrorCode::InvalidSdp, "sdp is empty"))
         }
+        ClientMessage::SourceState {
+            state,
+            error,
+            source,
+        } => validate_source_state(*state, error.as_deref(), source),
+        _ => Ok(()),
+    }
+}
+
+/// A source report must name its source, explain a loss, and not call a live source failed.
+fn validate_source_state(
+    state: SourceState,
+    error: Option<&str>,
+    source: &str,
+) -> Result<(), WireError> {
+    if source.trim().is_empty() || source.chars().count() > MAX_SOURCE_NAME_LEN {
+        return Err(invalid(format!(
+            "source: must be 1..{MAX_SOURCE_NAME_LEN} characters"
+        )));
+    }
+    if error.is_some_and(|e| e.chars().count() > MAX_SOURCE_ERROR_LEN) {
+        return Err(invalid(format!(
+            "error: at most {MAX_SOURCE_ERROR_LEN} characters"
+        )));
+    }
+    let has_error = error.is_some_and(|e| !e.trim().is_empty());
+    match state {
+        SourceState::Lost if !has_error => Err(invalid(
+            "error: a `lost` source must say why (non-empty `error`)".into(),
+        )),
+        SourceState::Live | SourceState::Idle if error.is_some() => Err(invalid(format!(
+            "error: a `{}` source has no error",
+            state.as_str()
+        ))),
         _ => Ok(()),
     }
 }
@@ -314,6 +438,11 @@ mod tests {
             ClientMessage::List,
             ClientMessage::Subscribe {
                 camera_id: "cam-1".into(),
+                control_key: None,
+            },
+            ClientMessage::Subscribe {
+                camera_id: "cam-1".into(),
+                control_key: Some("secret".into()),
             },
             ClientMessage::Offer {
                 sdp: "v=0\r\n".into(),
@@ -322,6 +451,26 @@ mod tests {
                 candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host".into(),
                 sdp_mid: Some("0".into()),
                 sdp_mline_index: Some(0),
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Lost,
+                error: Some("connection refused".into()),
+                source: "esp32-tcp://10.0.0.7:80".into(),
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Live,
+                error: None,
+                source: "file:movie.Mjpeg".into(),
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Connecting,
+                error: None,
+                source: "rtsp://admin:***@cam/1".into(),
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Idle,
+                error: None,
+                source: "test-pattern".into(),
             },
         ];
         for m in msgs {
@@ -341,6 +490,10 @@ mod tests {
         assert_eq!(code(r#"{"type":7}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":"a","control_key":5}"#),
+            ErrorCode::BadMessage
+        );
         assert_eq!(
             code(r#"{"type":"subscribe","camera_id":5}"#),
             ErrorCode::BadMessage
@@ -387,6 +540,79 @@ mod tests {
     }
 
     #[test]
+    fn source_state_parses_from_the_documented_json() {
+        let m = parse_client_message(
+            r#"{"type":"source_state","state":"lost","error":"timed out","source":"http://cam/stream"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::SourceState {
+                state: SourceState::Lost,
+                error: Some("timed out".into()),
+                source: "http://cam/stream".into(),
+            }
+        );
+        // `error` may be left out when there is none.
+        let m = parse_client_message(r#"{"type":"source_state","state":"live","source":"v4l2:0"}"#)
+            .unwrap();
+        assert!(matches!(m, ClientMessage::SourceState { error: None, .. }));
+    }
+
+    #[test]
+    fn malformed_source_states_are_refused() {
+        let bad = |fields: &str| code(&format!(r#"{{"type":"source_state",{fields}}}"#));
+        // Unknown or mistyped state, missing fields: not one of the known messages.
+        assert_eq!(
+            bad(r#""state":"burning","source":"s""#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(bad(r#""state":"LIVE","source":"s""#), ErrorCode::BadMessage);
+        assert_eq!(bad(r#""state":3,"source":"s""#), ErrorCode::BadMessage);
+        assert_eq!(bad(r#""source":"s""#), ErrorCode::BadMessage);
+        assert_eq!(bad(r#""state":"live""#), ErrorCode::BadMessage);
+        assert_eq!(
+            bad(r#""state":"lost","error":7,"source":"s""#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            bad(r#""state":"live","source":"s","x":1"#),
+            ErrorCode::BadMessage
+        );
+        // Well-formed but meaningless.
+        assert_eq!(
+            bad(r#""state":"lost","source":"s""#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            bad(r#""state":"lost","error":" ","source":"s""#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            bad(r#""state":"live","error":"x","source":"s""#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            bad(r#""state":"live","source":" ""#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            bad(r#""state":"idle","error":"x","source":"s""#),
+            ErrorCode::InvalidField
+        );
+        let long = "e".repeat(MAX_SOURCE_ERROR_LEN + 1);
+        assert_eq!(
+            bad(&format!(r#""state":"lost","error":"{long}","source":"s""#)),
+            ErrorCode::InvalidField
+        );
+        let long = "s".repeat(MAX_SOURCE_NAME_LEN + 1);
+        assert_eq!(
+            bad(&format!(r#""state":"live","source":"{long}""#)),
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
     fn server_messages_round_trip() {
         let m = ServerMessage::Error {
             code: ErrorCode::UnknownCamera,
@@ -396,5 +622,47 @@ mod tests {
         assert!(json.contains(r#""type":"error""#));
         assert!(json.contains(r#""code":"unknown_camera""#));
         assert_eq!(parse_server_message(&json).unwrap(), m);
+
+        let m = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Lost,
+            error: Some("no frame for 2.0 s".into()),
+            source: "esp32-tcp://10.0.0.7:80".into(),
+        };
+        let json = m.to_json();
+        assert!(json.contains(r#""type":"source_state""#), "{json}");
+        assert!(json.contains(r#""state":"lost""#), "{json}");
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+        // No `error` key at all when live.
+        let live = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Live,
+            error: None,
+            source: "s".into(),
+        };
+        assert!(!live.to_json().contains("error"), "{}", live.to_json());
+    }
+
+    #[test]
+    fn demand_round_trips() {
+        let m = ServerMessage::Demand {
+            camera_id: "porch".into(),
+            viewers: 3,
+        };
+        let json = m.to_json();
+        assert_eq!(json, r#"{"type":"demand","camera_id":"porch","viewers":3}"#);
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p","viewers":-1}"#).is_err());
+        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p"}"#).is_err());
+    }
+
+    #[test]
+    fn camera_info_without_source_state_still_parses() {
+        // What a server from before source states sent.
+        let c: CameraInfo = serde_json::from_str(
+            r#"{"id":"a","name":"A","width":640,"height":480,"fps":30,"state":"online","viewers":0}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source_state, None);
     }
 }

@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sightline_sfu::{PeerAnswer, SfuHandle};
+use sightline_sfu::{PeerAnswer, SfuHandle, ViewerAccess};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -17,6 +18,8 @@ pub struct Client {
     socket: UdpSocket,
     addr: SocketAddr,
     pub mid: Option<Mid>,
+    /// The `control` data channel, when the offer had one (usable once it opened).
+    pub control: Option<ChannelId>,
     buf: Vec<u8>,
 }
 
@@ -35,14 +38,24 @@ impl Client {
             socket,
             addr,
             mid: None,
+            control: None,
             buf: vec![0; 2048],
         }
     }
 
     /// An offer with one video m-line in `dir`.
     pub fn offer(&mut self, dir: Direction) -> (String, SdpPendingOffer) {
+        self.offer_with(dir, false)
+    }
+
+    /// An offer with one video m-line in `dir` and, with `control`, a data channel
+    /// labelled `control`.
+    pub fn offer_with(&mut self, dir: Direction, control: bool) -> (String, SdpPendingOffer) {
         let mut api = self.rtc.sdp_api();
         let mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        if control {
+            self.control = Some(api.add_channel("control".into()));
+        }
         self.mid = Some(mid);
         let (offer, pending) = api.apply().unwrap();
         (offer.to_sdp_string(), pending)
@@ -55,18 +68,40 @@ impl Client {
 
     /// Offer `dir` video to the SFU for `camera` and accept its answer.
     pub async fn connect(&mut self, sfu: &SfuHandle, camera: &str, publish: bool) -> PeerAnswer {
-        let (offer, pending) = self.offer(if publish {
+        self.connect_with(sfu, camera, publish, None).await
+    }
+
+    /// Like [`Client::connect`], with a `control` data channel when `control` is given (for a
+    /// viewer: with that access).
+    pub async fn connect_with(
+        &mut self,
+        sfu: &SfuHandle,
+        camera: &str,
+        publish: bool,
+        control: Option<ViewerAccess>,
+    ) -> PeerAnswer {
+        let dir = if publish {
             Direction::SendOnly
         } else {
             Direction::RecvOnly
-        });
+        };
+        let (offer, pending) = self.offer_with(dir, control.is_some());
         let answer = if publish {
             sfu.publish(camera, &offer).await.unwrap()
         } else {
-            sfu.subscribe(camera, &offer).await.unwrap()
+            let access = control.unwrap_or(ViewerAccess::ViewOnly);
+            sfu.subscribe(camera, &offer, access).await.unwrap()
         };
         self.accept(pending, &answer);
         answer
+    }
+
+    /// Write a text message on the `control` channel; false if it is not open.
+    pub fn send_control(&mut self, text: &str) -> bool {
+        let Some(mut channel) = self.control.and_then(|c| self.rtc.channel(c)) else {
+            return false;
+        };
+        channel.write(false, text.as_bytes()).unwrap_or(false)
     }
 
     /// Write one frame on our m-line.

@@ -1,8 +1,10 @@
 //! The signaling server: WebSocket signaling at `/ws`, REST at `/api/*`, the web client at `/`.
 //!
 //! One [`AppState`] is shared by every session: the camera registry (plain state under a
-//! lock), the SFU handle, and two broadcast channels (camera events, shutdown).
+//! lock), the SFU handle, and three broadcast channels (camera events, viewer counts for
+//! publishers' `demand`, shutdown).
 
+mod access;
 mod api;
 pub mod registry;
 mod session;
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -32,13 +34,20 @@ pub struct ServerConfig {
     /// Folder with the web client; `None` serves no static files.
     pub web_root: Option<PathBuf>,
     pub sfu: SfuConfig,
+    /// Viewers presenting this key in `subscribe` may control cameras. `None`: viewers on
+    /// loopback may control, all others are view-only (see `access`).
+    pub control_key: Option<String>,
 }
 
 pub(crate) struct AppState {
     registry: Mutex<Registry>,
     sfu: SfuHandle,
+    control_key: Option<String>,
     /// Camera online/offline, to every session.
     events: broadcast::Sender<ServerMessage>,
+    /// A camera's viewer count changed: `(camera id, viewers)`. Every session hears it; the
+    /// camera's publisher session passes it on as `demand`.
+    demand: broadcast::Sender<(String, u32)>,
     /// Flips to true once, on shutdown.
     shutdown: watch::Sender<bool>,
     next_session: AtomicU64,
@@ -87,7 +96,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let state = Arc::new(AppState {
         registry: Mutex::new(Registry::default()),
         sfu: sfu.clone(),
+        control_key: config.control_key.clone(),
         events: broadcast::channel(256).0,
+        demand: broadcast::channel(256).0,
         shutdown,
         next_session: AtomicU64::new(1),
         open_sessions: AtomicUsize::new(0),
@@ -107,6 +118,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let mut stop = state.shutdown.subscribe();
     let serve_task = tokio::spawn(async move {
+        // Sessions need the peer's address: loopback viewers may control without a key.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -125,12 +138,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     })
 }
 
-async fn websocket(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.max_message_size(session::HARD_MESSAGE_LIMIT)
         .on_upgrade(move |socket| async move {
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
             state.open_sessions.fetch_add(1, Ordering::Relaxed);
-            session::Session::new(id, state.clone()).run(socket).await;
+            session::Session::new(id, state.clone(), remote.ip())
+                .run(socket)
+                .await;
             state.open_sessions.fetch_sub(1, Ordering::Relaxed);
         })
 }

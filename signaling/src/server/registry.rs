@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::wire::{CameraInfo, CameraState, ErrorCode, WireError};
+use crate::wire::{CameraInfo, CameraState, ErrorCode, SourceStatus, WireError};
 
 /// A signaling session (one WebSocket connection).
 pub type SessionId = u64;
@@ -18,6 +18,9 @@ struct Camera {
     fps: u32,
     publisher: Option<SessionId>,
     viewers: BTreeSet<SessionId>,
+    /// What the current publisher last said about its source (`None` before it said
+    /// anything, and while offline).
+    source: Option<SourceStatus>,
 }
 
 /// What a publisher announces when it registers.
@@ -53,6 +56,7 @@ impl Registry {
                 fps: 0,
                 publisher: None,
                 viewers: BTreeSet::new(),
+                source: None,
             });
         if let Some(other) = entry.publisher {
             if other != session {
@@ -71,6 +75,8 @@ impl Registry {
         entry.height = reg.height;
         entry.fps = reg.fps;
         entry.publisher = Some(session);
+        // A new publisher's source is unknown until it reports.
+        entry.source = None;
         Ok(info(&reg.camera_id, entry))
     }
 
@@ -82,7 +88,34 @@ impl Registry {
             return None;
         }
         cam.publisher = None;
+        cam.source = None;
         Some(camera_id.to_string())
+    }
+
+    /// The publisher of `camera_id` reports its source's state. Returns whether it changed
+    /// (only changes are broadcast, so a publisher repeating itself costs viewers nothing).
+    /// Refused unless `session` is that camera's current publisher.
+    pub fn set_source_state(
+        &mut self,
+        session: SessionId,
+        camera_id: &str,
+        status: SourceStatus,
+    ) -> Result<bool, WireError> {
+        let cam = self
+            .cameras
+            .get_mut(camera_id)
+            .filter(|c| c.publisher == Some(session))
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::WrongState,
+                    format!("only the live publisher of `{camera_id}` reports its source state"),
+                )
+            })?;
+        if cam.source.as_ref() == Some(&status) {
+            return Ok(false);
+        }
+        cam.source = Some(status);
+        Ok(true)
     }
 
     /// A viewer session watches a known camera (online or offline).
@@ -105,6 +138,13 @@ impl Registry {
         if let Some(cam) = self.cameras.get_mut(camera_id) {
             cam.viewers.remove(&session);
         }
+    }
+
+    /// How many viewer sessions are subscribed to `camera_id` (0 for an unknown camera).
+    pub fn viewer_count(&self, camera_id: &str) -> u32 {
+        self.cameras
+            .get(camera_id)
+            .map_or(0, |c| c.viewers.len() as u32)
     }
 
     pub fn get(&self, camera_id: &str) -> Option<CameraInfo> {
@@ -132,12 +172,14 @@ fn info(id: &str, cam: &Camera) -> CameraInfo {
             CameraState::Offline
         },
         viewers: cam.viewers.len() as u32,
+        source_state: cam.source.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::SourceState;
 
     fn reg(id: &str) -> Registration {
         Registration {
@@ -188,6 +230,73 @@ mod tests {
             r.subscribe(1, "nope").unwrap_err().code,
             ErrorCode::UnknownCamera
         );
+    }
+
+    fn status(state: SourceState, error: Option<&str>) -> SourceStatus {
+        SourceStatus {
+            state,
+            error: error.map(str::to_owned),
+            source: "file:missing.mjpeg".into(),
+        }
+    }
+
+    #[test]
+    fn source_state_is_kept_listed_and_deduplicated() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        assert_eq!(
+            r.get("a").unwrap().source_state,
+            None,
+            "unknown until reported"
+        );
+
+        let lost = status(SourceState::Lost, Some("no such file"));
+        assert!(r.set_source_state(1, "a", lost.clone()).unwrap());
+        // The same report again is no change: nothing to broadcast.
+        assert!(!r.set_source_state(1, "a", lost.clone()).unwrap());
+        assert_eq!(r.get("a").unwrap().source_state, Some(lost.clone()));
+        assert_eq!(r.list()[0].source_state, Some(lost));
+        // A different error is a change.
+        assert!(r
+            .set_source_state(1, "a", status(SourceState::Lost, Some("timed out")))
+            .unwrap());
+        let live = status(SourceState::Live, None);
+        assert!(r.set_source_state(1, "a", live.clone()).unwrap());
+        // Viewers learn it when they subscribe.
+        assert_eq!(r.subscribe(10, "a").unwrap().source_state, Some(live));
+    }
+
+    #[test]
+    fn only_the_cameras_publisher_reports_its_source() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        r.register(2, reg("b")).unwrap();
+        let live = status(SourceState::Live, None);
+        for (session, cam) in [(2, "a"), (99, "a"), (1, "nope")] {
+            let err = r.set_source_state(session, cam, live.clone()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::WrongState, "{session} {cam}");
+        }
+        assert_eq!(r.get("a").unwrap().source_state, None);
+    }
+
+    #[test]
+    fn source_state_goes_with_its_publisher() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        r.set_source_state(1, "a", status(SourceState::Live, None))
+            .unwrap();
+        r.unregister(1, "a");
+        assert_eq!(r.get("a").unwrap().source_state, None, "offline: no source");
+        // The old session cannot report for the camera any more.
+        assert!(r
+            .set_source_state(1, "a", status(SourceState::Live, None))
+            .is_err());
+        // A new publisher starts unknown, even if the camera had a state before.
+        r.register(2, reg("a")).unwrap();
+        r.set_source_state(2, "a", status(SourceState::Connecting, None))
+            .unwrap();
+        r.register(2, reg("a")).unwrap();
+        assert_eq!(r.get("a").unwrap().source_state, None);
     }
 
     #[test]

@@ -2,16 +2,19 @@
 //! or a viewer (after `subscribe`). Every bad message gets an `error` reply and the session
 //! goes on; only a closed socket or server shutdown ends it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use sightline_sfu::{PeerId, SfuError, SfuEvent};
+use sightline_sfu::{PeerId, SfuError, SfuEvent, ViewerAccess};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::access::viewer_access;
 use super::registry::{Registration, SessionId};
 use super::AppState;
 use crate::wire::{
-    parse_client_message, ClientMessage, ErrorCode, ServerMessage, WireError, MAX_MESSAGE_BYTES,
+    parse_client_message, ClientMessage, ErrorCode, ServerMessage, SourceStatus, WireError,
+    MAX_MESSAGE_BYTES,
 };
 
 /// What the session has become.
@@ -24,10 +27,12 @@ enum Role {
         camera_id: String,
         peer: Option<PeerId>,
     },
-    /// Watching `camera_id`; `peer` once its offer was answered.
+    /// Watching `camera_id`; `peer` once its offer was answered. `access`: what it may do
+    /// on its control data channel.
     Viewer {
         camera_id: String,
         peer: Option<PeerId>,
+        access: ViewerAccess,
     },
 }
 
@@ -50,14 +55,17 @@ pub(super) struct Session {
     id: SessionId,
     state: Arc<AppState>,
     role: Role,
+    /// The WebSocket peer's address (decides control access when no key is configured).
+    remote: IpAddr,
 }
 
 impl Session {
-    pub(super) fn new(id: SessionId, state: Arc<AppState>) -> Self {
+    pub(super) fn new(id: SessionId, state: Arc<AppState>, remote: IpAddr) -> Self {
         Session {
             id,
             state,
             role: Role::Idle,
+            remote,
         }
     }
 
@@ -65,6 +73,7 @@ impl Session {
     /// this session held.
     pub(super) async fn run(mut self, mut socket: WebSocket) {
         let mut events = self.state.events.subscribe();
+        let mut demand = self.state.demand.subscribe();
         let mut sfu_events = self.state.sfu.events();
         let mut shutdown = self.state.shutdown.subscribe();
         tracing::debug!(session = self.id, "session open");
@@ -103,6 +112,19 @@ impl Session {
                         }
                         Err(RecvError::Closed) => break,
                     },
+                    change = demand.recv() => {
+                        let note = match change {
+                            Ok((camera, viewers)) => self.demand_for(&camera, Some(viewers)),
+                            // Missed some: tell our publisher the count as it is now.
+                            Err(RecvError::Lagged(_)) => self.publisher_camera().and_then(|c| self.demand_for(&c, None)),
+                            Err(RecvError::Closed) => break,
+                        };
+                        if let Some(msg) = note {
+                            if send(&mut socket, &msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
                     event = sfu_events.recv() => {
                         if let Ok(SfuEvent::PeerClosed { peer, reason }) = event {
                             if self.role.peer() == Some(peer) {
@@ -167,17 +189,31 @@ impl Session {
                     camera_id: camera_id.clone(),
                     peer: None,
                 };
+                let viewers = camera.viewers;
                 // Nobody listening is fine.
                 let _ = self
                     .state
                     .events
                     .send(ServerMessage::CameraOnline { camera });
-                Ok(vec![ServerMessage::Registered { camera_id }])
+                Ok(vec![
+                    ServerMessage::Registered {
+                        camera_id: camera_id.clone(),
+                    },
+                    ServerMessage::Demand { camera_id, viewers },
+                ])
             }
-            ClientMessage::Subscribe { camera_id } => {
+            ClientMessage::Subscribe {
+                camera_id,
+                control_key,
+            } => {
                 if matches!(self.role, Role::Publisher { .. }) {
                     return Err(wrong_state("a publisher session cannot subscribe"));
                 }
+                let access = viewer_access(
+                    self.state.control_key.as_deref(),
+                    control_key.as_deref(),
+                    self.remote,
+                )?;
                 let camera = self
                     .state
                     .registry
@@ -185,15 +221,57 @@ impl Session {
                     .unwrap()
                     .subscribe(self.id, &camera_id)?;
                 // A new subscription replaces the old one and its peer connection.
-                self.release_viewer().await;
-                tracing::info!(session = self.id, camera = %camera_id, "viewer subscribed");
+                self.release_viewer(Some(&camera_id)).await;
+                self.viewers_changed(&camera_id);
+                tracing::info!(session = self.id, camera = %camera_id, ?access, "viewer subscribed");
                 self.role = Role::Viewer {
                     camera_id,
                     peer: None,
+                    access,
                 };
                 Ok(vec![ServerMessage::Subscribed { camera }])
             }
             ClientMessage::Offer { sdp } => self.offer(&sdp).await,
+            ClientMessage::SourceState {
+                state,
+                error,
+                source,
+            } => {
+                let Role::Publisher { camera_id, .. } = &self.role else {
+                    return Err(wrong_state(
+                        "only a registered publisher reports a source state",
+                    ));
+                };
+                let camera_id = camera_id.clone();
+                let status = SourceStatus {
+                    state,
+                    error,
+                    source,
+                };
+                let changed = self.state.registry.lock().unwrap().set_source_state(
+                    self.id,
+                    &camera_id,
+                    status.clone(),
+                )?;
+                if changed {
+                    tracing::info!(
+                        session = self.id,
+                        camera = %camera_id,
+                        source = %status.source,
+                        state = status.state.as_str(),
+                        error = status.error.as_deref().unwrap_or(""),
+                        "camera source state"
+                    );
+                    // Every session: camera lists everywhere show it. Nobody listening is fine.
+                    let _ = self.state.events.send(ServerMessage::SourceState {
+                        camera_id,
+                        state: status.state,
+                        error: status.error,
+                        source: status.source,
+                    });
+                }
+                Ok(vec![])
+            }
             ClientMessage::Candidate { candidate, .. } => {
                 let Some(peer) = self.role.peer() else {
                     return Err(wrong_state("send your offer before ICE candidates"));
@@ -213,24 +291,28 @@ impl Session {
 
     /// Answer an offer: the publisher's media ingest or the viewer's media egress.
     async fn offer(&mut self, sdp: &str) -> Result<Vec<ServerMessage>, WireError> {
-        let (camera_id, old_peer, publishing) = match &self.role {
+        let (camera_id, old_peer, viewer_access) = match &self.role {
             Role::Idle => {
                 return Err(wrong_state(
                     "register (publisher) or subscribe (viewer) before sending an offer",
                 ))
             }
-            Role::Publisher { camera_id, peer } => (camera_id.clone(), *peer, true),
-            Role::Viewer { camera_id, peer } => (camera_id.clone(), *peer, false),
+            Role::Publisher { camera_id, peer } => (camera_id.clone(), *peer, None),
+            Role::Viewer {
+                camera_id,
+                peer,
+                access,
+            } => (camera_id.clone(), *peer, Some(*access)),
         };
+        let publishing = viewer_access.is_none();
         // A new offer starts a new peer connection; the old one goes.
         if let Some(old) = old_peer {
             self.state.sfu.close_peer(old).await;
             self.role.clear_peer();
         }
-        let answer = if publishing {
-            self.state.sfu.publish(&camera_id, sdp).await
-        } else {
-            self.state.sfu.subscribe(&camera_id, sdp).await
+        let answer = match viewer_access {
+            None => self.state.sfu.publish(&camera_id, sdp).await,
+            Some(access) => self.state.sfu.subscribe(&camera_id, sdp, access).await,
         }
         .map_err(sfu_error)?;
         tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, publishing, "offer answered");
@@ -254,18 +336,56 @@ impl Session {
         Ok(replies)
     }
 
-    async fn release_viewer(&mut self) {
-        if let Role::Viewer { camera_id, peer } = &self.role {
+    /// Stop watching: close the viewer's peer and leave its camera, unless that camera is
+    /// `keep` (subscribing again to the same camera keeps the subscription).
+    async fn release_viewer(&mut self, keep: Option<&str>) {
+        if let Role::Viewer {
+            camera_id, peer, ..
+        } = &self.role
+        {
             if let Some(peer) = peer {
                 self.state.sfu.close_peer(*peer).await;
             }
-            self.state
-                .registry
-                .lock()
-                .unwrap()
-                .unsubscribe(self.id, camera_id);
+            if keep != Some(camera_id.as_str()) {
+                let camera_id = camera_id.clone();
+                self.state
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .unsubscribe(self.id, &camera_id);
+                self.viewers_changed(&camera_id);
+            }
         }
         self.role = Role::Idle;
+    }
+
+    /// Tell every session (its publisher listens) that `camera_id`'s viewer count changed.
+    fn viewers_changed(&self, camera_id: &str) {
+        let viewers = self.state.registry.lock().unwrap().viewer_count(camera_id);
+        // Nobody listening is fine.
+        let _ = self.state.demand.send((camera_id.to_owned(), viewers));
+    }
+
+    fn publisher_camera(&self) -> Option<String> {
+        match &self.role {
+            Role::Publisher { camera_id, .. } => Some(camera_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// The `demand` message for our publisher, if `camera` is the camera it publishes.
+    /// `viewers`: the count as reported; `None`: read it now.
+    fn demand_for(&self, camera: &str, viewers: Option<u32>) -> Option<ServerMessage> {
+        let mine = self.publisher_camera()?;
+        if mine != camera {
+            return None;
+        }
+        let viewers =
+            viewers.unwrap_or_else(|| self.state.registry.lock().unwrap().viewer_count(camera));
+        Some(ServerMessage::Demand {
+            camera_id: mine,
+            viewers,
+        })
     }
 
     /// The session ended: free its peer, its subscription, its camera.
@@ -274,7 +394,7 @@ impl Session {
             Role::Idle => {}
             role @ Role::Viewer { .. } => {
                 self.role = role;
-                self.release_viewer().await;
+                self.release_viewer(None).await;
             }
             Role::Publisher { camera_id, peer } => {
                 if let Some(peer) = peer {

@@ -1,0 +1,409 @@
+//! Commands a viewer sends (and the publisher receives, tagged by the SFU with `from`).
+
+use serde_json::{Map, Value};
+
+use super::error::{ControlError, ControlErrorCode};
+use super::settings::CameraSettings;
+use super::{envelope, MAX_PRESET_NAME_LEN, MAX_REQUEST_ID_LEN, VERSION};
+
+/// What a command asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Change some settings, all or none (`settings`: a partial [`CameraSettings`]).
+    UpdateSettings(CameraSettings),
+    /// Start capturing and sending (on-demand publishers, or after `stop_stream`).
+    StartStream,
+    /// Stop capturing and sending; the publisher stays connected.
+    StopStream,
+    /// Reply with the current settings and stream status.
+    GetStatus,
+    /// Reopen the source (and encoder).
+    RestartCamera,
+    /// Reply with the capabilities.
+    GetCapabilities,
+    /// Send a keyframe now.
+    RequestKeyframe,
+    /// Apply the named preset (`low_bandwidth`, `balanced`, `hd`, or a saved one).
+    ApplyPreset { name: String },
+    /// Save the current settings as a preset under `name`.
+    SavePreset { name: String },
+    /// Viewer-local, handled by the SFU: stop forwarding media to this viewer.
+    Pause,
+    /// Viewer-local, handled by the SFU: forward media again, starting at a keyframe.
+    Resume,
+}
+
+impl Action {
+    /// Every command `type`.
+    pub const NAMES: &'static [&'static str] = &[
+        "update_settings",
+        "start_stream",
+        "stop_stream",
+        "get_status",
+        "restart_camera",
+        "get_capabilities",
+        "request_keyframe",
+        "apply_preset",
+        "save_preset",
+        "pause",
+        "resume",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::UpdateSettings(_) => "update_settings",
+            Action::StartStream => "start_stream",
+            Action::StopStream => "stop_stream",
+            Action::GetStatus => "get_status",
+            Action::RestartCamera => "restart_camera",
+            Action::GetCapabilities => "get_capabilities",
+            Action::RequestKeyframe => "request_keyframe",
+            Action::ApplyPreset { .. } => "apply_preset",
+            Action::SavePreset { .. } => "save_preset",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+        }
+    }
+
+    /// View-only viewers may send it: it changes nothing at the camera.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Action::GetStatus | Action::GetCapabilities)
+    }
+
+    /// The SFU answers it for the sending viewer; the publisher never sees it.
+    pub fn is_viewer_local(&self) -> bool {
+        matches!(self, Action::Pause | Action::Resume)
+    }
+
+    /// An instance of the named command with placeholder arguments (tests, docs).
+    pub fn example(name: &str) -> Option<Action> {
+        Some(match name {
+            "update_settings" => Action::UpdateSettings(CameraSettings {
+                bitrate: Some(1_000_000),
+                ..CameraSettings::default()
+            }),
+            "start_stream" => Action::StartStream,
+            "stop_stream" => Action::StopStream,
+            "get_status" => Action::GetStatus,
+            "restart_camera" => Action::RestartCamera,
+            "get_capabilities" => Action::GetCapabilities,
+            "request_keyframe" => Action::RequestKeyframe,
+            "apply_preset" => Action::ApplyPreset {
+                name: "balanced".into(),
+            },
+            "save_preset" => Action::SavePreset {
+                name: "mine".into(),
+            },
+            "pause" => Action::Pause,
+            "resume" => Action::Resume,
+            _ => return None,
+        })
+    }
+}
+
+/// A command with its request id and, once relayed by the SFU, the viewer that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub request_id: String,
+    /// The sending viewer's id (`peer-7`), set by the SFU; whatever a viewer put here is
+    /// overwritten on the way.
+    pub from: Option<String>,
+    pub action: Action,
+}
+
+impl Command {
+    pub fn new(request_id: impl Into<String>, action: Action) -> Self {
+        Command {
+            request_id: request_id.into(),
+            from: None,
+            action,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut m = Map::new();
+        m.insert("v".into(), VERSION.into());
+        m.insert("type".into(), self.action.name().into());
+        m.insert("request_id".into(), self.request_id.clone().into());
+        if let Some(from) = &self.from {
+            m.insert("from".into(), from.clone().into());
+        }
+        match &self.action {
+            Action::UpdateSettings(s) => {
+                m.insert(
+                    "settings".into(),
+                    serde_json::to_value(s).expect("settings serialize"),
+                );
+            }
+            Action::ApplyPreset { name } | Action::SavePreset { name } => {
+                m.insert("name".into(), name.clone().into());
+            }
+            _ => {}
+        }
+        Value::Object(m).to_string()
+    }
+}
+
+/// A command that could not be parsed, with its request id when one could be read, so the
+/// refusal can still be matched to the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct Refusal {
+    pub request_id: Option<String>,
+    pub error: ControlError,
+}
+
+/// Parse one command, checking everything but the settings' ranges (which need the
+/// capabilities: [`super::validate_update`]).
+pub fn parse_command(text: &str) -> Result<Command, Refusal> {
+    let (map, ty) = envelope(text).map_err(|error| Refusal {
+        request_id: None,
+        error,
+    })?;
+    let request_id = map
+        .get("request_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let refuse = |error| Refusal {
+        request_id: request_id.clone(),
+        error,
+    };
+    let bad = |msg: String| refuse(ControlError::new(ControlErrorCode::BadMessage, msg));
+
+    if !Action::NAMES.contains(&ty.as_str()) {
+        return Err(refuse(ControlError::new(
+            ControlErrorCode::UnknownCommand,
+            format!(
+                "unknown command `{ty}`; expected one of {}",
+                Action::NAMES.join(", ")
+            ),
+        )));
+    }
+    let request_id = match map.get("request_id") {
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN => id.clone(),
+        Some(Value::String(_)) => {
+            return Err(bad(format!(
+                "{ty}: request_id must be 1..={MAX_REQUEST_ID_LEN} bytes"
+            )))
+        }
+        Some(_) => return Err(bad(format!("{ty}: request_id must be a string"))),
+        None => return Err(bad(format!("{ty}: missing request_id"))),
+    };
+    let from = match map.get("from") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) => Some(f.clone()),
+        Some(_) => return Err(bad(format!("{ty}: from must be a string"))),
+    };
+    let extra: &[&str] = match ty.as_str() {
+        "update_settings" => &["settings"],
+        "apply_preset" | "save_preset" => &["name"],
+        _ => &[],
+    };
+    if let Some(unknown) = map.keys().find(|k| {
+        !["v", "type", "request_id", "from"].contains(&k.as_str()) && !extra.contains(&k.as_str())
+    }) {
+        return Err(bad(format!("{ty}: unknown field `{unknown}`")));
+    }
+
+    let action = match ty.as_str() {
+        "update_settings" => {
+            let settings = map
+                .get("settings")
+                .ok_or_else(|| bad(format!("{ty}: missing settings")))?;
+            Action::UpdateSettings(CameraSettings::from_json(settings).map_err(refuse)?)
+        }
+        "apply_preset" => Action::ApplyPreset {
+            name: preset_name(&map).map_err(refuse)?,
+        },
+        "save_preset" => Action::SavePreset {
+            name: preset_name(&map).map_err(refuse)?,
+        },
+        other => Action::example(other).expect("every name in NAMES has an action"),
+    };
+    Ok(Command {
+        request_id,
+        from,
+        action,
+    })
+}
+
+/// Preset names go into file names and UI labels: letters, digits, `-`, `_`, space.
+fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
+    let name = match map.get("name") {
+        Some(Value::String(n)) => n.trim(),
+        Some(v) => {
+            return Err(ControlError::field(
+                ControlErrorCode::BadMessage,
+                "name",
+                format!("expected a preset name, got {v}"),
+            ))
+        }
+        None => {
+            return Err(ControlError::field(
+                ControlErrorCode::BadMessage,
+                "name",
+                "missing preset name",
+            ))
+        }
+    };
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
+    if name.is_empty() || name.chars().count() > MAX_PRESET_NAME_LEN || !ok_chars {
+        return Err(ControlError::field(
+            ControlErrorCode::InvalidValue,
+            "name",
+            format!("{name:?}: 1..={MAX_PRESET_NAME_LEN} letters, digits, '-', '_' or spaces"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> Refusal {
+        parse_command(text).unwrap_err()
+    }
+
+    fn code(text: &str) -> ControlErrorCode {
+        refusal(text).error.code
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        for name in Action::NAMES {
+            let mut c = Command::new("r-1", Action::example(name).unwrap());
+            assert_eq!(parse_command(&c.to_json()).unwrap(), c, "{name}");
+            c.from = Some("peer-4".into());
+            assert_eq!(parse_command(&c.to_json()).unwrap(), c, "{name}");
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_examples() {
+        let c = parse_command(
+            r#"{"v":1,"type":"update_settings","request_id":"r1","settings":{"bitrate":1500000,"fps":15}}"#,
+        )
+        .unwrap();
+        match c.action {
+            Action::UpdateSettings(s) => {
+                assert_eq!((s.bitrate, s.fps), (Some(1_500_000), Some(15)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_command(
+            r#"{"v":1,"type":"apply_preset","request_id":"r2","name":"low_bandwidth"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.action,
+            Action::ApplyPreset {
+                name: "low_bandwidth".into()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_clearly() {
+        assert_eq!(code("{not json"), ControlErrorCode::BadMessage);
+        assert!(refusal("{not json")
+            .error
+            .message
+            .contains("not valid JSON"));
+        assert_eq!(code("[1]"), ControlErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"get_status","request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":3,"request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"get_status"}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"get_status","request_id":""}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"get_status","request_id":7}"#),
+            ControlErrorCode::BadMessage
+        );
+        let long = format!(
+            r#"{{"v":1,"type":"get_status","request_id":"{}"}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(code(&long), ControlErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"v":1,"type":"get_status","request_id":"a","from":5}"#),
+            ControlErrorCode::BadMessage
+        );
+        let e = refusal(r#"{"v":1,"type":"get_status","request_id":"a","x":1}"#);
+        assert_eq!(e.error.message, "get_status: unknown field `x`");
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some("a"),
+            "refusals keep the request id"
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"update_settings","request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        let e =
+            refusal(r#"{"v":1,"type":"update_settings","request_id":"a","settings":{"fps":"x"}}"#);
+        assert_eq!(
+            (e.error.code, e.error.field.as_deref()),
+            (ControlErrorCode::InvalidValue, Some("fps"))
+        );
+        let big = format!(
+            r#"{{"v":1,"type":"get_status","request_id":"a","pad":"{}"}}"#,
+            "x".repeat(20_000)
+        );
+        assert_eq!(code(&big), ControlErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn unknown_version_and_command_are_told_apart() {
+        let e = refusal(r#"{"v":2,"type":"get_status","request_id":"a"}"#);
+        assert_eq!(e.error.code, ControlErrorCode::UnsupportedVersion);
+        assert!(e.error.message.contains("version 2"), "{}", e.error.message);
+        assert_eq!(
+            code(r#"{"v":"1","type":"get_status","request_id":"a"}"#),
+            ControlErrorCode::UnsupportedVersion
+        );
+        let e = refusal(r#"{"v":1,"type":"zoom","request_id":"z"}"#);
+        assert_eq!(e.error.code, ControlErrorCode::UnknownCommand);
+        assert!(
+            e.error.message.contains("update_settings"),
+            "lists the commands: {}",
+            e.error.message
+        );
+        assert_eq!(e.request_id.as_deref(), Some("z"));
+    }
+
+    #[test]
+    fn preset_names_are_checked() {
+        assert_eq!(
+            code(r#"{"v":1,"type":"apply_preset","request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        for bad in [
+            r#""""#,
+            r#""../etc""#,
+            "5",
+            &format!("\"{}\"", "a".repeat(33)),
+        ] {
+            let text = format!(r#"{{"v":1,"type":"save_preset","request_id":"a","name":{bad}}}"#);
+            let e = refusal(&text).error;
+            assert_eq!(e.field.as_deref(), Some("name"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A camera's publisher hears its viewer count (`demand`): right after `registered`, then at
+//! every change: a viewer subscribes, moves to another camera, or its session ends.
+//! Re-subscribing to the same camera changes nothing. Signaling only (no media), over
+//! 127.0.0.1.
+
+#![cfg(feature = "server")]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sightline_sfu::SfuConfig;
+use sightline_signaling::server::{self, RunningServer, ServerConfig};
+use sightline_signaling::{parse_server_message, ClientMessage, ServerMessage};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const WAIT: Duration = Duration::from_secs(10);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn start() -> RunningServer {
+    server::start(ServerConfig {
+        http_addr: SocketAddr::new(LOOPBACK, 0),
+        web_root: None,
+        sfu: SfuConfig {
+            bind_ips: vec![LOOPBACK],
+            ..SfuConfig::default()
+        },
+        control_key: None,
+    })
+    .await
+    .unwrap()
+}
+
+async fn ws(server: &RunningServer) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    ws
+}
+
+async fn send(ws: &mut Ws, msg: ClientMessage) {
+    ws.send(Message::text(msg.to_json())).await.unwrap();
+}
+
+/// The next message `pick` takes, skipping others.
+async fn next<T>(ws: &mut Ws, mut pick: impl FnMut(ServerMessage) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the expected message in time")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            if let Some(v) = pick(parse_server_message(t.as_str()).unwrap()) {
+                return v;
+            }
+        }
+    }
+}
+
+/// The next `demand` the publisher gets, checked to be for `camera`.
+async fn demand(publisher: &mut Ws, camera: &str) -> u32 {
+    let (id, viewers) = next(publisher, |m| match m {
+        ServerMessage::Demand { camera_id, viewers } => Some((camera_id, viewers)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(id, camera);
+    viewers
+}
+
+/// No `demand` arrives for a moment.
+async fn quiet(publisher: &mut Ws) {
+    let got = tokio::time::timeout(
+        Duration::from_millis(300),
+        next(publisher, |m| {
+            matches!(m, ServerMessage::Demand { .. }).then_some(m)
+        }),
+    )
+    .await;
+    assert!(got.is_err(), "unexpected {got:?}");
+}
+
+fn register(id: &str) -> ClientMessage {
+    ClientMessage::Register {
+        camera_id: id.into(),
+        name: id.into(),
+        width: 320,
+        height: 240,
+        fps: 30,
+    }
+}
+
+async fn subscribe(server: &RunningServer, camera: &str) -> Ws {
+    let mut v = ws(server).await;
+    send(&mut v, sub(camera)).await;
+    next(&mut v, |m| {
+        matches!(m, ServerMessage::Subscribed { .. }).then_some(())
+    })
+    .await;
+    v
+}
+
+fn sub(camera: &str) -> ClientMessage {
+    ClientMessage::Subscribe {
+        camera_id: camera.into(),
+        control_key: None,
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_follows_its_viewer_count() {
+    let server = start().await;
+    let mut p = ws(&server).await;
+    send(&mut p, register("cam")).await;
+    next(&mut p, |m| {
+        matches!(m, ServerMessage::Registered { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(demand(&mut p, "cam").await, 0, "told at once: nobody yet");
+
+    let mut a = subscribe(&server, "cam").await;
+    assert_eq!(demand(&mut p, "cam").await, 1);
+    let b = subscribe(&server, "cam").await;
+    assert_eq!(demand(&mut p, "cam").await, 2);
+
+    // Subscribing again to the same camera keeps the subscription: still 2.
+    send(&mut a, sub("cam")).await;
+    next(&mut a, |m| {
+        matches!(m, ServerMessage::Subscribed { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(demand(&mut p, "cam").await, 2);
+
+    // Another camera's viewers are not ours.
+    let mut q = ws(&server).await;
+    send(&mut q, register("other")).await;
+    assert_eq!(demand(&mut q, "other").await, 0);
+    let _c = subscribe(&server, "other").await;
+    assert_eq!(demand(&mut q, "other").await, 1);
+    quiet(&mut p).await;
+
+    // A viewer moving to the other camera, and one leaving.
+    send(&mut a, sub("other")).await;
+    assert_eq!(demand(&mut q, "other").await, 2);
+    assert_eq!(demand(&mut p, "cam").await, 1);
+    drop(b);
+    assert_eq!(demand(&mut p, "cam").await, 0);
+
+    // A publisher coming back is told the count of viewers who stayed subscribed.
+    drop(q);
+    let mut q2 = ws(&server).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // The old session may still hold the camera for a moment after its socket dropped.
+        send(&mut q2, register("other")).await;
+        let registered = next(&mut q2, |m| match m {
+            ServerMessage::Registered { .. } => Some(true),
+            ServerMessage::Error { .. } => Some(false),
+            _ => None,
+        })
+        .await;
+        if registered {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(demand(&mut q2, "other").await, 2);
+    server.shutdown().await;
+}
