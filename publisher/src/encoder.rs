@@ -50,7 +50,8 @@ impl KeyframeRequest {
         self.0.store(true, Ordering::Relaxed);
     }
 
-    fn take(&self) -> bool {
+    /// Whether a keyframe was requested since the last call (and clear the request).
+    pub fn take(&self) -> bool {
         self.0.swap(false, Ordering::Relaxed)
     }
 }
@@ -62,7 +63,9 @@ pub struct Encoder {
     /// Frames between periodic IDRs (0 = never).
     idr_every: u64,
     since_idr: u64,
-    frames: u64,
+    /// The next frame's timestamp for openh264: one frame period after the previous one, so
+    /// it keeps growing when the frame rate changes.
+    next_ts_ms: u64,
     requests: KeyframeRequest,
     /// The last SPS/PPS seen, put in front of an IDR should openh264 ever leave them out.
     sps: Option<Vec<u8>>,
@@ -104,13 +107,13 @@ impl Encoder {
             .num_threads(1);
         let inner = openh264::encoder::Encoder::with_api_config(OpenH264API::from_source(), config)
             .context("creating the openh264 encoder")?;
-        let idr_every = (settings.keyframe_interval.as_secs_f64() * fps as f64).round() as u64;
+        let idr_every = idr_every(settings.keyframe_interval, fps);
         Ok(Encoder {
             inner,
             settings,
             idr_every,
             since_idr: 0,
-            frames: 0,
+            next_ts_ms: 0,
             requests: KeyframeRequest::default(),
             sps: None,
             pps: None,
@@ -119,6 +122,77 @@ impl Encoder {
 
     pub fn settings(&self) -> &EncoderSettings {
         &self.settings
+    }
+
+    /// Change the target bitrate and the frame rate while encoding, without a new encoder or
+    /// a keyframe: openh264's `SetOption` (`ENCODER_OPTION_MAX_BITRATE` and
+    /// `ENCODER_OPTION_BITRATE` for the one spatial layer, `ENCODER_OPTION_FRAME_RATE`); its
+    /// rate control notices the change at the next frame and re-plans its per-frame budget.
+    /// The frame rate must be the rate frames really arrive at, or the bitrate misses by the
+    /// same factor (the budget per frame is bitrate / fps).
+    pub fn set_rates(&mut self, bitrate: u32, fps: u32) -> anyhow::Result<()> {
+        if !(1..=240).contains(&fps) {
+            anyhow::bail!("encoder: fps {fps} is outside 1..=240");
+        }
+        if !(10_000..=100_000_000).contains(&bitrate) {
+            anyhow::bail!("encoder: bitrate {bitrate} bit/s is outside 10k..100M");
+        }
+        use openh264_sys2::{
+            SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE,
+            ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+        };
+        fn check(what: &str, rc: std::os::raw::c_int) -> anyhow::Result<()> {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("openh264 refused {what} (error {rc})"))
+            }
+        }
+        // SAFETY: only rate options are set, which openh264 documents as changeable while
+        // encoding; nothing the crate relies on (size, format, threads) is touched.
+        let api = unsafe { self.inner.raw_api() };
+        if fps != self.settings.fps {
+            let mut rate = fps as f32;
+            // SAFETY: the encoder is initialised (created in `new`); the option takes a
+            // pointer to an f32 that lives across the call.
+            let rc = unsafe {
+                api.set_option(
+                    ENCODER_OPTION_FRAME_RATE,
+                    std::ptr::addr_of_mut!(rate).cast(),
+                )
+            };
+            check("the frame rate", rc)?;
+        }
+        if bitrate != self.settings.bitrate {
+            let bits = i32::try_from(bitrate)?;
+            // The target (for all layers, which openh264 spreads over our one layer) and the
+            // layer's ceiling, set equal as at creation. openh264 refuses a ceiling below the
+            // target, so going up the ceiling moves first and going down the target does.
+            let max = (
+                ENCODER_OPTION_MAX_BITRATE,
+                SPATIAL_LAYER_0,
+                "the maximum bitrate",
+            );
+            let target = (ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, "the bitrate");
+            let order = if bitrate > self.settings.bitrate {
+                [max, target]
+            } else {
+                [target, max]
+            };
+            for (option, layer, what) in order {
+                let mut info = SBitrateInfo {
+                    iLayer: layer,
+                    iBitrate: bits,
+                };
+                // SAFETY: as above; the option takes a pointer to an SBitrateInfo.
+                let rc = unsafe { api.set_option(option, std::ptr::addr_of_mut!(info).cast()) };
+                check(what, rc)?;
+            }
+        }
+        self.settings.bitrate = bitrate;
+        self.settings.fps = fps;
+        self.idr_every = idr_every(self.settings.keyframe_interval, fps);
+        Ok(())
     }
 
     /// A handle to request keyframes from other threads.
@@ -155,8 +229,8 @@ impl Encoder {
         if want_idr {
             self.inner.force_intra_frame();
         }
-        let ts = Timestamp::from_millis(self.frames * 1000 / self.settings.fps as u64);
-        self.frames += 1;
+        let ts = Timestamp::from_millis(self.next_ts_ms);
+        self.next_ts_ms += 1000 / u64::from(self.settings.fps.max(1));
         let bs = self
             .inner
             .encode_at(&Planes(frame), ts)
@@ -209,6 +283,11 @@ impl Encoder {
         };
         EncodedFrame { data, keyframe }
     }
+}
+
+/// Frames between periodic IDRs for an interval at `fps` (0: never).
+fn idr_every(interval: Duration, fps: u32) -> u64 {
+    (interval.as_secs_f64() * f64::from(fps)).round() as u64
 }
 
 /// Lets openh264 read an [`I420Frame`] in place.

@@ -2,24 +2,42 @@
 //! WebRTC (the `webrtc` crate) to a Sightline server. It only ever connects out and
 //! reconnects by itself.
 //!
-//! Data path: [`source`] (paced raw I420 frames) → [`pipeline`] (a dedicated encode thread)
-//! → [`encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket signaling
-//! plus the [`peer`] connection; decisions in [`session_state`]) → the SFU. [`run`] loops
-//! over sessions with [`backoff`]. PLI/FIR come back through [`keyframe_feedback`].
+//! Data path: [`source`] (raw I420 frames or H.264 for passthrough, on its own thread under
+//! [`source::supervisor`], which reopens it and reports its state; started and stopped by
+//! [`capture`]) → [`pipeline`] (a dedicated encode thread applying the viewers' settings
+//! live) → [`encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket
+//! signaling plus the [`peer`] connection; decisions in [`session_state`]) → the SFU.
+//! [`run`] loops over sessions with [`backoff`]. PLI/FIR come back through
+//! [`keyframe_feedback`].
+//!
+//! Control: viewers' commands arrive on the `control` data channel ([`control_channel`]) and
+//! are decided by [`control`]; the [`station`] (settings, capture, [`on_demand`] timer)
+//! outlives sessions, so settings persist (`--state-dir`) and an on-demand publisher
+//! (`--on-demand`) captures only while the server reports viewers.
 
 pub mod backoff;
 pub mod barcode;
+pub mod capture;
+pub mod control;
+pub mod control_channel;
 pub mod encoder;
 pub mod frame;
+pub mod h264_profile;
+pub mod image;
 pub mod keyframe_feedback;
+pub mod mjpeg;
 pub mod nal;
+pub mod on_demand;
 pub mod peer;
 pub mod pipeline;
+pub mod rbsp;
 pub mod session;
 pub mod session_state;
 pub mod source;
+pub mod station;
 pub mod units;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything a publisher needs to run. The binary fills it from the command line; the demo
@@ -43,6 +61,13 @@ pub struct PublisherConfig {
     pub bitrate: u32,
     /// Periodic IDR interval: a safety net only; viewers get keyframes on request.
     pub keyframe_interval: Duration,
+    /// Where camera settings and presets persist (`<dir>/<camera id>.json`); `None`: they
+    /// last as long as the process. The binary defaults to [`default_state_dir`].
+    pub state_dir: Option<PathBuf>,
+    /// Capture and encode only while the server reports viewers.
+    pub on_demand: bool,
+    /// On demand: how long after the last viewer left to stop.
+    pub idle_stop: Duration,
 }
 
 impl PublisherConfig {
@@ -61,12 +86,29 @@ impl PublisherConfig {
             fps: 30,
             bitrate: 2_000_000,
             keyframe_interval: Duration::from_secs(10),
+            state_dir: None,
+            on_demand: false,
+            idle_stop: Duration::from_secs(10),
         }
     }
 }
 
-/// Run the publisher until the task is dropped or aborted: connect, publish, and on any loss
-/// reconnect with capped, jittered backoff. Returns only on a configuration error.
+/// `$XDG_STATE_HOME/sightline`, else `~/.local/state/sightline`; `None` without a home.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
+        return Some(dir.join("sightline"));
+    }
+    std::env::var_os("HOME")
+        .and_then(absolute)
+        .map(|home| home.join(".local/state/sightline"))
+}
+
+/// Run the publisher until the task is dropped or aborted: supervise the source (reopening
+/// it with backoff whenever it fails, reporting its state), connect, publish, and on any
+/// session loss reconnect with capped, jittered backoff. The source and the sessions fail
+/// and recover independently. An on-demand publisher stays connected but idle until the
+/// server reports a viewer. Returns only on a configuration error.
 pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     let spec = source::SourceSpec {
         url: config.source.clone(),
@@ -77,33 +119,15 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
         read_timeout: config.source_timeout,
         camera_id: config.camera_id.clone(),
     };
-    sightline_signaling::wire::validate_camera_id(&config.camera_id)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    // Configuration errors surface now, not as an endless reconnect loop.
-    let first = source::open(&spec)?;
-    encoder::Encoder::new(pipeline::encoder_settings(
-        first.as_ref(),
-        config.bitrate,
-        config.keyframe_interval,
-    ))?;
-    let mut source = Some(first);
+    check_config(&config, &spec)?;
+    // The source's threads stop when this is dropped, i.e. when this task ends or is aborted.
+    let mut station = station::Station::new(&config, spec);
+    station.start_up();
     let mut backoff = backoff::Backoff::default();
     loop {
-        let src = match source.take() {
-            Some(s) => s,
-            None => match source::open(&spec) {
-                Ok(s) => s,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!("reopening source `{}`: {e:#}; retry in {delay:?}", spec.url);
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-            },
-        };
         tracing::info!(server = %config.server, camera = %config.camera_id, "connecting");
-        let outcome = session::run(&config, src).await;
-        source = outcome.source;
+        let outcome = session::run(&config, &mut station).await;
+        station.signaling_lost();
         if outcome.connected {
             backoff.reset();
         }
@@ -113,6 +137,36 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
             reason = %outcome.reason,
             "session ended; reconnecting in {delay:?}"
         );
-        tokio::time::sleep(delay).await;
+        // Meanwhile an on-demand source stops once the idle time runs out.
+        let reconnect_at = tokio::time::Instant::now() + delay;
+        while let Some(at) = station
+            .demand
+            .deadline()
+            .filter(|at| tokio::time::Instant::from_std(*at) < reconnect_at)
+        {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            station.tick();
+        }
+        tokio::time::sleep_until(reconnect_at).await;
     }
+}
+
+/// Configuration errors surface now, not as an endless reconnect loop. A source that cannot
+/// be opened yet is not one (a camera may be unplugged, a file not written yet): it is
+/// reported as lost and retried. The test pattern can only fail by its settings.
+fn check_config(config: &PublisherConfig, spec: &source::SourceSpec) -> anyhow::Result<()> {
+    sightline_signaling::wire::validate_camera_id(&config.camera_id)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    // The encoder's limits on rate and bitrate (sizes come from the frames later).
+    encoder::Encoder::new(encoder::EncoderSettings {
+        width: 320,
+        height: 240,
+        fps: config.fps,
+        bitrate: config.bitrate,
+        keyframe_interval: config.keyframe_interval,
+    })?;
+    if spec.url == source::SourceUrl::TestPattern {
+        source::open(spec)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `sightline-publisher`: publish a video source to a Sightline server over WebRTC.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -34,8 +35,12 @@ struct Args {
     ///   esp32-push://ADDR:PORT  listen for devices that connect out and push JPEGs;
     ///   http(s)://...           MJPEG stream (multipart/x-mixed-replace) or JPEG snapshot
     ///                           URL (polled at --poll-fps);
-    ///   rtsp://[USER:PASS@]HOST[:PORT]/PATH   H.264 IP camera (passed through when
-    ///                           browser-safe, re-encoded otherwise);
+    ///   rtsp://[USER:PASS@]HOST[:PORT]/PATH[?transport=udp]
+    ///                           H.264 IP camera: passed through untouched when browser-safe
+    ///                           (Baseline, Constrained Baseline, Main without B-frames),
+    ///                           decoded and re-encoded otherwise; RTP interleaved on the
+    ///                           RTSP TCP connection unless ?transport=udp (other query
+    ///                           parameters go to the camera; %-encode @ : / in passwords);
     ///   file:PATH               MJPEG file (5-digit length before each frame, or plain
     ///                           concatenated JPEGs), looped at --fps.
     #[arg(long, default_value = "test-pattern", value_parser = SourceUrl::from_str, verbatim_doc_comment)]
@@ -62,6 +67,23 @@ struct Args {
     /// 0 disables periodic keyframes.
     #[arg(long, default_value_t = 10)]
     keyframe_interval: u64,
+    /// Folder where camera settings and presets persist across restarts (one JSON file per
+    /// camera id). Default: $XDG_STATE_HOME/sightline, else ~/.local/state/sightline.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep settings in memory only (nothing read or written on disk).
+    #[arg(long, conflicts_with = "state_dir")]
+    no_state: bool,
+    /// Stay connected but idle (no capture, no encoding, no media) until the server reports
+    /// a viewer; stop again --idle-stop seconds after the last viewer left.
+    #[arg(long)]
+    on_demand: bool,
+    /// With --on-demand: seconds to keep streaming after the last viewer left.
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    idle_stop: u64,
+    /// Print every V4L2 camera with its formats (for --source v4l2:...) and exit.
+    #[arg(long)]
+    list_cameras: bool,
 }
 
 #[tokio::main]
@@ -73,6 +95,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.list_cameras {
+        let cameras = sightline_publisher::source::v4l2::list_cameras()?;
+        print!(
+            "{}",
+            sightline_publisher::source::v4l2::format_listing(&cameras)
+        );
+        return Ok(());
+    }
     let mut config = PublisherConfig::new(args.server, args.camera_id);
     if let Some(name) = args.name {
         config.name = name;
@@ -85,6 +115,17 @@ async fn main() -> anyhow::Result<()> {
     config.fps = args.fps;
     config.bitrate = args.bitrate;
     config.keyframe_interval = Duration::from_secs(args.keyframe_interval);
+    config.state_dir = if args.no_state {
+        None
+    } else {
+        args.state_dir
+            .or_else(sightline_publisher::default_state_dir)
+    };
+    if config.state_dir.is_none() && !args.no_state {
+        tracing::warn!("no state folder (set --state-dir or HOME): settings will not persist");
+    }
+    config.on_demand = args.on_demand;
+    config.idle_stop = Duration::from_secs(args.idle_stop);
     tokio::select! {
         r = sightline_publisher::run(config) => r,
         _ = tokio::signal::ctrl_c() => {

@@ -1,6 +1,7 @@
 //! Building the publisher's WebRTC peer connection (webrtc 0.21): H.264 Constrained Baseline
-//! only, one sendonly video track, no STUN/TURN servers, host candidates that include the
-//! address facing the server (loopback included, for local and test setups).
+//! only, one sendonly video track, the `control` data channel (ours to open: the SFU never
+//! opens channels), no STUN/TURN servers, host candidates that include the address facing
+//! the server (loopback included, for local and test setups).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
+use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{
@@ -60,12 +62,14 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
-/// A built peer connection with its video track.
+/// A built peer connection with its video track and control channel.
 pub struct Peer {
     pub pc: Arc<dyn PeerConnection>,
     pub track: Arc<TrackLocalStaticSample>,
     pub sender: Arc<dyn RtpSender>,
     pub ssrc: u32,
+    /// The `control` data channel (ordered, reliable), open once the connection is up.
+    pub control: Arc<dyn DataChannel>,
 }
 
 pub fn h264_codec() -> RTCRtpCodec {
@@ -167,11 +171,17 @@ pub async fn build(
         .await
         .context("video transceiver")?
         .context("video transceiver has no sender")?;
+    // Created before the offer, so the offer has its m=application section.
+    let control = pc
+        .create_data_channel(sightline_signaling::control::CHANNEL_LABEL, None)
+        .await
+        .context("creating the control data channel")?;
     Ok(Peer {
         pc,
         track,
         sender,
         ssrc,
+        control,
     })
 }
 

@@ -1,15 +1,33 @@
-//! The blocking half of publishing: a dedicated thread pulls frames from the source (which
-//! paces them), encodes them and hands whole access units to the async side. Encoding never
-//! runs on the async executor.
+//! The blocking half of publishing: a dedicated thread takes frames from the source
+//! [supervisor](crate::source::supervisor), encodes raw ones (or passes browser-safe H.264
+//! through) and hands whole access units to the async side. Encoding never runs on the async
+//! executor, and nothing the source does ends this thread: while the source is lost it simply
+//! has nothing to send.
+//!
+//! [`FrameEncoder`] holds the decisions as plain state, so they are tested without threads:
+//! the encoder follows the frames' own size (created from the first frame, re-created with a
+//! new IDR and SPS when the size changes), a frame after a loss starts with a keyframe, and
+//! passed-through H.264 resumes only at one of the source's keyframes after a gap.
+//! [`live::FramePipeline`] puts the viewers' settings in front of it: frame rate, picture
+//! size and image controls on the frames, bitrate and frame rate on the running encoder.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
 
-use crate::encoder::{EncodedFrame, Encoder, EncoderSettings};
-use crate::source::{Payload, Source};
+pub mod live;
+
+pub use live::{ApplyLog, FramePipeline, FrameReport};
+
+use crate::control::PipelineSettingsReader;
+use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
+use crate::frame::I420Frame;
+use crate::source::supervisor::{SourceFeed, SourceFrame};
+use crate::source::{H264AccessUnit, Payload};
 
 /// An encoded frame on its way to the WebRTC track.
 #[derive(Debug)]
@@ -23,30 +41,251 @@ pub struct OutFrame {
 /// `/proc/*/task/*/comm` whole).
 pub const ENCODE_THREAD_NAME: &str = "sl-encode";
 
-/// What the encode thread hands back: its source, and how its loop ended.
-type ThreadResult = (Box<dyn Source>, anyhow::Result<()>);
+/// How often the encode thread looks at its stop flag while no frames come.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 
-/// A running encode thread. Stop it with [`EncodeThread::stop`] to get the source back.
+/// The configured rates; sizes and frame rate come from the frames and the source.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeSettings {
+    /// Target bitrate, bits per second.
+    pub bitrate: u32,
+    /// Periodic IDR interval (a safety net; zero disables it).
+    pub keyframe_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Raw,
+    H264,
+}
+
+/// Turns supervised source frames into access units every viewer can decode.
+pub struct FrameEncoder {
+    settings: EncodeSettings,
+    /// Set by PLI/FIR from the SFU; survives encoder re-creation.
+    keyframes: KeyframeRequest,
+    encoder: Option<Encoder>,
+    /// A size the encoder refused: its frames are dropped without retrying each one.
+    refused: Option<(u32, u32)>,
+    last_seq: Option<u64>,
+    last_kind: Option<Kind>,
+    /// Passthrough lost a reference: drop deltas until the source's next keyframe.
+    await_keyframe: bool,
+    /// Deltas dropped while waiting for a keyframe, and encode failures (for the logs).
+    dropped_deltas: u64,
+    encode_errors: u64,
+}
+
+impl FrameEncoder {
+    pub fn new(settings: EncodeSettings, keyframes: KeyframeRequest) -> Self {
+        FrameEncoder {
+            settings,
+            keyframes,
+            encoder: None,
+            refused: None,
+            last_seq: None,
+            last_kind: None,
+            await_keyframe: false,
+            dropped_deltas: 0,
+            encode_errors: 0,
+        }
+    }
+
+    /// New target bitrate and frame rate: set on the running encoder (openh264 changes
+    /// both live, no keyframe); a new encoder starts with them. Should openh264 refuse, the
+    /// encoder is re-created with them at the next frame (costing one IDR).
+    pub fn set_rates(&mut self, bitrate: u32, fps: u32) {
+        self.settings.bitrate = bitrate;
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
+        let now = (encoder.settings().bitrate, encoder.settings().fps);
+        if now == (bitrate, fps.clamp(1, 240)) {
+            return;
+        }
+        match encoder.set_rates(bitrate, fps.clamp(1, 240)) {
+            Ok(()) => debug!(bitrate, fps, "encoder rates changed live"),
+            Err(e) => {
+                warn!("{e:#}; re-creating the encoder at {bitrate} bit/s, {fps} fps");
+                self.encoder = None;
+                self.refused = None;
+            }
+        }
+    }
+
+    /// The access unit to send for `frame`, if any. `fps`: the rate frames arrive at (a new
+    /// encoder is made for it).
+    pub fn process(&mut self, frame: SourceFrame, fps: u32) -> Option<EncodedFrame> {
+        // Frames dropped before us, or a reopened source: references are broken.
+        let gap = self.last_seq.is_none_or(|l| frame.seq != l.wrapping_add(1));
+        self.last_seq = Some(frame.seq);
+        let kind = match frame.captured.payload {
+            Payload::Raw(_) => Kind::Raw,
+            Payload::H264(_) => Kind::H264,
+        };
+        // Raw after passthrough (or the reverse): viewers' decoders hold the other stream's
+        // pictures, so the new one must start whole.
+        let switched = self.last_kind.is_some_and(|k| k != kind);
+        self.last_kind = Some(kind);
+        match frame.captured.payload {
+            // A raw gap needs no keyframe: the encoder predicts from its own last output,
+            // which viewers have. After a loss we send one anyway, so the picture viewers
+            // held is replaced at once and anyone who joined meanwhile gets video.
+            Payload::Raw(raw) => self.encode_raw(&raw, fps, frame.resumed || switched),
+            Payload::H264(au) => self.pass_through(au, gap || switched),
+        }
+    }
+
+    fn encode_raw(&mut self, raw: &I420Frame, fps: u32, keyframe: bool) -> Option<EncodedFrame> {
+        let size = (raw.width, raw.height);
+        let current = self
+            .encoder
+            .as_ref()
+            .map(|e| (e.settings().width, e.settings().height));
+        if current != Some(size) {
+            if self.refused == Some(size) {
+                return None;
+            }
+            let settings = EncoderSettings {
+                width: raw.width,
+                height: raw.height,
+                fps: fps.clamp(1, 240),
+                bitrate: self.settings.bitrate,
+                keyframe_interval: self.settings.keyframe_interval,
+            };
+            match Encoder::new(settings) {
+                // A fresh encoder opens with an IDR carrying the new SPS/PPS.
+                Ok(e) => {
+                    match current {
+                        Some((w, h)) => info!(
+                            "source frames changed from {w}x{h} to {}x{}: new encoder",
+                            size.0, size.1
+                        ),
+                        None => info!("encoding {}x{} frames", size.0, size.1),
+                    }
+                    self.encoder = Some(e);
+                    self.refused = None;
+                }
+                Err(e) => {
+                    warn!("cannot encode the source's frames: {e:#}; dropping them");
+                    self.encoder = None;
+                    self.refused = Some(size);
+                    return None;
+                }
+            }
+        }
+        let encoder = self.encoder.as_mut()?;
+        if self.keyframes.take() || keyframe {
+            encoder.force_keyframe();
+        }
+        match encoder.encode(raw) {
+            Ok(out) => out,
+            Err(e) => {
+                self.encode_errors += 1;
+                // The first and then every 100th, not 30 lines a second.
+                if self.encode_errors == 1 || self.encode_errors.is_multiple_of(100) {
+                    warn!(
+                        failures = self.encode_errors,
+                        "encoding a frame failed: {e:#}"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn pass_through(&mut self, au: H264AccessUnit, broken: bool) -> Option<EncodedFrame> {
+        if broken && !self.await_keyframe {
+            debug!("passthrough: references broken; waiting for the source's next keyframe");
+            self.await_keyframe = true;
+        }
+        if self.await_keyframe {
+            if !au.keyframe {
+                self.dropped_deltas += 1;
+                return None;
+            }
+            debug!(
+                dropped = self.dropped_deltas,
+                "passthrough resumes at a keyframe"
+            );
+            self.await_keyframe = false;
+            self.dropped_deltas = 0;
+        }
+        Some(EncodedFrame {
+            data: au.data,
+            keyframe: au.keyframe,
+        })
+    }
+}
+
+/// What an encode thread works with besides its frames.
+pub struct EncodeContext {
+    /// Start values and the periodic keyframe interval.
+    pub settings: EncodeSettings,
+    pub keyframes: KeyframeRequest,
+    /// The viewers' settings, read once per frame.
+    pub live: PipelineSettingsReader,
+    /// Where the thread says what it sees (changes only).
+    pub report: watch::Sender<FrameReport>,
+    pub applied: ApplyLog,
+}
+
+/// A running encode thread. Stop it with [`EncodeThread::stop`].
 pub struct EncodeThread {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<ThreadResult>>,
+    handle: Option<JoinHandle<()>>,
 }
 
 impl EncodeThread {
-    /// Start encoding `source` with a fresh encoder (so the stream opens with an IDR). Frames
-    /// go to `out`; take [`Encoder::keyframe_request`] before calling this to ask for keyframes.
+    /// Start reading `feed` (from now on) and encoding. Frames go to `out`; PLI/FIR handed
+    /// to `ctx.keyframes` make the next raw frame an IDR. The first frame sent is a keyframe.
     pub fn start(
-        mut source: Box<dyn Source>,
-        encoder: Encoder,
+        feed: SourceFeed,
+        ctx: EncodeContext,
         out: mpsc::Sender<OutFrame>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
+        let reader = feed.reader();
         let handle = std::thread::Builder::new()
             .name(ENCODE_THREAD_NAME.into())
             .spawn(move || {
-                let result = encode_loop(source.as_mut(), encoder, &out, &stop_flag);
-                (source, result)
+                let EncodeContext {
+                    settings,
+                    keyframes,
+                    live,
+                    report,
+                    applied,
+                } = ctx;
+                let mut pipeline =
+                    FramePipeline::new(FrameEncoder::new(settings, keyframes), live, applied);
+                while !stop_flag.load(Ordering::Relaxed) {
+                    // Nothing comes while the source is lost: viewers keep the last picture.
+                    let Some(frame) = reader.next(IDLE_POLL) else {
+                        continue;
+                    };
+                    let (index, capture_us) = (frame.captured.index, frame.captured.capture_us);
+                    let encoded = pipeline.process(frame, feed.fps());
+                    let seen = pipeline.report();
+                    report.send_if_modified(|r| {
+                        let news = *r != seen;
+                        *r = seen;
+                        news
+                    });
+                    let Some(encoded) = encoded else {
+                        continue;
+                    };
+                    let frame = OutFrame {
+                        encoded,
+                        index,
+                        capture_us,
+                    };
+                    // Blocking: a briefly slow network side slows us down (the supervisor's
+                    // queue absorbs it) rather than dropping a frame later ones reference.
+                    if out.blocking_send(frame).is_err() {
+                        break; // receiver gone: the session is over
+                    }
+                }
             })?;
         Ok(EncodeThread {
             stop,
@@ -54,7 +293,7 @@ impl EncodeThread {
         })
     }
 
-    /// True once the thread has ended by itself (source error or receiver gone).
+    /// True once the thread has ended by itself (receiver gone) or panicked.
     pub fn is_finished(&self) -> bool {
         self.handle.as_ref().is_none_or(|h| h.is_finished())
     }
@@ -64,17 +303,17 @@ impl EncodeThread {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Ask the thread to stop and wait for it (at most about one frame period plus one
-    /// encode). Returns the source and how the loop ended.
-    pub async fn stop(mut self) -> (Option<Box<dyn Source>>, anyhow::Result<()>) {
+    /// Ask the thread to stop and wait for it (at most about one poll interval plus one
+    /// encode). An error means it panicked.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         self.request_stop();
         let Some(handle) = self.handle.take() else {
-            return (None, Err(anyhow::anyhow!("encode thread already stopped")));
+            return Ok(());
         };
         match tokio::task::spawn_blocking(move || handle.join()).await {
-            Ok(Ok((source, result))) => (Some(source), result),
-            Ok(Err(_)) => (None, Err(anyhow::anyhow!("encode thread panicked"))),
-            Err(e) => (None, Err(anyhow::anyhow!("joining the encode thread: {e}"))),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(anyhow::anyhow!("encode thread panicked")),
+            Err(e) => Err(anyhow::anyhow!("joining the encode thread: {e}")),
         }
     }
 }
@@ -86,83 +325,5 @@ impl Drop for EncodeThread {
     }
 }
 
-fn encode_loop(
-    source: &mut dyn Source,
-    mut encoder: Encoder,
-    out: &mpsc::Sender<OutFrame>,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    while !stop.load(Ordering::Relaxed) {
-        let captured = source.next_frame()?;
-        let encoded = match captured.payload {
-            Payload::Raw(raw) => match encoder.encode(&raw)? {
-                Some(encoded) => encoded,
-                None => continue, // a skip: nothing to send
-            },
-            // Already browser-safe H.264: passed through untouched.
-            Payload::H264(au) => EncodedFrame {
-                data: au.data,
-                keyframe: au.keyframe,
-            },
-        };
-        let frame = OutFrame {
-            encoded,
-            index: captured.index,
-            capture_us: captured.capture_us,
-        };
-        // Blocking: if the network side is slower than the encoder we slow down rather than
-        // drop a frame, since every later P frame references it.
-        if out.blocking_send(frame).is_err() {
-            break; // receiver gone: the session is over
-        }
-    }
-    Ok(())
-}
-
-/// Settings for the encoder from the source's own format and the configured rates.
-pub fn encoder_settings(
-    source: &dyn Source,
-    bitrate: u32,
-    keyframe_interval: std::time::Duration,
-) -> EncoderSettings {
-    let (width, height) = source.dimensions();
-    EncoderSettings {
-        width,
-        height,
-        fps: source.fps(),
-        bitrate,
-        keyframe_interval,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::TestPattern;
-    use std::time::Duration;
-
-    #[tokio::test]
-    async fn encodes_paced_frames_and_gives_the_source_back() {
-        let source: Box<dyn Source> = Box::new(TestPattern::new(320, 240, 30, 7).unwrap());
-        let enc = Encoder::new(encoder_settings(
-            source.as_ref(),
-            300_000,
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-        let (tx, mut rx) = mpsc::channel(4);
-        let t = EncodeThread::start(source, enc, tx).unwrap();
-        let first = rx.recv().await.unwrap();
-        assert!(first.encoded.keyframe);
-        assert_eq!(first.index, 0);
-        for i in 1..5 {
-            let f = rx.recv().await.unwrap();
-            assert_eq!(f.index, i);
-            assert!(!f.encoded.keyframe);
-        }
-        drop(rx);
-        let (source, result) = t.stop().await;
-        result.unwrap();
-        assert_eq!(source.unwrap().dimensions(), (320, 240));
-    }
-}
+mod tests;

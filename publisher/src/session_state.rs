@@ -1,7 +1,9 @@
 //! What a publisher session does with each server message, as plain code: the I/O loop in
 //! [`crate::session`] feeds it messages and carries out the [`Step`]s it returns.
 
-use sightline_signaling::wire::ServerMessage;
+use sightline_signaling::wire::{ClientMessage, ServerMessage, SourceState};
+
+use crate::source::supervisor::SourceHealth;
 
 /// Where the publisher is in the signaling exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum Step {
     AddCandidate(Candidate),
     /// Keep this remote candidate until the answer is applied.
     BufferCandidate(Candidate),
+    /// The server says how many viewers the camera has (on-demand start and stop).
+    Demand(u32),
     /// Give up on this session (it is torn down and retried after a backoff).
     Fail(String),
     /// Worth a log line, nothing else.
@@ -72,6 +76,10 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
                 (Step::BufferCandidate(c), phase)
             }
         }
+        // Sent right after `registered` and on every change, whatever our phase.
+        (AwaitRegistered | AwaitAnswer | Live, ServerMessage::Demand { viewers, .. }) => {
+            (Step::Demand(viewers), phase)
+        }
         // Before we are live an error means registration or the offer was refused: this
         // session cannot go anywhere. Once live, the server is complaining about something
         // minor (a stray candidate): log it and carry on.
@@ -83,9 +91,13 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
             Step::Note(format!("server error: {}: {message}", code.as_str())),
             phase,
         ),
-        (_, ServerMessage::CameraOnline { .. } | ServerMessage::CameraOffline { .. }) => {
-            (Step::Ignore, phase)
-        }
+        // Broadcasts for viewers (our own source_state comes back to us too).
+        (
+            _,
+            ServerMessage::CameraOnline { .. }
+            | ServerMessage::CameraOffline { .. }
+            | ServerMessage::SourceState { .. },
+        ) => (Step::Ignore, phase),
         (_, other) => (
             Step::Note(format!("unexpected in {phase:?}: {}", other.to_json())),
             phase,
@@ -93,10 +105,30 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
     }
 }
 
+/// The `source_state` message telling the server about the source named `source`.
+pub fn source_report(health: &SourceHealth, source: &str) -> ClientMessage {
+    let status = health.to_status(source);
+    ClientMessage::SourceState {
+        state: status.state,
+        error: status.error,
+        source: status.source,
+    }
+}
+
+/// The `source_state` message for a source that is not running on purpose (on demand,
+/// nobody watching, or stopped by a viewer).
+pub fn idle_report(source: &str) -> ClientMessage {
+    ClientMessage::SourceState {
+        state: SourceState::Idle,
+        error: None,
+        source: source.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sightline_signaling::wire::ErrorCode;
+    use sightline_signaling::wire::{parse_client_message, ErrorCode};
 
     fn cand(c: &str) -> ServerMessage {
         ServerMessage::Candidate {
@@ -144,6 +176,68 @@ mod tests {
             "{s:?}"
         );
         assert!(matches!(on_message(Phase::Live, err).0, Step::Note(_)));
+    }
+
+    #[test]
+    fn source_reports_are_what_the_server_accepts() {
+        for health in [
+            SourceHealth::Connecting,
+            SourceHealth::Live,
+            SourceHealth::Lost {
+                error: "connecting to 127.0.0.1:9: connection refused".into(),
+            },
+            SourceHealth::Lost { error: "".into() },
+            SourceHealth::Lost {
+                error: "x".repeat(5000),
+            },
+        ] {
+            let msg = source_report(&health, "rtsp://admin:***@cam/1");
+            let parsed = parse_client_message(&msg.to_json())
+                .unwrap_or_else(|e| panic!("{health:?}: server would refuse: {e}"));
+            assert_eq!(parsed, msg);
+        }
+        let ClientMessage::SourceState { state, error, .. } = source_report(
+            &SourceHealth::Lost {
+                error: "gone".into(),
+            },
+            "file:x",
+        ) else {
+            panic!("not a source_state");
+        };
+        assert_eq!((state, error.as_deref()), (SourceState::Lost, Some("gone")));
+    }
+
+    #[test]
+    fn demand_is_taken_once_registered() {
+        let demand = ServerMessage::Demand {
+            camera_id: "c".into(),
+            viewers: 2,
+        };
+        for phase in [Phase::AwaitRegistered, Phase::AwaitAnswer, Phase::Live] {
+            assert_eq!(on_message(phase, demand.clone()), (Step::Demand(2), phase));
+        }
+        assert!(matches!(
+            on_message(Phase::AwaitHello, demand).0,
+            Step::Note(_)
+        ));
+    }
+
+    #[test]
+    fn idle_reports_are_what_the_server_accepts() {
+        let msg = idle_report("v4l2:0");
+        assert_eq!(parse_client_message(&msg.to_json()).unwrap(), msg);
+        assert!(msg.to_json().contains(r#""state":"idle""#));
+    }
+
+    #[test]
+    fn our_own_source_state_broadcast_is_ignored() {
+        let echo = ServerMessage::SourceState {
+            camera_id: "c".into(),
+            state: SourceState::Live,
+            error: None,
+            source: "s".into(),
+        };
+        assert_eq!(on_message(Phase::Live, echo), (Step::Ignore, Phase::Live));
     }
 
     #[test]

@@ -173,6 +173,8 @@ async fn serve(
                                 }).await?;
                             }
                         }
+                        // The publisher's source reports: nothing to do for a stand-in.
+                        ClientMessage::SourceState { .. } => {}
                         other => anyhow::bail!("unexpected {other:?}"),
                     }
                 }

@@ -2,6 +2,7 @@ use openh264::decoder::Decoder;
 
 use super::*;
 use crate::barcode;
+use crate::frame::I420Frame;
 use crate::source::TestPattern;
 
 fn settings(width: u32, height: u32, bitrate: u32) -> EncoderSettings {
@@ -157,4 +158,79 @@ fn level_above_720p30_is_raised_by_openh264() {
     assert_eq!(pl.profile_idc, 66);
     assert!(pl.constraint_set1());
     assert!(pl.level_idc >= 40, "level_idc {}", pl.level_idc);
+}
+
+/// One still picture of noise with fresh grain on every frame: content no encoder can
+/// squeeze, so the bytes it spends follow the bitrate it is given (the test pattern
+/// compresses far below any sane bitrate), yet frames are alike enough that openh264 sees
+/// no scene change (which would make it send an IDR).
+fn noise(w: u32, h: u32, seed: u32) -> I420Frame {
+    let mut f = I420Frame::black(w, h);
+    let mut still = 0x9e37_79b9_u32;
+    let mut grain = seed.wrapping_mul(2_654_435_761) | 1;
+    let next = |x: &mut u32| {
+        *x ^= *x << 13;
+        *x ^= *x >> 17;
+        *x ^= *x << 5;
+        *x >> 24
+    };
+    for p in f.y.iter_mut().chain(f.u.iter_mut()).chain(f.v.iter_mut()) {
+        *p = (64 + next(&mut still) / 2 + next(&mut grain) / 16) as u8;
+    }
+    f
+}
+
+/// Bytes of the `n` frames after `from`, with whether any was a keyframe.
+fn encode_range(enc: &mut Encoder, from: u32, n: u32) -> (usize, bool) {
+    let (w, h) = (enc.settings().width, enc.settings().height);
+    let mut bytes = 0;
+    let mut any_key = false;
+    for i in from..from + n {
+        let out = enc.encode(&noise(w, h, i)).unwrap().unwrap();
+        bytes += out.data.len();
+        any_key |= out.keyframe;
+    }
+    (bytes, any_key)
+}
+
+#[test]
+fn bitrate_and_frame_rate_change_live_without_a_keyframe() {
+    let mut enc = Encoder::new(settings(320, 240, 1_000_000)).unwrap();
+    let _ = encode_range(&mut enc, 0, 30); // past the first IDR, rate control settled
+    let (high, _) = encode_range(&mut enc, 30, 30);
+    enc.set_rates(250_000, 30).unwrap();
+    let _ = encode_range(&mut enc, 60, 30);
+    let (low, key) = encode_range(&mut enc, 90, 30);
+    assert!(!key, "a bitrate change needs no keyframe");
+    // 30 frames at 30 fps are one second: bytes × 8 is the bitrate.
+    let within = |bytes: usize, target: f64| ((bytes * 8) as f64 / target - 1.0).abs() < 0.25;
+    assert!(within(high, 1e6), "1 Mbit/s gave {} bit/s", high * 8);
+    assert!(within(low, 250e3), "250 kbit/s gave {} bit/s", low * 8);
+    // Per frame, the budget is bitrate / fps: telling the encoder frames come 3x less often
+    // gives each frame more bytes at the same bitrate.
+    enc.set_rates(250_000, 10).unwrap();
+    let _ = encode_range(&mut enc, 120, 20);
+    let (slow, key) = encode_range(&mut enc, 140, 20);
+    assert!(!key);
+    let (per_fast, per_slow) = (low / 30, slow / 20);
+    assert!(
+        per_slow * 2 > per_fast * 3,
+        "10 fps frames should be larger than 30 fps ones: {per_slow} vs {per_fast} bytes"
+    );
+    assert_eq!((enc.settings().bitrate, enc.settings().fps), (250_000, 10));
+    // And back up.
+    enc.set_rates(1_000_000, 30).unwrap();
+    let _ = encode_range(&mut enc, 160, 30);
+    let (again, key) = encode_range(&mut enc, 190, 30);
+    assert!(!key);
+    assert!(again > low * 2, "raised again: {again} vs {low}");
+}
+
+#[test]
+fn live_rates_outside_the_limits_are_refused() {
+    let mut enc = Encoder::new(settings(320, 240, 500_000)).unwrap();
+    assert!(enc.set_rates(500_000, 0).is_err());
+    assert!(enc.set_rates(500_000, 241).is_err());
+    assert!(enc.set_rates(5_000, 30).is_err());
+    assert_eq!(enc.settings().bitrate, 500_000, "a refusal changes nothing");
 }

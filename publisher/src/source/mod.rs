@@ -7,8 +7,17 @@
 //! by itself (logging them) and returns an error only when its connection or device is gone;
 //! the caller then reopens it with backoff while the WebRTC session stays up.
 
+pub mod esp32_push;
+pub mod esp32_tcp;
+pub mod file;
+pub mod http;
+pub mod pacer;
+pub mod rtsp;
+pub mod supervisor;
 pub mod test_pattern;
 pub mod url;
+pub mod v4l2;
+pub mod v4l2_format;
 
 use std::time::Duration;
 
@@ -65,6 +74,12 @@ pub trait Source: Send {
     /// Block until the next frame is available. An error means the device or connection is
     /// gone (not a single bad frame: those are skipped inside the source).
     fn next_frame(&mut self) -> anyhow::Result<CapturedFrame>;
+    /// How the source is running, for logs and state reports, when there is something to
+    /// say (an RTSP camera: "passthrough (Constrained Baseline 3.1, 1280x720)" or
+    /// "re-encoding (High 4.0, 1920x1080; High profile, B-frames)").
+    fn detail(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a source needs to know to start.
@@ -108,6 +123,13 @@ pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
             spec.fps,
             crate::barcode::tag_for(&spec.camera_id),
         )?)),
-        other => anyhow::bail!("source kind `{}` is not available yet", other.kind()),
+        SourceUrl::File { path } => Ok(Box::new(file::FileSource::open(path, spec)?)),
+        SourceUrl::Esp32Tcp { host, port } => {
+            Ok(Box::new(esp32_tcp::Esp32Tcp::open(host, *port, spec)?))
+        }
+        SourceUrl::Esp32Push { bind } => Ok(Box::new(esp32_push::Esp32Push::open(*bind, spec)?)),
+        SourceUrl::Http { .. } => Ok(Box::new(http::HttpSource::new(spec)?)),
+        SourceUrl::Rtsp { url } => Ok(Box::new(rtsp::RtspSource::open(url, spec)?)),
+        SourceUrl::V4l2(device) => Ok(Box::new(v4l2::V4l2Source::open(spec, device)?)),
     }
 }

@@ -1,0 +1,372 @@
+//! What the current source can do, and the [`Capabilities`] announced for it.
+//!
+//! Every raw source (test pattern, camera, MJPEG stream or file, RTSP when re-encoded) is
+//! encoded here, so picture size (software scaling), frame rate (dropping frames), bitrate
+//! and the image controls (software, [`crate::image::adjust`]) work the same for all of them.
+//! RTSP passthrough sends the camera's own H.264 untouched: nothing about the picture can be
+//! changed here, only on the camera.
+
+use sightline_signaling::control::{ApplyMode, CameraSettings, Capabilities, Capability};
+
+use crate::image::adjust;
+use crate::source::{SourceUrl, V4l2Device};
+
+use super::resolution::offered_sizes;
+
+/// Bitrate range offered, bits per second.
+pub const MIN_BITRATE: u32 = 100_000;
+pub const MAX_BITRATE: u32 = 8_000_000;
+/// Longest camera name.
+pub const MAX_NAME_LEN: u32 = 64;
+/// Highest `/dev/videoN` index offered.
+pub const MAX_CAMERA_INDEX: i64 = 63;
+/// The only codec this publisher sends.
+pub const ENCODING: &str = "h264";
+
+/// Kinds of source, as far as control cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    TestPattern,
+    /// A local V4L2 camera.
+    Camera,
+    /// JPEG frames from a network device or a file.
+    Mjpeg,
+    Rtsp,
+}
+
+/// The current source, as control needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProfile {
+    pub kind: SourceKind,
+    /// The source's own frame size (its best knowledge: a JPEG source knows only after its
+    /// first frame; update it with [`super::ControlState::source_changed`]).
+    pub native: (u32, u32),
+    /// Its nominal frame rate: the highest fps offered.
+    pub max_fps: u32,
+    /// RTSP passthrough: the camera's H.264 is sent as it is.
+    pub passthrough: bool,
+    /// A V4L2 camera opened by index: switching to another index reopens the source.
+    pub camera_index: Option<u32>,
+}
+
+impl SourceProfile {
+    /// The profile for `--source url` producing `native`-sized frames at `max_fps`. RTSP
+    /// starts as passthrough until the source says otherwise ([`Self::with_detail`]).
+    pub fn for_source(url: &SourceUrl, native: (u32, u32), max_fps: u32) -> Self {
+        let (kind, camera_index) = match url {
+            SourceUrl::TestPattern => (SourceKind::TestPattern, None),
+            SourceUrl::V4l2(V4l2Device::Index(i)) => (SourceKind::Camera, Some(*i)),
+            SourceUrl::V4l2(V4l2Device::Name(_)) => (SourceKind::Camera, None),
+            SourceUrl::Esp32Tcp { .. }
+            | SourceUrl::Esp32Push { .. }
+            | SourceUrl::Http { .. }
+            | SourceUrl::File { .. } => (SourceKind::Mjpeg, None),
+            SourceUrl::Rtsp { .. } => (SourceKind::Rtsp, None),
+        };
+        SourceProfile {
+            kind,
+            native,
+            max_fps: max_fps.max(1),
+            passthrough: kind == SourceKind::Rtsp,
+            camera_index,
+        }
+    }
+
+    /// Take in what a running source says about itself ([`crate::source::Source::detail`]):
+    /// an RTSP source that re-encodes ("re-encoding (High 4.0, ...)") gives raw frames, so
+    /// everything becomes adjustable.
+    pub fn with_detail(mut self, detail: Option<&str>) -> Self {
+        if self.kind == SourceKind::Rtsp {
+            self.passthrough = !detail.is_some_and(|d| d.starts_with("re-encoding"));
+        }
+        self
+    }
+
+    /// Picture sizes offered (none when the picture cannot be changed).
+    pub fn sizes(&self) -> Vec<(u32, u32)> {
+        if self.passthrough {
+            Vec::new()
+        } else {
+            offered_sizes(self.native)
+        }
+    }
+
+    /// Every setting of [`CameraSettings::NAMES`], with its range and apply mode or why it
+    /// is unsupported.
+    pub fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::default();
+        let unsupported = |why: &str| Capability::Unsupported {
+            reason: Some(why.to_owned()),
+        };
+        let int = |min: i64, max: i64, apply| Capability::Int {
+            min,
+            max,
+            step: 1,
+            apply,
+        };
+        let range = |r: std::ops::RangeInclusive<i32>| {
+            int(i64::from(*r.start()), i64::from(*r.end()), ApplyMode::Live)
+        };
+
+        if self.passthrough {
+            let why = "RTSP passthrough sends the camera's own H.264 unchanged; set this on \
+                       the camera (or make the publisher re-encode)";
+            for name in [
+                "width",
+                "height",
+                "fps",
+                "bitrate",
+                "brightness",
+                "contrast",
+                "saturation",
+                "sharpness",
+            ] {
+                caps.set(name, unsupported(why));
+            }
+        } else {
+            let sizes = self.sizes();
+            let choices = |side: fn(&(u32, u32)) -> u32| {
+                let mut v: Vec<u32> = sizes.iter().map(side).collect();
+                v.sort_unstable();
+                v.dedup();
+                v.iter().map(u32::to_string).collect::<Vec<_>>()
+            };
+            // Width and height are set together; the pair must be one of the offered sizes
+            // (checked in `state`). Each side alone lists the values that occur.
+            caps.set(
+                "width",
+                Capability::Enum {
+                    choices: choices(|s| s.0),
+                    apply: ApplyMode::Keyframe,
+                },
+            );
+            caps.set(
+                "height",
+                Capability::Enum {
+                    choices: choices(|s| s.1),
+                    apply: ApplyMode::Keyframe,
+                },
+            );
+            caps.set("fps", int(1, i64::from(self.max_fps), ApplyMode::Live));
+            caps.set(
+                "bitrate",
+                int(
+                    i64::from(MIN_BITRATE),
+                    i64::from(MAX_BITRATE),
+                    ApplyMode::Live,
+                ),
+            );
+            caps.set("brightness", range(adjust::BRIGHTNESS));
+            caps.set("contrast", range(adjust::CONTRAST));
+            caps.set("saturation", range(adjust::SATURATION));
+            caps.set("sharpness", range(adjust::SHARPNESS));
+        }
+        caps.set(
+            "camera_name",
+            Capability::Text {
+                max_len: MAX_NAME_LEN,
+                apply: ApplyMode::Live,
+            },
+        );
+        caps.set(
+            "encoding",
+            Capability::Enum {
+                choices: vec![ENCODING.to_owned()],
+                apply: ApplyMode::Live,
+            },
+        );
+        caps.set(
+            "quality",
+            unsupported("the encoder's rate control follows `bitrate`; set that instead"),
+        );
+        let no_ai = "this publisher has no on-device AI";
+        for name in ["ai_enabled", "ai_model", "ai_confidence"] {
+            caps.set(name, unsupported(no_ai));
+        }
+        caps.set(
+            "camera_index",
+            match self.camera_index {
+                Some(_) => int(0, MAX_CAMERA_INDEX, ApplyMode::Restart),
+                None => unsupported(match self.kind {
+                    SourceKind::Camera => "the camera was chosen by name (--source v4l2:NAME)",
+                    _ => "only for local V4L2 cameras (--source v4l2:INDEX)",
+                }),
+            },
+        );
+        let exposure_why = match self.kind {
+            SourceKind::TestPattern => "a synthetic picture has no exposure",
+            SourceKind::Camera => "this publisher does not drive V4L2 exposure controls yet",
+            SourceKind::Mjpeg | SourceKind::Rtsp => {
+                "a network camera's exposure is set on the device itself"
+            }
+        };
+        caps.set("auto_exposure", unsupported(exposure_why));
+        caps.set("exposure_time", unsupported(exposure_why));
+        debug_assert!(CameraSettings::NAMES.iter().all(|n| caps.get(n).is_some()));
+        caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+    use sightline_signaling::control::{validate_update, ControlErrorCode};
+
+    use super::*;
+
+    fn test_pattern() -> SourceProfile {
+        SourceProfile::for_source(&SourceUrl::TestPattern, (1280, 720), 30)
+    }
+
+    fn check(
+        profile: &SourceProfile,
+        update: serde_json::Value,
+    ) -> Result<(), (ControlErrorCode, String)> {
+        let s = CameraSettings::from_json(&update).unwrap();
+        validate_update(&s, &profile.capabilities()).map_err(|e| (e.code, e.message))
+    }
+
+    #[test]
+    fn every_setting_is_announced() {
+        for p in [
+            test_pattern(),
+            SourceProfile::for_source(
+                &SourceUrl::Rtsp {
+                    url: "rtsp://x/y".into(),
+                },
+                (1920, 1080),
+                25,
+            ),
+            SourceProfile::for_source(&SourceUrl::V4l2(V4l2Device::Index(0)), (640, 480), 30),
+        ] {
+            let caps = p.capabilities();
+            for name in CameraSettings::NAMES {
+                assert!(caps.get(name).is_some(), "{:?}: {name}", p.kind);
+            }
+            assert_eq!(caps.settings.len(), CameraSettings::NAMES.len());
+        }
+    }
+
+    #[test]
+    fn a_test_pattern_offers_software_controls() {
+        let p = test_pattern();
+        let caps = p.capabilities();
+        assert_eq!(
+            serde_json::to_value(caps.get("width").unwrap()).unwrap(),
+            json!({"type":"enum","choices":["320","640","960","1280"],"apply":"keyframe"})
+        );
+        assert_eq!(
+            serde_json::to_value(caps.get("fps").unwrap()).unwrap(),
+            json!({"type":"int","min":1,"max":30,"step":1,"apply":"live"})
+        );
+        check(
+            &p,
+            json!({"bitrate": "1.5M", "fps": 15, "brightness": -100, "sharpness": 100}),
+        )
+        .unwrap();
+        check(&p, json!({"width": 640, "height": 360})).unwrap();
+        let (code, msg) = check(&p, json!({"bitrate": 9_000_000})).unwrap_err();
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                ControlErrorCode::InvalidValue,
+                "bitrate: 9000000 is outside 100000..=8000000"
+            )
+        );
+        assert_eq!(
+            check(&p, json!({"fps": 31})).unwrap_err().1,
+            "fps: 31 is outside 1..=30"
+        );
+        assert_eq!(
+            check(&p, json!({"fps": 0})).unwrap_err().1,
+            "fps: 0 is outside 1..=30"
+        );
+        assert_eq!(
+            check(&p, json!({"width": 1920})).unwrap_err().1,
+            "width: 1920 is not one of 320, 640, 960, 1280"
+        );
+        assert_eq!(
+            check(&p, json!({"sharpness": -1})).unwrap_err().1,
+            "sharpness: -1 is outside 0..=100"
+        );
+        let (code, msg) = check(&p, json!({"exposure_time": 100})).unwrap_err();
+        assert_eq!(code, ControlErrorCode::Unsupported);
+        assert!(msg.contains("synthetic"), "{msg}");
+        assert_eq!(
+            check(&p, json!({"ai_enabled": true})).unwrap_err().0,
+            ControlErrorCode::Unsupported
+        );
+        assert_eq!(
+            check(&p, json!({"camera_index": 1})).unwrap_err().0,
+            ControlErrorCode::Unsupported
+        );
+        check(&p, json!({"encoding": "h264", "camera_name": "Porch"})).unwrap();
+        assert!(check(&p, json!({"encoding": "h265"})).is_err());
+    }
+
+    #[test]
+    fn rtsp_passthrough_refuses_picture_changes_until_it_re_encodes() {
+        let url = SourceUrl::Rtsp {
+            url: "rtsp://cam/stream".into(),
+        };
+        let p = SourceProfile::for_source(&url, (1920, 1080), 25);
+        assert!(p.passthrough);
+        let (code, msg) = check(&p, json!({"bitrate": 1_000_000})).unwrap_err();
+        assert_eq!(code, ControlErrorCode::Unsupported);
+        assert!(msg.contains("passthrough"), "{msg}");
+        assert!(check(&p, json!({"width": 640, "height": 360})).is_err());
+        check(&p, json!({"camera_name": "Gate"})).unwrap();
+        assert!(p.sizes().is_empty());
+
+        let p = p.with_detail(Some(
+            "re-encoding (High 4.0, 1920x1080; High profile, B-frames)",
+        ));
+        assert!(!p.passthrough);
+        check(
+            &p,
+            json!({"bitrate": 1_000_000, "width": 640, "height": 360}),
+        )
+        .unwrap();
+        assert!(
+            p.clone()
+                .with_detail(Some("passthrough (Constrained Baseline 3.1)"))
+                .passthrough
+        );
+    }
+
+    #[test]
+    fn cameras_by_index_can_switch_with_a_restart() {
+        let p = SourceProfile::for_source(&SourceUrl::V4l2(V4l2Device::Index(2)), (640, 480), 30);
+        assert_eq!(p.camera_index, Some(2));
+        let caps = p.capabilities();
+        assert_eq!(
+            caps.get("camera_index").unwrap().apply_mode(),
+            Some(ApplyMode::Restart)
+        );
+        check(&p, json!({"camera_index": 0})).unwrap();
+        assert!(check(&p, json!({"camera_index": 64})).is_err());
+        let by_name = SourceProfile::for_source(
+            &SourceUrl::V4l2(V4l2Device::Name("HD".into())),
+            (640, 480),
+            30,
+        );
+        assert!(check(&by_name, json!({"camera_index": 0}))
+            .unwrap_err()
+            .1
+            .contains("by name"));
+        let file = SourceProfile::for_source(
+            &SourceUrl::File {
+                path: PathBuf::from("a.mjpeg"),
+            },
+            (640, 480),
+            10,
+        );
+        assert_eq!(file.kind, SourceKind::Mjpeg);
+        assert_eq!(
+            check(&file, json!({"fps": 11})).unwrap_err().1,
+            "fps: 11 is outside 1..=10"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+
+use super::*;
+use crate::backoff::Backoff;
+use crate::barcode;
+use crate::source::supervisor::Supervisor;
+use crate::source::{CapturedFrame, SourceSpec, SourceUrl, TestPattern};
+
+const SETTINGS: EncodeSettings = EncodeSettings {
+    bitrate: 300_000,
+    keyframe_interval: Duration::from_secs(60),
+};
+
+fn raw(w: u32, h: u32, seq: u64, resumed: bool) -> SourceFrame {
+    let tp = TestPattern::new(w, h, 30, 1).unwrap();
+    SourceFrame {
+        captured: CapturedFrame::raw(tp.render(seq as u32, 0), 0, seq as u32),
+        seq,
+        resumed,
+    }
+}
+
+fn h264(keyframe: bool, seq: u64) -> SourceFrame {
+    SourceFrame {
+        captured: CapturedFrame {
+            payload: Payload::H264(H264AccessUnit {
+                data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, seq as u8],
+                keyframe,
+            }),
+            capture_us: 0,
+            index: seq as u32,
+        },
+        seq,
+        resumed: false,
+    }
+}
+
+/// Whether `au` decodes, and to what size.
+fn decoded_size(dec: &mut Decoder, au: &EncodedFrame) -> (usize, usize) {
+    dec.decode(&au.data)
+        .unwrap()
+        .expect("one picture per access unit")
+        .dimensions()
+}
+
+#[test]
+fn the_encoder_follows_the_frames_size() {
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let mut dec = Decoder::new().unwrap();
+    // Created from the first frame's size, whatever was configured.
+    let first = fe.process(raw(160, 120, 1, false), 30).unwrap();
+    assert!(first.keyframe, "a new encoder starts with an IDR");
+    assert_eq!(decoded_size(&mut dec, &first), (160, 120));
+    let delta = fe.process(raw(160, 120, 2, false), 30).unwrap();
+    assert!(!delta.keyframe);
+    decoded_size(&mut dec, &delta);
+    // A new size: a new IDR with a new SPS, which the same decoder follows.
+    let bigger = fe.process(raw(320, 240, 3, false), 30).unwrap();
+    assert!(bigger.keyframe);
+    let types: Vec<u8> = crate::nal::split_annex_b(&bigger.data)
+        .iter()
+        .filter_map(|n| crate::nal::nal_type(n))
+        .collect();
+    assert!(types.contains(&crate::nal::NAL_SPS), "{types:?}");
+    assert_eq!(decoded_size(&mut dec, &bigger), (320, 240));
+    assert!(!fe.process(raw(320, 240, 4, false), 30).unwrap().keyframe);
+}
+
+#[test]
+fn frames_after_a_loss_and_keyframe_requests_start_with_an_idr() {
+    let requests = KeyframeRequest::default();
+    let mut fe = FrameEncoder::new(SETTINGS, requests.clone());
+    assert!(fe.process(raw(64, 64, 1, false), 30).unwrap().keyframe);
+    assert!(!fe.process(raw(64, 64, 2, false), 30).unwrap().keyframe);
+    // A raw gap (dropped frames) needs no IDR: the encoder predicts from what it sent.
+    assert!(!fe.process(raw(64, 64, 9, false), 30).unwrap().keyframe);
+    assert!(fe.process(raw(64, 64, 10, true), 30).unwrap().keyframe);
+    assert!(!fe.process(raw(64, 64, 11, false), 30).unwrap().keyframe);
+    requests.request();
+    assert!(fe.process(raw(64, 64, 12, false), 30).unwrap().keyframe);
+    assert!(!fe.process(raw(64, 64, 13, false), 30).unwrap().keyframe);
+}
+
+#[test]
+fn passthrough_waits_for_a_keyframe_after_any_gap() {
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    // Joining mid-stream: deltas reference pictures nobody has.
+    assert!(fe.process(h264(false, 1), 30).is_none());
+    assert!(fe.process(h264(false, 2), 30).is_none());
+    assert!(fe.process(h264(true, 3), 30).unwrap().keyframe);
+    assert!(fe.process(h264(false, 4), 30).is_some());
+    assert!(fe.process(h264(false, 5), 30).is_some());
+    // Frames 6 and 7 were dropped: deltas wait for the next keyframe.
+    assert!(fe.process(h264(false, 8), 30).is_none());
+    assert!(fe.process(h264(false, 9), 30).is_none());
+    let k = fe.process(h264(true, 10), 30).unwrap();
+    assert_eq!(k.data, h264(true, 10).captured_data());
+    assert!(fe.process(h264(false, 11), 30).is_some());
+}
+
+#[test]
+fn switching_between_raw_and_passthrough_restarts_cleanly() {
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    assert!(fe.process(raw(64, 64, 1, false), 30).unwrap().keyframe);
+    // Passthrough right after raw: even consecutive, its deltas need its own keyframe.
+    assert!(fe.process(h264(false, 2), 30).is_none());
+    assert!(fe.process(h264(true, 3), 30).is_some());
+    // Back to raw at the same size: the old encoder's references are gone from viewers.
+    assert!(fe.process(raw(64, 64, 4, false), 30).unwrap().keyframe);
+}
+
+#[test]
+fn frames_the_encoder_cannot_take_are_dropped_not_fatal() {
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let odd = SourceFrame {
+        captured: CapturedFrame::raw(I420Frame::black(18, 18), 0, 0),
+        seq: 1,
+        resumed: false,
+    };
+    let mut odd_size = odd.clone();
+    if let Payload::Raw(f) = &mut odd_size.captured.payload {
+        f.width = 17; // claims a size the encoder refuses
+    }
+    assert!(fe.process(odd_size.clone(), 30).is_none());
+    assert!(fe.process(odd_size, 30).is_none());
+    // Planes too short for the claimed size: an encode error, skipped.
+    let mut short = odd;
+    short.seq = 2;
+    if let Payload::Raw(f) = &mut short.captured.payload {
+        f.y.truncate(10);
+    }
+    assert!(fe.process(short, 30).is_none());
+    // Good frames still work.
+    assert!(fe.process(raw(64, 64, 3, false), 30).unwrap().keyframe);
+}
+
+impl SourceFrame {
+    fn captured_data(&self) -> Vec<u8> {
+        match &self.captured.payload {
+            Payload::H264(au) => au.data.clone(),
+            Payload::Raw(_) => Vec::new(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encode_thread_encodes_supervised_frames_in_order() {
+    let mut spec = SourceSpec::new(SourceUrl::TestPattern, "cam");
+    (spec.width, spec.height) = (320, 240);
+    let supervisor = Supervisor::start_with(
+        spec.clone(),
+        Box::new(|s: &SourceSpec| crate::source::open(s)),
+        Backoff::default(),
+    )
+    .unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let (report, _) = watch::channel(FrameReport::default());
+    let ctx = EncodeContext {
+        settings: SETTINGS,
+        keyframes: KeyframeRequest::default(),
+        live: live_settings(None).reader(),
+        report,
+        applied: ApplyLog::default(),
+    };
+    let t = EncodeThread::start(supervisor.feed(), ctx, tx).unwrap();
+    let mut dec = Decoder::new().unwrap();
+    let first = rx.recv().await.unwrap();
+    assert!(first.encoded.keyframe);
+    let mut prev = first.index;
+    decoded_size(&mut dec, &first.encoded);
+    for _ in 0..10 {
+        let f = rx.recv().await.unwrap();
+        assert_eq!(f.index, prev + 1, "no frame lost on the way");
+        assert!(!f.encoded.keyframe);
+        let yuv = dec.decode(&f.encoded.data).unwrap().unwrap();
+        let (w, h) = yuv.dimensions();
+        let stamp = barcode::read(yuv.y(), yuv.strides().0, w, h).unwrap();
+        assert_eq!(stamp.frame, f.index);
+        prev = f.index;
+    }
+    drop(rx);
+    t.stop().await.unwrap();
+}
+
+fn live_settings(target: Option<(u32, u32)>) -> crate::control::PipelineSettingsHandle {
+    crate::control::PipelineSettingsHandle::new(crate::control::PipelineSettings {
+        version: 1,
+        target_size: target,
+        fps: 0,
+        bitrate: SETTINGS.bitrate,
+        adjust: crate::image::ImageAdjust::IDENTITY,
+    })
+}
