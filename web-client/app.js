@@ -4,9 +4,11 @@
 // offer → answer, candidates both ways. A later subscribe replaces the earlier peer
 // connection. After a WebSocket drop or a dead peer connection we subscribe again by ourselves.
 
-import { Client, ServerType, Signaling, defaultUrl } from './signaling.js';
+import { Client, ServerType, Signaling, SourceState, defaultUrl, describeSource } from './signaling.js';
 import { Player } from './player.js';
 import { StatsPoller, emptyStats } from './stats.js';
+import { ControlRoom } from './controlroom.js';
+import { LatencyProbe, emptyLatency } from './latency.js';
 
 // No STUN/TURN by default: the SFU advertises an address viewers can reach.
 const ICE_SERVERS = [];
@@ -21,8 +23,10 @@ const ui = {
   overlay: $('overlay'),
   wsState: $('ws-state'),
   pcState: $('pc-state'),
+  ctlState: $('ctl-state'),
   cameraName: $('camera-name'),
   cameraState: $('camera-state'),
+  sourceState: $('source-state'),
   cameras: $('cameras'),
   stats: $('stats'),
   log: $('log'),
@@ -39,6 +43,13 @@ const state = {
 let player = null;
 let poller = null;
 let retryTimer = null;
+
+// Camera control on the peer connection's `control` data channel (controlroom.js). A
+// `?key=` in the page URL is the server's control key, presented when subscribing.
+const controlKey = new URLSearchParams(location.search).get('key');
+const room = new ControlRoom($('control'), { log, onChange: () => render() });
+let probe = null; // glass-to-glass latency from the test pattern's barcode (latency.js)
+let latency = emptyLatency();
 
 const signaling = new Signaling(defaultUrl(), {
   onState: onWsState,
@@ -77,6 +88,10 @@ function onMessage(msg) {
       if (msg.camera.id !== state.pending) break; // an older subscribe, already replaced
       state.pending = null;
       log(`subscribed to ${msg.camera.name || msg.camera.id}`);
+      // Joining a camera whose source is down: say so now, not only at its next change.
+      if (msg.camera.source_state && msg.camera.source_state.state !== SourceState.live) {
+        logSourceState(msg.camera.name || msg.camera.id, msg.camera.source_state);
+      }
       startPlayer();
       signaling.send(Client.list()); // fresh viewer counts
       break;
@@ -98,9 +113,15 @@ function onMessage(msg) {
         subscribe(msg.camera.id);
       }
       break;
+    case ServerType.sourceState:
+      onSourceState(msg);
+      break;
     case ServerType.cameraOffline: {
       const cam = state.cameras.find((c) => c.id === msg.camera_id);
-      if (cam) cam.state = 'offline';
+      if (cam) {
+        cam.state = 'offline';
+        cam.source_state = null; // the server forgets it with the publisher
+      }
       // Keep the peer connection: the video resumes by itself when the camera returns.
       log(`camera ${cam ? cam.name || cam.id : msg.camera_id} offline`, 'warn');
       break;
@@ -118,6 +139,31 @@ function onMessage(msg) {
       log(`unknown server message type ${msg.type}`, 'warn');
   }
   render();
+}
+
+// A camera's source connected, went live or was lost. The WebRTC connection is untouched:
+// the video element keeps showing the last picture while the source is lost.
+function onSourceState(msg) {
+  const status = { state: msg.state, error: msg.error ?? null, source: msg.source };
+  const cam = state.cameras.find((c) => c.id === msg.camera_id);
+  if (cam) cam.source_state = status;
+  if (msg.camera_id !== state.cameraId) return; // the list shows it; the log is for ours
+  logSourceState(cam ? cam.name || cam.id : msg.camera_id, status);
+}
+
+function logSourceState(name, status) {
+  if (status.state === SourceState.lost) {
+    const error = status.error || 'unknown error';
+    // Sources usually name themselves in their errors; say where only when they do not.
+    const where = error.includes(status.source) ? '' : ` (${status.source})`;
+    log(`${name}: signal lost${where}: ${error}`, 'warn');
+  } else if (status.state === SourceState.live) {
+    log(`${name}: source live (${status.source})`);
+  } else if (status.state === SourceState.idle) {
+    log(`${name}: source idle (capture stopped until someone watches or a controller starts it)`);
+  } else {
+    log(`${name}: connecting to source ${status.source}`);
+  }
 }
 
 function isKnown(id) {
@@ -149,7 +195,7 @@ function subscribe(cameraId) {
   clearTimeout(retryTimer);
   stopPlayer();
   state.cameraId = cameraId;
-  if (!signaling.send(Client.subscribe(cameraId))) return; // resubscribed on reconnect
+  if (!signaling.send(Client.subscribe(cameraId, controlKey))) return; // resubscribed on reconnect
   state.pending = cameraId;
   render();
 }
@@ -176,6 +222,12 @@ async function startPlayer() {
     },
   });
   player = p;
+  // The control channel must exist before the offer, so the answer has an m=application.
+  room.attach(p.pc);
+  probe = new LatencyProbe(ui.video, (f) => {
+    latency = f;
+    renderStats();
+  });
   poller = new StatsPoller(p.pc, (s) => {
     state.stats = s;
     renderStats();
@@ -201,6 +253,10 @@ function onPcState(p) {
 }
 
 function stopPlayer() {
+  room.detach();
+  if (probe) probe.stop();
+  probe = null;
+  latency = emptyLatency();
   if (poller) poller.stop();
   if (player) player.close();
   poller = null;
@@ -242,6 +298,17 @@ function render() {
     ui.cameraState.textContent = cam.state;
     ui.cameraState.dataset.state = cam.state;
   }
+  const source = cam && cam.state === 'online' ? describeSource(cam.source_state) : null;
+  ui.sourceState.hidden = !source;
+  if (source) {
+    ui.sourceState.textContent = source.text;
+    ui.sourceState.dataset.state = source.state;
+    ui.sourceState.title = cam.source_state.source;
+  }
+  room.setCameraOnline(!cam || cam.state === 'online');
+  const ctl = room.badge();
+  ui.ctlState.dataset.state = ctl.state;
+  ui.ctlState.textContent = ctl.text;
   ui.overlay.textContent = overlayText(cam, pcs);
   ui.overlay.hidden = ui.overlay.textContent === '';
   renderCameras();
@@ -252,8 +319,14 @@ function overlayText(cam, pcs) {
   if (state.ws !== 'open') return 'Connecting to server…';
   if (!state.cameraId) return state.cameras.length ? 'Pick a camera' : 'No camera online';
   if (cam && cam.state === 'offline') return 'Camera offline';
-  if (pcs !== 'connected') return 'Connecting…';
-  if (ui.video.readyState < 2) return 'Waiting for video…';
+  if (room.paused) return 'Paused (no video is sent to this viewer)';
+  // A camera without its source is the reason there is no video, whatever our own
+  // connection does. With a picture on screen, the source badge tells of trouble and the
+  // last picture stays visible.
+  const source = cam && describeSource(cam.source_state);
+  const sourceDown = source && source.state !== SourceState.live;
+  if (pcs !== 'connected') return sourceDown ? `Camera: ${source.text}` : 'Connecting…';
+  if (ui.video.readyState < 2) return sourceDown ? `Camera: ${source.text}` : 'Waiting for video…';
   return '';
 }
 
@@ -273,8 +346,16 @@ function renderCameras() {
     meta.textContent = `${c.width}×${c.height} · ${c.fps} fps · ${c.viewers} watching`;
     const tag = document.createElement('span');
     tag.className = 'tag';
-    tag.dataset.state = c.state;
-    tag.textContent = c.state;
+    // An online camera whose source is lost or connecting says so instead of "online".
+    const source = c.state === 'online' ? describeSource(c.source_state) : null;
+    if (source && source.state !== SourceState.live) {
+      tag.dataset.state = source.state;
+      tag.textContent = source.state === SourceState.lost ? 'signal lost' : 'connecting';
+      tag.title = source.text;
+    } else {
+      tag.dataset.state = c.state;
+      tag.textContent = c.state;
+    }
     b.append(name, meta, tag);
     li.append(b);
     return li;
@@ -300,6 +381,11 @@ function renderStats() {
   show('packetsLost', dash(s.packetsLost));
   show('jitter', dash(s.jitterMs, ' ms'));
   show('ice', player ? player.iceState : '–');
+  show('packets', s.packetsReceived == null ? '–' : `${s.packetsReceived} rx`);
+  show('rtt', dash(s.rttMs, ' ms'));
+  show('decode', dash(s.decodeMs, ' ms'));
+  show('freezes', s.freezeCount == null ? '–' : `${s.freezeCount} (${s.freezeMs} ms)`);
+  show('latency', dash(latency.latencyMs, ' ms'));
 }
 
 ui.cameras.addEventListener('click', (ev) => {
@@ -318,13 +404,27 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 
 // Read-only status for tests and debugging. Tests should check real decoding
 // (video.getVideoPlaybackQuality()), not just these flags.
+//   stats: resolution (width, height), fps, kbps, packetsReceived, packetsLost, jitterMs,
+//     framesDecoded, rttMs (selected candidate pair), decodeMs (per frame, last second),
+//     freezeCount, freezeMs; from the barcode (same-clock test pattern only): latencyMs
+//     (median of the last readings), barcodeFrame, barcodeTag, barcodeSeen, latencySamples.
+//   control (controlroom.js snapshot): channel 'closed' | 'connecting' | 'open'; viewer,
+//     camera, mayControl, rateLimit {per_second, burst} and welcome (null before the
+//     welcome); capabilities (setting names) and capabilityTypes {name: {type, min, max,
+//     step, choices, apply, reason}}; settings and status {streaming, preset, presets,
+//     source} as the camera last said; lastState {version, by, changed, timestamp}; lastResponse
+//     (the last reply: request_id, command, success, message, error {code, field, message},
+//     elapsed_ms); paused (this viewer's pause); pending (commands unanswered); staged
+//     (edited settings awaiting Apply); errors {field: message shown}; unavailable (why
+//     the SFU cannot reach the camera's control, or null); note (the panel's note).
 window.sightline = Object.freeze({
   get cameraId() { return state.cameraId; },
   get wsState() { return state.ws; },
   get pcState() { return player ? player.connectionState : null; },
   get iceState() { return player ? player.iceState : null; },
   get cameras() { return state.cameras.map((c) => ({ ...c })); },
-  get stats() { return { ...state.stats }; },
+  get stats() { return { ...state.stats, ...latency }; },
+  get control() { return room.snapshot(); },
   get log() { return state.log.map((e) => `${e.time.toISOString()} ${e.level} ${e.text}`); },
 });
 

@@ -6,7 +6,10 @@
 /** Messages the client sends (wire.rs `ClientMessage`). */
 export const Client = Object.freeze({
   list: () => ({ type: 'list' }),
-  subscribe: (cameraId) => ({ type: 'subscribe', camera_id: cameraId }),
+  // With the server's control key this viewer may control the camera; without, the server
+  // decides (view-only, or control for loopback viewers when it has no key).
+  subscribe: (cameraId, controlKey = null) =>
+    controlKey ? { type: 'subscribe', camera_id: cameraId, control_key: controlKey } : { type: 'subscribe', camera_id: cameraId },
   offer: (sdp) => ({ type: 'offer', sdp }),
   candidate: (c) => ({
     type: 'candidate',
@@ -25,8 +28,38 @@ export const ServerType = Object.freeze({
   candidate: 'candidate',
   cameraOnline: 'camera_online',
   cameraOffline: 'camera_offline',
+  sourceState: 'source_state',
   error: 'error',
 });
+
+/** A camera source's `state` values (wire.rs `SourceState`). */
+export const SourceState = Object.freeze({
+  connecting: 'connecting',
+  live: 'live',
+  lost: 'lost',
+  idle: 'idle',
+});
+
+/**
+ * How a camera's source state reads on the page: `{ text, state }` with `state` one of the
+ * SourceState values (for styling), or null when there is nothing to say (no report yet).
+ */
+export function describeSource(status) {
+  if (!status) return null;
+  switch (status.state) {
+    case SourceState.live:
+      return { text: 'Live', state: status.state };
+    case SourceState.connecting:
+      return { text: 'Connecting…', state: status.state };
+    case SourceState.lost:
+      return { text: `Signal lost: ${status.error || 'unknown error'}`, state: status.state };
+    case SourceState.idle:
+      // On-demand cameras rest until someone watches; a viewer's subscribe wakes them.
+      return { text: 'Idle (starts on demand)', state: status.state };
+    default:
+      return null;
+  }
+}
 
 /** The signaling URL on the page's own origin: ws(s)://host/ws. */
 export function defaultUrl(loc = window.location) {

@@ -1,10 +1,19 @@
 // Live receive statistics from RTCPeerConnection.getStats(), sampled once a second.
+//
+// From the video inbound-rtp report: resolution, fps, kbps, packets received and lost,
+// jitter, decode time per frame (totalDecodeTime / framesDecoded, over the last second when
+// it can), freezes (freezeCount, totalFreezesDuration). From the selected candidate pair:
+// the round-trip time (currentRoundTripTime).
 
 const INTERVAL_MS = 1000;
 
 /** Stats as shown on the page; null fields are not known (yet). */
 export function emptyStats() {
-  return { width: null, height: null, fps: null, kbps: null, packetsLost: null, jitterMs: null, framesDecoded: null };
+  return {
+    width: null, height: null, fps: null, kbps: null, packetsLost: null, jitterMs: null,
+    framesDecoded: null, packetsReceived: null, rttMs: null, decodeMs: null,
+    freezeCount: null, freezeMs: null,
+  };
 }
 
 /**
@@ -19,15 +28,45 @@ export function summarize(inbound, prev) {
   s.packetsLost = inbound.packetsLost ?? null;
   s.jitterMs = inbound.jitter != null ? Math.round(inbound.jitter * 1000) : null;
   s.framesDecoded = inbound.framesDecoded ?? null;
+  s.packetsReceived = inbound.packetsReceived ?? null;
+  s.freezeCount = inbound.freezeCount ?? null;
+  s.freezeMs = inbound.totalFreezesDuration != null ? Math.round(inbound.totalFreezesDuration * 1000) : null;
+  if (inbound.totalDecodeTime != null && inbound.framesDecoded > 0) {
+    s.decodeMs = round1((inbound.totalDecodeTime / inbound.framesDecoded) * 1000);
+  }
   if (prev && inbound.timestamp > prev.timestamp) {
     const secs = (inbound.timestamp - prev.timestamp) / 1000;
     s.kbps = Math.round(((inbound.bytesReceived - prev.bytesReceived) * 8) / 1000 / secs);
     if (inbound.framesDecoded != null && prev.framesDecoded != null) {
       s.fps = Math.round((inbound.framesDecoded - prev.framesDecoded) / secs);
+      // Decode time of this second's frames: the lifetime mean hides a change.
+      const frames = inbound.framesDecoded - prev.framesDecoded;
+      if (frames > 0 && inbound.totalDecodeTime != null && prev.totalDecodeTime != null) {
+        s.decodeMs = round1(((inbound.totalDecodeTime - prev.totalDecodeTime) / frames) * 1000);
+      }
     }
   }
   if (inbound.framesPerSecond != null) s.fps = Math.round(inbound.framesPerSecond);
   return s;
+}
+
+function round1(x) {
+  return Math.round(x * 10) / 10;
+}
+
+/**
+ * The round-trip time of the candidate pair in use, in ms: the transport's selected pair,
+ * else a nominated pair that succeeded.
+ */
+export function selectedRttMs(reports) {
+  let pair = null;
+  const byId = new Map(reports.map((r) => [r.id, r]));
+  for (const r of reports) {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId) || pair;
+  }
+  if (!pair) pair = reports.find((r) => r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded');
+  if (!pair || pair.currentRoundTripTime == null) return null;
+  return round1(pair.currentRoundTripTime * 1000);
 }
 
 /** Polls one peer connection until stopped; calls onStats(summary) each second. */
@@ -47,11 +86,15 @@ export class StatsPoller {
       return; // closed meanwhile
     }
     let inbound = null;
+    const all = [];
     report.forEach((r) => {
+      all.push(r);
       if (r.type === 'inbound-rtp' && (r.kind || r.mediaType) === 'video') inbound = r;
     });
     if (this.timer === null) return;
-    this.onStats(summarize(inbound, this.prev));
+    const s = summarize(inbound, this.prev);
+    s.rttMs = selectedRttMs(all);
+    this.onStats(s);
     this.prev = inbound;
   }
 
