@@ -19,6 +19,8 @@ pub struct DecodedFrame {
     pub keyframe: bool,
     /// Which subscription (1, 2, ... counting reconnects) of the viewer received it.
     pub session: u32,
+    /// Size of the access unit it was decoded from (H.264 payload bytes).
+    pub bytes: usize,
 }
 
 /// Why an access unit produced no picture.
@@ -62,6 +64,7 @@ impl FrameDecoder {
             received_at_us: barcode::now_us(),
             keyframe,
             session: 0,
+            bytes: access_unit.len(),
         }))
     }
 }

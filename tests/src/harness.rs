@@ -52,6 +52,7 @@ pub fn loopback_server_config() -> ServerConfig {
             bind_ips: vec![LOOPBACK],
             ..SfuConfig::default()
         },
+        control_key: None,
     }
 }
 

@@ -3,17 +3,25 @@
 //! reuse the same pieces (latency = `DecodedFrame::received_at_us - Stamp::capture_us`).
 
 pub mod browser;
+pub mod control_client;
 pub mod decode;
+pub mod esp32_device;
 pub mod harness;
+pub mod jpeg_fixture;
 pub mod loss;
+pub mod mjpeg_http_server;
+pub mod noisy_movie;
 pub mod peer;
 pub mod route;
+pub mod rtsp_server;
 pub mod sequence;
 pub mod signal;
 pub mod stats;
 pub mod synthetic;
+pub mod temp;
 pub mod viewer;
 
+pub use control_client::{ControlInbox, Received};
 pub use decode::{DecodedFrame, FrameDecoder};
 pub use harness::{TestPublisher, TestServer};
 pub use loss::DropPattern;

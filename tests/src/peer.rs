@@ -1,12 +1,15 @@
 //! The viewer's WebRTC peer: a str0m client `Rtc` (full ICE, controlling) that receives one
-//! H.264 video track in frame mode. Sans-I/O: the caller moves datagrams and time in and
-//! out, so the same code runs under the viewer's async loop and in tests.
+//! H.264 video track in frame mode and, if asked, opens the camera-control data channel
+//! (label `control`, see `sightline_signaling::control`). Sans-I/O: the caller moves
+//! datagrams and time in and out, so the same code runs under the viewer's async loop and in
+//! tests.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -38,6 +41,13 @@ pub enum PeerEvent {
     Lost(String),
     /// NACKs sent so far for the video track (str0m's periodic receive statistics).
     NacksSent(u64),
+    /// The control data channel is open: [`ViewerPeer::send_control`] works from now on.
+    ControlOpen,
+    /// One message on the control channel (text; binary messages are passed on as bytes
+    /// and are a protocol error for the caller to report).
+    ControlMessage { data: Vec<u8>, binary: bool },
+    /// The control channel closed while the peer lives on.
+    ControlClosed,
 }
 
 /// A datagram to send.
@@ -52,12 +62,25 @@ pub struct ViewerPeer {
     mid: Mid,
     local: SocketAddr,
     pending: Option<SdpPendingOffer>,
+    /// The control data channel, when the offer had one.
+    control: Option<ChannelId>,
+    control_open: bool,
 }
 
 impl ViewerPeer {
     /// A peer whose only candidate is `local` (the UDP socket the caller bound), and its
     /// SDP offer (recvonly H.264 video).
     pub fn new(local: SocketAddr, now: Instant) -> anyhow::Result<(Self, String)> {
+        Self::with_control(local, now, false)
+    }
+
+    /// Like [`ViewerPeer::new`]; with `control`, the offer also opens the `control` data
+    /// channel (the SFU relays it to the camera's publisher).
+    pub fn with_control(
+        local: SocketAddr,
+        now: Instant,
+        control: bool,
+    ) -> anyhow::Result<(Self, String)> {
         let mut config = RtcConfig::new()
             .clear_codecs()
             .set_stats_interval(Some(STATS_INTERVAL));
@@ -73,12 +96,16 @@ impl ViewerPeer {
             .ok_or_else(|| anyhow!("str0m refused the host candidate {local}"))?;
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let control =
+            control.then(|| api.add_channel(sightline_signaling::control::CHANNEL_LABEL.into()));
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("str0m made no offer"))?;
         let peer = ViewerPeer {
             rtc,
             mid,
             local,
             pending: Some(pending),
+            control,
+            control_open: false,
         };
         Ok((peer, offer.to_sdp_string()))
     }
@@ -169,6 +196,28 @@ impl ViewerPeer {
             .is_ok()
     }
 
+    /// Write one text message on the control channel. False when there is none, it is not
+    /// open yet, or its send buffer is full (the caller keeps the message and retries).
+    pub fn send_control(&mut self, text: &str) -> bool {
+        if !self.control_open {
+            return false;
+        }
+        let Some(mut channel) = self.control.and_then(|c| self.rtc.channel(c)) else {
+            return false;
+        };
+        match channel.write(false, text.as_bytes()) {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::debug!("control channel write failed: {e}");
+                false
+            }
+        }
+    }
+
+    pub fn control_is_open(&self) -> bool {
+        self.control_open
+    }
+
     /// Drain everything str0m wants to do: datagrams go to `send`, events to `events`.
     /// Returns when str0m next needs [`ViewerPeer::handle_timeout`].
     pub fn drain(&mut self, send: &mut Vec<Datagram>, events: &mut Vec<PeerEvent>) -> Instant {
@@ -205,6 +254,20 @@ impl ViewerPeer {
             }),
             Event::MediaIngressStats(s) if s.mid == self.mid => {
                 events.push(PeerEvent::NacksSent(s.nacks))
+            }
+            Event::ChannelOpen(id, _) if Some(id) == self.control => {
+                self.control_open = true;
+                events.push(PeerEvent::ControlOpen);
+            }
+            Event::ChannelData(d) if Some(d.id) == self.control => {
+                events.push(PeerEvent::ControlMessage {
+                    data: d.data,
+                    binary: d.binary,
+                })
+            }
+            Event::ChannelClose(id) if Some(id) == self.control => {
+                self.control_open = false;
+                events.push(PeerEvent::ControlClosed);
             }
             Event::Closed => events.push(PeerEvent::Lost("closed".into())),
             other => tracing::trace!(?other, "str0m event"),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub frames_received: AtomicU64,
+    pub frame_bytes_received: AtomicU64,
     pub frames_decoded: AtomicU64,
     pub stamps_read: AtomicU64,
     pub keyframes_decoded: AtomicU64,
@@ -31,6 +32,7 @@ impl Counters {
     pub fn snapshot(&self) -> ViewerStats {
         ViewerStats {
             frames_received: self.frames_received.load(Relaxed),
+            frame_bytes_received: self.frame_bytes_received.load(Relaxed),
             frames_decoded: self.frames_decoded.load(Relaxed),
             stamps_read: self.stamps_read.load(Relaxed),
             keyframes_decoded: self.keyframes_decoded.load(Relaxed),
@@ -52,6 +54,8 @@ impl Counters {
 pub struct ViewerStats {
     /// Access units str0m handed over.
     pub frames_received: u64,
+    /// Their bytes (H.264 payload, no RTP/SRTP overhead): what the encoder's bitrate counts.
+    pub frame_bytes_received: u64,
     /// Pictures openh264 produced.
     pub frames_decoded: u64,
     /// Pictures whose barcode read back.

@@ -4,12 +4,19 @@
 //! One tokio task per viewer owns the signaling socket, the UDP socket and the str0m peer.
 //! It survives `camera_offline` (the SFU keeps the viewer's track, video resumes by itself)
 //! and reconnects with backoff when the signaling socket or the peer is lost.
+//!
+//! With [`ViewerConfig::control`] the viewer also opens the camera-control data channel:
+//! [`HeadlessViewer::control_request`] sends a command and waits for its response, and
+//! [`HeadlessViewer::control`] holds every message received (welcome, responses, state and
+//! capabilities broadcasts), which also appear as [`ViewerEvent::Control`].
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use sightline_signaling::control::{ControlMessage, Response, Welcome};
 use sightline_signaling::{CameraInfo, ClientMessage, ErrorCode, ServerMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -17,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use sightline_publisher::backoff::Backoff;
 
+use crate::control_client::{prepare_command, ControlInbox};
 use crate::decode::{DecodedFrame, FrameDecoder};
 use crate::loss::{DropPattern, IncomingFilter, PacketKind};
 use crate::peer::{Datagram, PeerEvent, ViewerPeer};
@@ -50,6 +58,11 @@ pub struct ViewerConfig {
     pub signaling_timeout: Duration,
     /// Events kept for a slow reader before the oldest are dropped (reported as lag).
     pub event_capacity: usize,
+    /// Open the `control` data channel in the offer (camera control through the SFU).
+    pub control: bool,
+    /// The server's control key, given with `subscribe` (without it the server decides:
+    /// view-only when it has a key, control for loopback viewers when it has none).
+    pub control_key: Option<String>,
 }
 
 impl ViewerConfig {
@@ -66,6 +79,8 @@ impl ViewerConfig {
             drop_incoming_media: None,
             signaling_timeout: Duration::from_secs(10),
             event_capacity: 4096,
+            control: false,
+            control_key: None,
         }
     }
 }
@@ -101,11 +116,16 @@ pub enum ViewerEvent {
         session: u32,
         reason: String,
     },
+    /// A message on the control channel (only with [`ViewerConfig::control`]); boxed, as
+    /// capabilities are large next to the other events.
+    Control(Box<ControlMessage>),
 }
 
 enum Command {
     Close,
     RequestKeyframe,
+    /// Text for the control channel (queued until it is open).
+    Control(String),
 }
 
 /// Handle to a running headless viewer.
@@ -114,6 +134,7 @@ pub struct HeadlessViewer {
     events_tx: broadcast::Sender<ViewerEvent>,
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
+    control: Arc<ControlInbox>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -125,12 +146,15 @@ impl HeadlessViewer {
         let counters = Arc::new(Counters::default());
         let session = establish(&config, 1, &events_tx, &counters).await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let control = Arc::new(ControlInbox::default());
         let driver = Driver {
             config,
             events: events_tx.clone(),
             counters: counters.clone(),
             commands: command_rx,
             last_keyframe_request: None,
+            control: control.clone(),
+            control_outbox: VecDeque::new(),
         };
         let task = tokio::spawn(driver.run(session));
         Ok(HeadlessViewer {
@@ -138,6 +162,7 @@ impl HeadlessViewer {
             events_tx,
             commands,
             counters,
+            control,
             task: Some(task),
         })
     }
@@ -189,6 +214,55 @@ impl HeadlessViewer {
         let _ = self.commands.send(Command::RequestKeyframe);
     }
 
+    /// Everything the control channel delivered (needs [`ViewerConfig::control`]).
+    pub fn control(&self) -> &ControlInbox {
+        &self.control
+    }
+
+    /// Put any text on the control channel, valid or not (queued until the channel opens).
+    pub fn send_control_text(&self, text: impl Into<String>) {
+        let _ = self.commands.send(Command::Control(text.into()));
+    }
+
+    /// Send a control command and wait for its response. `command` is a JSON object such as
+    /// `{"type":"update_settings","settings":{"fps":15}}`; `"v"` and a fresh `request_id`
+    /// are added when missing. A refusal is a response too (`success: false`), not an error;
+    /// errors are only: no response within `timeout`, or `command` not an object.
+    pub async fn control_request(
+        &self,
+        command: serde_json::Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Response> {
+        let (text, id) = prepare_command(command)?;
+        self.send_control_text(text);
+        self.control.wait_response(&id, timeout).await
+    }
+
+    /// `update_settings` with `settings` (a JSON object of setting: value).
+    pub async fn update_settings(
+        &self,
+        settings: serde_json::Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Response> {
+        self.control_request(
+            serde_json::json!({"type": "update_settings", "settings": settings}),
+            timeout,
+        )
+        .await
+    }
+
+    /// Wait for the SFU's `welcome` on the control channel (it comes once the channel opens).
+    pub async fn wait_welcome(&self, timeout: Duration) -> anyhow::Result<Welcome> {
+        self.control
+            .wait_for(timeout, "the control channel's welcome", |msgs| {
+                msgs.iter().rev().find_map(|r| match &r.message {
+                    ControlMessage::Welcome(w) => Some(w.clone()),
+                    _ => None,
+                })
+            })
+            .await
+    }
+
     /// Leave: close the signaling socket and drop the peer, so the server frees it.
     pub async fn close(mut self) {
         let _ = self.commands.send(Command::Close);
@@ -236,6 +310,7 @@ async fn establish(
     signal
         .send(&ClientMessage::Subscribe {
             camera_id: config.camera_id.clone(),
+            control_key: config.control_key.clone(),
         })
         .await?;
     let camera = signal
@@ -259,7 +334,8 @@ async fn establish(
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .with_context(|| format!("binding a UDP socket on {ip}"))?;
-    let (mut peer, offer) = ViewerPeer::new(socket.local_addr()?, Instant::now())?;
+    let (mut peer, offer) =
+        ViewerPeer::with_control(socket.local_addr()?, Instant::now(), config.control)?;
     signal.send(&ClientMessage::Offer { sdp: offer }).await?;
     // Candidates may be trickled before the answer; keep them for after.
     let mut early = Vec::new();
@@ -306,6 +382,9 @@ struct Driver {
     counters: Arc<Counters>,
     commands: mpsc::UnboundedReceiver<Command>,
     last_keyframe_request: Option<Instant>,
+    control: Arc<ControlInbox>,
+    /// Control texts not yet written (the channel is not open, or its buffer was full).
+    control_outbox: VecDeque<String>,
 }
 
 impl Driver {
@@ -316,6 +395,7 @@ impl Driver {
         loop {
             let number = session.number;
             let end = self.run_session(&mut session).await;
+            self.control.set_open(false);
             session.peer.close();
             session.signal.close().await;
             let reason = match end {
@@ -344,8 +424,10 @@ impl Driver {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 cmd = self.commands.recv() => {
-                    if matches!(cmd, None | Some(Command::Close)) {
-                        return None;
+                    match cmd {
+                        None | Some(Command::Close) => return None,
+                        Some(Command::Control(text)) => self.control_outbox.push_back(text),
+                        Some(Command::RequestKeyframe) => {}
                     }
                     continue;
                 }
@@ -359,10 +441,10 @@ impl Driver {
                     }
                     Err(e) => tracing::debug!("viewer reconnect failed: {e:#}"),
                 },
-                cmd = self.commands.recv() => {
-                    if matches!(cmd, None | Some(Command::Close)) {
-                        return None;
-                    }
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Close) => return None,
+                    Some(Command::Control(text)) => self.control_outbox.push_back(text),
+                    Some(Command::RequestKeyframe) => {}
                 }
             }
         }
@@ -373,6 +455,7 @@ impl Driver {
         let mut out = Vec::new();
         let mut peer_events = Vec::new();
         loop {
+            self.flush_control(s);
             let next_timeout = s.peer.drain(&mut out, &mut peer_events);
             for Datagram {
                 destination,
@@ -398,6 +481,7 @@ impl Driver {
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Close) => return End::Closed,
                     Some(Command::RequestKeyframe) => self.request_keyframe(s, true),
+                    Some(Command::Control(text)) => self.control_outbox.push_back(text),
                 },
                 msg = s.signal.recv() => match msg {
                     Ok(m) => self.on_signal(s, m),
@@ -409,6 +493,19 @@ impl Driver {
                 },
                 _ = sleep => s.peer.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    /// Write queued control texts, oldest first, while the channel takes them.
+    fn flush_control(&mut self, s: &mut Session) {
+        while let Some(text) = self.control_outbox.front() {
+            if !s.peer.send_control(text) {
+                if self.config.control && s.peer.control_is_open() {
+                    tracing::debug!("control channel buffer full; retrying");
+                }
+                return;
+            }
+            self.control_outbox.pop_front();
         }
     }
 
@@ -464,8 +561,20 @@ impl Driver {
                 s.nacks_reported = s.nacks_reported.max(total);
                 Counters::add(&self.counters.nacks_sent, new);
             }
+            PeerEvent::ControlOpen => self.control.set_open(true),
+            PeerEvent::ControlClosed => self.control.set_open(false),
+            PeerEvent::ControlMessage { data, binary } => {
+                let text = String::from_utf8_lossy(&data);
+                if binary {
+                    tracing::warn!("binary message on the control channel: {text}");
+                }
+                if let Some(m) = self.control.receive(&text, s.number) {
+                    let _ = self.events.send(ViewerEvent::Control(Box::new(m)));
+                }
+            }
             PeerEvent::Frame { data, contiguous } => {
                 Counters::bump(&self.counters.frames_received);
+                Counters::add(&self.counters.frame_bytes_received, data.len() as u64);
                 if !contiguous {
                     Counters::bump(&self.counters.frames_not_contiguous);
                 }
@@ -477,6 +586,7 @@ impl Driver {
                         received_at_us: sightline_publisher::barcode::now_us(),
                         keyframe: crate::decode::has_idr(&data),
                         session: s.number,
+                        bytes: data.len(),
                     }));
                     return None;
                 }

@@ -103,6 +103,10 @@ fn the_viewer_peer_receives_decodes_and_requests_keyframes() {
                 }
                 PeerEvent::Lost(r) => panic!("viewer peer lost: {r}"),
                 PeerEvent::NacksSent(_) => {}
+                // No control channel was asked for.
+                PeerEvent::ControlOpen
+                | PeerEvent::ControlMessage { .. }
+                | PeerEvent::ControlClosed => panic!("unexpected control event"),
             }
         }
         sender.drain();

@@ -5,9 +5,22 @@
 //!
 //! Figures: `latency` (glass-to-glass, capture → decoded in a headless viewer, 720p30),
 //! `join` (subscribe → first decoded frame over 20 joins), `encode` (publisher encode time and
-//! CPU per 720p frame), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
-//! server in its own process). Run it inside a private network namespace or on a quiet
-//! machine: every peer talks over loopback.
+//! CPU per 720p frame), `mjpeg` (JPEG decoder comparison and MJPEG → H.264 cost, see
+//! `mjpeg_bench.rs`), `rtsp` (RTSP passthrough latency and CPU per frame, see
+//! `rtsp_bench.rs`), `image` (software scaling and image controls per frame, see
+//! `image_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
+//! server in its own process), `control` (settings command → first frame at the new setting,
+//! idle on-demand publisher CPU, see `control_bench.rs`). Run it inside a private network
+//! namespace or on a quiet machine: every peer talks over loopback.
+
+#[path = "../control_bench.rs"]
+mod control_bench;
+#[path = "../image_bench.rs"]
+mod image_bench;
+#[path = "../mjpeg_bench.rs"]
+mod mjpeg_bench;
+#[path = "../rtsp_bench.rs"]
+mod rtsp_bench;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -29,12 +42,24 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [sfu]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
     if wants("encode") {
         encode()?;
+    }
+    if wants("mjpeg") {
+        mjpeg_bench::run()?;
+    }
+    if wants("image") {
+        image_bench::run()?;
+    }
+    if wants("rtsp") {
+        rtsp_bench::run().await?;
+    }
+    if wants("control") {
+        control_bench::run().await?;
     }
     if wants("latency") {
         latency().await?;

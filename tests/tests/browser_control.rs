@@ -1,0 +1,843 @@
+//! The web control room in a real headless Chromium.
+//!
+//! - The page's own modules, in the browser that runs them: the control-protocol parser reads
+//!   what the Rust protocol crate writes and refuses malformed messages; the barcode reader
+//!   reads a stamp the publisher's `barcode::burn` wrote and rejects damaged strips; the
+//!   settings panel builds the right control for every kind of capability and puts an error
+//!   next to the control it is about. (No WebRTC: runs anywhere Chromium does.)
+//! - With a live camera (inside the test network namespace): the `control` data channel
+//!   opens and the SFU's welcome says a loopback viewer may control; the stats panel shows a
+//!   live fps, RTT, decode time and the barcode's glass-to-glass latency; pause and resume
+//!   stop and restart this viewer's video; the page fits a 375 px phone screen.
+//! - With a control key on the server: no key is view-only (panel disabled, pause still
+//!   allowed), the right key controls, a wrong key is refused.
+//! - Ignored until the publisher opens its control channel: the panel appears from the
+//!   capabilities and a resolution change reaches `videoWidth` without a reload.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sightline_publisher::barcode::{self, Stamp};
+use sightline_publisher::frame::I420Frame;
+use sightline_signaling::control::{
+    ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
+    ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus, Welcome,
+};
+use sightline_tests::browser::{netns_ip, Browser, BrowserOptions};
+use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
+
+/// What the page must do within this time: a cold Chromium on a loaded 2-core machine is slow.
+const TIMEOUT: Duration = Duration::from_secs(25);
+
+fn netns_or_skip(test: &str) -> Option<IpAddr> {
+    let ip = netns_ip().expect("network namespace check");
+    if ip.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED {test}: not inside the test network namespace (no 10.77.0.1).\n\
+             *** Chromium does not use loopback for ICE; run it with\n\
+             *** scripts/netns cargo test --release -p sightline-tests --test browser_control --offline\n"
+        );
+    }
+    ip
+}
+
+/// The server with HTTP and signaling on loopback, so the page's viewer counts as local
+/// (may control when no key is set), and media on the namespace address Chromium can use.
+async fn start_server(media_ip: IpAddr, control_key: Option<&str>) -> anyhow::Result<TestServer> {
+    let mut config = harness::loopback_server_config();
+    config.http_addr = SocketAddr::new(LOOPBACK, 0);
+    config.sfu.bind_ips = vec![media_ip];
+    config.control_key = control_key.map(str::to_owned);
+    ensure!(config.web_root.is_some(), "web-client/ not found");
+    TestServer::start_with(config).await
+}
+
+fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublisher {
+    let mut config = harness::publisher_config(&server.ws_url(), id);
+    config.width = width;
+    config.height = height;
+    TestPublisher::start(config)
+}
+
+/// Run a page script that calls `arguments[arguments.length - 1]` with its result; a thrown
+/// error comes back as `{thrown}` and fails the test with the page's stack.
+fn run_async(browser: &Browser, body: &str, args: &[Value]) -> anyhow::Result<Value> {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         const args = Array.from(arguments).slice(0, -1);
+         (async (args) => {{ {body} }})(args)
+           .then(done, (e) => done({{ thrown: String((e && e.stack) || e) }}));"
+    );
+    let v = browser.execute_async(&script, args)?;
+    if let Some(t) = v.get("thrown") {
+        bail!("page script threw: {t}");
+    }
+    Ok(v)
+}
+
+fn frames(browser: &Browser) -> anyhow::Result<u64> {
+    Ok(browser
+        .execute(
+            "return document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames;",
+            &[],
+        )?
+        .as_u64()
+        .unwrap_or(0))
+}
+
+fn wait_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result<()> {
+    browser
+        .wait_for(
+            &format!(
+                "const v = document.querySelector('video');
+                 return v.videoWidth === {width} && v.videoHeight === {height}
+                     && v.getVideoPlaybackQuality().totalVideoFrames > 5;"
+            ),
+            TIMEOUT,
+        )
+        .with_context(|| format!("video never played at {width}x{height}"))?;
+    Ok(())
+}
+
+fn assert_fits(browser: &Browser, width: u32) -> anyhow::Result<()> {
+    let w = browser.execute(
+        "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);",
+        &[],
+    )?;
+    ensure!(
+        w.as_u64() <= Some(u64::from(width)),
+        "page is {w} px wide in a {width} px viewport"
+    );
+    Ok(())
+}
+
+fn control(browser: &Browser) -> anyhow::Result<Value> {
+    browser.execute("return window.sightline.control;", &[])
+}
+
+/// On failure, show what the page knew.
+fn explain(browser: &Browser, err: anyhow::Error, shot: &str) -> anyhow::Error {
+    let page = browser
+        .execute(
+            "return window.sightline ? { log: window.sightline.log, control: window.sightline.control,
+                                         stats: window.sightline.stats } : 'no window.sightline';",
+            &[],
+        )
+        .unwrap_or_default();
+    let console = browser.console_log().unwrap_or_default();
+    let shot = browser
+        .save_screenshot(shot)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("(no screenshot: {e})"));
+    anyhow::anyhow!(
+        "{err:#}\n--- page state ---\n{page:#}\nconsole: {console:#?}\nscreenshot: {shot}"
+    )
+}
+
+async fn on_page<T: Send + 'static>(
+    browser: &Arc<Browser>,
+    shot: &'static str,
+    f: impl FnOnce(&Browser) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let b = browser.clone();
+    tokio::task::spawn_blocking(move || f(&b).map_err(|e| explain(&b, e, shot))).await?
+}
+
+async fn launch() -> anyhow::Result<Arc<Browser>> {
+    Ok(Arc::new(
+        tokio::task::spawn_blocking(|| Browser::launch(BrowserOptions::default())).await??,
+    ))
+}
+
+// ---- the page's modules, checked in the browser -------------------------------------------
+
+/// Messages as the Rust protocol crate writes them, for the page's parser.
+fn rust_control_messages() -> Vec<String> {
+    let welcome = ControlMessage::Welcome(Welcome {
+        viewer: "peer-7".into(),
+        camera: "cam".into(),
+        may_control: true,
+        rate_limit: RateLimitInfo {
+            per_second: 10.0,
+            burst: 20,
+        },
+    });
+    let mut caps = Capabilities::default();
+    caps.set(
+        "bitrate",
+        Capability::Int {
+            min: 100_000,
+            max: 8_000_000,
+            step: 1000,
+            apply: ApplyMode::Live,
+        },
+    )
+    .set(
+        "ai_confidence",
+        Capability::Float {
+            min: 0.0,
+            max: 1.0,
+            apply: ApplyMode::Live,
+        },
+    )
+    .set(
+        "auto_exposure",
+        Capability::Bool {
+            apply: ApplyMode::Live,
+        },
+    )
+    .set(
+        "fps",
+        Capability::Enum {
+            choices: vec!["15".into(), "30".into()],
+            apply: ApplyMode::Live,
+        },
+    )
+    .set(
+        "camera_name",
+        Capability::Text {
+            max_len: 64,
+            apply: ApplyMode::Live,
+        },
+    )
+    .set(
+        "width",
+        Capability::Int {
+            min: 160,
+            max: 1920,
+            step: 16,
+            apply: ApplyMode::Keyframe,
+        },
+    )
+    .set(
+        "camera_index",
+        Capability::Unsupported {
+            reason: Some("the test pattern has no cameras".into()),
+        },
+    );
+    let state = ControlMessage::State(StateUpdate {
+        version: 12,
+        settings: CameraSettings {
+            bitrate: Some(1_500_000),
+            fps: Some(30),
+            width: Some(640),
+            ..CameraSettings::default()
+        },
+        status: StreamStatus {
+            streaming: true,
+            preset: Some("balanced".into()),
+            presets: vec!["low_bandwidth".into(), "balanced".into(), "hd".into()],
+            source: Some("test-pattern".into()),
+        },
+        by: Some("peer-3".into()),
+        changed: vec!["bitrate".into()],
+        timestamp: 17,
+    });
+    let refused = ControlMessage::from(Response::refused(
+        Some("w9".into()),
+        ControlError::field(
+            ControlErrorCode::InvalidValue,
+            "bitrate",
+            "50000000 is outside 100000..=8000000",
+        ),
+    ));
+    vec![
+        welcome.to_json(),
+        ControlMessage::Capabilities(caps).to_json(),
+        state.to_json(),
+        refused.to_json(),
+    ]
+}
+
+const MODULE_CHECKS: &str = r#"
+    const [messages, stripB64, width, strip] = args;
+    const ctl = await import('/control.js');
+    const bc = await import('/barcode.js');
+    const cp = await import('/controlpanel.js');
+
+    // Control messages from Rust, and malformed ones.
+    const parsed = messages.map((m) => ctl.parseControlMessage(m));
+    const malformed = ['nope', '[]', '{}', '{"v":2,"type":"state"}', '{"v":1,"type":7}',
+      '{"v":1,"type":"dance"}', '{"v":1,"type":"state","settings":{}}',
+      '{"v":1,"type":"welcome","viewer":"p","camera":"c","may_control":"yes"}',
+      '{"v":1,"type":"response","success":false,"message":"x"}',
+      '{"v":1,"type":"capabilities","settings":[]}', 'x'.repeat(20000)]
+      .map((m) => ctl.parseControlMessage(m).error || null);
+    const binary = ctl.parseControlMessage(new ArrayBuffer(4)).error || null;
+
+    // The barcode: luma from Rust, as the RGB the browser would decode it to.
+    const y = Uint8Array.from(atob(stripB64), (c) => c.charCodeAt(0));
+    const rgbaOf = (luma) => {
+      const out = new Uint8ClampedArray(luma.length * 4);
+      luma.forEach((l, i) => {
+        const full = Math.round(((l - 16) * 255) / 219);
+        out[i * 4] = out[i * 4 + 1] = out[i * 4 + 2] = full;
+        out[i * 4 + 3] = 255;
+      });
+      return out;
+    };
+    const rgba = rgbaOf(y);
+    const stamp = bc.readStamp(rgba, width, strip);
+    const flipped = Uint8Array.from(y);
+    // Invert the block of bit 5 (first row): the CRC must catch it.
+    for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) {
+      const i = r * width + 5 * 16 + c;
+      flipped[i] = flipped[i] > 128 ? 16 : 235;
+    }
+    const grey = new Uint8Array(y.length).fill(128);
+    const black = new Uint8Array(y.length).fill(16);
+    const noisy = Uint8Array.from(y, (v, i) => ((i * 7919) % 251 > 125 ? 235 : 16));
+    const damaged = {
+      flipped: bc.readStamp(rgbaOf(flipped), width, strip),
+      grey: bc.readStamp(rgbaOf(grey), width, strip),
+      black: bc.readStamp(rgbaOf(black), width, strip),
+      noisy: bc.readStamp(rgbaOf(noisy), width, strip),
+      narrow: bc.readStamp(rgba, 8, strip),
+      short: bc.readStamp(rgba.subarray(0, rgba.length / 2), width, strip),
+      tooLow: bc.readStamp(rgba, width, strip - 1),
+      badWidth: bc.readStamp(rgba, 12.5, strip),
+      none: bc.readStamp(null, width, strip),
+    };
+
+    // The settings panel built from the Rust capabilities.
+    const caps = parsed[1].message.settings;
+    const edits = [];
+    const host = document.createElement('div');
+    document.body.append(host);
+    const panel = new cp.SettingsPanel(host, { onEdit: (n, v, a) => edits.push([n, v, a]) });
+    panel.setCapabilities(caps);
+    panel.setSettings({ bitrate: 1500000, fps: 30, width: 640, camera_name: 'Porch', auto_exposure: true });
+    panel.setEnabled(true);
+    const rows = {};
+    for (const row of host.querySelectorAll('[data-setting]')) {
+      const input = row.querySelector('.setting-input');
+      rows[row.dataset.setting] = {
+        kind: row.dataset.kind, tag: input.tagName.toLowerCase(), type: input.type || null,
+        disabled: input.disabled, hint: row.querySelector('.hint').textContent,
+        min: input.min || null, max: input.max || null, step: input.step || null,
+        value: input.type === 'checkbox' ? input.checked : input.value,
+        reason: row.querySelector('.reason') ? row.querySelector('.reason').textContent : null,
+        options: input.tagName === 'SELECT' ? [...input.options].map((o) => o.value) : null,
+      };
+    }
+    const change = (name, set) => {
+      const input = host.querySelector(`[data-setting="${name}"] .setting-input`);
+      set(input);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    };
+    change('bitrate', (i) => { i.value = '2500000'; });
+    change('fps', (i) => { i.value = '15'; });
+    change('auto_exposure', (i) => { i.checked = false; });
+    const shown = panel.showError('bitrate', 'bitrate: 50000000 is outside 100000..=8000000');
+    const missing = panel.showError('zoom', 'nope');
+    const errorText = host.querySelector('[data-setting="bitrate"] .field-error');
+    const result = {
+      parsed, malformed, binary, stamp, damaged, rows, edits, shown, missing,
+      errorShown: { text: errorText.textContent, hidden: errorText.hidden },
+      order: [...host.querySelectorAll('[data-setting]')].map((r) => r.dataset.setting),
+    };
+    host.remove();
+    return result;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_modules_parse_control_messages_read_barcodes_and_build_the_panel(
+) -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let url = format!("{}/", server.http_url());
+
+    // A real stamp burned by the publisher's code into a 640-wide frame.
+    let width = 640usize;
+    let stamp = Stamp {
+        frame: 123_456,
+        capture_us: barcode::now_us(),
+        tag: barcode::tag_for("cam"),
+    };
+    let mut frame = I420Frame::black(width as u32, 360);
+    barcode::burn(&mut frame, &stamp);
+    let strip = barcode::strip_height(width);
+    let strip_b64 = base64::engine::general_purpose::STANDARD.encode(&frame.y[..strip * width]);
+    let messages: Vec<Value> = rust_control_messages()
+        .into_iter()
+        .map(Value::from)
+        .collect();
+
+    let browser = launch().await?;
+    let r = on_page(&browser, "control-modules-failure.png", move |b| {
+        b.goto(&url)?;
+        b.wait_for("return !!window.sightline;", TIMEOUT)?;
+        run_async(
+            b,
+            MODULE_CHECKS,
+            &[
+                Value::from(messages),
+                Value::from(strip_b64),
+                Value::from(width),
+                Value::from(strip),
+            ],
+        )
+    })
+    .await?;
+    server.shutdown().await;
+
+    // Parsing what Rust writes.
+    let p = &r["parsed"];
+    for (i, m) in p.as_array().unwrap().iter().enumerate() {
+        ensure!(m["error"].is_null(), "message {i} refused: {m}");
+    }
+    let welcome = &p[0]["message"];
+    assert_eq!(
+        (
+            &welcome["viewer"],
+            &welcome["camera"],
+            &welcome["may_control"]
+        ),
+        (&json!("peer-7"), &json!("cam"), &json!(true))
+    );
+    assert_eq!(welcome["rate_limit"]["per_second"].as_f64(), Some(10.0));
+    assert_eq!(welcome["rate_limit"]["burst"], 20);
+    let caps = &p[1]["message"]["settings"];
+    assert_eq!(
+        caps["bitrate"],
+        json!({"type":"int","min":100000,"max":8000000,"step":1000,"apply":"live"})
+    );
+    assert_eq!(caps["ai_confidence"]["type"], "float");
+    assert_eq!(caps["fps"]["choices"], json!(["15", "30"]));
+    assert_eq!(caps["camera_name"]["max_len"], 64);
+    assert_eq!(caps["width"]["apply"], "keyframe");
+    assert_eq!(
+        caps["camera_index"],
+        json!({"type":"unsupported","reason":"the test pattern has no cameras","apply":null})
+    );
+    let state = &p[2]["message"];
+    assert_eq!(state["by"], "peer-3");
+    assert_eq!(state["version"], 12);
+    assert_eq!(state["changed"], json!(["bitrate"]));
+    assert_eq!(state["settings"]["bitrate"], 1_500_000);
+    assert_eq!(state["status"]["preset"], "balanced");
+    assert_eq!(state["status"]["presets"].as_array().map(Vec::len), Some(3));
+    let refused = &p[3]["message"];
+    assert_eq!(refused["request_id"], "w9");
+    assert_eq!(refused["success"], false);
+    assert_eq!(refused["error"]["field"], "bitrate");
+    assert_eq!(refused["error"]["code"], "invalid_value");
+
+    // Malformed messages: every one refused with a reason.
+    for (i, e) in r["malformed"].as_array().unwrap().iter().enumerate() {
+        ensure!(
+            e.as_str().is_some_and(|s| !s.is_empty()),
+            "malformed message {i} accepted"
+        );
+    }
+    ensure!(r["binary"].is_string(), "binary message accepted");
+
+    // The barcode, read by the page as the publisher wrote it.
+    assert_eq!(r["stamp"]["frame"], stamp.frame);
+    assert_eq!(r["stamp"]["captureUs"].as_u64(), Some(stamp.capture_us));
+    assert_eq!(r["stamp"]["tag"], stamp.tag);
+    for (case, v) in r["damaged"].as_object().unwrap() {
+        ensure!(v.is_null(), "damaged strip `{case}` read as {v}");
+    }
+
+    // The panel: one row per capability, in the protocol's order, the right control each.
+    assert_eq!(
+        r["order"],
+        json!([
+            "width",
+            "fps",
+            "bitrate",
+            "ai_confidence",
+            "camera_name",
+            "camera_index",
+            "auto_exposure"
+        ])
+    );
+    let rows = &r["rows"];
+    assert_eq!(rows["bitrate"]["type"], "range");
+    assert_eq!(
+        (
+            &rows["bitrate"]["min"],
+            &rows["bitrate"]["max"],
+            &rows["bitrate"]["step"]
+        ),
+        (&json!("100000"), &json!("8000000"), &json!("1000"))
+    );
+    assert_eq!(rows["bitrate"]["hint"], "applies live");
+    assert_eq!(rows["width"]["hint"], "brief keyframe");
+    assert_eq!(rows["width"]["value"], "640");
+    assert_eq!(rows["ai_confidence"]["type"], "range");
+    assert_eq!(rows["auto_exposure"]["type"], "checkbox");
+    assert_eq!(rows["auto_exposure"]["value"], true);
+    assert_eq!(rows["fps"]["tag"], "select");
+    assert_eq!(rows["fps"]["options"], json!(["15", "30"]));
+    assert_eq!(rows["fps"]["value"], "30");
+    assert_eq!(rows["camera_name"]["type"], "text");
+    assert_eq!(rows["camera_name"]["value"], "Porch");
+    assert_eq!(rows["camera_index"]["disabled"], true);
+    assert_eq!(
+        rows["camera_index"]["reason"],
+        "the test pattern has no cameras"
+    );
+    for name in ["bitrate", "fps", "auto_exposure", "width", "camera_name"] {
+        assert_eq!(rows[name]["disabled"], false, "{name}");
+    }
+    // Edits come out typed for the wire: numbers for numeric choices, booleans for toggles.
+    assert_eq!(
+        r["edits"],
+        json!([
+            ["bitrate", 2_500_000, "live"],
+            ["fps", 15, "live"],
+            ["auto_exposure", false, "live"]
+        ])
+    );
+    assert_eq!(r["shown"], true);
+    assert_eq!(r["missing"], false);
+    assert_eq!(
+        r["errorShown"],
+        json!({"text": "bitrate: 50000000 is outside 100000..=8000000", "hidden": false})
+    );
+    Ok(())
+}
+
+// ---- with a live camera -------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> anyhow::Result<()> {
+    let Some(ip) =
+        netns_or_skip("control_channel_opens_stats_are_live_and_pause_stops_this_viewer")
+    else {
+        return Ok(());
+    };
+    let server = start_server(ip, None).await?;
+    let cam = publish(&server, "cam", 640, 360);
+    let url = format!("{}/", server.http_url());
+    let browser = launch().await?;
+    let tag = barcode::tag_for("cam");
+
+    let result = on_page(&browser, "control-failure.png", move |b| {
+        b.goto(&url)?;
+        wait_decoding(b, 640, 360)?;
+
+        // The data channel opened and the SFU welcomed a loopback viewer as a controller.
+        b.wait_for(
+            "const c = window.sightline.control;
+             return c.channel === 'open' && c.welcome !== null;",
+            TIMEOUT,
+        )
+        .context("control channel never opened with a welcome")?;
+        let c = control(b)?;
+        ensure!(
+            c["mayControl"] == true,
+            "loopback viewer may not control: {c}"
+        );
+        ensure!(c["camera"] == "cam", "welcome names another camera: {c}");
+        ensure!(
+            c["viewer"].as_str().is_some_and(|v| !v.is_empty()),
+            "no viewer id: {c}"
+        );
+        ensure!(
+            c["rateLimit"]["per_second"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0),
+            "no rate limit in the welcome: {c}"
+        );
+        let badge = b.execute(
+            "return document.getElementById('ctl-state').textContent;",
+            &[],
+        )?;
+        ensure!(badge == "control: yes", "control badge says {badge}");
+
+        // Live statistics: the panel and window.sightline agree and move.
+        b.wait_for(
+            "const s = window.sightline.stats;
+             const shown = parseInt(document.querySelector('[data-stat=\"fps\"]').textContent, 10);
+             return s.fps > 0 && shown > 0 && s.packetsReceived > 0 && s.decodeMs != null
+                 && s.rttMs != null && s.freezeCount != null;",
+            TIMEOUT,
+        )
+        .context("stats panel never showed live figures")?;
+        // The barcode is read off the picture: our camera's tag, frame numbers moving on.
+        b.wait_for(
+            &format!(
+                "const s = window.sightline.stats;
+                 return s.barcodeSeen && s.barcodeTag === {tag} && s.latencyMs != null;"
+            ),
+            TIMEOUT,
+        )
+        .context("no glass-to-glass latency from the barcode")?;
+        let first = b.execute("return window.sightline.stats;", &[])?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let later = b.execute("return window.sightline.stats;", &[])?;
+        ensure!(
+            later["barcodeFrame"].as_u64() > first["barcodeFrame"].as_u64()
+                && later["latencySamples"].as_u64() > first["latencySamples"].as_u64(),
+            "barcode readings stand still: {first} → {later}"
+        );
+        let latency = later["latencyMs"].as_f64().unwrap_or(f64::NAN);
+        ensure!(
+            (0.0..10_000.0).contains(&latency),
+            "same-machine latency {latency} ms is not believable"
+        );
+        let shown = b.execute(
+            "return document.querySelector('[data-stat=\"latency\"]').textContent;",
+            &[],
+        )?;
+        ensure!(
+            shown.as_str().is_some_and(|s| s.ends_with(" ms")),
+            "latency not shown: {shown}"
+        );
+        b.save_screenshot("control-desktop.png")?;
+
+        // Pause: the SFU stops sending to this viewer alone; the frame counter stands still.
+        b.execute(
+            "document.querySelector('#control button[data-action=\"pause\"]').click();",
+            &[],
+        )?;
+        b.wait_for(
+            "const c = window.sightline.control;
+             return c.paused && c.lastResponse && c.lastResponse.command === 'pause'
+                 && c.lastResponse.success;",
+            TIMEOUT,
+        )
+        .context("pause was not acknowledged")?;
+        let overlay = b.execute(
+            "return document.getElementById('overlay').textContent;",
+            &[],
+        )?;
+        ensure!(
+            overlay.as_str().is_some_and(|t| t.starts_with("Paused")),
+            "overlay says {overlay}"
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        let a = frames(b)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let z = frames(b)?;
+        ensure!(a == z, "video kept decoding while paused ({a} → {z})");
+
+        // Play: video comes back (from a keyframe the SFU asks for).
+        b.execute(
+            "document.querySelector('#control button[data-action=\"pause\"]').click();",
+            &[],
+        )?;
+        b.wait_for(
+            &format!(
+                "return !window.sightline.control.paused && document.querySelector('video')
+                     .getVideoPlaybackQuality().totalVideoFrames > {z} + 10;"
+            ),
+            TIMEOUT,
+        )
+        .context("video did not come back after play")?;
+        let log = b.execute("return window.sightline.log.join('\\n');", &[])?;
+        let log = log.as_str().unwrap_or_default();
+        for needle in [
+            "control channel open",
+            "may control cam",
+            "pause:",
+            "resume:",
+        ] {
+            ensure!(
+                log.contains(needle),
+                "activity log lacks `{needle}`:\n{log}"
+            );
+        }
+
+        // A phone: nothing wider than 375 px.
+        b.set_viewport(375, 812, true)?;
+        std::thread::sleep(Duration::from_millis(500));
+        assert_fits(b, 375)?;
+        b.save_screenshot("control-phone.png")?;
+        // Scroll the control panel into view for a second picture.
+        b.execute("document.getElementById('control').scrollIntoView();", &[])?;
+        std::thread::sleep(Duration::from_millis(200));
+        assert_fits(b, 375)?;
+        b.save_screenshot("control-phone-panel.png")?;
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_key_decides_who_may_control() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("a_control_key_decides_who_may_control") else {
+        return Ok(());
+    };
+    let server = start_server(ip, Some("s3cret")).await?;
+    let cam = publish(&server, "cam", 320, 240);
+    let base = format!("{}/", server.http_url());
+    let browser = launch().await?;
+
+    let result = on_page(&browser, "control-key-failure.png", move |b| {
+        // No key: view only. The panel says so and is disabled; pause is still allowed.
+        b.goto(&base)?;
+        b.wait_for(
+            "const c = window.sightline.control;
+             return c.channel === 'open' && c.welcome !== null;",
+            TIMEOUT,
+        )?;
+        let c = control(b)?;
+        ensure!(c["mayControl"] == false, "no key but may control: {c}");
+        let ui = b.execute(
+            "const root = document.getElementById('control');
+             return {
+               note: root.querySelector('.control-note').textContent,
+               start: root.querySelector('button[data-action=\"start_stream\"]').disabled,
+               stop: root.querySelector('button[data-action=\"stop_stream\"]').disabled,
+               pause: root.querySelector('button[data-action=\"pause\"]').disabled,
+               badge: document.getElementById('ctl-state').textContent,
+             };",
+            &[],
+        )?;
+        ensure!(
+            ui["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("View only")),
+            "{ui}"
+        );
+        ensure!(
+            ui["start"] == true && ui["stop"] == true,
+            "camera buttons enabled: {ui}"
+        );
+        ensure!(
+            ui["pause"] == false,
+            "pause disabled for a view-only viewer: {ui}"
+        );
+        ensure!(ui["badge"] == "control: view only", "{ui}");
+
+        // The right key: control.
+        b.goto(&format!("{base}?key=s3cret"))?;
+        b.wait_for(
+            "const c = window.sightline.control;
+             return c.channel === 'open' && c.mayControl === true;",
+            TIMEOUT,
+        )
+        .context("the right key did not give control")?;
+
+        // A wrong key: the server refuses the subscription and the log says why.
+        b.goto(&format!("{base}?key=wrong"))?;
+        b.wait_for(
+            "return window.sightline.log.some((l) => l.includes('forbidden'));",
+            TIMEOUT,
+        )
+        .context("a wrong key was not refused")?;
+        let c = control(b)?;
+        ensure!(c["channel"] == "closed", "wrong key but a channel: {c}");
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}
+
+// ---- needs the publisher control channel ------------------------------------------------
+
+/// Pick a resolution the capabilities allow that differs from the current one; set it in
+/// the panel's controls the way a person would, and apply.
+const CHANGE_RESOLUTION: &str = r#"
+    const c = window.sightline.control;
+    const caps = c.capabilityTypes;
+    const allowed = (name, v) => {
+      const cap = caps[name];
+      if (!cap) return false;
+      if (cap.type === 'int') return v >= cap.min && v <= cap.max && (v - cap.min) % (cap.step || 1) === 0;
+      if (cap.type === 'enum') return cap.choices.includes(String(v));
+      return false;
+    };
+    const v = document.querySelector('video');
+    // Same shape first: the publisher offers sizes as pairs, each side listed alone.
+    const target = [[320, 180], [480, 270], [160, 90], [640, 360], [1280, 720], [320, 240]]
+      .find(([w, h]) => w !== v.videoWidth && allowed('width', w) && allowed('height', h));
+    if (!target) return { error: `no other resolution allowed by ${JSON.stringify(caps)}` };
+    for (const [name, value] of [['width', target[0]], ['height', target[1]]]) {
+      const input = document.querySelector(`#control [data-setting="${name}"] .setting-input`);
+      if (!input || input.disabled) return { error: `no enabled control for ${name}` };
+      input.value = String(value);
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    }
+    const apply = document.getElementById('control-apply');
+    if (apply && !apply.closest('[hidden]')) apply.click();
+    return { width: target[0], height: target[1] };
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_panel_from_capabilities_changes_the_resolution_without_reload(
+) -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("control_panel_from_capabilities_changes_the_resolution") else {
+        return Ok(());
+    };
+    let server = start_server(ip, None).await?;
+    let cam = publish(&server, "cam", 640, 360);
+    let url = format!("{}/", server.http_url());
+    let browser = launch().await?;
+
+    let result = on_page(&browser, "control-resolution-failure.png", move |b| {
+        b.goto(&url)?;
+        wait_decoding(b, 640, 360)?;
+        // The panel appears from the capabilities: a row per setting, with its apply hint.
+        b.wait_for(
+            "const c = window.sightline.control;
+             return c.capabilities.includes('width') && c.capabilities.includes('height')
+                 && c.settings !== null
+                 && document.querySelectorAll('#control [data-setting]').length
+                      === c.capabilities.length;",
+            TIMEOUT,
+        )
+        .context("no control panel from the capabilities")?;
+        let hints = b.execute(
+            "return [...document.querySelectorAll('#control [data-setting] .hint')]
+                 .map((h) => h.textContent);",
+            &[],
+        )?;
+        ensure!(
+            hints
+                .as_array()
+                .is_some_and(|h| h.iter().any(|t| t == "applies live")),
+            "no live setting among {hints}"
+        );
+        b.save_screenshot("control-panel.png")?;
+
+        // Mark the document: a reload would lose the mark.
+        b.execute("window.__noReload = 42;", &[])?;
+        let target = b.execute(CHANGE_RESOLUTION, &[])?;
+        ensure!(target.get("error").is_none(), "{target}");
+        let (w, h) = (
+            target["width"].as_u64().unwrap_or(0),
+            target["height"].as_u64().unwrap_or(0),
+        );
+        b.wait_for(
+            "const r = window.sightline.control.lastResponse;
+             return r && r.command === 'update_settings' && (r.success || r.error);",
+            TIMEOUT,
+        )?;
+        let c = control(b)?;
+        ensure!(
+            c["lastResponse"]["success"] == true,
+            "resolution change refused: {}",
+            c["lastResponse"]
+        );
+        wait_decoding(b, w, h).context("the video never changed size")?;
+        let mark = b.execute("return window.__noReload;", &[])?;
+        ensure!(mark == 42, "the page reloaded");
+        let c = control(b)?;
+        ensure!(
+            c["settings"]["width"] == w && c["settings"]["height"] == h,
+            "state does not show {w}x{h}: {c}"
+        );
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}

@@ -1,0 +1,114 @@
+//! Settings a viewer changed survive a publisher restart: the publisher keeps them (and the
+//! presets saved) in its state folder and starts with them, so frames come back at the saved
+//! size and rate and every viewer's status shows them.
+
+mod control_support;
+
+use std::time::Duration;
+
+use control_support::{
+    control_viewer, frames_of_size, median_capture_interval_ms, ok, set, status_when_available,
+    WAIT,
+};
+use serde_json::json;
+use sightline_signaling::control::ControlMessage;
+use sightline_tests::harness::{publisher_config, CAMERA_ONLINE_TIMEOUT};
+use sightline_tests::temp::TempPath;
+use sightline_tests::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_settings_and_presets_survive_a_publisher_restart() {
+    const CAMERA: &str = "cam-persist";
+    let state_dir = TempPath::dir("control-state").unwrap();
+    let server = TestServer::start().await.unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    (cfg.width, cfg.height, cfg.fps) = (640, 480, 30);
+    cfg.state_dir = Some(state_dir.path().to_owned());
+    let publisher = server.start_publisher(cfg).await.unwrap();
+    let mut viewer = control_viewer(&server, CAMERA, None).await;
+
+    let saved = json!({"width": 320, "height": 240, "fps": 15, "brightness": 20});
+    let r = set(&viewer, saved).await;
+    let want = r.settings.unwrap();
+    assert_eq!(
+        (want.width, want.height, want.fps, want.brightness),
+        (Some(320), Some(240), Some(15), Some(20))
+    );
+    ok(&viewer, json!({"type": "save_preset", "name": "night"})).await;
+    let version_before = viewer.control().last_state().unwrap().version;
+    frames_of_size(&mut viewer, (320, 240), 5, WAIT).await;
+    assert!(
+        std::fs::read_dir(state_dir.path())
+            .unwrap()
+            .next()
+            .is_some(),
+        "the settings were written to the state folder"
+    );
+
+    let states_before = viewer.control().states().len();
+    let _publisher = publisher.restart().await;
+    server
+        .wait_camera_online(CAMERA, CAMERA_ONLINE_TIMEOUT)
+        .await
+        .unwrap();
+
+    // The same viewer (it survives the camera going away) asks the new publisher.
+    let status = status_when_available(&viewer, Duration::from_secs(20)).await;
+    let now = status.settings.unwrap();
+    assert_eq!(
+        (now.width, now.height, now.fps, now.brightness),
+        (want.width, want.height, want.fps, want.brightness),
+        "settings after the restart"
+    );
+    let presets = status.status.unwrap().presets;
+    assert!(presets.contains(&"night".to_owned()), "{presets:?}");
+    // The new publisher announces its state when its control channel opens.
+    let state = viewer
+        .control()
+        .wait_for(WAIT, "the new publisher's state", |msgs| {
+            let states: Vec<_> = msgs
+                .iter()
+                .filter_map(|r| match &r.message {
+                    ControlMessage::State(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            states[states_before.min(states.len())..]
+                .iter()
+                .rev()
+                .find(|s| s.settings == now)
+                .map(|s| (*s).clone())
+        })
+        .await
+        .unwrap();
+    assert!(
+        state.version >= version_before,
+        "versions keep growing across restarts ({} after {version_before})",
+        state.version
+    );
+
+    // Every frame of the new publisher (the old one is gone: the new one answered) at the
+    // saved size, and at the saved rate.
+    viewer.clear_events();
+    let mut frames = Vec::new();
+    while frames.len() < 16 {
+        let f = viewer.next_frame(Duration::from_secs(20)).await.unwrap();
+        assert_eq!((f.width, f.height), (320, 240), "a frame after the restart");
+        if f.stamp.is_some() {
+            frames.push(f);
+        }
+    }
+    let stats = viewer.stats();
+    assert!(
+        stats.camera_offline_events >= 1,
+        "the publisher did restart: {stats:?}"
+    );
+    assert_eq!(stats.sessions, 1, "{stats:?}");
+    let interval = median_capture_interval_ms(&frames);
+    assert!(
+        (55.0..=80.0).contains(&interval),
+        "frames {interval:.1} ms apart, not 15 fps"
+    );
+    viewer.close().await;
+    server.shutdown().await;
+}

@@ -1,0 +1,143 @@
+//! Settings changed live by a viewer, through the real server, SFU and publisher: the
+//! received bitrate follows the bitrate set, and a new resolution reaches the same viewer
+//! session (no reconnect, no camera_offline) with no long gap in frame numbers.
+
+mod control_support;
+
+use std::time::{Duration, Instant};
+
+use control_support::{control_viewer, frames_of_size, set, WAIT};
+use serde_json::json;
+use sightline_publisher::source::SourceUrl;
+use sightline_signaling::control::Capability;
+use sightline_tests::harness::publisher_config;
+use sightline_tests::noisy_movie::noisy_movie;
+use sightline_tests::temp::TempPath;
+use sightline_tests::TestServer;
+
+/// The longest a viewer may go without a new frame while the encoder restarts at a new size:
+/// it sends the keyframe at once, so half a second is generous. In frames at 30 fps:
+const KEYFRAME_WAIT_FRAMES: u32 = 15;
+
+/// How far the received bitrate may be from the one set.
+const BITRATE_TOLERANCE: f64 = 0.20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_received_bitrate_settles_at_the_bitrate_a_viewer_sets() {
+    const CAMERA: &str = "cam-bitrate";
+    let server = TestServer::start().await.unwrap();
+    // Camera-like noise, so the encoder can fill the bitrates asked for (the test pattern
+    // compresses below them whatever the target). 15 fps keeps two cores ahead of it.
+    let movie = TempPath::file("bitrate.mjpeg", &noisy_movie(640, 480, 20)).unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    cfg.source = SourceUrl::File {
+        path: movie.path().to_owned(),
+    };
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (640, 480, 15, 500_000);
+    let _publisher = server.start_publisher(cfg).await.unwrap();
+    let mut viewer = control_viewer(&server, CAMERA, None).await;
+    viewer.next_frame(WAIT).await.unwrap();
+
+    for target in [300_000u64, 800_000] {
+        let r = set(&viewer, json!({ "bitrate": target })).await;
+        assert_eq!(r.settings.and_then(|s| s.bitrate), Some(target));
+        // The encoder's rate control needs a moment; then measure over four seconds.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (s0, t0) = (viewer.stats(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let (s1, secs) = (viewer.stats(), t0.elapsed().as_secs_f64());
+        let bits = (s1.frame_bytes_received - s0.frame_bytes_received) as f64 * 8.0;
+        let rate = bits / secs;
+        let fps = (s1.frames_received - s0.frames_received) as f64 / secs;
+        eprintln!("bitrate set {target}: received {rate:.0} bit/s at {fps:.1} fps");
+        let (lo, hi) = (
+            target as f64 * (1.0 - BITRATE_TOLERANCE),
+            target as f64 * (1.0 + BITRATE_TOLERANCE),
+        );
+        assert!(
+            (lo..=hi).contains(&rate),
+            "bitrate set to {target}, received {rate:.0} bit/s at {fps:.1} fps \
+             (allowed {lo:.0}..={hi:.0})"
+        );
+        viewer.clear_events();
+    }
+    let stats = viewer.stats();
+    assert_eq!(stats.sessions, 1, "{stats:?}");
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_resolution_reaches_the_same_viewer_session_without_a_gap() {
+    const CAMERA: &str = "cam-resize";
+    let server = TestServer::start().await.unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    (cfg.width, cfg.height) = (640, 480);
+    let _publisher = server.start_publisher(cfg).await.unwrap();
+    let mut viewer = control_viewer(&server, CAMERA, None).await;
+    let viewer_id = viewer.control().welcome().unwrap().viewer;
+
+    // The capabilities offer both sizes, applied with a keyframe.
+    let caps = viewer.control().wait_capabilities(WAIT).await.unwrap();
+    match caps.get("width") {
+        Some(Capability::Enum { choices, .. }) => {
+            assert!(choices.contains(&"320".to_owned()), "{choices:?}");
+            assert!(choices.contains(&"640".to_owned()), "{choices:?}");
+        }
+        other => panic!("width capability: {other:?}"),
+    }
+
+    frames_of_size(&mut viewer, (640, 480), 10, WAIT).await;
+    let mut last_frame: Option<u32> = None;
+    let mut max_gap = 0;
+    for (w, h) in [(320u32, 240u32), (640, 480)] {
+        let old = if w == 320 { (640, 480) } else { (320, 240) };
+        let r = set(&viewer, json!({"width": w, "height": h})).await;
+        let now = r.settings.unwrap();
+        assert_eq!((now.width, now.height), (Some(w), Some(h)));
+
+        // Every frame from before the command on: old size until the first new one, then
+        // only new ones; frame numbers keep counting up with no long gap.
+        let mut new_frames = 0;
+        while new_frames < 30 {
+            let f = viewer.next_frame(WAIT).await.unwrap();
+            assert_eq!(f.session, 1, "the same viewer session");
+            let size = (f.width, f.height);
+            if size == (w, h) {
+                new_frames += 1;
+            } else {
+                assert_eq!(size, old, "a frame of an unexpected size");
+                assert_eq!(new_frames, 0, "an old-size frame after a new-size one");
+            }
+            let stamp = f
+                .stamp
+                .unwrap_or_else(|| panic!("a {size:?} frame without a readable barcode"));
+            if let Some(prev) = last_frame {
+                assert!(
+                    stamp.frame > prev,
+                    "frame numbers went back ({prev} → {}): the publisher restarted",
+                    stamp.frame
+                );
+                max_gap = max_gap.max(stamp.frame - prev - 1);
+            }
+            last_frame = Some(stamp.frame);
+        }
+        let state = viewer.control().last_state().expect("a state broadcast");
+        assert_eq!(
+            (state.settings.width, state.settings.height),
+            (Some(w), Some(h))
+        );
+        assert_eq!(state.by.as_deref(), Some(viewer_id.as_str()));
+    }
+    eprintln!("largest frame-number gap across two resolution changes: {max_gap}");
+    assert!(
+        max_gap <= KEYFRAME_WAIT_FRAMES,
+        "{max_gap} frames missing at a resolution change"
+    );
+    let stats = viewer.stats();
+    assert_eq!(stats.sessions, 1, "no reconnect: {stats:?}");
+    assert_eq!(stats.camera_offline_events, 0, "{stats:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    viewer.close().await;
+    server.shutdown().await;
+}
