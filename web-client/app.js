@@ -144,11 +144,23 @@ function onMessage(msg) {
 // A camera's source connected, went live or was lost. The WebRTC connection is untouched:
 // the video element keeps showing the last picture while the source is lost.
 function onSourceState(msg) {
-  const status = { state: msg.state, error: msg.error ?? null, source: msg.source };
+  const status = {
+    state: msg.state,
+    error: msg.error ?? null,
+    source: msg.source,
+    detail: msg.detail ?? null,
+  };
   const cam = state.cameras.find((c) => c.id === msg.camera_id);
+  const before = cam ? cam.source_state : null;
   if (cam) cam.source_state = status;
   if (msg.camera_id !== state.cameraId) return; // the list shows it; the log is for ours
-  logSourceState(cam ? cam.name || cam.id : msg.camera_id, status);
+  const name = cam ? cam.name || cam.id : msg.camera_id;
+  // Still live, only how it runs changed (an RTSP camera chose passthrough or re-encoding).
+  if (before && before.state === SourceState.live && status.state === SourceState.live) {
+    if (status.detail && status.detail !== before.detail) log(`${name}: source ${status.detail}`);
+    return;
+  }
+  logSourceState(name, status);
 }
 
 function logSourceState(name, status) {
@@ -158,7 +170,8 @@ function logSourceState(name, status) {
     const where = error.includes(status.source) ? '' : ` (${status.source})`;
     log(`${name}: signal lost${where}: ${error}`, 'warn');
   } else if (status.state === SourceState.live) {
-    log(`${name}: source live (${status.source})`);
+    const detail = status.detail ? `: ${status.detail}` : '';
+    log(`${name}: source live (${status.source})${detail}`);
   } else if (status.state === SourceState.idle) {
     log(`${name}: source idle (capture stopped until someone watches or a controller starts it)`);
   } else {

@@ -43,12 +43,13 @@ export const SourceState = Object.freeze({
 /**
  * How a camera's source state reads on the page: `{ text, state }` with `state` one of the
  * SourceState values (for styling), or null when there is nothing to say (no report yet).
+ * A live source's optional `detail` says how it runs ("Live · passthrough (Main 4.0, ...)").
  */
 export function describeSource(status) {
   if (!status) return null;
   switch (status.state) {
     case SourceState.live:
-      return { text: 'Live', state: status.state };
+      return { text: status.detail ? `Live · ${status.detail}` : 'Live', state: status.state };
     case SourceState.connecting:
       return { text: 'Connecting…', state: status.state };
     case SourceState.lost:

@@ -48,7 +48,7 @@ use crate::on_demand::DemandAction;
 use crate::peer::{self, Peer, PeerEvent};
 use crate::pipeline::{EncodeContext, EncodeSettings, EncodeThread, FrameReport, OutFrame};
 use crate::session_state::{self, Candidate, Phase, Step};
-use crate::source::supervisor::SourceHealth;
+use crate::source::supervisor::SourceReport;
 use crate::station::Station;
 use crate::PublisherConfig;
 
@@ -154,7 +154,8 @@ struct Live<'a> {
     encoding: Option<u64>,
     /// The capture generation whose state we follow (`None`: reporting `idle`).
     watching: Option<u64>,
-    source_state: Option<watch::Receiver<SourceHealth>>,
+    /// The source's state and detail: each change is reported to the server.
+    source_state: Option<watch::Receiver<SourceReport>>,
     /// `registered`: the server takes source reports from now on.
     registered: bool,
     /// The size last encoded, for the log.

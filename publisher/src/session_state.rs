@@ -3,7 +3,7 @@
 
 use sightline_signaling::wire::{ClientMessage, ServerMessage, SourceState};
 
-use crate::source::supervisor::SourceHealth;
+use crate::source::supervisor::SourceReport;
 
 /// Where the publisher is in the signaling exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +105,15 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
     }
 }
 
-/// The `source_state` message telling the server about the source named `source`.
-pub fn source_report(health: &SourceHealth, source: &str) -> ClientMessage {
-    let status = health.to_status(source);
+/// The `source_state` message telling the server about the source named `source` (with how
+/// it runs, while live, when it says).
+pub fn source_report(report: &SourceReport, source: &str) -> ClientMessage {
+    let status = report.to_status(source);
     ClientMessage::SourceState {
         state: status.state,
         error: status.error,
         source: status.source,
+        detail: status.detail,
     }
 }
 
@@ -122,13 +124,22 @@ pub fn idle_report(source: &str) -> ClientMessage {
         state: SourceState::Idle,
         error: None,
         source: source.to_owned(),
+        detail: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::supervisor::SourceHealth;
     use sightline_signaling::wire::{parse_client_message, ErrorCode};
+
+    fn report(health: SourceHealth, detail: Option<&str>) -> SourceReport {
+        SourceReport {
+            health,
+            detail: detail.map(str::to_owned),
+        }
+    }
 
     fn cand(c: &str) -> ServerMessage {
         ServerMessage::Candidate {
@@ -180,31 +191,57 @@ mod tests {
 
     #[test]
     fn source_reports_are_what_the_server_accepts() {
-        for health in [
-            SourceHealth::Connecting,
-            SourceHealth::Live,
-            SourceHealth::Lost {
-                error: "connecting to 127.0.0.1:9: connection refused".into(),
-            },
-            SourceHealth::Lost { error: "".into() },
-            SourceHealth::Lost {
-                error: "x".repeat(5000),
-            },
+        let long_detail = "d".repeat(5000);
+        for r in [
+            report(SourceHealth::Connecting, None),
+            report(SourceHealth::Live, None),
+            report(
+                SourceHealth::Live,
+                Some("passthrough (Main 4.0, 1920x1080)"),
+            ),
+            report(SourceHealth::Live, Some(&long_detail)),
+            report(SourceHealth::Live, Some(" \n ")),
+            report(
+                SourceHealth::Lost {
+                    error: "connecting to 127.0.0.1:9: connection refused".into(),
+                },
+                None,
+            ),
+            report(SourceHealth::Lost { error: "".into() }, None),
+            report(
+                SourceHealth::Lost {
+                    error: "x".repeat(5000),
+                },
+                None,
+            ),
         ] {
-            let msg = source_report(&health, "rtsp://admin:***@cam/1");
+            let msg = source_report(&r, "rtsp://admin:***@cam/1");
             let parsed = parse_client_message(&msg.to_json())
-                .unwrap_or_else(|e| panic!("{health:?}: server would refuse: {e}"));
+                .unwrap_or_else(|e| panic!("{r:?}: server would refuse: {e}"));
             assert_eq!(parsed, msg);
         }
         let ClientMessage::SourceState { state, error, .. } = source_report(
-            &SourceHealth::Lost {
-                error: "gone".into(),
-            },
+            &report(
+                SourceHealth::Lost {
+                    error: "gone".into(),
+                },
+                None,
+            ),
             "file:x",
         ) else {
             panic!("not a source_state");
         };
         assert_eq!((state, error.as_deref()), (SourceState::Lost, Some("gone")));
+        let ClientMessage::SourceState { state, detail, .. } = source_report(
+            &report(SourceHealth::Live, Some("re-encoding (High 3.1, 1280x720)")),
+            "rtsp://cam/1",
+        ) else {
+            panic!("not a source_state");
+        };
+        assert_eq!(
+            (state, detail.as_deref()),
+            (SourceState::Live, Some("re-encoding (High 3.1, 1280x720)"))
+        );
     }
 
     #[test]
@@ -236,6 +273,7 @@ mod tests {
             state: SourceState::Live,
             error: None,
             source: "s".into(),
+            detail: None,
         };
         assert_eq!(on_message(Phase::Live, echo), (Step::Ignore, Phase::Live));
     }

@@ -121,10 +121,11 @@ impl Station {
         }
     }
 
-    /// The `source_state` to report: the running source's health, or `idle`.
+    /// The `source_state` to report: the running source's health (and, while live, how it
+    /// runs), or `idle`.
     pub fn source_report(&self) -> ClientMessage {
         match self.capture.feed() {
-            Some(feed) => session_state::source_report(&feed.health(), feed.name()),
+            Some(feed) => session_state::source_report(&feed.report(), feed.name()),
             None => session_state::idle_report(&self.capture.name()),
         }
     }

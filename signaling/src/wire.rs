@@ -7,7 +7,8 @@
 //! [`ClientMessage::Subscribe`]; before that it may only list cameras.
 //!
 //! Publisher:  register → registered, offer → answer, candidate ⇄ candidate,
-//!             source_state (whenever its video source connects, goes live or is lost)
+//!             source_state (whenever its video source connects, goes live or is lost, or
+//!             its `detail` changes: how the live source runs, e.g. H.264 passthrough)
 //! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
 //! Server → publisher: demand {viewers} after `registered` and whenever its camera's viewer
 //!             count changes (an on-demand publisher starts and stops capturing by it)
@@ -27,6 +28,9 @@ pub const MAX_CAMERA_NAME_LEN: usize = 128;
 /// line of a log, not a backtrace.
 pub const MAX_SOURCE_NAME_LEN: usize = 256;
 pub const MAX_SOURCE_ERROR_LEN: usize = 512;
+/// Longest source detail (characters): one short line such as
+/// "re-encoding (High 4.0, 1920x1080; High profile, B-frames)".
+pub const MAX_SOURCE_DETAIL_LEN: usize = 256;
 
 /// Messages a client (publisher or viewer) sends to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +77,11 @@ pub enum ClientMessage {
         error: Option<String>,
         /// The source as the publisher names it, passwords redacted (`rtsp://admin:***@cam/1`).
         source: String,
+        /// How the source runs, when the publisher has something to say: an RTSP camera's
+        /// path ("passthrough (Constrained Baseline 3.1, 1280x720)" or "re-encoding (...)"),
+        /// an HTTP camera's "MJPEG stream". Optional; a change alone is worth a report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
 }
 
@@ -112,6 +121,8 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// To a camera's publisher only: how many viewer sessions are subscribed to its camera.
     /// Sent right after [`ServerMessage::Registered`] and then whenever the count changes
@@ -173,6 +184,9 @@ pub struct SourceStatus {
     pub error: Option<String>,
     /// The source's name, passwords redacted.
     pub source: String,
+    /// How the source runs ("passthrough (Main 4.0, 1920x1080)"), if the publisher says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,16 +357,19 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             state,
             error,
             source,
-        } => validate_source_state(*state, error.as_deref(), source),
+            detail,
+        } => validate_source_state(*state, error.as_deref(), source, detail.as_deref()),
         _ => Ok(()),
     }
 }
 
-/// A source report must name its source, explain a loss, and not call a live source failed.
+/// A source report must name its source, explain a loss, and not call a live source failed;
+/// a detail, when there is one, is one short line.
 fn validate_source_state(
     state: SourceState,
     error: Option<&str>,
     source: &str,
+    detail: Option<&str>,
 ) -> Result<(), WireError> {
     if source.trim().is_empty() || source.chars().count() > MAX_SOURCE_NAME_LEN {
         return Err(invalid(format!(
@@ -363,6 +380,16 @@ fn validate_source_state(
         return Err(invalid(format!(
             "error: at most {MAX_SOURCE_ERROR_LEN} characters"
         )));
+    }
+    if let Some(detail) = detail {
+        if detail.trim().is_empty() || detail.chars().count() > MAX_SOURCE_DETAIL_LEN {
+            return Err(invalid(format!(
+                "detail: must be 1..{MAX_SOURCE_DETAIL_LEN} characters (leave it out when there is none)"
+            )));
+        }
+        if detail.chars().any(char::is_control) {
+            return Err(invalid("detail: one line, no control characters".into()));
+        }
     }
     let has_error = error.is_some_and(|e| !e.trim().is_empty());
     match state {
@@ -456,21 +483,31 @@ mod tests {
                 state: SourceState::Lost,
                 error: Some("connection refused".into()),
                 source: "esp32-tcp://10.0.0.7:80".into(),
+                detail: None,
             },
             ClientMessage::SourceState {
                 state: SourceState::Live,
                 error: None,
                 source: "file:movie.Mjpeg".into(),
+                detail: None,
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Live,
+                error: None,
+                source: "rtsp://admin:***@cam/1".into(),
+                detail: Some("passthrough (Constrained Baseline 3.1, 1280x720)".into()),
             },
             ClientMessage::SourceState {
                 state: SourceState::Connecting,
                 error: None,
                 source: "rtsp://admin:***@cam/1".into(),
+                detail: None,
             },
             ClientMessage::SourceState {
                 state: SourceState::Idle,
                 error: None,
                 source: "test-pattern".into(),
+                detail: None,
             },
         ];
         for m in msgs {
@@ -551,12 +588,56 @@ mod tests {
                 state: SourceState::Lost,
                 error: Some("timed out".into()),
                 source: "http://cam/stream".into(),
+                detail: None,
             }
         );
         // `error` may be left out when there is none.
         let m = parse_client_message(r#"{"type":"source_state","state":"live","source":"v4l2:0"}"#)
             .unwrap();
-        assert!(matches!(m, ClientMessage::SourceState { error: None, .. }));
+        assert!(matches!(
+            m,
+            ClientMessage::SourceState {
+                error: None,
+                detail: None,
+                ..
+            }
+        ));
+        let m = parse_client_message(
+            r#"{"type":"source_state","state":"live","source":"rtsp://cam/1","detail":"re-encoding (High 3.1, 1280x720; High profile, B-frames)"}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&m, ClientMessage::SourceState { detail: Some(d), .. } if d.starts_with("re-encoding (High 3.1")),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_source_details_are_refused() {
+        let bad = |detail: &str| {
+            code(&format!(
+                r#"{{"type":"source_state","state":"live","source":"s","detail":{detail}}}"#
+            ))
+        };
+        assert_eq!(bad("7"), ErrorCode::BadMessage);
+        assert_eq!(bad(r#"["passthrough"]"#), ErrorCode::BadMessage);
+        assert_eq!(bad(r#"{"path":"passthrough"}"#), ErrorCode::BadMessage);
+        assert_eq!(bad(r#""""#), ErrorCode::InvalidField);
+        assert_eq!(bad(r#""  ""#), ErrorCode::InvalidField);
+        assert_eq!(bad(r#""two\nlines""#), ErrorCode::InvalidField);
+        let long = "d".repeat(MAX_SOURCE_DETAIL_LEN + 1);
+        assert_eq!(bad(&format!(r#""{long}""#)), ErrorCode::InvalidField);
+        // The longest allowed, counted in characters, not bytes.
+        let longest = "é".repeat(MAX_SOURCE_DETAIL_LEN);
+        assert!(parse_client_message(&format!(
+            r#"{{"type":"source_state","state":"live","source":"s","detail":"{longest}"}}"#
+        ))
+        .is_ok());
+        // `null` is the same as leaving it out.
+        assert!(parse_client_message(
+            r#"{"type":"source_state","state":"live","source":"s","detail":null}"#
+        )
+        .is_ok());
     }
 
     #[test]
@@ -628,6 +709,7 @@ mod tests {
             state: SourceState::Lost,
             error: Some("no frame for 2.0 s".into()),
             source: "esp32-tcp://10.0.0.7:80".into(),
+            detail: None,
         };
         let json = m.to_json();
         assert!(json.contains(r#""type":"source_state""#), "{json}");
@@ -639,8 +721,24 @@ mod tests {
             state: SourceState::Live,
             error: None,
             source: "s".into(),
+            detail: None,
         };
         assert!(!live.to_json().contains("error"), "{}", live.to_json());
+        // Nor a `detail` key when there is none (what older clients saw).
+        assert!(!live.to_json().contains("detail"), "{}", live.to_json());
+        let m = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Live,
+            error: None,
+            source: "rtsp://cam/1".into(),
+            detail: Some("passthrough (Main 4.0, 1920x1080)".into()),
+        };
+        let json = m.to_json();
+        assert!(
+            json.contains(r#""detail":"passthrough (Main 4.0, 1920x1080)""#),
+            "{json}"
+        );
+        assert_eq!(parse_server_message(&json).unwrap(), m);
     }
 
     #[test]
@@ -664,5 +762,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.source_state, None);
+        // ... and one from before source details.
+        let c: CameraInfo = serde_json::from_str(
+            r#"{"id":"a","name":"A","width":640,"height":480,"fps":30,"state":"online","viewers":0,
+                "source_state":{"state":"live","source":"v4l2:0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source_state.unwrap().detail, None);
     }
 }

@@ -6,10 +6,12 @@ which frame it decoded and how long after its capture.
 
     rtsp-server.py [--port 0] [--path /cam ...] [--profile constrained-baseline|main|high]
                    [--bframes N] [--user U --password P] [--tag N] [--yuv Y,U,V] [--busy]
+                   [--stall-after N]
 
 Prints `LISTENING <port>` once it accepts connections, then `CLIENT` for every RTSP
 connection, so a test can wait for it and count reconnect attempts. Unknown paths get 404;
-with --user/--password, requests without those credentials get 401.
+with --user/--password, requests without those credentials get 401. --stall-after N stops the
+pictures after N frames while the session stays up and RTCP goes on (an encoder that hangs).
 
 Needs Debian's python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,ugly}.
 """
@@ -26,7 +28,6 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
-PORT = [0]
 PROFILES = ("constrained-baseline", "baseline", "main", "high")
 BLOCK = 16
 LUMA_ZERO, LUMA_ONE = 16, 235
@@ -105,28 +106,49 @@ def launch_line(args):
 
 
 class Feeder:
-    """Pushes one picture per frame period into a media's appsrc until the media goes."""
+    """Pushes one picture per frame period into a media's appsrc until the media goes.
 
-    def __init__(self, appsrc, pictures, fps):
+    Pictures are pushed only while the appsrc is PLAYING. appsrc stamps each buffer with the
+    pipeline's running time (do-timestamp), and before the pipeline first reaches PLAYING
+    there is no base time: a buffer pushed then is stamped with the absolute clock time,
+    hours ahead of the running time. The server's sinks sync to the clock, so they would
+    hold that frame, and every frame behind it, for hours: the client gets its PLAY answered
+    and RTCP, but no video. Whether the first push won that race depended on scheduling, so
+    it happened on a loaded machine only. Periods while the media is not PLAYING (it pauses
+    between DESCRIBE and PLAY) make no picture, as a camera drops frames; the frame numbers
+    stay consecutive over the pictures sent.
+    """
+
+    def __init__(self, appsrc, pictures, fps, stall_after=None):
         self.appsrc, self.pictures, self.fps = appsrc, pictures, fps
-        self.index, self.start, self.stopped = 0, time.monotonic(), False
+        self.stall_after = stall_after
+        # Pictures sent (the barcode's frame number) and frame periods elapsed.
+        self.index, self.tick = 0, 0
+        self.start, self.stopped = time.monotonic(), False
         GLib.idle_add(self.push)
 
     def push(self):
-        if self.stopped:
+        if self.stopped or (self.stall_after is not None and self.index >= self.stall_after):
             return False
-        capture_us = time.time_ns() // 1000
-        data = self.pictures.frame(self.index, capture_us)
-        ret = self.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data))
-        if self.index < 3 or self.index % 30 == 0 or ret != Gst.FlowReturn.OK:
-            print(f"DBG {PORT[0]} push {self.index} -> {ret} t={time.monotonic():.3f}", file=sys.stderr, flush=True)
-        if ret != Gst.FlowReturn.OK:
-            self.stopped = True  # media stopping
-            return False
-        self.index += 1
-        due = self.start + self.index / self.fps
+        _, state, _ = self.appsrc.get_state(0)
+        if state == Gst.State.PLAYING:
+            capture_us = time.time_ns() // 1000
+            data = self.pictures.frame(self.index, capture_us)
+            if self.appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data)) != Gst.FlowReturn.OK:
+                self.stopped = True  # media stopping
+                return False
+            self.index += 1
+        self.tick += 1
+        due = self.start + self.tick / self.fps
         GLib.timeout_add(max(0, int((due - time.monotonic()) * 1000)), self.push)
         return False
+
+
+def frequent_rtcp(media):
+    """RTCP sender reports every ~0.5 s instead of ~5 s, so a client that takes any packet as
+    a sign of life never times out on a stalled stream."""
+    for i in range(media.n_streams()):
+        media.get_stream(i).get_rtpsession().set_property("rtcp-min-interval", 500 * Gst.MSECOND)
 
 
 def main():
@@ -144,6 +166,7 @@ def main():
     p.add_argument("--tag", type=int, default=0, help="camera tag in the barcode (0..65535)")
     p.add_argument("--yuv", default="81,90,240", help="background Y,U,V (default: red)")
     p.add_argument("--busy", action="store_true", help="random picture content below the barcode")
+    p.add_argument("--stall-after", type=int, help="stop the pictures after N frames, session up")
     p.add_argument("--user")
     p.add_argument("--password")
     args = p.parse_args()
@@ -168,18 +191,10 @@ def main():
 
     def on_media(_factory, media):
         appsrc = media.get_element().get_by_name("src")
-        print(f"DBG {PORT[0]} pid={os.getpid()} media-configure t={time.monotonic():.3f}", file=sys.stderr, flush=True)
-        pay = media.get_element().get_by_name("pay0")
-        n = [0]
-        def probe(_pad, info):
-            n[0] += 1
-            if n[0] < 3 or n[0] % 100 == 0:
-                print(f"DBG {PORT[0]} pay out {n[0]} t={time.monotonic():.3f}", file=sys.stderr, flush=True)
-            return Gst.PadProbeReturn.OK
-        pay.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
-        feeder = Feeder(appsrc, pictures, args.fps)
-        media.connect("new-state", lambda _m, st: print(f"DBG {PORT[0]} media new-state {st} t={time.monotonic():.3f}", file=sys.stderr, flush=True))
+        feeder = Feeder(appsrc, pictures, args.fps, args.stall_after)
         media.connect("unprepared", lambda _m: setattr(feeder, "stopped", True))
+        if args.stall_after is not None:
+            media.connect("prepared", frequent_rtcp)
 
     factory.connect("media-configure", on_media)
 
@@ -202,7 +217,6 @@ def main():
     if server.attach(None) == 0:
         print(f"cannot listen on {args.address}:{args.port}", file=sys.stderr, flush=True)
         sys.exit(1)
-    PORT[0] = server.get_bound_port()
     print(f"LISTENING {server.get_bound_port()}", flush=True)
 
     loop = GLib.MainLoop()

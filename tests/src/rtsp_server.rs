@@ -45,6 +45,9 @@ pub struct RtspServerConfig {
     pub busy: bool,
     /// Basic authentication: requests without these get 401.
     pub credentials: Option<(String, String)>,
+    /// Stop the pictures after this many frames while the RTSP session stays up and RTCP
+    /// goes on, every ~0.5 s (an encoder that hangs while the camera still answers).
+    pub stall_after: Option<u32>,
     /// 0: any free port.
     pub port: u16,
 }
@@ -64,6 +67,7 @@ impl Default for RtspServerConfig {
             yuv: (81, 90, 240), // red
             busy: false,
             credentials: None,
+            stall_after: None,
             port: 0,
         }
     }
@@ -98,6 +102,9 @@ impl RtspServerConfig {
         }
         if self.busy {
             a.push("--busy".into());
+        }
+        if let Some(n) = self.stall_after {
+            a.extend(["--stall-after".into(), n.to_string()]);
         }
         if let Some((user, password)) = &self.credentials {
             a.extend(["--user".into(), user.clone()]);

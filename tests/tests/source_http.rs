@@ -183,6 +183,7 @@ async fn a_stall_mid_frame_reconnects_and_the_viewer_sees_the_stream_again() {
                 state: SourceState::Lost,
                 error,
                 source,
+                ..
             } if camera_id == ID => Some((error.clone().unwrap_or_default(), source.clone())),
             _ => None,
         })

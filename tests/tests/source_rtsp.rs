@@ -3,8 +3,8 @@
 //!
 //! Browser-safe streams (Constrained Baseline, Main without B-frames) are passed through
 //! untouched; High with B-frames is decoded and re-encoded. Over RTP-in-TCP and over UDP.
-//! Bad input (401, 404, the camera going away) is reported clearly and retried until it
-//! is fixed, then video resumes.
+//! Bad input (401, 404, the camera going away, video stalling in a live session) is
+//! reported clearly and retried until it is fixed, then video resumes.
 
 use std::time::{Duration, Instant};
 
@@ -249,6 +249,11 @@ async fn a_passthrough_camera_reaches_a_viewer_over_tcp_and_udp() {
             assert!((0..1_000_000).contains(&latency), "{latency} µs");
         }
         assert_eq!(viewer.stats().decode_errors, 0, "{:?}", viewer.stats());
+        let detail = source_detail(&server, camera).await;
+        assert!(
+            detail.starts_with("passthrough (Constrained Baseline "),
+            "{camera}: {detail}"
+        );
         viewer.close().await;
         publisher.stop().await;
     }
@@ -275,8 +280,31 @@ async fn a_high_profile_b_frame_camera_is_re_encoded_for_the_viewer() {
         .unwrap();
     let frames = next_consecutive(&mut viewer, CAMERA, 60).await.unwrap();
     assert!(frames.iter().all(|f| (f.width, f.height) == (320, 240)));
+    let detail = source_detail(&server, CAMERA).await;
+    assert!(
+        detail.starts_with("re-encoding (High ") && detail.contains("B-frames"),
+        "{detail}"
+    );
     viewer.close().await;
     server.shutdown().await;
+}
+
+/// How `camera`'s live source runs, as `/api/cameras` tells every viewer (issue 3: which
+/// path the RTSP source took).
+async fn source_detail(server: &TestServer, camera: &str) -> String {
+    wait_until(
+        Duration::from_secs(10),
+        "a source detail in /api/cameras",
+        async || {
+            let cams = server.cameras().await.ok()?;
+            cams.into_iter()
+                .find(|c| c.id == camera)?
+                .source_state?
+                .detail
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// Wait until the RTSP server has seen `more` further connection attempts.
@@ -289,17 +317,34 @@ async fn attempts(rtsp: &RtspServer, more: usize, within: Duration) {
     .unwrap();
 }
 
+/// Wait until `camera`'s source state, as `/api/cameras` shows every viewer, has an error
+/// containing `what`.
+async fn source_error(server: &TestServer, camera: &str, what: &str) -> String {
+    // The publisher retries at most every 5 s (± 25%) once its backoff is at the cap.
+    wait_until(Duration::from_secs(30), what, async || {
+        let cams = server.cameras().await.ok()?;
+        let error = cams
+            .into_iter()
+            .find(|c| c.id == camera)?
+            .source_state?
+            .error?;
+        error.contains(what).then_some(error)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_or_path_is_retried_until_the_camera_is_fixed() {
     const CAMERA: &str = "rtsp-fixme";
     let server = TestServer::start().await.unwrap();
+    // The camera has an old password and no /main yet; the publisher has the new password.
     let mut rtsp = RtspServer::start(RtspServerConfig {
         credentials: Some(("admin".into(), "old".into())),
         ..camera_config(CAMERA)
     })
     .await
     .unwrap();
-    // The publisher has the new password, and a path the camera does not have yet.
     let url = rtsp.url_with_credentials("admin", "new", "/main");
     let publisher = server
         .start_publisher(rtsp_publisher(&server, CAMERA, url))
@@ -308,7 +353,8 @@ async fn a_wrong_password_or_path_is_retried_until_the_camera_is_fixed() {
     let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), CAMERA))
         .await
         .unwrap();
-    // 401s: retried with backoff (several attempts, not a tight loop), nothing crashes.
+    // 404s (the server looks the path up before the password): retried with backoff (several
+    // attempts, not a tight loop), told to viewers, nothing crashes.
     let t = Instant::now();
     attempts(&rtsp, 3, Duration::from_secs(30)).await;
     assert!(
@@ -316,29 +362,77 @@ async fn a_wrong_password_or_path_is_retried_until_the_camera_is_fixed() {
         "{:?}",
         t.elapsed()
     );
+    let error = source_error(&server, CAMERA, "RTSP 404 Not Found").await;
+    assert!(error.contains("no stream at /main"), "{error}");
     assert!(publisher.is_running());
 
-    // The camera gets the new password: now it answers 404 for /main.
-    rtsp.restart(RtspServerConfig {
-        credentials: Some(("admin".into(), "new".into())),
-        ..rtsp.config().clone()
-    })
-    .await
-    .unwrap();
-    attempts(&rtsp, 2, Duration::from_secs(30)).await;
-    assert!(publisher.is_running());
-
-    // And the path: video flows.
+    // The camera gets the path: now the old password is refused.
     rtsp.restart(RtspServerConfig {
         paths: vec!["/cam".into(), "/main".into()],
         ..rtsp.config().clone()
     })
     .await
     .unwrap();
+    let error = source_error(&server, CAMERA, "RTSP 401 Unauthorized").await;
+    assert!(
+        !error.contains("new"),
+        "the password must not show: {error}"
+    );
+    assert!(publisher.is_running());
+
+    // And the new password: video flows, at the publisher's next attempt. Its backoff is at
+    // the cap by now (5 s ± 25%), so the first frame may legitimately take ~6.5 s plus the
+    // connection and the first keyframe: allow well beyond that.
+    rtsp.restart(RtspServerConfig {
+        credentials: Some(("admin".into(), "new".into())),
+        ..rtsp.config().clone()
+    })
+    .await
+    .unwrap();
+    viewer
+        .next_frame(Duration::from_secs(20))
+        .await
+        .expect("a frame once the camera is fixed");
     let frames = next_consecutive(&mut viewer, CAMERA, 30).await.unwrap();
     assert!(frames.iter().all(|f| (f.width, f.height) == (320, 240)));
     viewer.close().await;
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_that_stalls_while_the_session_stays_up_is_an_error() {
+    // 45 pictures, then none, while the server keeps the session and sends RTCP sender
+    // reports every ~0.5 s: only video may count as a sign of life.
+    let server = RtspServer::start(RtspServerConfig {
+        stall_after: Some(45),
+        ..camera_config("direct")
+    })
+    .await
+    .unwrap();
+    let url = server.url("/cam");
+    let read = tokio::task::spawn_blocking(move || {
+        let mut spec = SourceSpec::new(SourceUrl::Rtsp { url }, "direct");
+        spec.read_timeout = Duration::from_secs(2);
+        let mut src = source::open(&spec).unwrap();
+        let mut frames = 0;
+        let mut last = Instant::now();
+        loop {
+            match src.next_frame() {
+                Ok(_) => {
+                    frames += 1;
+                    last = Instant::now();
+                }
+                Err(e) => return (frames, last.elapsed(), format!("{e:#}")),
+            }
+        }
+    });
+    let (frames, after_last, err) = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the stalled source must fail, not wait forever")
+        .unwrap();
+    assert!((1..=45).contains(&frames), "{frames} frames");
+    assert!(err.contains("no video for 2s"), "{err}");
+    assert!(after_last < Duration::from_secs(5), "{after_last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

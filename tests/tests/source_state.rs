@@ -53,10 +53,12 @@ impl Watcher {
                     state,
                     error,
                     source,
+                    detail,
                 } if *camera_id == camera && *state == want => Some(SourceStatus {
                     state: *state,
                     error: error.clone(),
                     source: source.clone(),
+                    detail: detail.clone(),
                 }),
                 _ => None,
             })

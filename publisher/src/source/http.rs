@@ -384,6 +384,17 @@ impl Source for HttpSource {
         }
         result
     }
+
+    /// Which kind of URL it turned out to be, once connected.
+    fn detail(&self) -> Option<String> {
+        match self.conn.as_ref()? {
+            Connection::Stream(_) => Some("MJPEG stream".into()),
+            Connection::Snapshot { .. } => Some(format!(
+                "JPEG snapshot every {} ms",
+                self.poll_interval.as_millis()
+            )),
+        }
+    }
 }
 
 /// The error for a status that is not 2xx: the status, the URL (password masked) and what
@@ -434,5 +445,6 @@ mod tests {
         let source = HttpSource::new(&spec).unwrap();
         assert_eq!(source.name, "http://admin:***@127.0.0.1:9/stream");
         assert_eq!(source.dimensions(), (spec.width, spec.height));
+        assert_eq!(source.detail(), None, "stream or snapshots: not known yet");
     }
 }

@@ -11,7 +11,7 @@
 //! [`Source::next_frame`] takes them from a short channel. When the consumer falls behind
 //! (or has not started yet) the newest frames are dropped, passthrough then resumes at the
 //! next keyframe. Any failure (refused, 401, 404, connection lost, no video for the read
-//! timeout) ends the thread; `next_frame` then returns the error and the caller reopens the
+//! timeout: RTCP and other media keep the session up but do not count) ends the thread; `next_frame` then returns the error and the caller reopens the
 //! source with backoff. Dropping the source stops the thread (and TEARDOWNs the session)
 //! without waiting for it.
 
@@ -229,14 +229,18 @@ impl Worker {
             status: Arc::clone(&self.status),
             dropped: 0,
         };
+        // Only video moves the deadline: a camera whose encoder hangs may go on answering
+        // keepalives and sending RTCP sender reports, and must still be reconnected.
+        let mut video_deadline = tokio::time::Instant::now() + self.read_timeout;
         loop {
-            let item = tokio::time::timeout(self.read_timeout, demuxed.next())
+            let item = tokio::time::timeout_at(video_deadline, demuxed.next())
                 .await
                 .map_err(|_| anyhow!("{}: no video for {:?}", t.shown, self.read_timeout))?;
             match item {
                 None => bail!("{}: the camera ended the stream", t.shown),
                 Some(Err(e)) => return Err(explain(t, "receiving", &e)),
                 Some(Ok(CodecItem::VideoFrame(frame))) => {
+                    video_deadline = tokio::time::Instant::now() + self.read_timeout;
                     let arrived = frame.end_ctx().received();
                     if frame.loss() > 0 {
                         debug!(
@@ -249,7 +253,7 @@ impl Worker {
                         return Ok(()); // the source was dropped
                     }
                 }
-                Some(Ok(_)) => {} // RTCP, other media
+                Some(Ok(_)) => {} // RTCP, other media: not video, the deadline stands
             }
         }
     }

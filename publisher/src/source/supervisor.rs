@@ -6,7 +6,10 @@
 //! gone silent (a stalled read may block for the source's whole read timeout). The state
 //! ([`SourceHealth`]: Connecting / Live / Lost{error}) is published on a tokio `watch`
 //! channel that sessions forward to the server, and each transition is logged once with the
-//! source's name (its `Display`, which redacts passwords).
+//! source's name (its `Display`, which redacts passwords). While live, the published
+//! [`SourceReport`] also carries the source's [`Source::detail`] (an RTSP camera's
+//! passthrough or re-encoding), read when it goes live and every [`DETAIL_CHECK_FRAMES`]
+//! frames after (it may change: RTSP switches to re-encoding on a first B-slice).
 //!
 //! So a camera that drops, stalls or sends garbage never ends the WebRTC session: viewers
 //! keep the last picture, see "signal lost", and video resumes (from a keyframe) when the
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-pub use health::{stall_timeout, Monitor, SourceHealth, MIN_STALL, STALL_PERIODS};
+pub use health::{stall_timeout, Monitor, SourceHealth, SourceReport, MIN_STALL, STALL_PERIODS};
 pub use queue::{FrameQueue, SourceFrame};
 
 use super::{Source, SourceSpec};
@@ -45,13 +48,16 @@ const PUSH_WAIT: Duration = Duration::from_millis(500);
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 /// Granularity of the backoff sleep, so stopping is quick.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// How often (in frames) the live source's detail is read again: cheap (a lock and a short
+/// string), but there is no need to do it per frame. ~0.5 s at 30 fps.
+pub const DETAIL_CHECK_FRAMES: u64 = 15;
 
 /// What both threads and every feed share.
 struct Shared {
     /// The source as logs and viewers see it (no passwords).
     name: String,
     monitor: Mutex<Monitor>,
-    state: watch::Sender<SourceHealth>,
+    state: watch::Sender<SourceReport>,
     queue: FrameQueue,
     /// The open source's nominal frame rate.
     fps: AtomicU32,
@@ -63,19 +69,33 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Run one state-machine step; log and publish the transition, if any, once.
+    /// Run one state-machine step; log the transition, if any, once, and publish what
+    /// changed (the health, the detail or both: one message, not two).
     fn update(&self, step: impl FnOnce(&mut Monitor) -> Option<SourceHealth>) {
         let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(health) = step(&mut monitor) else {
-            return;
-        };
-        match &health {
-            SourceHealth::Connecting => info!(source = %self.name, "source connecting"),
-            SourceHealth::Live => info!(source = %self.name, "source live"),
-            SourceHealth::Lost { error } => warn!(source = %self.name, "source lost: {error}"),
+        if let Some(health) = step(&mut monitor) {
+            match &health {
+                SourceHealth::Connecting => info!(source = %self.name, "source connecting"),
+                SourceHealth::Live => info!(source = %self.name, "source live"),
+                SourceHealth::Lost { error } => {
+                    warn!(source = %self.name, "source lost: {error}")
+                }
+            }
         }
+        let report = monitor.report();
         // Published under the monitor lock, so the two threads' transitions stay in order.
-        self.state.send_replace(health);
+        self.state.send_if_modified(|published| {
+            if *published == report {
+                return false;
+            }
+            if let Some(detail) = report.detail.as_deref() {
+                if published.detail.as_deref() != Some(detail) {
+                    info!(source = %self.name, "source running: {detail}");
+                }
+            }
+            *published = report;
+            true
+        });
     }
 
     /// Sleep `delay` unless stopped first. Returns false when stopped.
@@ -110,10 +130,11 @@ impl Supervisor {
 
     /// Supervise sources made by `open`, waiting `backoff` between attempts.
     pub fn start_with(spec: SourceSpec, open: Opener, backoff: Backoff) -> std::io::Result<Self> {
-        let (state, _) = watch::channel(SourceHealth::Connecting);
+        let monitor = Monitor::new(Instant::now());
+        let (state, _) = watch::channel(monitor.report());
         let shared = Arc::new(Shared {
             name: spec.url.to_string(),
-            monitor: Mutex::new(Monitor::new(Instant::now())),
+            monitor: Mutex::new(monitor),
             state,
             queue: FrameQueue::new(QUEUE_FRAMES),
             fps: AtomicU32::new(spec.fps.max(1)),
@@ -172,11 +193,16 @@ impl SourceFeed {
 
     /// The current state.
     pub fn health(&self) -> SourceHealth {
+        self.shared.state.borrow().health.clone()
+    }
+
+    /// The current state with the live source's detail.
+    pub fn report(&self) -> SourceReport {
         self.shared.state.borrow().clone()
     }
 
-    /// Follow state changes.
-    pub fn watch(&self) -> watch::Receiver<SourceHealth> {
+    /// Follow changes of state or detail.
+    pub fn watch(&self) -> watch::Receiver<SourceReport> {
         self.shared.state.subscribe()
     }
 
@@ -239,6 +265,8 @@ fn supervise(shared: &Shared, spec: &SourceSpec, mut open: Opener, mut backoff: 
         });
         debug!(source = %shared.name, fps, size = ?source.dimensions(), "source opened");
         seq += 1;
+        // Frames read from this open of the source.
+        let mut frames: u64 = 0;
         let error = loop {
             if shared.stopped() {
                 return;
@@ -249,9 +277,15 @@ fn supervise(shared: &Shared, spec: &SourceSpec, mut open: Opener, mut backoff: 
                 Ok(captured) => {
                     backoff.reset();
                     let mut resumed = false;
+                    let check_detail = frames.is_multiple_of(DETAIL_CHECK_FRAMES);
+                    frames += 1;
                     shared.update(|m| {
                         resumed = matches!(m.health(), SourceHealth::Lost { .. });
-                        m.frame(Instant::now())
+                        let went_live = m.frame(Instant::now());
+                        if went_live.is_some() || check_detail {
+                            m.set_detail(source.detail());
+                        }
+                        went_live
                     });
                     shared.queue.push(
                         SourceFrame {

@@ -237,7 +237,38 @@ mod tests {
             state,
             error: error.map(str::to_owned),
             source: "file:missing.mjpeg".into(),
+            detail: None,
         }
+    }
+
+    fn live_with(detail: Option<&str>) -> SourceStatus {
+        SourceStatus {
+            detail: detail.map(str::to_owned),
+            ..status(SourceState::Live, None)
+        }
+    }
+
+    #[test]
+    fn a_new_source_detail_alone_is_a_change() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        assert!(r.set_source_state(1, "a", live_with(None)).unwrap());
+        // The RTSP source decides on its first SPS: live first, its path a moment later.
+        let passthrough = live_with(Some("passthrough (Constrained Baseline 3.1, 1280x720)"));
+        assert!(r.set_source_state(1, "a", passthrough.clone()).unwrap());
+        assert!(!r.set_source_state(1, "a", passthrough.clone()).unwrap());
+        assert_eq!(
+            r.get("a").unwrap().source_state,
+            Some(passthrough),
+            "listed with its detail"
+        );
+        // ... and it may switch on its first B-slice.
+        let reencoding = live_with(Some("re-encoding (Main 3.1, 1280x720; B-frames)"));
+        assert!(r.set_source_state(1, "a", reencoding.clone()).unwrap());
+        assert_eq!(r.subscribe(10, "a").unwrap().source_state, Some(reencoding));
+        // Dropping the detail is a change too.
+        assert!(r.set_source_state(1, "a", live_with(None)).unwrap());
+        assert_eq!(r.get("a").unwrap().source_state.unwrap().detail, None);
     }
 
     #[test]

@@ -236,6 +236,7 @@ impl Session {
                 state,
                 error,
                 source,
+                detail,
             } => {
                 let Role::Publisher { camera_id, .. } = &self.role else {
                     return Err(wrong_state(
@@ -247,6 +248,7 @@ impl Session {
                     state,
                     error,
                     source,
+                    detail,
                 };
                 let changed = self.state.registry.lock().unwrap().set_source_state(
                     self.id,
@@ -260,6 +262,7 @@ impl Session {
                         source = %status.source,
                         state = status.state.as_str(),
                         error = status.error.as_deref().unwrap_or(""),
+                        detail = status.detail.as_deref().unwrap_or(""),
                         "camera source state"
                     );
                     // Every session: camera lists everywhere show it. Nobody listening is fine.
@@ -268,6 +271,7 @@ impl Session {
                         state: status.state,
                         error: status.error,
                         source: status.source,
+                        detail: status.detail,
                     });
                 }
                 Ok(vec![])

@@ -2,11 +2,16 @@
 //! feeds it opens, frames and errors; a watchdog feeds it clock ticks, so a source that
 //! stalls inside `next_frame` (which may block for its whole read timeout) is reported lost
 //! within a couple of seconds anyway. Every method takes `now`, so tests drive the clock.
+//!
+//! While live, the state also carries the source's [`Source::detail`] (how it runs: an RTSP
+//! camera's passthrough or re-encoding), which the supervisor thread reads now and then.
+//!
+//! [`Source::detail`]: crate::source::Source::detail
 
 use std::time::{Duration, Instant};
 
 use sightline_signaling::wire::{
-    SourceState, SourceStatus, MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
+    SourceState, SourceStatus, MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
 };
 
 /// The shortest silence that counts as a stall, whatever the frame rate.
@@ -48,7 +53,33 @@ impl SourceHealth {
             state,
             error,
             source: truncate(source, MAX_SOURCE_NAME_LEN),
+            detail: None,
         }
+    }
+}
+
+/// What the supervisor publishes: the health and, while live, how the source runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceReport {
+    pub health: SourceHealth,
+    /// The live source's [`crate::source::Source::detail`]; `None` unless live.
+    pub detail: Option<String>,
+}
+
+impl SourceReport {
+    /// The signaling form (see [`SourceHealth::to_status`]), with the detail as one line the
+    /// server accepts.
+    pub fn to_status(&self, source: &str) -> SourceStatus {
+        let mut status = self.health.to_status(source);
+        status.detail = self.detail.as_deref().and_then(|d| {
+            let line: String = d
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            let line = line.trim();
+            (!line.is_empty()).then(|| truncate(line, MAX_SOURCE_DETAIL_LEN))
+        });
+        status
     }
 }
 
@@ -73,6 +104,8 @@ pub fn stall_timeout(fps: u32) -> Duration {
 #[derive(Debug, Clone)]
 pub struct Monitor {
     health: SourceHealth,
+    /// How the live source runs (cleared whenever it is not live).
+    detail: Option<String>,
     stall_after: Duration,
     /// The last frame, or when we started waiting for the first one.
     last_progress: Instant,
@@ -82,6 +115,7 @@ impl Monitor {
     pub fn new(now: Instant) -> Self {
         Monitor {
             health: SourceHealth::Connecting,
+            detail: None,
             stall_after: MIN_STALL,
             last_progress: now,
         }
@@ -89,6 +123,24 @@ impl Monitor {
 
     pub fn health(&self) -> &SourceHealth {
         &self.health
+    }
+
+    /// The health with the live source's detail, as published.
+    pub fn report(&self) -> SourceReport {
+        SourceReport {
+            health: self.health.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+
+    /// The live source says how it runs. Returns whether that is news (a first detail, or a
+    /// different one); ignored unless live, since a lost source's detail is stale.
+    pub fn set_detail(&mut self, detail: Option<String>) -> bool {
+        if self.health != SourceHealth::Live || self.detail == detail {
+            return false;
+        }
+        self.detail = detail;
+        true
     }
 
     /// The source was (re)opened and says it runs at `fps`.
@@ -133,6 +185,9 @@ impl Monitor {
     fn set(&mut self, health: SourceHealth) -> Option<SourceHealth> {
         if self.health == health {
             return None;
+        }
+        if health != SourceHealth::Live {
+            self.detail = None;
         }
         self.health = health.clone();
         Some(health)
@@ -258,6 +313,55 @@ mod tests {
             SourceHealth::Connecting.to_status("v4l2:0").state,
             SourceState::Connecting
         );
+    }
+
+    #[test]
+    fn the_detail_is_kept_only_while_live() {
+        let t0 = Instant::now();
+        let mut m = Monitor::new(t0);
+        m.opened(30, t0);
+        assert!(!m.set_detail(Some("passthrough".into())), "not live yet");
+        m.frame(t0);
+        assert!(m.set_detail(Some("passthrough".into())));
+        assert!(!m.set_detail(Some("passthrough".into())), "no news");
+        assert!(m.set_detail(Some("re-encoding".into())));
+        assert_eq!(
+            m.report(),
+            SourceReport {
+                health: SourceHealth::Live,
+                detail: Some("re-encoding".into())
+            }
+        );
+        // A stall or an error: the detail went with the source.
+        m.tick(t0 + Duration::from_secs(3)).unwrap();
+        assert_eq!(m.report().detail, None);
+        assert!(!m.set_detail(Some("re-encoding".into())));
+        m.frame(t0 + Duration::from_secs(4));
+        assert_eq!(m.report().detail, None, "the next frame tells it again");
+        assert!(m.set_detail(Some("passthrough".into())));
+        m.failed("reset".into(), t0 + Duration::from_secs(5));
+        assert_eq!(m.report().detail, None);
+    }
+
+    #[test]
+    fn wire_status_carries_the_detail_as_one_short_line() {
+        let report = |detail: &str| SourceReport {
+            health: SourceHealth::Live,
+            detail: Some(detail.into()),
+        };
+        let s = report("passthrough (Main 4.0, 1920x1080)").to_status("rtsp://cam/1");
+        assert_eq!(
+            (s.state, s.detail.as_deref()),
+            (SourceState::Live, Some("passthrough (Main 4.0, 1920x1080)"))
+        );
+        assert_eq!(
+            report("two\nlines\n").to_status("s").detail.as_deref(),
+            Some("two lines")
+        );
+        assert_eq!(report(" \t ").to_status("s").detail, None);
+        let long = report(&"d".repeat(MAX_SOURCE_DETAIL_LEN * 2)).to_status("s");
+        assert_eq!(long.detail.unwrap().chars().count(), MAX_SOURCE_DETAIL_LEN);
+        assert_eq!(SourceHealth::Live.to_status("s").detail, None);
     }
 
     #[test]

@@ -19,6 +19,8 @@ enum Read {
 /// one script, as reconnects to one device would.
 struct Scripted {
     script: Arc<Mutex<mpsc::Receiver<Read>>>,
+    /// What [`Source::detail`] says; the test changes it at will.
+    detail: Arc<Mutex<Option<String>>>,
     index: u32,
 }
 
@@ -41,6 +43,9 @@ impl Source for Scripted {
             Err(_) => Err(anyhow::anyhow!("script over")),
         }
     }
+    fn detail(&self) -> Option<String> {
+        self.detail.lock().unwrap().clone()
+    }
 }
 
 struct Rig {
@@ -49,6 +54,7 @@ struct Rig {
     reads: mpsc::Sender<Read>,
     available: Arc<AtomicBool>,
     opens: Arc<AtomicUsize>,
+    detail: Arc<Mutex<Option<String>>>,
 }
 
 fn rig(available: bool) -> Rig {
@@ -56,8 +62,10 @@ fn rig(available: bool) -> Rig {
     let script = Arc::new(Mutex::new(script));
     let available = Arc::new(AtomicBool::new(available));
     let opens = Arc::new(AtomicUsize::new(0));
+    let detail = Arc::new(Mutex::new(None));
     let open: Opener = {
         let (available, opens) = (Arc::clone(&available), Arc::clone(&opens));
+        let detail = Arc::clone(&detail);
         Box::new(move |_: &SourceSpec| {
             opens.fetch_add(1, Ordering::SeqCst);
             if !available.load(Ordering::SeqCst) {
@@ -65,6 +73,7 @@ fn rig(available: bool) -> Rig {
             }
             Ok(Box::new(Scripted {
                 script: Arc::clone(&script),
+                detail: Arc::clone(&detail),
                 index: 0,
             }) as Box<dyn Source>)
         })
@@ -84,6 +93,7 @@ fn rig(available: bool) -> Rig {
         reads,
         available,
         opens,
+        detail,
     }
 }
 
@@ -227,6 +237,62 @@ fn frames_keep_their_size_changes() {
         };
         assert_eq!((raw.width, raw.height), (w, h));
     }
+}
+
+#[test]
+fn the_live_sources_detail_is_published_and_followed() {
+    let r = rig(true);
+    let reader = r.feed.reader();
+    let mut states = r.feed.watch();
+    *r.detail.lock().unwrap() = Some("passthrough (Constrained Baseline 3.1)".into());
+    r.reads.send(Read::Frame(32, 32)).unwrap();
+    next(&reader);
+    // Live and its detail arrive together: one change, not two.
+    assert_eq!(
+        r.feed.report(),
+        SourceReport {
+            health: SourceHealth::Live,
+            detail: Some("passthrough (Constrained Baseline 3.1)".into()),
+        }
+    );
+    assert!(states.has_changed().unwrap());
+    states.borrow_and_update();
+
+    // The source changes its mind (an RTSP camera's first B-slice): seen within
+    // DETAIL_CHECK_FRAMES frames, not on the very next one necessarily.
+    *r.detail.lock().unwrap() = Some("re-encoding (Main 3.1; B-frames)".into());
+    for _ in 0..DETAIL_CHECK_FRAMES {
+        r.reads.send(Read::Frame(32, 32)).unwrap();
+        next(&reader);
+    }
+    assert_eq!(
+        r.feed.report().detail.as_deref(),
+        Some("re-encoding (Main 3.1; B-frames)")
+    );
+    assert!(states.has_changed().unwrap());
+    states.borrow_and_update();
+    // Unchanged: frames alone publish nothing.
+    for _ in 0..DETAIL_CHECK_FRAMES * 2 {
+        r.reads.send(Read::Frame(32, 32)).unwrap();
+        next(&reader);
+    }
+    assert!(!states.has_changed().unwrap(), "{:?}", r.feed.report());
+
+    // Lost: no detail (it described the source that failed). The reopened source tells its
+    // own with its first frame.
+    r.reads.send(Read::Fail("connection reset")).unwrap();
+    lost_with(&r.feed, "connection reset");
+    assert_eq!(r.feed.report().detail, None);
+    *r.detail.lock().unwrap() = Some("passthrough (Main 4.0)".into());
+    r.reads.send(Read::Frame(32, 32)).unwrap();
+    next(&reader);
+    assert_eq!(
+        r.feed.report(),
+        SourceReport {
+            health: SourceHealth::Live,
+            detail: Some("passthrough (Main 4.0)".into()),
+        }
+    );
 }
 
 #[test]
