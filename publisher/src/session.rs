@@ -40,7 +40,7 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use crate::control::{Intent, SourceKind};
+use crate::control::{Intent, SourceChange, SourceKind};
 use crate::control_channel::{ControlChannel, ControlEvent};
 use crate::encoder::KeyframeRequest;
 use crate::keyframe_feedback::is_keyframe_request;
@@ -538,14 +538,7 @@ impl Live<'_> {
                 let mut profile = self.station.control.profile().clone();
                 profile.camera_index = Some(index);
                 if let Some(change) = self.station.control.source_changed(profile) {
-                    for w in &change.warnings {
-                        warn!("{w}");
-                    }
-                    self.broadcast(vec![
-                        ControlMessage::Capabilities(change.capabilities).to_json(),
-                        ControlMessage::State(change.state).to_json(),
-                    ])
-                    .await;
+                    self.announce_source_change(change).await;
                 }
             }
         }
@@ -593,6 +586,12 @@ impl Live<'_> {
             seen.source_fps,
             if seen.passthrough { " (H.264 passed through)" } else { "" },
         );
+        self.announce_source_change(change).await;
+    }
+
+    /// What the source can do changed: tell every viewer (new capabilities, then the state
+    /// they produced).
+    async fn announce_source_change(&mut self, change: SourceChange) {
         for w in &change.warnings {
             warn!("{w}");
         }
