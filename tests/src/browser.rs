@@ -52,6 +52,23 @@ pub fn netns_ip() -> anyhow::Result<Option<IpAddr>> {
 }
 
 /// Where tests put screenshots: `$SIGHTLINE_ARTIFACTS`, else `target/artifacts`.
+/// `Some(ip)` inside the test namespace; otherwise says loudly why the browser test `test`
+/// does nothing (Chromium does not use loopback for ICE).
+pub fn netns_or_skip(test: &str) -> Option<IpAddr> {
+    let ip = netns_ip().expect("network namespace check");
+    if ip.is_none() {
+        // Straight to the stderr handle: the test harness captures `eprintln!`, and a skip
+        // must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED {test}: not inside the test network namespace (no 10.77.0.1).\n\
+             *** Chromium does not use loopback for ICE; run the suite with scripts/test, or\n\
+             *** scripts/netns cargo test --release -p sightline-tests --offline\n"
+        );
+    }
+    ip
+}
+
 pub fn artifacts_dir() -> PathBuf {
     match std::env::var_os("SIGHTLINE_ARTIFACTS") {
         Some(dir) => PathBuf::from(dir),
@@ -303,6 +320,19 @@ impl Browser {
     }
 
     /// The page's console messages since the last call (needs `goog:loggingPrefs`).
+    /// The page must fit a phone screen: nothing wider than a `width`-px viewport.
+    pub fn assert_fits_width(&self, width: u32) -> anyhow::Result<()> {
+        let w = self.execute(
+            "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);",
+            &[],
+        )?;
+        anyhow::ensure!(
+            w.as_u64() <= Some(u64::from(width)),
+            "page is {w} px wide in a {width} px viewport"
+        );
+        Ok(())
+    }
+
     pub fn console_log(&self) -> anyhow::Result<Vec<String>> {
         let v = self.command("POST", "/se/log", Some(json!({ "type": "browser" })))?;
         Ok(v.as_array()

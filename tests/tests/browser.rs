@@ -5,36 +5,18 @@
 //! 10.77.0.1 (Chromium ignores loopback for ICE). Outside such a namespace the WebRTC tests
 //! print a loud SKIPPED line and pass; `SIGHTLINE_NETNS=1` turns that skip into a failure.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use serde_json::Value;
-use sightline_tests::browser::{netns_ip, Browser, BrowserOptions};
+use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer};
 
 /// What the page must show within this time after loading: generous, a cold Chromium on a
 /// loaded 2-core machine is slow.
 const PLAY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// `Some(ip)` inside the test namespace; otherwise says loudly why the test does nothing.
-fn netns_or_skip(test: &str) -> Option<IpAddr> {
-    let ip = netns_ip().expect("network namespace check");
-    if ip.is_none() {
-        // Straight to the stderr handle: the test harness captures `eprintln!`, and a skip
-        // must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED {test}: not inside the test network namespace (no 10.77.0.1).\n\
-             *** Chromium does not use loopback for ICE; run the suite via the project's test\n\
-             *** script, or: unshare --net -- sh -c '<set up veth 10.77.0.1>; SIGHTLINE_NETNS=1 \
-             cargo test --release -p sightline-tests --test browser'\n"
-        );
-    }
-    ip
-}
 
 /// The server with the web client, its HTTP and media on the namespace address.
 async fn start_server(ip: IpAddr) -> anyhow::Result<TestServer> {
@@ -94,19 +76,6 @@ fn assert_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result
     ensure!(
         last["width"].as_u64() == Some(width) && last["height"].as_u64() == Some(height),
         "video is not {width}x{height}: {last}"
-    );
-    Ok(())
-}
-
-/// The page must fit a phone screen: nothing wider than the viewport.
-fn assert_fits(browser: &Browser, width: u32) -> anyhow::Result<()> {
-    let w = browser.execute(
-        "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);",
-        &[],
-    )?;
-    ensure!(
-        w.as_u64() <= Some(u64::from(width)),
-        "page is {w} px wide in a {width} px viewport"
     );
     Ok(())
 }
@@ -201,7 +170,7 @@ async fn page_plays_the_first_online_camera_and_switches() -> anyhow::Result<()>
 
             browser.set_viewport(375, 812, true)?;
             std::thread::sleep(Duration::from_millis(500));
-            assert_fits(&browser, 375)?;
+            browser.assert_fits_width(375)?;
             browser.save_screenshot("browser-phone.png")?;
             Ok(())
         };

@@ -14,7 +14,6 @@
 //! - Ignored until the publisher opens its control channel: the panel appears from the
 //!   capabilities and a resolution change reaches `videoWidth` without a reload.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,24 +27,11 @@ use sightline_signaling::control::{
     ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
     ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus, Welcome,
 };
-use sightline_tests::browser::{netns_ip, Browser, BrowserOptions};
+use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
 
 /// What the page must do within this time: a cold Chromium on a loaded 2-core machine is slow.
 const TIMEOUT: Duration = Duration::from_secs(25);
-
-fn netns_or_skip(test: &str) -> Option<IpAddr> {
-    let ip = netns_ip().expect("network namespace check");
-    if ip.is_none() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED {test}: not inside the test network namespace (no 10.77.0.1).\n\
-             *** Chromium does not use loopback for ICE; run it with\n\
-             *** scripts/netns cargo test --release -p sightline-tests --test browser_control --offline\n"
-        );
-    }
-    ip
-}
 
 /// The server with HTTP and signaling on loopback, so the page's viewer counts as local
 /// (may control when no key is set), and media on the namespace address Chromium can use.
@@ -102,18 +88,6 @@ fn wait_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result<(
             TIMEOUT,
         )
         .with_context(|| format!("video never played at {width}x{height}"))?;
-    Ok(())
-}
-
-fn assert_fits(browser: &Browser, width: u32) -> anyhow::Result<()> {
-    let w = browser.execute(
-        "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);",
-        &[],
-    )?;
-    ensure!(
-        w.as_u64() <= Some(u64::from(width)),
-        "page is {w} px wide in a {width} px viewport"
-    );
     Ok(())
 }
 
@@ -651,12 +625,12 @@ async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> a
         // A phone: nothing wider than 375 px.
         b.set_viewport(375, 812, true)?;
         std::thread::sleep(Duration::from_millis(500));
-        assert_fits(b, 375)?;
+        b.assert_fits_width(375)?;
         b.save_screenshot("control-phone.png")?;
         // Scroll the control panel into view for a second picture.
         b.execute("document.getElementById('control').scrollIntoView();", &[])?;
         std::thread::sleep(Duration::from_millis(200));
-        assert_fits(b, 375)?;
+        b.assert_fits_width(375)?;
         b.save_screenshot("control-phone-panel.png")?;
         Ok(())
     })
