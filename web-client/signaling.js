@@ -70,11 +70,17 @@ export function defaultUrl(loc = window.location) {
 
 // Reconnect delays: quick first retry, doubling up to a cap, with jitter so that many
 // viewers dropped at once by a server restart do not all come back in the same instant.
+// A deploy brings the server back within seconds and every second waited on top is a second
+// of black picture, so the first QUICK_ATTEMPTS retries (about 20 s) are at most
+// QUICK_MAX_MS apart; only a server that stays away is asked less often.
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 8000;
+const QUICK_ATTEMPTS = 20;
+const QUICK_MAX_MS = 1000;
 
 export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  const cap = attempt < QUICK_ATTEMPTS ? QUICK_MAX_MS : BACKOFF_MAX_MS;
+  const base = Math.min(cap, BACKOFF_FIRST_MS * 2 ** attempt);
   return Math.round(base * (0.75 + 0.5 * random()));
 }
 

@@ -1,5 +1,11 @@
 //! Capped, jittered exponential backoff between reconnect attempts: 250 ms doubling up to 5 s,
 //! each delay spread ±25% so many publishers restarting together do not reconnect in lockstep.
+//!
+//! Reconnects to the server add a quick phase ([`Backoff::reconnect`]): a deploy restarts the
+//! server within seconds, and every second a publisher or viewer waits on top of that is a
+//! second of black screen. So the first attempts (about 20 s' worth) are at most 500 ms
+//! apart; only a server that stays away is asked less often. A refused connection costs the
+//! server nothing.
 
 use std::time::Duration;
 
@@ -10,6 +16,9 @@ pub struct Backoff {
     /// Fraction of the delay the jitter may add or remove (0.25 = ±25%).
     jitter: f64,
     attempt: u32,
+    /// The first `quick_attempts` delays are capped at `quick_cap` instead of `cap`.
+    quick_attempts: u32,
+    quick_cap: Duration,
 }
 
 impl Default for Backoff {
@@ -25,7 +34,23 @@ impl Backoff {
             cap: cap.max(base),
             jitter: jitter.clamp(0.0, 1.0),
             attempt: 0,
+            quick_attempts: 0,
+            quick_cap: cap,
         }
+    }
+
+    /// For reconnecting to the server: the default, with a quick phase of 40 attempts at
+    /// most 500 ms apart (about 20 s) before the delays grow to 5 s.
+    pub fn reconnect() -> Self {
+        Backoff::default().with_quick_phase(40, Duration::from_millis(500))
+    }
+
+    /// Cap the first `attempts` delays at `cap` (a server that is only restarting comes
+    /// back quickly); later delays grow as usual.
+    pub fn with_quick_phase(mut self, attempts: u32, cap: Duration) -> Self {
+        self.quick_attempts = attempts;
+        self.quick_cap = cap.max(self.base);
+        self
     }
 
     /// The delay before the next attempt, with random jitter; advances the attempt count.
@@ -54,7 +79,12 @@ impl Backoff {
     fn nominal(&self, attempt: u32) -> Duration {
         // 2^16 × base is far past any sane cap; stop doubling there to avoid overflow.
         let doubled = self.base.saturating_mul(1u32 << attempt.min(16));
-        doubled.min(self.cap)
+        let cap = if attempt < self.quick_attempts {
+            self.quick_cap.min(self.cap)
+        } else {
+            self.cap
+        };
+        doubled.min(cap)
     }
 }
 
@@ -85,6 +115,24 @@ mod tests {
             let d = b.next_delay();
             assert!(d >= Duration::from_micros(187_500) && d <= Duration::from_micros(312_500));
         }
+    }
+
+    #[test]
+    fn reconnects_stay_quick_for_a_while_then_slow_down() {
+        let mut b = Backoff::reconnect();
+        let got: Vec<u128> = (0..42)
+            .map(|_| b.next_delay_with(0.5).as_millis())
+            .collect();
+        assert_eq!(got[..4], [250, 500, 500, 500]);
+        assert!(got[..40].iter().all(|&d| d <= 500));
+        let quick: u128 = got[..40].iter().sum();
+        assert!(
+            (15_000..=25_000).contains(&quick),
+            "quick phase lasts {quick} ms"
+        );
+        assert_eq!(got[40..], [5000, 5000], "then the usual cap");
+        b.reset();
+        assert_eq!(b.next_delay_with(0.5), Duration::from_millis(250));
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     // The source's threads stop when this is dropped, i.e. when this task ends or is aborted.
     let mut station = station::Station::new(&config, spec);
     station.start_up();
-    let mut backoff = backoff::Backoff::default();
+    let mut backoff = backoff::Backoff::reconnect();
     loop {
         tracing::info!(server = %config.server, camera = %config.camera_id, "connecting");
         let outcome = session::run(&config, &mut station).await;
