@@ -463,6 +463,21 @@ mod tests {
     }
 
     #[test]
+    fn a_keyframe_that_passed_before_the_viewer_connected_does_not_count() {
+        // After a restart the publisher's first IDR often goes out while a viewer's ICE and
+        // DTLS are still under way: that viewer still needs a request of its own.
+        let mut r = live_camera();
+        let t0 = Instant::now();
+        r.add_viewer("cam", PeerId(2), mid("v"));
+        assert!(targets(&mut r, PeerId(1), true).is_empty());
+        assert_eq!(r.next_deadline(t0), None, "nobody waits yet");
+        r.peer_connected(PeerId(2));
+        assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
+        assert!(targets(&mut r, PeerId(1), false).is_empty());
+        assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
+    }
+
+    #[test]
     fn viewers_survive_publisher_reconnect_and_wait_for_its_keyframe() {
         let mut r = live_camera();
         let t0 = Instant::now();

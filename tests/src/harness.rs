@@ -170,11 +170,35 @@ impl TestServer {
         camera_id: &str,
         timeout: Duration,
     ) -> anyhow::Result<CameraInfo> {
-        wait_until(timeout, &format!("camera {camera_id} online"), async || {
-            let cams = self.cameras().await.ok()?;
-            cams.into_iter()
-                .find(|c| c.id == camera_id && c.state == CameraState::Online)
-        })
+        self.wait_camera_state(camera_id, CameraState::Online, timeout)
+            .await
+    }
+
+    /// Wait until `/api/cameras` lists `camera_id` as offline (its publisher gone).
+    pub async fn wait_camera_offline(
+        &self,
+        camera_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<CameraInfo> {
+        self.wait_camera_state(camera_id, CameraState::Offline, timeout)
+            .await
+    }
+
+    async fn wait_camera_state(
+        &self,
+        camera_id: &str,
+        state: CameraState,
+        timeout: Duration,
+    ) -> anyhow::Result<CameraInfo> {
+        wait_until(
+            timeout,
+            &format!("camera {camera_id} {state:?}"),
+            async || {
+                let cams = self.cameras().await.ok()?;
+                cams.into_iter()
+                    .find(|c| c.id == camera_id && c.state == state)
+            },
+        )
         .await
     }
 }

@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+use sightline_publisher::barcode::now_us;
+use sightline_publisher::PublisherConfig;
+use sightline_sfu::SfuEvent;
+use sightline_tests::harness::{publisher_config, wait_until};
 use sightline_tests::sequence::next_consecutive;
-use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig, ViewerEvent};
+use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_restart_resumes_video_on_the_same_subscription() {
@@ -94,4 +99,168 @@ async fn a_server_restart_on_the_same_ports_heals_by_itself() {
 
     viewer.close().await;
     server.shutdown().await;
+}
+
+// ---- A viewer whose media has just connected gets a keyframe at once, whatever the order in
+// which it and the publisher (re)connect. The viewers here never ask for keyframes themselves
+// and the publisher's periodic IDR is a minute away, so only the SFU's own requests can bring
+// the first picture. The bounds are generous for a loaded 2-core machine; `bench restart`
+// prints the real figures.
+
+/// From a viewer's media connecting (or its publisher's, whichever is later) to its first
+/// decoded frame.
+const FIRST_FRAME_BOUND: Duration = Duration::from_secs(1);
+/// From the server's return to video at the viewer (the promise to users).
+const BACK_AFTER_RESTART: Duration = Duration::from_secs(3);
+
+/// A publisher whose periodic IDR never comes during a test.
+fn rare_keyframes(server: &TestServer, camera: &str) -> PublisherConfig {
+    let mut config = publisher_config(&server.ws_url(), camera);
+    config.keyframe_interval = Duration::from_secs(60);
+    config
+}
+
+/// A viewer that never sends PLI/FIR.
+fn silent_viewer(server: &TestServer, camera: &str) -> ViewerConfig {
+    let mut config = ViewerConfig::new(server.ws_url(), camera);
+    config.keyframe_request_on_error = false;
+    config
+}
+
+/// Wall clock (µs) of the session's media connecting after `after`, and of its first frame.
+async fn connected_then_first_frame(
+    viewer: &mut HeadlessViewer,
+    after: u32,
+    timeout: Duration,
+) -> anyhow::Result<(u64, u64)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut connected = None;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match viewer.next_event(left).await? {
+            ViewerEvent::Connected { session, at_us } if session > after => connected = Some(at_us),
+            ViewerEvent::Frame(f) if f.session > after => {
+                let connected = connected.context("a frame before the media connected")?;
+                return Ok((connected, f.received_at_us));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn ms(us: u64) -> Duration {
+    Duration::from_micros(us)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_video_is_back_within_three_seconds() {
+    let mut server = TestServer::start().await.unwrap();
+    let camera = "cam-kf-server";
+    let _publisher = server
+        .start_publisher(rare_keyframes(&server, camera))
+        .await
+        .unwrap();
+    let mut viewer = HeadlessViewer::connect(silent_viewer(&server, camera))
+        .await
+        .unwrap();
+    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    server.restart().await.unwrap();
+    let back = now_us();
+    let (connected, frame) = connected_then_first_frame(&mut viewer, 1, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(
+        ms(frame.saturating_sub(back)) <= BACK_AFTER_RESTART,
+        "video back {:?} after the server's return",
+        ms(frame.saturating_sub(back))
+    );
+    assert!(
+        ms(frame.saturating_sub(connected)) <= FIRST_FRAME_BOUND,
+        "first frame {:?} after the viewer's media connected",
+        ms(frame.saturating_sub(connected))
+    );
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_viewer_gets_a_keyframe_as_soon_as_the_publisher_connects() {
+    let server = TestServer::start().await.unwrap();
+    let camera = "cam-kf-publisher";
+    let publisher = server
+        .start_publisher(rare_keyframes(&server, camera))
+        .await
+        .unwrap();
+    let mut viewer = HeadlessViewer::connect(silent_viewer(&server, camera))
+        .await
+        .unwrap();
+    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    publisher.stop().await;
+    server
+        .wait_camera_offline(camera, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // The viewer's media stays connected, waiting. Note when the new publisher's media is up.
+    let mut events = server.sfu().events();
+    viewer.clear_events();
+    let _publisher = TestPublisher::start(rare_keyframes(&server, camera));
+    let publisher_up = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(SfuEvent::PeerConnected { .. }) = events.recv().await {
+                return now_us();
+            }
+        }
+    })
+    .await
+    .expect("the new publisher's media never connected");
+    let frame = viewer.next_frame(Duration::from_secs(10)).await.unwrap();
+    assert!(
+        ms(frame.received_at_us.saturating_sub(publisher_up)) <= FIRST_FRAME_BOUND,
+        "first frame {:?} after the publisher's media connected",
+        ms(frame.received_at_us.saturating_sub(publisher_up))
+    );
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_joining_while_the_publisher_connects_or_later_gets_a_keyframe_at_once() {
+    let server = TestServer::start().await.unwrap();
+    let mut publishers = Vec::new();
+    for round in 0..3 {
+        let camera = format!("cam-kf-join-{round}");
+        // Subscribe the moment the camera is registered: its media is still being set up.
+        publishers.push(TestPublisher::start(rare_keyframes(&server, &camera)));
+        wait_until(Duration::from_secs(10), "camera registered", async || {
+            let cams = server.cameras().await.ok()?;
+            cams.iter().any(|c| c.id == camera).then_some(())
+        })
+        .await
+        .unwrap();
+        assert_first_frame_soon(&server, &camera, &format!("round {round}")).await;
+    }
+    // A camera live for a while: its first IDR is long gone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_first_frame_soon(&server, "cam-kf-join-0", "late joiner").await;
+    server.shutdown().await;
+}
+
+async fn assert_first_frame_soon(server: &TestServer, camera: &str, what: &str) {
+    let mut viewer = HeadlessViewer::connect(silent_viewer(server, camera))
+        .await
+        .unwrap();
+    let (connected, frame) = connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        ms(frame.saturating_sub(connected)) <= FIRST_FRAME_BOUND,
+        "{what}: first frame {:?} after the viewer's media connected",
+        ms(frame.saturating_sub(connected))
+    );
+    viewer.close().await;
 }
