@@ -10,7 +10,8 @@
 //! `rtsp_bench.rs`), `image` (software scaling and image controls per frame, see
 //! `image_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
 //! server in its own process), `control` (settings command → first frame at the new setting,
-//! idle on-demand publisher CPU, see `control_bench.rs`). Run it inside a private network
+//! idle on-demand publisher CPU, see `control_bench.rs`), `restart` (server killed and started
+//! again: time until viewers see video, see `restart_bench.rs`). Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../control_bench.rs"]
@@ -19,6 +20,8 @@ mod control_bench;
 mod image_bench;
 #[path = "../mjpeg_bench.rs"]
 mod mjpeg_bench;
+#[path = "../restart_bench.rs"]
+mod restart_bench;
 #[path = "../rtsp_bench.rs"]
 mod rtsp_bench;
 
@@ -42,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -69,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("sfu") {
         sfu_cpu_per_packet().await?;
+    }
+    if wants("restart") {
+        restart_bench::run().await?;
     }
     Ok(())
 }
@@ -171,41 +177,10 @@ fn encode() -> anyhow::Result<()> {
 /// (from /proc) counts only forwarding; one 720p publisher, 50 viewers in this process.
 async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
     const VIEWERS: usize = 50;
-    let http_port = free_tcp_port()?;
-    let udp_port = free_udp_port()?;
-    let exe = std::env::current_exe()?
-        .parent()
-        .context("bench has no folder")?
-        .join("sightline");
-    if !exe.is_file() {
-        bail!(
-            "{} not built: run `cargo build --release -p sightline` first",
-            exe.display()
-        );
-    }
-    let child = ChildGuard(
-        Command::new(&exe)
-            .args([
-                "--http",
-                &format!("127.0.0.1:{http_port}"),
-                "--udp-port",
-                &udp_port.to_string(),
-                "--media-ip",
-                "127.0.0.1",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?,
-    );
-    let pid = child.0.id();
-    let base = format!("http://127.0.0.1:{http_port}");
-    let ws = format!("ws://127.0.0.1:{http_port}/ws");
-    wait_until(Duration::from_secs(10), "server up", async || {
-        get_json(format!("{base}/api/cameras")).await.ok()
-    })
-    .await?;
-
+    let server = ServerProcess::start(None, false)?;
+    server.wait_up().await?;
+    let pid = server.pid();
+    let (base, ws) = (server.http_url(), server.ws_url());
     let mut cfg = publisher_config(&ws, "bench");
     (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
     let _publisher = TestPublisher::start(cfg);
@@ -310,7 +285,95 @@ fn num_cpus() -> usize {
         .unwrap_or(1)
 }
 
-/// Kills the server child when the benchmark ends, however it ends.
+/// The `sightline` server in a child process of its own (media on 127.0.0.1, and on the
+/// test namespace's address when given, for Chromium, which skips loopback), so its CPU
+/// time counts only its own work and it can be killed (SIGKILL) as a crash would.
+struct ServerProcess {
+    child: Option<ChildGuard>,
+    http_port: u16,
+    udp_port: u16,
+    extra_media_ip: Option<std::net::IpAddr>,
+    /// Run the built-in test-pattern camera `demo` inside the server (`--demo`).
+    demo: bool,
+}
+
+impl ServerProcess {
+    fn start(extra_media_ip: Option<std::net::IpAddr>, demo: bool) -> anyhow::Result<Self> {
+        let mut server = ServerProcess {
+            child: None,
+            http_port: free_tcp_port()?,
+            udp_port: free_udp_port()?,
+            extra_media_ip,
+            demo,
+        };
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// Start the server (again) on the same ports.
+    fn start_again(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe()?
+            .parent()
+            .context("bench has no folder")?
+            .join("sightline");
+        if !exe.is_file() {
+            bail!(
+                "{} not built: run `cargo build --release -p sightline` first",
+                exe.display()
+            );
+        }
+        let mut args = vec![
+            "--http".to_owned(),
+            format!("127.0.0.1:{}", self.http_port),
+            "--udp-port".to_owned(),
+            self.udp_port.to_string(),
+            "--media-ip".to_owned(),
+            "127.0.0.1".to_owned(),
+        ];
+        if let Some(ip) = self.extra_media_ip {
+            args.extend(["--media-ip".to_owned(), ip.to_string()]);
+        }
+        if self.demo {
+            args.push("--demo".to_owned());
+        }
+        let child = Command::new(&exe)
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        self.child = Some(ChildGuard(child));
+        Ok(())
+    }
+
+    /// SIGKILL: no goodbye to anyone, as when a host or container dies.
+    fn kill(&mut self) {
+        self.child = None;
+    }
+
+    async fn wait_up(&self) -> anyhow::Result<()> {
+        let base = self.http_url();
+        wait_until(Duration::from_secs(10), "server up", async || {
+            get_json(format!("{base}/api/cameras")).await.ok()
+        })
+        .await
+        .map(drop)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.0.id())
+    }
+
+    fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.http_port)
+    }
+}
+
+/// Kills the child when the benchmark ends, however it ends.
 struct ChildGuard(Child);
 
 impl Drop for ChildGuard {
