@@ -43,6 +43,8 @@ pub use message::{
 };
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};
 
+pub use crate::ids::{validate_request_id, MAX_REQUEST_ID_LEN};
+
 /// The protocol version this side speaks; every message carries it as `"v"`.
 pub const VERSION: u64 = 1;
 
@@ -51,9 +53,6 @@ pub const CHANNEL_LABEL: &str = "control";
 
 /// Largest control message accepted. Settings and capabilities are a few KiB at most.
 pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Longest `request_id` accepted.
-pub const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// Longest preset name accepted.
 pub const MAX_PRESET_NAME_LEN: usize = 32;

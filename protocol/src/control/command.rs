@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ControlError, ControlErrorCode};
 use super::settings::CameraSettings;
-use super::{envelope, MAX_PRESET_NAME_LEN, MAX_REQUEST_ID_LEN, VERSION};
+use super::{envelope, validate_request_id, MAX_PRESET_NAME_LEN, VERSION};
 
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,12 +180,10 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
         )));
     }
     let request_id = match map.get("request_id") {
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN => id.clone(),
-        Some(Value::String(_)) => {
-            return Err(bad(format!(
-                "{ty}: request_id must be 1..={MAX_REQUEST_ID_LEN} bytes"
-            )))
-        }
+        Some(Value::String(id)) => match validate_request_id(id) {
+            Ok(()) => id.clone(),
+            Err(reason) => return Err(bad(format!("{ty}: {reason}"))),
+        },
         Some(_) => return Err(bad(format!("{ty}: request_id must be a string"))),
         None => return Err(bad(format!("{ty}: missing request_id"))),
     };
