@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     CameraSettings, Capability, ControlError, ControlErrorCode, MAX_PRESET_NAME_LEN,
 };
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
-use sightline_signaling::control::CameraSettings;
+use sightline_protocol::control::CameraSettings;
 
 use super::presets::{check_name, is_built_in, MAX_USER_PRESETS};
 
