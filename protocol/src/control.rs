@@ -43,7 +43,9 @@ pub use message::{
 };
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};
 
-pub use crate::ids::{validate_request_id, MAX_REQUEST_ID_LEN};
+pub use crate::ids::{
+    validate_preset_name, validate_request_id, MAX_PRESET_NAME_LEN, MAX_REQUEST_ID_LEN,
+};
 
 /// The protocol version this side speaks; every message carries it as `"v"`.
 pub const VERSION: u64 = 1;
@@ -53,9 +55,6 @@ pub const CHANNEL_LABEL: &str = "control";
 
 /// Largest control message accepted. Settings and capabilities are a few KiB at most.
 pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Longest preset name accepted.
-pub const MAX_PRESET_NAME_LEN: usize = 32;
 
 /// Check the envelope every message shares: size, a JSON object, `"v":1`, a string `type`.
 /// Returns the object and its type.

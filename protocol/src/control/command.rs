@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ControlError, ControlErrorCode};
 use super::settings::CameraSettings;
-use super::{envelope, validate_request_id, MAX_PRESET_NAME_LEN, VERSION};
+use super::{envelope, validate_preset_name, validate_request_id, VERSION};
 
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,10 +225,10 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     })
 }
 
-/// Preset names go into file names and UI labels: letters, digits, `-`, `_`, space.
+/// The `name` of `apply_preset` / `save_preset`, as given ([`validate_preset_name`]).
 fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
     let name = match map.get("name") {
-        Some(Value::String(n)) => n.trim(),
+        Some(Value::String(n)) => n,
         Some(v) => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
@@ -244,17 +244,8 @@ fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
             ))
         }
     };
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
-    if name.is_empty() || name.chars().count() > MAX_PRESET_NAME_LEN || !ok_chars {
-        return Err(ControlError::field(
-            ControlErrorCode::InvalidValue,
-            "name",
-            format!("{name:?}: 1..={MAX_PRESET_NAME_LEN} letters, digits, '-', '_' or spaces"),
-        ));
-    }
-    Ok(name.to_owned())
+    validate_preset_name(name)?;
+    Ok(name.clone())
 }
 
 #[cfg(test)]
@@ -396,6 +387,8 @@ mod tests {
         for bad in [
             r#""""#,
             r#""../etc""#,
+            r#"" night""#,
+            r#""night ""#,
             "5",
             &format!("\"{}\"", "a".repeat(33)),
         ] {
