@@ -24,18 +24,23 @@
 //! `get_status`, `get_capabilities`, `pause` and `resume`; the SFU refuses the rest with
 //! `forbidden`. The SFU also rate-limits every viewer (`rate_limited`).
 //!
-//! The SFU checks only the envelope (`v`, `type`, `request_id`); `sightline_sfu::control_wire`
-//! still mirrors the names it needs, and `signaling/tests/sfu_agreement.rs` keeps both in step. Full checks ([`parse_command`],
-//! [`validate_update`]) run on the publisher and in clients.
+//! The SFU checks only the [`Envelope`] (`v`, `type`, `request_id`) and, by [`CommandType`],
+//! who may send a command and whether it answers it itself; it leaves the settings to the
+//! publisher. Full checks ([`parse_command`], [`validate_update`]) run on the publisher and in
+//! clients.
 
 mod capabilities;
 mod command;
+mod command_type;
+mod envelope;
 mod error;
 mod message;
 mod settings;
 
 pub use capabilities::{validate_update, ApplyMode, Capabilities, Capability};
 pub use command::{parse_command, Action, Command, Refusal};
+pub use command_type::CommandType;
+pub use envelope::{peek_request_id, Envelope};
 pub use error::{ControlError, ControlErrorCode};
 pub use message::{
     parse_message, unix_millis, ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus,
@@ -55,63 +60,3 @@ pub const CHANNEL_LABEL: &str = "control";
 
 /// Largest control message accepted. Settings and capabilities are a few KiB at most.
 pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Check the envelope every message shares: size, a JSON object, `"v":1`, a string `type`.
-/// Returns the object and its type.
-fn envelope(
-    text: &str,
-) -> Result<(serde_json::Map<String, serde_json::Value>, String), ControlError> {
-    use serde_json::Value;
-    if text.len() > MAX_CONTROL_MESSAGE_BYTES {
-        return Err(ControlError::new(
-            ControlErrorCode::TooLarge,
-            format!(
-                "control message is {} bytes; the limit is {MAX_CONTROL_MESSAGE_BYTES}",
-                text.len()
-            ),
-        ));
-    }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        ControlError::new(
-            ControlErrorCode::BadMessage,
-            format!("control message is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(map) = value else {
-        return Err(ControlError::new(
-            ControlErrorCode::BadMessage,
-            "control message must be a JSON object",
-        ));
-    };
-    match map.get("v") {
-        None => {
-            return Err(ControlError::new(
-                ControlErrorCode::BadMessage,
-                format!("control message has no `v` field (the protocol version; this side speaks v{VERSION})"),
-            ))
-        }
-        Some(v) if v.as_u64() == Some(VERSION) => {}
-        Some(v) => {
-            return Err(ControlError::new(
-                ControlErrorCode::UnsupportedVersion,
-                format!("protocol version {v} is not supported; this side speaks v{VERSION}"),
-            ))
-        }
-    }
-    let ty = match map.get("type") {
-        Some(Value::String(t)) => t.clone(),
-        Some(_) => {
-            return Err(ControlError::new(
-                ControlErrorCode::BadMessage,
-                "field `type` must be a string",
-            ))
-        }
-        None => {
-            return Err(ControlError::new(
-                ControlErrorCode::BadMessage,
-                "control message has no `type` field",
-            ))
-        }
-    };
-    Ok((map, ty))
-}
