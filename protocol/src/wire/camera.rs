@@ -35,6 +35,15 @@ pub enum SourceState {
 }
 
 impl SourceState {
+    /// Every state (a test checks it against the variants).
+    pub const ALL: &'static [SourceState] = &[
+        SourceState::Connecting,
+        SourceState::Live,
+        SourceState::Lost,
+        SourceState::Idle,
+    ];
+
+    /// The state as written on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceState::Connecting => "connecting",
@@ -70,6 +79,25 @@ pub enum CameraState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_states_are_all_listed_as_serde_writes_them() {
+        for s in SourceState::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        // A new variant breaks this match: give it the next position and add it to ALL.
+        let position = |s: SourceState| match s {
+            SourceState::Connecting => 0,
+            SourceState::Live => 1,
+            SourceState::Lost => 2,
+            SourceState::Idle => 3,
+        };
+        let positions: Vec<usize> = SourceState::ALL.iter().map(|s| position(*s)).collect();
+        assert_eq!(positions, [0, 1, 2, 3]);
+    }
 
     #[test]
     fn camera_info_without_source_state_still_parses() {

@@ -61,14 +61,20 @@ pub enum ClientMessage {
     },
 }
 
-const CLIENT_TYPES: &[&str] = &[
-    "register",
-    "list",
-    "subscribe",
-    "offer",
-    "candidate",
-    "source_state",
-];
+impl ClientMessage {
+    /// Every message `type` a client may send (a test checks it against the variants).
+    pub const TYPES: &'static [&'static str] = &[
+        "register",
+        "list",
+        "subscribe",
+        "offer",
+        "candidate",
+        "source_state",
+    ];
+
+    /// The ones only a publisher sends (about its own camera); a viewer never does.
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["register", "source_state"];
+}
 
 /// Parse one text message from a client, telling apart the ways it can be wrong so the
 /// client gets an error it can act on.
@@ -99,12 +105,12 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
             ))
         }
     };
-    if !CLIENT_TYPES.contains(&ty.as_str()) {
+    if !ClientMessage::TYPES.contains(&ty.as_str()) {
         return Err(WireError::new(
             ErrorCode::UnknownType,
             format!(
                 "unknown message type `{ty}`; expected one of {}",
-                CLIENT_TYPES.join(", ")
+                ClientMessage::TYPES.join(", ")
             ),
         ));
     }
@@ -210,6 +216,57 @@ mod tests {
 
     fn code(text: &str) -> ErrorCode {
         parse_client_message(text).unwrap_err().code
+    }
+
+    /// One message of every kind (parses_every_client_message uses these and more).
+    fn one_of_each() -> Vec<ClientMessage> {
+        vec![
+            ClientMessage::Register {
+                camera_id: "c".into(),
+                name: "C".into(),
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            ClientMessage::List,
+            ClientMessage::Subscribe {
+                camera_id: "c".into(),
+                control_key: None,
+            },
+            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Candidate {
+                candidate: String::new(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Live,
+                error: None,
+                source: "s".into(),
+                detail: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn types_lists_every_variant() {
+        // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
+        let type_of = |m: &ClientMessage| match m {
+            ClientMessage::Register { .. }
+            | ClientMessage::List
+            | ClientMessage::Subscribe { .. }
+            | ClientMessage::Offer { .. }
+            | ClientMessage::Candidate { .. }
+            | ClientMessage::SourceState { .. } => {
+                let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+                v["type"].as_str().unwrap().to_owned()
+            }
+        };
+        let types: Vec<String> = one_of_each().iter().map(type_of).collect();
+        assert_eq!(types, ClientMessage::TYPES);
+        for t in ClientMessage::PUBLISHER_ONLY_TYPES {
+            assert!(ClientMessage::TYPES.contains(t), "{t}");
+        }
     }
 
     #[test]

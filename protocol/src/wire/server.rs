@@ -62,6 +62,24 @@ impl From<WireError> for ServerMessage {
 }
 
 impl ServerMessage {
+    /// Every message `type` the server sends (a test checks it against the variants).
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "registered",
+        "cameras",
+        "subscribed",
+        "answer",
+        "candidate",
+        "camera_online",
+        "camera_offline",
+        "source_state",
+        "demand",
+        "error",
+    ];
+
+    /// The ones only a publisher gets (about its own camera); a viewer never sees them.
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["registered", "demand"];
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server messages always serialize")
     }
@@ -76,6 +94,80 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, serde_json::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_lists_every_variant() {
+        let camera = CameraInfo {
+            id: "c".into(),
+            name: "C".into(),
+            width: 640,
+            height: 480,
+            fps: 30,
+            state: crate::wire::CameraState::Online,
+            viewers: 0,
+            source_state: None,
+        };
+        let one_of_each = [
+            ServerMessage::Hello {
+                session_id: 1,
+                server_version: "0".into(),
+            },
+            ServerMessage::Registered {
+                camera_id: "c".into(),
+            },
+            ServerMessage::Cameras { cameras: vec![] },
+            ServerMessage::Subscribed {
+                camera: camera.clone(),
+            },
+            ServerMessage::Answer { sdp: "v=0".into() },
+            ServerMessage::Candidate {
+                candidate: "candidate:1".into(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ServerMessage::CameraOnline { camera },
+            ServerMessage::CameraOffline {
+                camera_id: "c".into(),
+            },
+            ServerMessage::SourceState {
+                camera_id: "c".into(),
+                state: SourceState::Live,
+                error: None,
+                source: "s".into(),
+                detail: None,
+            },
+            ServerMessage::Demand {
+                camera_id: "c".into(),
+                viewers: 0,
+            },
+            ServerMessage::Error {
+                code: ErrorCode::Internal,
+                message: "m".into(),
+            },
+        ];
+        // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
+        let type_of = |m: &ServerMessage| match m {
+            ServerMessage::Hello { .. }
+            | ServerMessage::Registered { .. }
+            | ServerMessage::Cameras { .. }
+            | ServerMessage::Subscribed { .. }
+            | ServerMessage::Answer { .. }
+            | ServerMessage::Candidate { .. }
+            | ServerMessage::CameraOnline { .. }
+            | ServerMessage::CameraOffline { .. }
+            | ServerMessage::SourceState { .. }
+            | ServerMessage::Demand { .. }
+            | ServerMessage::Error { .. } => {
+                let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+                v["type"].as_str().unwrap().to_owned()
+            }
+        };
+        let types: Vec<String> = one_of_each.iter().map(type_of).collect();
+        assert_eq!(types, ServerMessage::TYPES);
+        for t in ServerMessage::PUBLISHER_ONLY_TYPES {
+            assert!(ServerMessage::TYPES.contains(t), "{t}");
+        }
+    }
 
     #[test]
     fn server_messages_round_trip() {
