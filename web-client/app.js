@@ -1,6 +1,6 @@
 // The Sightline viewer: camera list, live view, connection state, stats and activity log.
 //
-// Flow (see signaling/src/wire.rs): WS open → list → cameras → subscribe → subscribed →
+// Flow (see protocol/src/wire/): WS open → list → cameras → subscribe → subscribed →
 // offer → answer, candidates both ways. A later subscribe replaces the earlier peer
 // connection. After a WebSocket drop or a dead peer connection we subscribe again by ourselves.
 

@@ -1,7 +1,7 @@
 // Camera-control client: JSON messages on the peer connection's `control` data channel.
 //
-// The protocol's source of truth is signaling/src/control.rs (and control/*.rs); this file
-// mirrors it by hand. Every message is one JSON object with "v":1 and a `type`:
+// The protocol's source of truth is protocol/src/control.rs (and control/*.rs); this file
+// mirrors it by hand, and protocol/tests/web_client.rs checks the constants below against it. Every message is one JSON object with "v":1 and a `type`:
 //
 //   we send    {"v":1,"type":"update_settings","request_id":"w3","settings":{"fps":15}}
 //   we get     response     {request_id, success, message, settings?, status?, capabilities?,
@@ -25,7 +25,7 @@ export const CONTROL_LABEL = 'control';
 /** Larger messages are refused by the SFU; we refuse to read them too. */
 export const MAX_CONTROL_MESSAGE_BYTES = 16 * 1024;
 
-/** Every command `type` (control/command.rs `Action::NAMES`). */
+/** Every command `type` (control/command_type.rs `CommandType::NAMES`). */
 export const COMMANDS = Object.freeze([
   'update_settings',
   'start_stream',
@@ -40,13 +40,16 @@ export const COMMANDS = Object.freeze([
   'resume',
 ]);
 
-/** Commands a view-only viewer may send; the SFU refuses the others with `forbidden`. */
+/**
+ * Commands a view-only viewer may send (`CommandType::view_only_may_send`); the SFU refuses
+ * the others with `forbidden`.
+ */
 export const VIEW_ONLY_COMMANDS = Object.freeze(['get_status', 'get_capabilities', 'pause', 'resume']);
 
-/** Capability `type`s (control/capabilities.rs `Capability`). */
+/** Capability `type`s (control/capabilities.rs `Capability::TYPES`). */
 export const CAPABILITY_TYPES = Object.freeze(['int', 'float', 'bool', 'enum', 'string', 'unsupported']);
 
-/** Apply modes (control/capabilities.rs `ApplyMode`). */
+/** Apply modes (control/capabilities.rs `ApplyMode::ALL`). */
 export const APPLY_MODES = Object.freeze(['live', 'keyframe', 'restart']);
 
 // How long a command may go unanswered before we give up on it (the publisher may be

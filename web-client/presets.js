@@ -1,7 +1,7 @@
 // Presets: pick one of the camera's named presets (built-in low_bandwidth, balanced, hd and
 // any saved ones, from the state's `status.presets`) and apply it, or save the current
-// settings under a new name. Names follow control/command.rs: 1..=32 letters, digits, '-',
-// '_' or spaces.
+// settings under a new name. Names follow protocol/src/ids.rs `validate_preset_name`: 1..=32
+// letters, digits, '-', '_' or spaces, no space at either end (so we trim before checking).
 
 export const MAX_PRESET_NAME_LEN = 32;
 

@@ -1,9 +1,9 @@
 // Signaling client: one WebSocket to the server's `/ws`, JSON messages tagged by `type`.
 //
-// The protocol's source of truth is signaling/src/wire.rs; the constants below mirror it by
-// hand. Keep both in step when a message changes.
+// The protocol's source of truth is protocol/src/wire/; the constants below mirror it by hand,
+// and protocol/tests/web_client.rs checks them against it.
 
-/** Messages the client sends (wire.rs `ClientMessage`). */
+/** Messages the client sends (wire/client.rs `ClientMessage`). */
 export const Client = Object.freeze({
   list: () => ({ type: 'list' }),
   // With the server's control key this viewer may control the camera; without, the server
@@ -19,7 +19,7 @@ export const Client = Object.freeze({
   }),
 });
 
-/** `type` values of the messages the server sends (wire.rs `ServerMessage`). */
+/** `type` values of the messages the server sends (wire/server.rs `ServerMessage`; not the publisher-only `registered`, `demand`). */
 export const ServerType = Object.freeze({
   hello: 'hello',
   cameras: 'cameras',
@@ -32,7 +32,7 @@ export const ServerType = Object.freeze({
   error: 'error',
 });
 
-/** A camera source's `state` values (wire.rs `SourceState`). */
+/** A camera source's `state` values (wire/camera.rs `SourceState`). */
 export const SourceState = Object.freeze({
   connecting: 'connecting',
   live: 'live',

@@ -155,7 +155,7 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
 /// be opened yet is not one (a camera may be unplugged, a file not written yet): it is
 /// reported as lost and retried. The test pattern can only fail by its settings.
 fn check_config(config: &PublisherConfig, spec: &source::SourceSpec) -> anyhow::Result<()> {
-    sightline_signaling::wire::validate_camera_id(&config.camera_id)
+    sightline_protocol::wire::validate_camera_id(&config.camera_id)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     // The encoder's limits on rate and bitrate (sizes come from the frames later).
     encoder::Encoder::new(encoder::EncoderSettings {

@@ -173,7 +173,7 @@ pub async fn build(
         .context("video transceiver has no sender")?;
     // Created before the offer, so the offer has its m=application section.
     let control = pc
-        .create_data_channel(sightline_signaling::control::CHANNEL_LABEL, None)
+        .create_data_channel(sightline_protocol::control::CHANNEL_LABEL, None)
         .await
         .context("creating the control data channel")?;
     Ok(Peer {

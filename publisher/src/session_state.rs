@@ -1,7 +1,7 @@
 //! What a publisher session does with each server message, as plain code: the I/O loop in
 //! [`crate::session`] feeds it messages and carries out the [`Step`]s it returns.
 
-use sightline_signaling::wire::{ClientMessage, ServerMessage, SourceState};
+use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState};
 
 use crate::source::supervisor::SourceReport;
 
@@ -132,7 +132,7 @@ pub fn idle_report(source: &str) -> ClientMessage {
 mod tests {
     use super::*;
     use crate::source::supervisor::SourceHealth;
-    use sightline_signaling::wire::{parse_client_message, ErrorCode};
+    use sightline_protocol::wire::{parse_client_message, ErrorCode};
 
     fn report(health: SourceHealth, detail: Option<&str>) -> SourceReport {
         SourceReport {

@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use sightline_signaling::control::StateUpdate;
-use sightline_signaling::wire::ClientMessage;
+use sightline_protocol::control::StateUpdate;
+use sightline_protocol::wire::ClientMessage;
 use tracing::{info, warn};
 
 use crate::capture::Capture;

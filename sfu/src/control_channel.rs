@@ -4,17 +4,17 @@
 
 use std::time::Instant;
 
+use sightline_protocol::control::CHANNEL_LABEL;
 use str0m::channel::{ChannelData, ChannelId};
 use str0m::Input;
 
 use crate::control_relay::{Clock, Outgoing};
-use crate::control_wire::CONTROL_CHANNEL_LABEL;
 use crate::media_loop::MediaLoop;
 use crate::PeerId;
 
 impl MediaLoop {
     pub(crate) fn control_channel_open(&mut self, id: PeerId, channel: ChannelId, label: &str) {
-        if label != CONTROL_CHANNEL_LABEL {
+        if label != CHANNEL_LABEL {
             tracing::debug!(peer = %id, label, "data channel ignored (not `control`)");
             return;
         }

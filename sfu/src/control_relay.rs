@@ -9,9 +9,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use sightline_protocol::control::{
+    peek_request_id, unix_millis, CommandType, ControlError, ControlErrorCode, RateLimitInfo,
+    Refusal,
+};
+
 use crate::control_wire::{
-    self, error_response, ok_response, parse_viewer_command, route_publisher_message, CacheSlot,
-    CommandClass, LocalCommand, PublisherRoute, Refused,
+    ok_text, parse_viewer_command, refusal_text, route_publisher_message, welcome_text, CacheSlot,
+    PublisherRoute,
 };
 use crate::rate_limit::{RateLimit, TokenBucket};
 use crate::{PeerId, ViewerAccess};
@@ -38,10 +43,7 @@ impl Clock {
     pub(crate) fn now() -> Self {
         Clock {
             at: Instant::now(),
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            unix_ms: unix_millis(),
         }
     }
 }
@@ -166,12 +168,14 @@ impl ControlRelay {
         let Kind::Viewer { access, .. } = &member.kind else {
             return;
         };
-        let text = control_wire::welcome(
-            &peer.to_string(),
+        let text = welcome_text(
+            peer,
             &member.camera,
             *access == ViewerAccess::Control,
-            self.limit.per_second,
-            self.limit.burst,
+            RateLimitInfo {
+                per_second: self.limit.per_second,
+                burst: self.limit.burst,
+            },
         );
         out.push(Outgoing::Send {
             to: peer,
@@ -229,68 +233,64 @@ impl ControlRelay {
                 text: text.into(),
             })
         };
-        let refuse = |r: &Refused, retry: Option<u64>| {
-            error_response(
-                r.request_id.as_deref(),
-                r.code,
-                &r.message,
-                retry,
-                clock.unix_ms,
-            )
-        };
+        let refuse = |r: Refusal, retry: Option<u64>| refusal_text(r, retry, clock.unix_ms);
         // Every message counts, refused ones too: a flood of garbage is a flood.
         if let Err(wait) = bucket.take(clock.at) {
             let ms = wait.as_millis() as u64;
-            let request_id = control_wire::peek_request_id(data);
-            let r = Refused {
-                request_id,
-                code: "rate_limited",
-                message: format!(
-                    "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
-                    self.limit.per_second, self.limit.burst
+            let r = Refusal {
+                request_id: peek_request_id(data),
+                error: ControlError::new(
+                    ControlErrorCode::RateLimited,
+                    format!(
+                        "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
+                        self.limit.per_second, self.limit.burst
+                    ),
                 ),
             };
-            reply(refuse(&r, Some(ms)));
+            reply(refuse(r, Some(ms)));
             return;
         }
         let cmd = match parse_viewer_command(data, binary) {
             Ok(cmd) => cmd,
             Err(r) => {
-                reply(refuse(&r, None));
+                reply(refuse(r, None));
                 return;
             }
         };
-        match cmd.class {
-            CommandClass::ViewerLocal(local) => {
-                let (action, message) = match local {
-                    LocalCommand::Pause => (
+        match cmd.command {
+            // The viewer-local commands (`CommandType::is_viewer_local`): answered here.
+            CommandType::Pause | CommandType::Resume => {
+                let (action, message) = if cmd.command == CommandType::Pause {
+                    (
                         Outgoing::Pause(peer),
                         "paused: no video is sent to this viewer until it resumes",
-                    ),
-                    LocalCommand::Resume => (
+                    )
+                } else {
+                    (
                         Outgoing::Resume(peer),
                         "resumed: video restarts at the next keyframe",
-                    ),
+                    )
                 };
                 out.push(action);
                 out.push(Outgoing::Send {
                     to: peer,
-                    text: ok_response(&cmd.request_id, message, clock.unix_ms).into(),
+                    text: ok_text(&cmd.request_id, message, clock.unix_ms).into(),
                 });
             }
-            CommandClass::Control if *access != ViewerAccess::Control => {
-                let r = Refused {
+            command if *access != ViewerAccess::Control && !command.view_only_may_send() => {
+                let r = Refusal {
                     request_id: Some(cmd.request_id.clone()),
-                    code: "forbidden",
-                    message: format!(
-                        "this viewer is view-only: `{}` changes the camera and needs control \
-                         (subscribe with the server's control key)",
-                        cmd.ty
+                    error: ControlError::new(
+                        ControlErrorCode::Forbidden,
+                        format!(
+                            "this viewer is view-only: `{command}` changes the camera and needs \
+                             control (subscribe with the server's control key)"
+                        ),
                     ),
                 };
-                reply(refuse(&r, None));
+                reply(refuse(r, None));
             }
-            CommandClass::ReadOnly | CommandClass::Control => {
+            _ => {
                 let camera = member.camera.clone();
                 let publisher = self
                     .cameras
@@ -303,16 +303,18 @@ impl ControlRelay {
                         text: cmd.tagged(peer).into(),
                     }),
                     None => {
-                        let r = Refused {
+                        let r = Refusal {
                             request_id: Some(cmd.request_id.clone()),
-                            code: "unavailable",
-                            message: format!(
-                                "camera `{camera}` has no publisher with an open control channel"
+                            error: ControlError::new(
+                                ControlErrorCode::Unavailable,
+                                format!(
+                                    "camera `{camera}` has no publisher with an open control channel"
+                                ),
                             ),
                         };
                         out.push(Outgoing::Send {
                             to: peer,
-                            text: refuse(&r, None).into(),
+                            text: refuse(r, None).into(),
                         });
                     }
                 }

@@ -1,216 +1,72 @@
 //! The part of the camera-control protocol the SFU reads and writes. Plain code, no I/O.
 //!
-//! The protocol itself lives in `sightline_signaling::control` (which depends on this crate,
-//! so this crate cannot use it); this module mirrors only what the SFU needs (the version,
-//! the command names and who may send each, the envelope) and a test over there keeps both
-//! in step. The SFU checks envelopes and permissions; it leaves the settings to the
-//! publisher, the one that knows its capabilities.
+//! The protocol is `sightline_protocol::control`; this module applies it the SFU's way. A
+//! viewer's command is checked for its [`Envelope`], a known [`CommandType`] and a request id,
+//! and is relayed as it came (tagged with the sender); its settings are left to the
+//! publisher, the one that knows its capabilities. A publisher's message is routed by its
+//! envelope and `to`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use sightline_protocol::control::{
+    peek_request_id, CommandType, ControlError, ControlErrorCode, ControlMessage, Envelope,
+    RateLimitInfo, Refusal, Response, Welcome,
+};
 
 use crate::PeerId;
-
-/// `"v"` of every control message.
-pub const CONTROL_VERSION: u64 = 1;
-/// The data channel label the SFU relays; other channels are ignored.
-pub const CONTROL_CHANNEL_LABEL: &str = "control";
-/// Larger messages are refused (viewers) or dropped (publishers).
-pub const MAX_CONTROL_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Who may send a command, and where it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandClass {
-    /// Relayed for any viewer: changes nothing at the camera.
-    ReadOnly,
-    /// Relayed only for viewers that may control.
-    Control,
-    /// Answered by the SFU for the sending viewer alone.
-    ViewerLocal(LocalCommand),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalCommand {
-    /// Stop forwarding media to this viewer.
-    Pause,
-    /// Forward media again, from the next keyframe.
-    Resume,
-}
-
-/// Every command type.
-pub const COMMAND_NAMES: &[&str] = &[
-    "update_settings",
-    "start_stream",
-    "stop_stream",
-    "get_status",
-    "restart_camera",
-    "get_capabilities",
-    "request_keyframe",
-    "apply_preset",
-    "save_preset",
-    "pause",
-    "resume",
-];
-
-pub fn command_class(ty: &str) -> Option<CommandClass> {
-    Some(match ty {
-        "get_status" | "get_capabilities" => CommandClass::ReadOnly,
-        "update_settings" | "start_stream" | "stop_stream" | "restart_camera"
-        | "request_keyframe" | "apply_preset" | "save_preset" => CommandClass::Control,
-        "pause" => CommandClass::ViewerLocal(LocalCommand::Pause),
-        "resume" => CommandClass::ViewerLocal(LocalCommand::Resume),
-        _ => return None,
-    })
-}
 
 /// A viewer's command whose envelope is sound.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ViewerCommand {
     pub(crate) request_id: String,
-    pub(crate) class: CommandClass,
-    pub(crate) ty: String,
-    body: Map<String, Value>,
-}
-
-/// Why a viewer's message was refused: `(request id if readable, code, message)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refused {
-    pub(crate) request_id: Option<String>,
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-}
-
-fn refused(request_id: Option<String>, code: &'static str, message: impl Into<String>) -> Refused {
-    Refused {
-        request_id,
-        code,
-        message: message.into(),
-    }
-}
-
-/// The envelope every message shares: size, JSON object, `"v":1`, a string `type`.
-fn envelope(data: &[u8], binary: bool) -> Result<(Map<String, Value>, String), Refused> {
-    if binary {
-        return Err(refused(
-            None,
-            "bad_message",
-            "control messages are JSON text, not binary",
-        ));
-    }
-    if data.len() > MAX_CONTROL_MESSAGE_BYTES {
-        return Err(refused(
-            None,
-            "too_large",
-            format!(
-                "control message is {} bytes; the limit is {MAX_CONTROL_MESSAGE_BYTES}",
-                data.len()
-            ),
-        ));
-    }
-    let value: Value = serde_json::from_slice(data).map_err(|e| {
-        refused(
-            None,
-            "bad_message",
-            format!("control message is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(map) = value else {
-        return Err(refused(
-            None,
-            "bad_message",
-            "control message must be a JSON object",
-        ));
-    };
-    let request_id = map
-        .get("request_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match map.get("v") {
-        Some(v) if v.as_u64() == Some(CONTROL_VERSION) => {}
-        Some(v) => {
-            return Err(refused(
-                request_id,
-                "unsupported_version",
-                format!("protocol version {v} is not supported; this side speaks v{CONTROL_VERSION}"),
-            ))
-        }
-        None => {
-            return Err(refused(
-                request_id,
-                "bad_message",
-                format!("control message has no `v` field (the protocol version; this side speaks v{CONTROL_VERSION})"),
-            ))
-        }
-    }
-    match map.get("type") {
-        Some(Value::String(t)) => {
-            let t = t.clone();
-            Ok((map, t))
-        }
-        _ => Err(refused(
-            request_id,
-            "bad_message",
-            "control message needs a string `type`",
-        )),
-    }
+    pub(crate) command: CommandType,
+    envelope: Envelope,
 }
 
 /// Check a viewer's message: envelope, a known command, a request id.
-pub(crate) fn parse_viewer_command(data: &[u8], binary: bool) -> Result<ViewerCommand, Refused> {
-    let (body, ty) = envelope(data, binary)?;
-    let request_id = body
-        .get("request_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let Some(class) = command_class(&ty) else {
-        return Err(refused(
-            request_id,
-            "unknown_command",
-            format!(
-                "unknown command `{ty}`; expected one of {}",
-                COMMAND_NAMES.join(", ")
+pub(crate) fn parse_viewer_command(data: &[u8], binary: bool) -> Result<ViewerCommand, Refusal> {
+    if binary {
+        return Err(Refusal {
+            request_id: None,
+            error: ControlError::new(
+                ControlErrorCode::BadMessage,
+                "control messages are JSON text, not binary",
             ),
-        ));
-    };
-    match request_id {
-        Some(request_id) if !request_id.is_empty() => Ok(ViewerCommand {
-            request_id,
-            class,
-            ty,
-            body,
+        });
+    }
+    let envelope = Envelope::parse(data).map_err(|error| Refusal {
+        // A refusal names the request when the message was an object that had one.
+        request_id: peek_request_id(data),
+        error,
+    })?;
+    let command = CommandType::parse(&envelope.ty).map_err(|error| Refusal {
+        request_id: envelope.request_id().map(str::to_owned),
+        error,
+    })?;
+    match envelope.request_id() {
+        Some(id) if !id.is_empty() => Ok(ViewerCommand {
+            request_id: id.to_owned(),
+            command,
+            envelope,
         }),
-        _ => Err(refused(
-            None,
-            "bad_message",
-            format!("{ty}: needs a non-empty string request_id"),
-        )),
+        _ => Err(Refusal {
+            request_id: None,
+            error: ControlError::new(
+                ControlErrorCode::BadMessage,
+                format!("{command}: needs a non-empty string request_id"),
+            ),
+        }),
     }
-}
-
-/// The `request_id` of a message, if it has a readable one (for refusing it without a full
-/// parse).
-pub(crate) fn peek_request_id(data: &[u8]) -> Option<String> {
-    if data.len() > MAX_CONTROL_MESSAGE_BYTES {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(data).ok()?;
-    value.get("request_id")?.as_str().map(str::to_owned)
 }
 
 impl ViewerCommand {
     /// The command as the publisher gets it: tagged with the sender, whatever `from` the
     /// viewer wrote.
     pub(crate) fn tagged(mut self, viewer: PeerId) -> String {
-        self.body
+        self.envelope
+            .body
             .insert("from".into(), Value::String(viewer.to_string()));
-        Value::Object(self.body).to_string()
+        Value::Object(self.envelope.body).to_string()
     }
-}
-
-/// Tag a command text with its sender (for tests of the agreement with the protocol crate).
-pub fn tag_command(text: &str, viewer: &str) -> Option<String> {
-    let (mut body, _) = envelope(text.as_bytes(), false).ok()?;
-    body.insert("from".into(), Value::String(viewer.to_owned()));
-    Some(Value::Object(body).to_string())
 }
 
 /// What the SFU does with a publisher's message.
@@ -232,15 +88,18 @@ pub(crate) enum CacheSlot {
 /// Where a publisher's message goes. The publisher is trusted to speak the protocol; what is
 /// not even an envelope is dropped (with the reason, for the log).
 pub(crate) fn route_publisher_message(data: &[u8], binary: bool) -> Result<PublisherRoute, String> {
-    let (body, ty) = envelope(data, binary).map_err(|r| r.message)?;
-    match body.get("to") {
+    if binary {
+        return Err("control messages are JSON text, not binary".into());
+    }
+    let envelope = Envelope::parse(data).map_err(|e| e.message)?;
+    match envelope.body.get("to") {
         Some(Value::String(to)) => to
             .parse::<PeerId>()
             .map(PublisherRoute::To)
             .map_err(|_| format!("`to` is not a viewer id: {to:?}")),
         Some(other) => Err(format!("`to` must be a viewer id string, got {other}")),
         None => Ok(PublisherRoute::Broadcast {
-            cache: match ty.as_str() {
+            cache: match envelope.ty.as_str() {
                 "capabilities" => Some(CacheSlot::Capabilities),
                 "state" => Some(CacheSlot::State),
                 _ => None,
@@ -249,72 +108,45 @@ pub(crate) fn route_publisher_message(data: &[u8], binary: bool) -> Result<Publi
     }
 }
 
-/// A refusal or error reply, shaped like the protocol's `response`.
-pub fn error_response(
-    request_id: Option<&str>,
-    code: &str,
-    message: &str,
-    retry_after_ms: Option<u64>,
-    unix_ms: u64,
-) -> String {
-    let mut error = Map::new();
-    error.insert("code".into(), code.into());
-    error.insert("message".into(), message.into());
-    if let Some(ms) = retry_after_ms {
-        error.insert("retry_after_ms".into(), ms.into());
-    }
-    let mut m = Map::new();
-    m.insert("v".into(), CONTROL_VERSION.into());
-    m.insert("type".into(), "response".into());
-    m.insert(
-        "request_id".into(),
-        request_id.map_or(Value::Null, Value::from),
-    );
-    m.insert("success".into(), false.into());
-    m.insert("message".into(), message.into());
-    m.insert("error".into(), Value::Object(error));
-    m.insert("timestamp".into(), unix_ms.into());
-    Value::Object(m).to_string()
+/// A refusal, as the `response` the viewer gets.
+pub(crate) fn refusal_text(refusal: Refusal, retry_after_ms: Option<u64>, unix_ms: u64) -> String {
+    let mut error = refusal.error;
+    error.retry_after_ms = retry_after_ms;
+    let mut response = Response::refused(refusal.request_id, error);
+    response.timestamp = unix_ms;
+    ControlMessage::Response(response).to_json()
 }
 
 /// A success reply to a command the SFU handled itself.
-pub fn ok_response(request_id: &str, message: &str, unix_ms: u64) -> String {
-    let mut m = Map::new();
-    m.insert("v".into(), CONTROL_VERSION.into());
-    m.insert("type".into(), "response".into());
-    m.insert("request_id".into(), request_id.into());
-    m.insert("success".into(), true.into());
-    m.insert("message".into(), message.into());
-    m.insert("timestamp".into(), unix_ms.into());
-    Value::Object(m).to_string()
+pub(crate) fn ok_text(request_id: &str, message: &str, unix_ms: u64) -> String {
+    let mut response = Response::ok(request_id, message);
+    response.timestamp = unix_ms;
+    ControlMessage::Response(response).to_json()
 }
 
 /// The first message on a viewer's control channel.
-pub fn welcome(
-    viewer: &str,
+pub(crate) fn welcome_text(
+    viewer: PeerId,
     camera: &str,
     may_control: bool,
-    per_second: f64,
-    burst: u32,
+    rate_limit: RateLimitInfo,
 ) -> String {
-    let mut rate = Map::new();
-    rate.insert("per_second".into(), per_second.into());
-    rate.insert("burst".into(), burst.into());
-    let mut m = Map::new();
-    m.insert("v".into(), CONTROL_VERSION.into());
-    m.insert("type".into(), "welcome".into());
-    m.insert("viewer".into(), viewer.into());
-    m.insert("camera".into(), camera.into());
-    m.insert("may_control".into(), may_control.into());
-    m.insert("rate_limit".into(), Value::Object(rate));
-    Value::Object(m).to_string()
+    ControlMessage::Welcome(Welcome {
+        viewer: viewer.to_string(),
+        camera: camera.to_owned(),
+        may_control,
+        rate_limit,
+    })
+    .to_json()
 }
 
 #[cfg(test)]
 mod tests {
+    use sightline_protocol::control::{parse_command, MAX_CONTROL_MESSAGE_BYTES};
+
     use super::*;
 
-    fn viewer(text: &str) -> Result<ViewerCommand, Refused> {
+    fn viewer(text: &str) -> Result<ViewerCommand, Refusal> {
         parse_viewer_command(text.as_bytes(), false)
     }
 
@@ -323,74 +155,90 @@ mod tests {
         let c =
             viewer(r#"{"v":1,"type":"update_settings","request_id":"a","settings":{}}"#).unwrap();
         assert_eq!(
-            (c.class, c.request_id.as_str()),
-            (CommandClass::Control, "a")
+            (c.command, c.request_id.as_str()),
+            (CommandType::UpdateSettings, "a")
         );
         assert_eq!(
             viewer(r#"{"v":1,"type":"get_status","request_id":"b"}"#)
                 .unwrap()
-                .class,
-            CommandClass::ReadOnly
+                .command,
+            CommandType::GetStatus
         );
         assert_eq!(
             viewer(r#"{"v":1,"type":"pause","request_id":"c"}"#)
                 .unwrap()
-                .class,
-            CommandClass::ViewerLocal(LocalCommand::Pause)
+                .command,
+            CommandType::Pause
         );
-        for name in COMMAND_NAMES {
-            assert!(command_class(name).is_some(), "{name}");
+        for name in CommandType::NAMES {
+            let text = format!(r#"{{"v":1,"type":"{name}","request_id":"r"}}"#);
+            assert_eq!(viewer(&text).unwrap().command.name(), *name);
         }
     }
 
     #[test]
     fn bad_envelopes_are_refused_with_a_code() {
-        let code = |t: &str| viewer(t).unwrap_err().code;
-        assert_eq!(code("{nope"), "bad_message");
-        assert_eq!(code("[]"), "bad_message");
+        let code = |t: &str| viewer(t).unwrap_err().error.code;
+        assert_eq!(code("{nope"), ControlErrorCode::BadMessage);
+        assert_eq!(code("[]"), ControlErrorCode::BadMessage);
         assert_eq!(
             code(r#"{"type":"get_status","request_id":"a"}"#),
-            "bad_message"
+            ControlErrorCode::BadMessage
         );
-        assert_eq!(code(r#"{"v":1,"request_id":"a"}"#), "bad_message");
-        assert_eq!(code(r#"{"v":1,"type":"get_status"}"#), "bad_message");
+        assert_eq!(
+            code(r#"{"v":1,"request_id":"a"}"#),
+            ControlErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"v":1,"type":"get_status"}"#),
+            ControlErrorCode::BadMessage
+        );
         assert_eq!(
             code(r#"{"v":1,"type":"get_status","request_id":""}"#),
-            "bad_message"
+            ControlErrorCode::BadMessage
         );
         let e = viewer(r#"{"v":9,"type":"get_status","request_id":"a"}"#).unwrap_err();
         assert_eq!(
-            (e.code, e.request_id.as_deref()),
-            ("unsupported_version", Some("a"))
+            (e.error.code, e.request_id.as_deref()),
+            (ControlErrorCode::UnsupportedVersion, Some("a"))
         );
         let e = viewer(r#"{"v":1,"type":"dance","request_id":"d"}"#).unwrap_err();
         assert_eq!(
-            (e.code, e.request_id.as_deref()),
-            ("unknown_command", Some("d"))
+            (e.error.code, e.request_id.as_deref()),
+            (ControlErrorCode::UnknownCommand, Some("d"))
         );
-        assert!(e.message.contains("update_settings"));
+        assert!(e.error.message.contains("update_settings"));
         assert_eq!(
-            parse_viewer_command(b"{}", true).unwrap_err().code,
-            "bad_message"
+            parse_viewer_command(b"{}", true).unwrap_err().error.code,
+            ControlErrorCode::BadMessage
         );
         let big = vec![b' '; MAX_CONTROL_MESSAGE_BYTES + 1];
         assert_eq!(
-            parse_viewer_command(&big, false).unwrap_err().code,
-            "too_large"
+            parse_viewer_command(&big, false).unwrap_err().error.code,
+            ControlErrorCode::TooLarge
         );
         assert_eq!(
-            parse_viewer_command(&[0xff, 0xfe], false).unwrap_err().code,
-            "bad_message"
+            parse_viewer_command(&[0xff, 0xfe], false)
+                .unwrap_err()
+                .error
+                .code,
+            ControlErrorCode::BadMessage
         );
     }
 
     #[test]
     fn tagging_overwrites_a_forged_sender() {
         let c = viewer(r#"{"v":1,"type":"get_status","request_id":"a","from":"peer-1"}"#).unwrap();
-        let t: Value = serde_json::from_str(&c.tagged(PeerId(7))).unwrap();
+        let tagged = c.tagged(PeerId(7));
+        let t: Value = serde_json::from_str(&tagged).unwrap();
         assert_eq!(t["from"], "peer-7");
         assert_eq!(t["request_id"], "a");
         assert_eq!(t["type"], "get_status");
+        // What the publisher reads.
+        assert_eq!(
+            parse_command(&tagged).unwrap().from.as_deref(),
+            Some("peer-7")
+        );
     }
 
     #[test]
@@ -420,14 +268,17 @@ mod tests {
         assert!(r(r#"{"v":1,"type":"response","to":7}"#).is_err());
         assert!(r(r#"{"v":2,"type":"state"}"#).is_err());
         assert!(r("garbage").is_err());
+        assert!(route_publisher_message(br#"{"v":1,"type":"state"}"#, true).is_err());
     }
 
     #[test]
     fn replies_are_json_with_the_version() {
-        let e: Value = serde_json::from_str(&error_response(
-            Some("x"),
-            "rate_limited",
-            "slow down",
+        let refusal = |request_id: Option<&str>, code| Refusal {
+            request_id: request_id.map(str::to_owned),
+            error: ControlError::new(code, "slow down"),
+        };
+        let e: Value = serde_json::from_str(&refusal_text(
+            refusal(Some("x"), ControlErrorCode::RateLimited),
             Some(100),
             9,
         ))
@@ -435,11 +286,57 @@ mod tests {
         assert_eq!(e["v"], 1);
         assert_eq!(e["error"]["retry_after_ms"], 100);
         assert_eq!(e["success"], false);
-        let e: Value =
-            serde_json::from_str(&error_response(None, "bad_message", "m", None, 9)).unwrap();
+        let e: Value = serde_json::from_str(&refusal_text(
+            refusal(None, ControlErrorCode::BadMessage),
+            None,
+            9,
+        ))
+        .unwrap();
         assert!(e["request_id"].is_null());
         assert!(e["error"].get("retry_after_ms").is_none());
-        let w: Value = serde_json::from_str(&welcome("peer-1", "cam", false, 10.0, 20)).unwrap();
+        let w: Value = serde_json::from_str(&welcome_text(
+            PeerId(1),
+            "cam",
+            false,
+            RateLimitInfo {
+                per_second: 10.0,
+                burst: 20,
+            },
+        ))
+        .unwrap();
         assert_eq!(w["may_control"], false);
+    }
+
+    /// The replies are byte for byte what the SFU wrote before it used the protocol's types.
+    #[test]
+    fn reply_texts_are_unchanged() {
+        let limited = Refusal {
+            request_id: Some("r1".into()),
+            error: ControlError::new(ControlErrorCode::RateLimited, "slow down"),
+        };
+        assert_eq!(
+            refusal_text(limited, Some(250), 1234),
+            r#"{"error":{"code":"rate_limited","message":"slow down","retry_after_ms":250},"message":"slow down","request_id":"r1","success":false,"timestamp":1234,"type":"response","v":1}"#
+        );
+        let broken = Refusal {
+            request_id: None,
+            error: ControlError::new(ControlErrorCode::BadMessage, "m"),
+        };
+        assert_eq!(
+            refusal_text(broken, None, 1),
+            r#"{"error":{"code":"bad_message","message":"m"},"message":"m","request_id":null,"success":false,"timestamp":1,"type":"response","v":1}"#
+        );
+        assert_eq!(
+            ok_text("r2", "paused", 5),
+            r#"{"message":"paused","request_id":"r2","success":true,"timestamp":5,"type":"response","v":1}"#
+        );
+        let rate_limit = RateLimitInfo {
+            per_second: 10.0,
+            burst: 20,
+        };
+        assert_eq!(
+            welcome_text(PeerId(7), "cam", true, rate_limit),
+            r#"{"camera":"cam","may_control":true,"rate_limit":{"burst":20,"per_second":10.0},"type":"welcome","v":1,"viewer":"peer-7"}"#
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! the SFU SDP offers and trickled candidates; the SFU answers and runs the media.
 //!
 //! Peers that add a data channel labelled `control` to their offer take part in camera
-//! control: the SFU relays viewers' commands to the camera's publisher (tagged with the
-//! viewer's id), the publisher's replies back to the one viewer, its broadcasts to all, and
-//! enforces each viewer's [`ViewerAccess`] and [`RateLimit`] (see [`control_wire`]).
+//! control (the protocol is `sightline_protocol::control`): the SFU relays viewers' commands
+//! to the camera's publisher (tagged with the viewer's id), the publisher's replies back to
+//! the one viewer, its broadcasts to all, and enforces each viewer's [`ViewerAccess`] and
+//! [`RateLimit`]. It reads only a command's envelope and type (who may send it, whether the
+//! SFU answers it itself: pause and resume); the publisher checks the settings.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 mod command;
 mod control_channel;
 mod control_relay;
-pub mod control_wire;
+mod control_wire;
 mod feed;
 mod forward;
 mod keyframe;

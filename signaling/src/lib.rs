@@ -1,14 +1,9 @@
-//! Sightline signaling: the wire types every side speaks and, with the `server` feature,
-//! the axum server (WebSocket signaling, REST API, static web client) that drives the SFU.
-//! [`control`] is the camera-control protocol spoken on WebRTC data channels.
+//! Sightline signaling: the axum server. WebSocket signaling at `/ws` (publishers register
+//! cameras, viewers subscribe, both exchange SDP and ICE with the SFU it drives), the REST API
+//! (`/api/cameras`, `/api/stats`) and the static web client, in [`server`].
+//!
+//! What the server speaks is defined in `sightline-protocol` (`wire` for signaling, `control`
+//! for camera control); this crate decides who may do what (control keys, camera
+//! registration) and hands media to `sightline-sfu`.
 
-pub mod control;
-pub mod wire;
-
-#[cfg(feature = "server")]
 pub mod server;
-
-pub use wire::{
-    parse_client_message, parse_server_message, CameraInfo, CameraState, ClientMessage, ErrorCode,
-    ServerMessage, SourceState, SourceStatus, WireError,
-};

@@ -2,16 +2,14 @@
 //! when no key is configured. Proved end to end over 127.0.0.1: WebSocket signaling, then a
 //! str0m viewer whose `control` data channel gets the SFU's welcome.
 
-#![cfg(feature = "server")]
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use sightline_protocol::control::{parse_message, ControlMessage, Welcome};
+use sightline_protocol::{parse_server_message, ClientMessage, ErrorCode, ServerMessage};
 use sightline_sfu::SfuConfig;
-use sightline_signaling::control::{parse_message, ControlMessage, Welcome};
 use sightline_signaling::server::{self, RunningServer, ServerConfig};
-use sightline_signaling::{parse_server_message, ClientMessage, ErrorCode, ServerMessage};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};

@@ -3,15 +3,13 @@
 //! Re-subscribing to the same camera changes nothing. Signaling only (no media), over
 //! 127.0.0.1.
 
-#![cfg(feature = "server")]
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use sightline_protocol::{parse_server_message, ClientMessage, ServerMessage};
 use sightline_sfu::SfuConfig;
 use sightline_signaling::server::{self, RunningServer, ServerConfig};
-use sightline_signaling::{parse_server_message, ClientMessage, ServerMessage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};

@@ -1,4 +1,4 @@
-//! The headless viewer's side of camera control (protocol: `sightline_signaling::control`):
+//! The headless viewer's side of camera control (protocol: `sightline_protocol::control`):
 //! what arrived on its `control` data channel, in order, and waiting for a reply or a
 //! broadcast. The viewer's task fills a [`ControlInbox`]; tests read it through
 //! [`crate::HeadlessViewer`].
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use serde_json::Value;
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     parse_message, Capabilities, ControlMessage, Response, StateUpdate, Welcome, VERSION,
 };
 use tokio::sync::Notify;

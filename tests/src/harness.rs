@@ -7,10 +7,10 @@ use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use sightline_protocol::{CameraInfo, CameraState};
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::{SfuConfig, SfuHandle};
 use sightline_signaling::server::{self, RunningServer, ServerConfig};
-use sightline_signaling::{CameraInfo, CameraState};
 use tokio::task::JoinHandle;
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

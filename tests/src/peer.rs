@@ -1,6 +1,6 @@
 //! The viewer's WebRTC peer: a str0m client `Rtc` (full ICE, controlling) that receives one
 //! H.264 video track in frame mode and, if asked, opens the camera-control data channel
-//! (label `control`, see `sightline_signaling::control`). Sans-I/O: the caller moves
+//! (label `control`, see `sightline_protocol::control`). Sans-I/O: the caller moves
 //! datagrams and time in and out, so the same code runs under the viewer's async loop and in
 //! tests.
 
@@ -97,7 +97,7 @@ impl ViewerPeer {
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let control =
-            control.then(|| api.add_channel(sightline_signaling::control::CHANNEL_LABEL.into()));
+            control.then(|| api.add_channel(sightline_protocol::control::CHANNEL_LABEL.into()));
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("str0m made no offer"))?;
         let peer = ViewerPeer {
             rtc,

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use sightline_signaling::control::{ControlMessage, Response, Welcome};
-use sightline_signaling::{CameraInfo, ClientMessage, ErrorCode, ServerMessage};
+use sightline_protocol::control::{ControlMessage, Response, Welcome};
+use sightline_protocol::{CameraInfo, ClientMessage, ErrorCode, ServerMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use sightline_signaling::wire::MAX_MESSAGE_BYTES;
-use sightline_signaling::{ClientMessage, ErrorCode, ServerMessage};
+use sightline_protocol::wire::MAX_MESSAGE_BYTES;
+use sightline_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use sightline_tests::{SignalClient, TestServer};
 
 const T: Duration = Duration::from_secs(5);

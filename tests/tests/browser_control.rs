@@ -21,12 +21,12 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use sightline_publisher::barcode::{self, Stamp};
-use sightline_publisher::frame::I420Frame;
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
     ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus, Welcome,
 };
+use sightline_publisher::barcode::{self, Stamp};
+use sightline_publisher::frame::I420Frame;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use control_support::{control_viewer, ok, set, WAIT};
 use serde_json::json;
+use sightline_protocol::control::{Capability, ControlErrorCode};
 use sightline_sfu::RateLimit;
-use sightline_signaling::control::{Capability, ControlErrorCode};
 use sightline_tests::harness::loopback_server_config;
 use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig};
 
@@ -202,7 +202,7 @@ async fn the_rate_limit_answers_with_when_to_retry() {
 async fn send_all(
     v: &HeadlessViewer,
     pairs: Vec<(u32, u64)>,
-) -> Vec<anyhow::Result<sightline_signaling::control::Response>> {
+) -> Vec<anyhow::Result<sightline_protocol::control::Response>> {
     let futs = pairs
         .into_iter()
         .map(|(fps, bitrate)| v.update_settings(json!({"fps": fps, "bitrate": bitrate}), WAIT));

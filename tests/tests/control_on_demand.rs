@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use control_support::{control_viewer, WAIT};
 use serde_json::json;
+use sightline_protocol::SourceState;
 use sightline_publisher::barcode;
-use sightline_signaling::SourceState;
 use sightline_tests::harness::{publisher_config, wait_until, TEST_FPS};
 use sightline_tests::TestServer;
 

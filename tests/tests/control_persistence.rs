@@ -11,7 +11,7 @@ use control_support::{
     WAIT,
 };
 use serde_json::json;
-use sightline_signaling::control::ControlMessage;
+use sightline_protocol::control::ControlMessage;
 use sightline_tests::harness::{publisher_config, CAMERA_ONLINE_TIMEOUT};
 use sightline_tests::temp::TempPath;
 use sightline_tests::TestServer;

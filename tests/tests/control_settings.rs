@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use control_support::{control_viewer, frames_of_size, set, WAIT};
 use serde_json::json;
+use sightline_protocol::control::Capability;
 use sightline_publisher::source::SourceUrl;
-use sightline_signaling::control::Capability;
 use sightline_tests::harness::publisher_config;
 use sightline_tests::noisy_movie::noisy_movie;
 use sightline_tests::temp::TempPath;

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sightline_protocol::SourceState;
 use sightline_publisher::barcode::tag_for;
 use sightline_publisher::source::{self, SourceSpec, SourceUrl};
-use sightline_signaling::SourceState;
 use sightline_tests::esp32_device::bad;
 use sightline_tests::harness::{publisher_config, wait_until, TEST_HEIGHT, TEST_WIDTH};
 use sightline_tests::jpeg_fixture::barcode_jpeg;

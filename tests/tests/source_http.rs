@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use sightline_protocol::{ServerMessage, SourceState};
 use sightline_publisher::barcode::{self, tag_for, Stamp};
 use sightline_publisher::source::{self, Source, SourceSpec, SourceUrl};
 use sightline_publisher::PublisherConfig;
-use sightline_signaling::{ServerMessage, SourceState};
 use sightline_tests::harness::{publisher_config, TEST_HEIGHT, TEST_WIDTH};
 use sightline_tests::mjpeg_http_server::{Fault, MjpegHttpServer, MjpegServerConfig};
 use sightline_tests::sequence::{in_order_from_keyframe, next_consecutive};

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sightline_protocol::{CameraState, ServerMessage, SourceState, SourceStatus};
 use sightline_publisher::barcode::tag_for;
 use sightline_publisher::source::SourceUrl;
-use sightline_signaling::{CameraState, ServerMessage, SourceState, SourceStatus};
 use sightline_tests::harness::{publisher_config, TEST_HEIGHT, TEST_WIDTH};
 use sightline_tests::jpeg_fixture::barcode_jpeg;
 use sightline_tests::{DecodedFrame, HeadlessViewer, SignalClient, TestServer, ViewerConfig};

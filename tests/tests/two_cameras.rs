@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use sightline_protocol::CameraState;
 use sightline_publisher::barcode::tag_for;
-use sightline_signaling::CameraState;
 use sightline_tests::harness::{publisher_config, TEST_FPS, TEST_HEIGHT, TEST_WIDTH};
 use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig};
 

@@ -4,7 +4,7 @@
 //! out, since they touch the source and the WebRTC side, which this module does not own.
 
 use serde_json::Value;
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     parse_command, Action, CameraSettings, Command, ControlError, ControlErrorCode, ControlMessage,
     Response, StateUpdate,
 };
@@ -228,7 +228,7 @@ fn note_unsaved(message: &mut String, saved: Result<(), String>) {
 
 /// The `from` of a command that did not parse, so its refusal still reaches the sender.
 fn sender_of(text: &str) -> Option<String> {
-    if text.len() > sightline_signaling::control::MAX_CONTROL_MESSAGE_BYTES {
+    if text.len() > sightline_protocol::control::MAX_CONTROL_MESSAGE_BYTES {
         return None;
     }
     match serde_json::from_str::<Value>(text).ok()?.get("from")? {

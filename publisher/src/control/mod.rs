@@ -1,5 +1,5 @@
 //! Camera control on the publisher: the settings viewers change over the control data
-//! channel (protocol in [`sightline_signaling::control`]), what the current source can do
+//! channel (protocol in [`sightline_protocol::control`]), what the current source can do
 //! with them, and how changes reach the encode thread without stopping the video.
 //!
 //! ```text
@@ -22,7 +22,7 @@
 //! - [`frame_transform`], [`frame_rate`]: what the encode thread does with the snapshot.
 //! - [`presets`], [`store`]: named presets and the settings file.
 //!
-//! [`Capabilities`]: sightline_signaling::control::Capabilities
+//! [`Capabilities`]: sightline_protocol::control::Capabilities
 
 pub mod frame_rate;
 pub mod frame_transform;

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sightline_signaling::control::CameraSettings;
+use sightline_protocol::control::CameraSettings;
 
 use crate::image::ImageAdjust;
 

@@ -3,7 +3,7 @@
 //! (picture size: the pipeline re-creates the encoder when the frame size changes), and which
 //! need the source reopened (another camera).
 
-use sightline_signaling::control::{ApplyMode, CameraSettings, Capabilities};
+use sightline_protocol::control::{ApplyMode, CameraSettings, Capabilities};
 
 /// The changes one accepted update makes, by how they take effect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use sightline_signaling::control::{
-    CameraSettings, Capability, ControlError, ControlErrorCode, MAX_PRESET_NAME_LEN,
+use sightline_protocol::control::{
+    validate_preset_name, CameraSettings, Capability, ControlError, ControlErrorCode,
 };
 
 use super::resolution::{format_sizes, nearest};
@@ -119,7 +119,7 @@ impl PresetBook {
 
     /// Save `settings` (its preset part) as `name`, replacing a saved preset of that name.
     pub fn save(&mut self, name: &str, settings: &CameraSettings) -> Result<(), ControlError> {
-        check_name(name)?;
+        validate_preset_name(name)?;
         if is_built_in(name) {
             return Err(ControlError::field(
                 ControlErrorCode::InvalidValue,
@@ -161,26 +161,6 @@ impl PresetBook {
         }
         Ok(self.saved.remove(name).is_some())
     }
-}
-
-/// The same rule as the protocol's (`parse_command` checks names from viewers): 1..=32
-/// letters, digits, `-`, `_`, spaces. Checked again here for names from the settings file.
-pub fn check_name(name: &str) -> Result<(), ControlError> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
-    if name.trim().is_empty()
-        || name.trim() != name
-        || name.chars().count() > MAX_PRESET_NAME_LEN
-        || !ok_chars
-    {
-        return Err(ControlError::field(
-            ControlErrorCode::InvalidValue,
-            "name",
-            format!("{name:?}: 1..={MAX_PRESET_NAME_LEN} letters, digits, '-', '_' or spaces"),
-        ));
-    }
-    Ok(())
 }
 
 /// For messages: "640x360 at 15 fps, 300 kbit/s".

@@ -6,7 +6,7 @@
 //! RTSP passthrough sends the camera's own H.264 untouched: nothing about the picture can be
 //! changed here, only on the camera.
 
-use sightline_signaling::control::{ApplyMode, CameraSettings, Capabilities, Capability};
+use sightline_protocol::control::{ApplyMode, CameraSettings, Capabilities, Capability};
 
 use crate::image::adjust;
 use crate::source::{SourceUrl, V4l2Device};
@@ -212,7 +212,7 @@ mod tests {
     use std::path::PathBuf;
 
     use serde_json::json;
-    use sightline_signaling::control::{validate_update, ControlErrorCode};
+    use sightline_protocol::control::{validate_update, ControlErrorCode};
 
     use super::*;
 

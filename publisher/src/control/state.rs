@@ -4,7 +4,7 @@
 //! [`PipelineSettings`] snapshot.
 
 use serde_json::{Map, Value};
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     unix_millis, validate_update, CameraSettings, Capabilities, ControlError, ControlErrorCode,
     ControlMessage, StateUpdate, StreamStatus,
 };

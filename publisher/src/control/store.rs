@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
-use sightline_signaling::control::CameraSettings;
+use sightline_protocol::control::{validate_preset_name, CameraSettings};
 
-use super::presets::{check_name, is_built_in, MAX_USER_PRESETS};
+use super::presets::{is_built_in, MAX_USER_PRESETS};
 
 /// The file layout version this code writes and reads.
 pub const FILE_FORMAT: u64 = 1;
@@ -107,7 +107,7 @@ impl SavedState {
             Some(Value::Object(presets)) => {
                 for (name, v) in presets {
                     let what = format!("{source}: preset `{name}`");
-                    if let Err(e) = check_name(name) {
+                    if let Err(e) = validate_preset_name(name) {
                         warnings.push(format!("{what} ignored: {}", e.message));
                         continue;
                     }

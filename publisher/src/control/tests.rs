@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use sightline_signaling::control::{
+use sightline_protocol::control::{
     parse_message, Action, ApplyMode, CameraSettings, Command, ControlErrorCode, ControlMessage,
     Response,
 };
@@ -560,7 +560,7 @@ fn rtsp_passthrough_allows_only_what_it_can() {
     assert_eq!(change.state.settings.bitrate, Some(2_000_000));
     assert!(matches!(
         change.capabilities.get("bitrate"),
-        Some(sightline_signaling::control::Capability::Int { .. })
+        Some(sightline_protocol::control::Capability::Int { .. })
     ));
     assert_eq!(
         s.settings().camera_name.as_deref(),

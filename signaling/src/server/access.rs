@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use sightline_sfu::ViewerAccess;
 
-use crate::wire::{ErrorCode, WireError};
+use sightline_protocol::wire::{ErrorCode, WireError};
 
 /// The access a viewer gets, or a refusal for a wrong key.
 pub(crate) fn viewer_access(

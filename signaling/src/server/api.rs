@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::Json;
 
 use super::AppState;
-use crate::wire::CameraInfo;
+use sightline_protocol::wire::CameraInfo;
 
 /// `GET /api/cameras`: every camera, online first.
 pub(super) async fn cameras(State(state): State<Arc<AppState>>) -> Json<Vec<CameraInfo>> {

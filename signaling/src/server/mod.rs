@@ -24,8 +24,8 @@ use sightline_sfu::{Sfu, SfuConfig, SfuHandle};
 use tokio::sync::{broadcast, watch};
 use tower_http::services::ServeDir;
 
-use crate::wire::ServerMessage;
 use registry::Registry;
+use sightline_protocol::wire::ServerMessage;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

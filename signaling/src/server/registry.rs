@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::wire::{CameraInfo, CameraState, ErrorCode, SourceStatus, WireError};
+use sightline_protocol::wire::{CameraInfo, CameraState, ErrorCode, SourceStatus, WireError};
 
 /// A signaling session (one WebSocket connection).
 pub type SessionId = u64;
@@ -179,7 +179,7 @@ fn info(id: &str, cam: &Camera) -> CameraInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::SourceState;
+    use sightline_protocol::wire::SourceState;
 
     fn reg(id: &str) -> Registration {
         Registration {

@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::access::viewer_access;
 use super::registry::{Registration, SessionId};
 use super::AppState;
-use crate::wire::{
+use sightline_protocol::wire::{
     parse_client_message, ClientMessage, ErrorCode, ServerMessage, SourceStatus, WireError,
     MAX_MESSAGE_BYTES,
 };

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sightline_signaling::control::{ControlErrorCode, Response};
+use sightline_protocol::control::{ControlErrorCode, Response};
 use sightline_tests::{DecodedFrame, HeadlessViewer, TestServer, ViewerConfig};
 
 /// Longest wait for a reply, a broadcast or the first frame.

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use sightline_signaling::wire::{
+use sightline_protocol::wire::{
     SourceState, SourceStatus, MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
 };
 

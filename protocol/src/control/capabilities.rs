@@ -58,11 +58,30 @@ pub enum Capability {
     },
 }
 
+impl ApplyMode {
+    /// Every mode, from the least disruptive (a test checks it against the variants).
+    pub const ALL: &'static [ApplyMode] =
+        &[ApplyMode::Live, ApplyMode::Keyframe, ApplyMode::Restart];
+
+    /// The mode as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyMode::Live => "live",
+            ApplyMode::Keyframe => "keyframe",
+            ApplyMode::Restart => "restart",
+        }
+    }
+}
+
 fn one() -> i64 {
     1
 }
 
 impl Capability {
+    /// Every capability `type` as written on the wire (a test checks it against the variants).
+    pub const TYPES: &'static [&'static str] =
+        &["int", "float", "bool", "enum", "string", "unsupported"];
+
     pub fn apply_mode(&self) -> Option<ApplyMode> {
         match self {
             Capability::Int { apply, .. }
@@ -362,6 +381,57 @@ mod tests {
             e.message,
             "quality: 5 does not fit this source, which takes true or false"
         );
+    }
+
+    #[test]
+    fn types_and_apply_modes_are_listed_as_serde_writes_them() {
+        let apply = ApplyMode::Live;
+        let one_of_each = [
+            Capability::Int {
+                min: 0,
+                max: 1,
+                step: 1,
+                apply,
+            },
+            Capability::Float {
+                min: 0.0,
+                max: 1.0,
+                apply,
+            },
+            Capability::Bool { apply },
+            Capability::Enum {
+                choices: vec![],
+                apply,
+            },
+            Capability::Text { max_len: 1, apply },
+            Capability::Unsupported { reason: None },
+        ];
+        // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
+        let type_of = |c: &Capability| match c {
+            Capability::Int { .. }
+            | Capability::Float { .. }
+            | Capability::Bool { .. }
+            | Capability::Enum { .. }
+            | Capability::Text { .. }
+            | Capability::Unsupported { .. } => serde_json::to_value(c).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        };
+        let types: Vec<String> = one_of_each.iter().map(type_of).collect();
+        assert_eq!(types, Capability::TYPES);
+
+        for m in ApplyMode::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), json!(m.as_str()));
+        }
+        // A new variant breaks this match: give it its position and add it to ALL.
+        let position = |m: ApplyMode| match m {
+            ApplyMode::Live => 0,
+            ApplyMode::Keyframe => 1,
+            ApplyMode::Restart => 2,
+        };
+        let positions: Vec<usize> = ApplyMode::ALL.iter().map(|m| position(*m)).collect();
+        assert_eq!(positions, [0, 1, 2]);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 
 use serde_json::{Map, Value};
 
+use super::command_type::CommandType;
+use super::envelope::Envelope;
 use super::error::{ControlError, ControlErrorCode};
 use super::settings::CameraSettings;
-use super::{envelope, MAX_PRESET_NAME_LEN, MAX_REQUEST_ID_LEN, VERSION};
+use super::{validate_preset_name, validate_request_id, VERSION};
 
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,45 +36,38 @@ pub enum Action {
 }
 
 impl Action {
-    /// Every command `type`.
-    pub const NAMES: &'static [&'static str] = &[
-        "update_settings",
-        "start_stream",
-        "stop_stream",
-        "get_status",
-        "restart_camera",
-        "get_capabilities",
-        "request_keyframe",
-        "apply_preset",
-        "save_preset",
-        "pause",
-        "resume",
-    ];
+    /// Every command `type` ([`CommandType::NAMES`]).
+    pub const NAMES: &'static [&'static str] = CommandType::NAMES;
+
+    /// Its type, without the arguments.
+    pub fn command_type(&self) -> CommandType {
+        match self {
+            Action::UpdateSettings(_) => CommandType::UpdateSettings,
+            Action::StartStream => CommandType::StartStream,
+            Action::StopStream => CommandType::StopStream,
+            Action::GetStatus => CommandType::GetStatus,
+            Action::RestartCamera => CommandType::RestartCamera,
+            Action::GetCapabilities => CommandType::GetCapabilities,
+            Action::RequestKeyframe => CommandType::RequestKeyframe,
+            Action::ApplyPreset { .. } => CommandType::ApplyPreset,
+            Action::SavePreset { .. } => CommandType::SavePreset,
+            Action::Pause => CommandType::Pause,
+            Action::Resume => CommandType::Resume,
+        }
+    }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Action::UpdateSettings(_) => "update_settings",
-            Action::StartStream => "start_stream",
-            Action::StopStream => "stop_stream",
-            Action::GetStatus => "get_status",
-            Action::RestartCamera => "restart_camera",
-            Action::GetCapabilities => "get_capabilities",
-            Action::RequestKeyframe => "request_keyframe",
-            Action::ApplyPreset { .. } => "apply_preset",
-            Action::SavePreset { .. } => "save_preset",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-        }
+        self.command_type().name()
     }
 
     /// View-only viewers may send it: it changes nothing at the camera.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Action::GetStatus | Action::GetCapabilities)
+        self.command_type().is_read_only()
     }
 
     /// The SFU answers it for the sending viewer; the publisher never sees it.
     pub fn is_viewer_local(&self) -> bool {
-        matches!(self, Action::Pause | Action::Resume)
+        self.command_type().is_viewer_local()
     }
 
     /// An instance of the named command with placeholder arguments (tests, docs).
@@ -156,7 +151,7 @@ pub struct Refusal {
 /// Parse one command, checking everything but the settings' ranges (which need the
 /// capabilities: [`super::validate_update`]).
 pub fn parse_command(text: &str) -> Result<Command, Refusal> {
-    let (map, ty) = envelope(text).map_err(|error| Refusal {
+    let Envelope { ty, body: map } = Envelope::parse(text.as_bytes()).map_err(|error| Refusal {
         request_id: None,
         error,
     })?;
@@ -170,22 +165,12 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     };
     let bad = |msg: String| refuse(ControlError::new(ControlErrorCode::BadMessage, msg));
 
-    if !Action::NAMES.contains(&ty.as_str()) {
-        return Err(refuse(ControlError::new(
-            ControlErrorCode::UnknownCommand,
-            format!(
-                "unknown command `{ty}`; expected one of {}",
-                Action::NAMES.join(", ")
-            ),
-        )));
-    }
+    let command_type = CommandType::parse(&ty).map_err(refuse)?;
     let request_id = match map.get("request_id") {
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN => id.clone(),
-        Some(Value::String(_)) => {
-            return Err(bad(format!(
-                "{ty}: request_id must be 1..={MAX_REQUEST_ID_LEN} bytes"
-            )))
-        }
+        Some(Value::String(id)) => match validate_request_id(id) {
+            Ok(()) => id.clone(),
+            Err(reason) => return Err(bad(format!("{ty}: {reason}"))),
+        },
         Some(_) => return Err(bad(format!("{ty}: request_id must be a string"))),
         None => return Err(bad(format!("{ty}: missing request_id"))),
     };
@@ -194,9 +179,9 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
         Some(Value::String(f)) => Some(f.clone()),
         Some(_) => return Err(bad(format!("{ty}: from must be a string"))),
     };
-    let extra: &[&str] = match ty.as_str() {
-        "update_settings" => &["settings"],
-        "apply_preset" | "save_preset" => &["name"],
+    let extra: &[&str] = match command_type {
+        CommandType::UpdateSettings => &["settings"],
+        CommandType::ApplyPreset | CommandType::SavePreset => &["name"],
         _ => &[],
     };
     if let Some(unknown) = map.keys().find(|k| {
@@ -205,20 +190,20 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
         return Err(bad(format!("{ty}: unknown field `{unknown}`")));
     }
 
-    let action = match ty.as_str() {
-        "update_settings" => {
+    let action = match command_type {
+        CommandType::UpdateSettings => {
             let settings = map
                 .get("settings")
                 .ok_or_else(|| bad(format!("{ty}: missing settings")))?;
             Action::UpdateSettings(CameraSettings::from_json(settings).map_err(refuse)?)
         }
-        "apply_preset" => Action::ApplyPreset {
+        CommandType::ApplyPreset => Action::ApplyPreset {
             name: preset_name(&map).map_err(refuse)?,
         },
-        "save_preset" => Action::SavePreset {
+        CommandType::SavePreset => Action::SavePreset {
             name: preset_name(&map).map_err(refuse)?,
         },
-        other => Action::example(other).expect("every name in NAMES has an action"),
+        other => Action::example(other.name()).expect("every command type has an action"),
     };
     Ok(Command {
         request_id,
@@ -227,10 +212,10 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     })
 }
 
-/// Preset names go into file names and UI labels: letters, digits, `-`, `_`, space.
+/// The `name` of `apply_preset` / `save_preset`, as given ([`validate_preset_name`]).
 fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
     let name = match map.get("name") {
-        Some(Value::String(n)) => n.trim(),
+        Some(Value::String(n)) => n,
         Some(v) => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
@@ -246,17 +231,8 @@ fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
             ))
         }
     };
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
-    if name.is_empty() || name.chars().count() > MAX_PRESET_NAME_LEN || !ok_chars {
-        return Err(ControlError::field(
-            ControlErrorCode::InvalidValue,
-            "name",
-            format!("{name:?}: 1..={MAX_PRESET_NAME_LEN} letters, digits, '-', '_' or spaces"),
-        ));
-    }
-    Ok(name.to_owned())
+    validate_preset_name(name)?;
+    Ok(name.clone())
 }
 
 #[cfg(test)]
@@ -269,6 +245,16 @@ mod tests {
 
     fn code(text: &str) -> ControlErrorCode {
         refusal(text).error.code
+    }
+
+    #[test]
+    fn every_command_type_has_its_action() {
+        for t in CommandType::ALL {
+            let action = Action::example(t.name()).unwrap();
+            assert_eq!(action.command_type(), *t);
+            assert_eq!(action.name(), t.name());
+        }
+        assert_eq!(Action::example("dance"), None);
     }
 
     #[test]
@@ -398,6 +384,8 @@ mod tests {
         for bad in [
             r#""""#,
             r#""../etc""#,
+            r#"" night""#,
+            r#""night ""#,
             "5",
             &format!("\"{}\"", "a".repeat(33)),
         ] {

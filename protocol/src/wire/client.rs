@@ -1,36 +1,12 @@
-//! The signaling wire format: JSON objects tagged by `type`, one per WebSocket text message.
-//!
-//! Every side (server, publisher, headless viewers, the browser client) speaks these types.
-//! The browser client mirrors them by hand in `web-client/signaling.js`; keep both in step.
-//!
-//! A session is a publisher once it sends [`ClientMessage::Register`], a viewer once it sends
-//! [`ClientMessage::Subscribe`]; before that it may only list cameras.
-//!
-//! Publisher:  register → registered, offer → answer, candidate ⇄ candidate,
-//!             source_state (whenever its video source connects, goes live or is lost, or
-//!             its `detail` changes: how the live source runs, e.g. H.264 passthrough)
-//! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
-//! Server → publisher: demand {viewers} after `registered` and whenever its camera's viewer
-//!             count changes (an on-demand publisher starts and stops capturing by it)
-//! Everyone:   camera_online / camera_offline / source_state events, error {code, message}
+//! What a client (publisher or viewer) sends, and the checks each message gets before the
+//! server acts on it.
 
 use serde::{Deserialize, Serialize};
 
-/// Largest signaling message the server reads. An SDP offer from a browser is 3–6 KiB; 64 KiB
-/// leaves room for any sane offer while bounding what a misbehaving client can make us parse.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-
-/// Longest camera id and name accepted at registration.
-pub const MAX_CAMERA_ID_LEN: usize = 64;
-pub const MAX_CAMERA_NAME_LEN: usize = 128;
-
-/// Longest source name and source error a publisher may report (characters). Errors are one
-/// line of a log, not a backtrace.
-pub const MAX_SOURCE_NAME_LEN: usize = 256;
-pub const MAX_SOURCE_ERROR_LEN: usize = 512;
-/// Longest source detail (characters): one short line such as
-/// "re-encoding (High 4.0, 1920x1080; High profile, B-frames)".
-pub const MAX_SOURCE_DETAIL_LEN: usize = 256;
+use super::{
+    validate_camera_id, ErrorCode, SourceState, WireError, MAX_CAMERA_NAME_LEN, MAX_MESSAGE_BYTES,
+    MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
+};
 
 /// Messages a client (publisher or viewer) sends to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +20,7 @@ pub enum ClientMessage {
         height: u32,
         fps: u32,
     },
-    /// Ask for the camera list; answered with [`ServerMessage::Cameras`].
+    /// Ask for the camera list; answered with [`ServerMessage::Cameras`](super::ServerMessage::Cameras).
     List,
     /// A viewer picks the camera it wants to watch. A later subscribe replaces the earlier one
     /// (the old peer connection is closed; the client makes a new one).
@@ -57,7 +33,7 @@ pub enum ClientMessage {
         control_key: Option<String>,
     },
     /// SDP offer from the client's peer connection (sendonly video for a publisher,
-    /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`].
+    /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`](super::ServerMessage::Answer).
     Offer { sdp: String },
     /// A trickled ICE candidate (`candidate:...` line, with or without the `a=` prefix).
     /// An empty `candidate` means end of candidates and is accepted and ignored.
@@ -85,200 +61,20 @@ pub enum ClientMessage {
     },
 }
 
-/// Messages the server sends to a client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage {
-    /// Sent once on connect: who the server thinks this session is.
-    Hello {
-        session_id: u64,
-        server_version: String,
-    },
-    /// The publisher's camera is registered; it may now send its offer.
-    Registered { camera_id: String },
-    /// Answer to [`ClientMessage::List`].
-    Cameras { cameras: Vec<CameraInfo> },
-    /// The viewer's subscription is recorded; it may now send its offer.
-    Subscribed { camera: CameraInfo },
-    /// SDP answer to the client's offer.
-    Answer { sdp: String },
-    /// One of the server's ICE candidates.
-    Candidate {
-        candidate: String,
-        sdp_mid: Option<String>,
-        sdp_mline_index: Option<u16>,
-    },
-    /// A camera went live (a publisher registered it). Sent to every session.
-    CameraOnline { camera: CameraInfo },
-    /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
-    /// connection; video resumes by itself when the camera comes back.
-    CameraOffline { camera_id: String },
-    /// A camera's video source changed state (its publisher said so). Sent to every session,
-    /// like camera_online, since every camera list shows it.
-    SourceState {
-        camera_id: String,
-        state: SourceState,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        source: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        detail: Option<String>,
-    },
-    /// To a camera's publisher only: how many viewer sessions are subscribed to its camera.
-    /// Sent right after [`ServerMessage::Registered`] and then whenever the count changes
-    /// (a viewer subscribes, moves to another camera, or its session ends). An on-demand
-    /// publisher captures and encodes only while this is above zero.
-    Demand { camera_id: String, viewers: u32 },
-    /// Something the client sent was refused. The session stays open.
-    Error { code: ErrorCode, message: String },
-}
+impl ClientMessage {
+    /// Every message `type` a client may send (a test checks it against the variants).
+    pub const TYPES: &'static [&'static str] = &[
+        "register",
+        "list",
+        "subscribe",
+        "offer",
+        "candidate",
+        "source_state",
+    ];
 
-/// What `/api/cameras` and the signaling messages say about one camera.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CameraInfo {
-    pub id: String,
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub state: CameraState,
-    pub viewers: u32,
-    /// What the publisher last said about its video source; `null` while the camera is
-    /// offline or before its publisher reported.
-    #[serde(default)]
-    pub source_state: Option<SourceStatus>,
+    /// The ones only a publisher sends (about its own camera); a viewer never does.
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["register", "source_state"];
 }
-
-/// A video source's state as its publisher reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceState {
-    /// Opening the source; no frame yet.
-    Connecting,
-    /// Frames are flowing.
-    Live,
-    /// The source failed or stalled; the publisher reconnects it with backoff. Viewers keep
-    /// the last picture.
-    Lost,
-    /// The publisher is not capturing on purpose: it streams on demand and nobody watches,
-    /// or a controlling viewer stopped the stream. It starts again by itself when asked.
-    Idle,
-}
-
-impl SourceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceState::Connecting => "connecting",
-            SourceState::Live => "live",
-            SourceState::Lost => "lost",
-            SourceState::Idle => "idle",
-        }
-    }
-}
-
-/// One camera's source state, as kept by the server and shown in camera lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceStatus {
-    pub state: SourceState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The source's name, passwords redacted.
-    pub source: String,
-    /// How the source runs ("passthrough (Main 4.0, 1920x1080)"), if the publisher says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CameraState {
-    /// A publisher is registered for it.
-    Online,
-    /// It was seen before; its publisher is gone. Viewers may stay subscribed.
-    Offline,
-}
-
-/// Machine-readable reason in [`ServerMessage::Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// Not JSON, or JSON that is not one of the known messages.
-    BadMessage,
-    /// A `type` the server does not know.
-    UnknownType,
-    /// Larger than [`MAX_MESSAGE_BYTES`].
-    TooLarge,
-    /// A field has a value out of range (empty id, zero width, ...).
-    InvalidField,
-    /// The SDP could not be parsed or offers nothing we can use (no H.264, no video).
-    InvalidSdp,
-    /// The ICE candidate could not be parsed.
-    InvalidCandidate,
-    /// Subscribe to a camera id the server has never seen.
-    UnknownCamera,
-    /// Register a camera id that already has a live publisher.
-    CameraAlreadyLive,
-    /// The message does not fit the session's state (offer before register/subscribe,
-    /// register twice, subscribe from a publisher...).
-    WrongState,
-    /// The media engine failed; the message says why.
-    Internal,
-    /// Not allowed for this session (a wrong control key).
-    Forbidden,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadMessage => "bad_message",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::InvalidField => "invalid_field",
-            ErrorCode::InvalidSdp => "invalid_sdp",
-            ErrorCode::InvalidCandidate => "invalid_candidate",
-            ErrorCode::UnknownCamera => "unknown_camera",
-            ErrorCode::CameraAlreadyLive => "camera_already_live",
-            ErrorCode::WrongState => "wrong_state",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Forbidden => "forbidden",
-        }
-    }
-}
-
-/// A refusal: what goes back to the sender in [`ServerMessage::Error`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", code.as_str())]
-pub struct WireError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl WireError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        WireError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<WireError> for ServerMessage {
-    fn from(e: WireError) -> Self {
-        ServerMessage::Error {
-            code: e.code,
-            message: e.message,
-        }
-    }
-}
-
-const CLIENT_TYPES: &[&str] = &[
-    "register",
-    "list",
-    "subscribe",
-    "offer",
-    "candidate",
-    "source_state",
-];
 
 /// Parse one text message from a client, telling apart the ways it can be wrong so the
 /// client gets an error it can act on.
@@ -309,12 +105,12 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, WireError> {
             ))
         }
     };
-    if !CLIENT_TYPES.contains(&ty.as_str()) {
+    if !ClientMessage::TYPES.contains(&ty.as_str()) {
         return Err(WireError::new(
             ErrorCode::UnknownType,
             format!(
                 "unknown message type `{ty}`; expected one of {}",
-                CLIENT_TYPES.join(", ")
+                ClientMessage::TYPES.join(", ")
             ),
         ));
     }
@@ -404,32 +200,8 @@ fn validate_source_state(
     }
 }
 
-/// Camera ids appear in URLs, logs and file names: keep them to a safe alphabet.
-pub fn validate_camera_id(id: &str) -> Result<(), WireError> {
-    if id.is_empty() || id.len() > MAX_CAMERA_ID_LEN {
-        return Err(invalid(format!(
-            "camera_id: must be 1..{MAX_CAMERA_ID_LEN} characters"
-        )));
-    }
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(invalid(format!(
-            "camera_id: `{id}` may only hold letters, digits, '-', '_' and '.'"
-        )));
-    }
-    Ok(())
-}
-
 fn invalid(message: String) -> WireError {
     WireError::new(ErrorCode::InvalidField, message)
-}
-
-impl ServerMessage {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("server messages always serialize")
-    }
 }
 
 impl ClientMessage {
@@ -438,18 +210,63 @@ impl ClientMessage {
     }
 }
 
-/// Parse a server message (client side). Unknown or malformed messages are an error the
-/// client logs and skips.
-pub fn parse_server_message(text: &str) -> Result<ServerMessage, serde_json::Error> {
-    serde_json::from_str(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn code(text: &str) -> ErrorCode {
         parse_client_message(text).unwrap_err().code
+    }
+
+    /// One message of every kind (parses_every_client_message uses these and more).
+    fn one_of_each() -> Vec<ClientMessage> {
+        vec![
+            ClientMessage::Register {
+                camera_id: "c".into(),
+                name: "C".into(),
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            ClientMessage::List,
+            ClientMessage::Subscribe {
+                camera_id: "c".into(),
+                control_key: None,
+            },
+            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Candidate {
+                candidate: String::new(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ClientMessage::SourceState {
+                state: SourceState::Live,
+                error: None,
+                source: "s".into(),
+                detail: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn types_lists_every_variant() {
+        // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
+        let type_of = |m: &ClientMessage| match m {
+            ClientMessage::Register { .. }
+            | ClientMessage::List
+            | ClientMessage::Subscribe { .. }
+            | ClientMessage::Offer { .. }
+            | ClientMessage::Candidate { .. }
+            | ClientMessage::SourceState { .. } => {
+                let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+                v["type"].as_str().unwrap().to_owned()
+            }
+        };
+        let types: Vec<String> = one_of_each().iter().map(type_of).collect();
+        assert_eq!(types, ClientMessage::TYPES);
+        for t in ClientMessage::PUBLISHER_ONLY_TYPES {
+            assert!(ClientMessage::TYPES.contains(t), "{t}");
+        }
     }
 
     #[test]
@@ -691,83 +508,5 @@ mod tests {
             bad(&format!(r#""state":"live","source":"{long}""#)),
             ErrorCode::InvalidField
         );
-    }
-
-    #[test]
-    fn server_messages_round_trip() {
-        let m = ServerMessage::Error {
-            code: ErrorCode::UnknownCamera,
-            message: "no camera `x`".into(),
-        };
-        let json = m.to_json();
-        assert!(json.contains(r#""type":"error""#));
-        assert!(json.contains(r#""code":"unknown_camera""#));
-        assert_eq!(parse_server_message(&json).unwrap(), m);
-
-        let m = ServerMessage::SourceState {
-            camera_id: "porch".into(),
-            state: SourceState::Lost,
-            error: Some("no frame for 2.0 s".into()),
-            source: "esp32-tcp://10.0.0.7:80".into(),
-            detail: None,
-        };
-        let json = m.to_json();
-        assert!(json.contains(r#""type":"source_state""#), "{json}");
-        assert!(json.contains(r#""state":"lost""#), "{json}");
-        assert_eq!(parse_server_message(&json).unwrap(), m);
-        // No `error` key at all when live.
-        let live = ServerMessage::SourceState {
-            camera_id: "porch".into(),
-            state: SourceState::Live,
-            error: None,
-            source: "s".into(),
-            detail: None,
-        };
-        assert!(!live.to_json().contains("error"), "{}", live.to_json());
-        // Nor a `detail` key when there is none (what older clients saw).
-        assert!(!live.to_json().contains("detail"), "{}", live.to_json());
-        let m = ServerMessage::SourceState {
-            camera_id: "porch".into(),
-            state: SourceState::Live,
-            error: None,
-            source: "rtsp://cam/1".into(),
-            detail: Some("passthrough (Main 4.0, 1920x1080)".into()),
-        };
-        let json = m.to_json();
-        assert!(
-            json.contains(r#""detail":"passthrough (Main 4.0, 1920x1080)""#),
-            "{json}"
-        );
-        assert_eq!(parse_server_message(&json).unwrap(), m);
-    }
-
-    #[test]
-    fn demand_round_trips() {
-        let m = ServerMessage::Demand {
-            camera_id: "porch".into(),
-            viewers: 3,
-        };
-        let json = m.to_json();
-        assert_eq!(json, r#"{"type":"demand","camera_id":"porch","viewers":3}"#);
-        assert_eq!(parse_server_message(&json).unwrap(), m);
-        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p","viewers":-1}"#).is_err());
-        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p"}"#).is_err());
-    }
-
-    #[test]
-    fn camera_info_without_source_state_still_parses() {
-        // What a server from before source states sent.
-        let c: CameraInfo = serde_json::from_str(
-            r#"{"id":"a","name":"A","width":640,"height":480,"fps":30,"state":"online","viewers":0}"#,
-        )
-        .unwrap();
-        assert_eq!(c.source_state, None);
-        // ... and one from before source details.
-        let c: CameraInfo = serde_json::from_str(
-            r#"{"id":"a","name":"A","width":640,"height":480,"fps":30,"state":"online","viewers":0,
-                "source_state":{"state":"live","source":"v4l2:0"}}"#,
-        )
-        .unwrap();
-        assert_eq!(c.source_state.unwrap().detail, None);
     }
 }

@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::capabilities::Capabilities;
+use super::envelope::Envelope;
 use super::error::{ControlError, ControlErrorCode};
 use super::settings::CameraSettings;
-use super::{envelope, VERSION};
+use super::VERSION;
 
 /// The reply to one command (the seed's `StatusResponse`). From the publisher it carries
 /// `to` (the viewer id from the command's `from`) and the SFU delivers it to that viewer
@@ -156,8 +157,8 @@ impl From<Response> for ControlMessage {
 
 /// Parse a message towards a viewer (or from a publisher, on the SFU's and tests' side).
 pub fn parse_message(text: &str) -> Result<ControlMessage, ControlError> {
-    let (map, ty) = envelope(text)?;
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+    let Envelope { ty, body } = Envelope::parse(text.as_bytes())?;
+    serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| {
         ControlError::new(
             ControlErrorCode::BadMessage,
             format!("bad `{ty}` control message: {e}"),

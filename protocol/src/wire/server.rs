@@ -1,0 +1,232 @@
+//! What the server sends to a client.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CameraInfo, ErrorCode, SourceState, WireError};
+
+/// Messages the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once on connect: who the server thinks this session is.
+    Hello {
+        session_id: u64,
+        server_version: String,
+    },
+    /// The publisher's camera is registered; it may now send its offer.
+    Registered { camera_id: String },
+    /// Answer to [`ClientMessage::List`](super::ClientMessage::List).
+    Cameras { cameras: Vec<CameraInfo> },
+    /// The viewer's subscription is recorded; it may now send its offer.
+    Subscribed { camera: CameraInfo },
+    /// SDP answer to the client's offer.
+    Answer { sdp: String },
+    /// One of the server's ICE candidates.
+    Candidate {
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    },
+    /// A camera went live (a publisher registered it). Sent to every session.
+    CameraOnline { camera: CameraInfo },
+    /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
+    /// connection; video resumes by itself when the camera comes back.
+    CameraOffline { camera_id: String },
+    /// A camera's video source changed state (its publisher said so). Sent to every session,
+    /// like camera_online, since every camera list shows it.
+    SourceState {
+        camera_id: String,
+        state: SourceState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// To a camera's publisher only: how many viewer sessions are subscribed to its camera.
+    /// Sent right after [`ServerMessage::Registered`] and then whenever the count changes
+    /// (a viewer subscribes, moves to another camera, or its session ends). An on-demand
+    /// publisher captures and encodes only while this is above zero.
+    Demand { camera_id: String, viewers: u32 },
+    /// Something the client sent was refused. The session stays open.
+    Error { code: ErrorCode, message: String },
+}
+
+impl From<WireError> for ServerMessage {
+    fn from(e: WireError) -> Self {
+        ServerMessage::Error {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+impl ServerMessage {
+    /// Every message `type` the server sends (a test checks it against the variants).
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "registered",
+        "cameras",
+        "subscribed",
+        "answer",
+        "candidate",
+        "camera_online",
+        "camera_offline",
+        "source_state",
+        "demand",
+        "error",
+    ];
+
+    /// The ones only a publisher gets (about its own camera); a viewer never sees them.
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["registered", "demand"];
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+/// Parse a server message (client side). Unknown or malformed messages are an error the
+/// client logs and skips.
+pub fn parse_server_message(text: &str) -> Result<ServerMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_lists_every_variant() {
+        let camera = CameraInfo {
+            id: "c".into(),
+            name: "C".into(),
+            width: 640,
+            height: 480,
+            fps: 30,
+            state: crate::wire::CameraState::Online,
+            viewers: 0,
+            source_state: None,
+        };
+        let one_of_each = [
+            ServerMessage::Hello {
+                session_id: 1,
+                server_version: "0".into(),
+            },
+            ServerMessage::Registered {
+                camera_id: "c".into(),
+            },
+            ServerMessage::Cameras { cameras: vec![] },
+            ServerMessage::Subscribed {
+                camera: camera.clone(),
+            },
+            ServerMessage::Answer { sdp: "v=0".into() },
+            ServerMessage::Candidate {
+                candidate: "candidate:1".into(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ServerMessage::CameraOnline { camera },
+            ServerMessage::CameraOffline {
+                camera_id: "c".into(),
+            },
+            ServerMessage::SourceState {
+                camera_id: "c".into(),
+                state: SourceState::Live,
+                error: None,
+                source: "s".into(),
+                detail: None,
+            },
+            ServerMessage::Demand {
+                camera_id: "c".into(),
+                viewers: 0,
+            },
+            ServerMessage::Error {
+                code: ErrorCode::Internal,
+                message: "m".into(),
+            },
+        ];
+        // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
+        let type_of = |m: &ServerMessage| match m {
+            ServerMessage::Hello { .. }
+            | ServerMessage::Registered { .. }
+            | ServerMessage::Cameras { .. }
+            | ServerMessage::Subscribed { .. }
+            | ServerMessage::Answer { .. }
+            | ServerMessage::Candidate { .. }
+            | ServerMessage::CameraOnline { .. }
+            | ServerMessage::CameraOffline { .. }
+            | ServerMessage::SourceState { .. }
+            | ServerMessage::Demand { .. }
+            | ServerMessage::Error { .. } => {
+                let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+                v["type"].as_str().unwrap().to_owned()
+            }
+        };
+        let types: Vec<String> = one_of_each.iter().map(type_of).collect();
+        assert_eq!(types, ServerMessage::TYPES);
+        for t in ServerMessage::PUBLISHER_ONLY_TYPES {
+            assert!(ServerMessage::TYPES.contains(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMessage::Error {
+            code: ErrorCode::UnknownCamera,
+            message: "no camera `x`".into(),
+        };
+        let json = m.to_json();
+        assert!(json.contains(r#""type":"error""#));
+        assert!(json.contains(r#""code":"unknown_camera""#));
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+
+        let m = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Lost,
+            error: Some("no frame for 2.0 s".into()),
+            source: "esp32-tcp://10.0.0.7:80".into(),
+            detail: None,
+        };
+        let json = m.to_json();
+        assert!(json.contains(r#""type":"source_state""#), "{json}");
+        assert!(json.contains(r#""state":"lost""#), "{json}");
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+        // No `error` key at all when live.
+        let live = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Live,
+            error: None,
+            source: "s".into(),
+            detail: None,
+        };
+        assert!(!live.to_json().contains("error"), "{}", live.to_json());
+        // Nor a `detail` key when there is none (what older clients saw).
+        assert!(!live.to_json().contains("detail"), "{}", live.to_json());
+        let m = ServerMessage::SourceState {
+            camera_id: "porch".into(),
+            state: SourceState::Live,
+            error: None,
+            source: "rtsp://cam/1".into(),
+            detail: Some("passthrough (Main 4.0, 1920x1080)".into()),
+        };
+        let json = m.to_json();
+        assert!(
+            json.contains(r#""detail":"passthrough (Main 4.0, 1920x1080)""#),
+            "{json}"
+        );
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn demand_round_trips() {
+        let m = ServerMessage::Demand {
+            camera_id: "porch".into(),
+            viewers: 3,
+        };
+        let json = m.to_json();
+        assert_eq!(json, r#"{"type":"demand","camera_id":"porch","viewers":3}"#);
+        assert_eq!(parse_server_message(&json).unwrap(), m);
+        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p","viewers":-1}"#).is_err());
+        assert!(parse_server_message(r#"{"type":"demand","camera_id":"p"}"#).is_err());
+    }
+}
