@@ -213,9 +213,11 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
 }
 
 /// The `name` of `apply_preset` / `save_preset`, as given ([`validate_preset_name`]).
+/// A viewer's name is trimmed first, as it always was on the wire: `" night "` means the
+/// preset `night`.
 fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
     let name = match map.get("name") {
-        Some(Value::String(n)) => n,
+        Some(Value::String(n)) => n.trim(),
         Some(v) => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
@@ -232,7 +234,7 @@ fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
         }
     };
     validate_preset_name(name)?;
-    Ok(name.clone())
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -384,8 +386,7 @@ mod tests {
         for bad in [
             r#""""#,
             r#""../etc""#,
-            r#"" night""#,
-            r#""night ""#,
+            r#""   ""#,
             "5",
             &format!("\"{}\"", "a".repeat(33)),
         ] {
@@ -393,5 +394,10 @@ mod tests {
             let e = refusal(&text).error;
             assert_eq!(e.field.as_deref(), Some("name"), "{bad}");
         }
+        let text = r#"{"v":1,"type":"apply_preset","request_id":"a","name":" night "}"#;
+        assert!(
+            matches!(parse_command(text), Ok(Command { action: Action::ApplyPreset { ref name }, .. }) if name == "night"),
+            "surrounding spaces are trimmed"
+        );
     }
 }
