@@ -148,6 +148,21 @@ async fn connected_then_first_frame(
     }
 }
 
+/// A camera with rare keyframes and a silent viewer that has seen its first frame.
+async fn watched_camera(server: &TestServer, camera: &str) -> (TestPublisher, HeadlessViewer) {
+    let publisher = server
+        .start_publisher(rare_keyframes(server, camera))
+        .await
+        .unwrap();
+    let mut viewer = HeadlessViewer::connect(silent_viewer(server, camera))
+        .await
+        .unwrap();
+    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    (publisher, viewer)
+}
+
 fn ms(us: u64) -> Duration {
     Duration::from_micros(us)
 }
@@ -156,16 +171,7 @@ fn ms(us: u64) -> Duration {
 async fn after_a_server_restart_video_is_back_within_three_seconds() {
     let mut server = TestServer::start().await.unwrap();
     let camera = "cam-kf-server";
-    let _publisher = server
-        .start_publisher(rare_keyframes(&server, camera))
-        .await
-        .unwrap();
-    let mut viewer = HeadlessViewer::connect(silent_viewer(&server, camera))
-        .await
-        .unwrap();
-    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (_publisher, mut viewer) = watched_camera(&server, camera).await;
 
     server.restart().await.unwrap();
     let back = now_us();
@@ -190,16 +196,7 @@ async fn after_a_server_restart_video_is_back_within_three_seconds() {
 async fn a_waiting_viewer_gets_a_keyframe_as_soon_as_the_publisher_connects() {
     let server = TestServer::start().await.unwrap();
     let camera = "cam-kf-publisher";
-    let publisher = server
-        .start_publisher(rare_keyframes(&server, camera))
-        .await
-        .unwrap();
-    let mut viewer = HeadlessViewer::connect(silent_viewer(&server, camera))
-        .await
-        .unwrap();
-    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (publisher, mut viewer) = watched_camera(&server, camera).await;
     publisher.stop().await;
     server
         .wait_camera_offline(camera, Duration::from_secs(10))
