@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::RateLimit;
+use crate::core::RateLimit;
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {

@@ -10,29 +10,34 @@
 //! the one viewer, its broadcasts to all, and enforces each viewer's [`ViewerAccess`] and
 //! [`RateLimit`]. It reads only a command's envelope and type (who may send it, whether the
 //! SFU answers it itself: pause and resume); the publisher checks the settings.
+//!
+//! # Shape
+//!
+//! ```text
+//!  SfuHandle ──commands──▶ ┌──────────── driver (tokio) ────────────┐
+//!  (signaling)  ◀─events── │ UDP sockets · command channel · select │
+//!                          └──┬───────────────────────────────▲─────┘
+//!        datagrams, commands, │ now                transmits, │ events,
+//!                             ▼                     next deadline
+//!                          ┌──────────── core (sans-I/O) ───────────┐
+//!                          │ peers (str0m Rtc) · negotiation ·      │
+//!                          │ forwarding · control relay · timers ·  │
+//!                          │ routing, keyframe gate, feed,          │
+//!                          │ rate limit (plain state)               │
+//!                          └────────────────────────────────────────┘
+//! ```
+//!
+//! `core` owns every `Rtc` and all state and does no I/O: it takes datagrams, commands and
+//! the time, and gives back datagrams to send, events and when to call it next, so it runs
+//! in tests without sockets. `driver` is the thin tokio layer that feeds it.
+//! `types` and `config` are what both sides and the public API share.
 
-mod command;
 mod config;
-mod control_channel;
-mod control_relay;
-mod control_wire;
-mod feed;
-mod forward;
-mod handle;
-mod keyframe;
-mod media_loop;
-mod negotiate;
-mod offer;
-mod peer;
-mod rate_limit;
-mod routing;
-mod rtc_config;
-mod send_batch;
-mod sockets;
+mod core;
+mod driver;
 mod types;
-mod viewer_tx;
 
+pub use crate::core::RateLimit;
 pub use config::SfuConfig;
-pub use handle::{Sfu, SfuHandle};
-pub use rate_limit::RateLimit;
+pub use driver::{Sfu, SfuHandle};
 pub use types::{PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, ViewerAccess};

@@ -1,28 +1,41 @@
-//! The SFU's public handle: [`Sfu::start`] binds the sockets and spawns the media loop;
-//! [`SfuHandle`] sends it commands and hands out its events.
+//! The SFU's public handle: [`Sfu::start`] binds the sockets and spawns the driver loop
+//! around a new core; [`SfuHandle`] sends the loop commands and hands out its events.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
+
+use sightline_protocol::control::unix_millis;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::command::Command;
-use crate::{media_loop, sockets};
+use super::command::Command;
+use super::sockets::Sockets;
+use crate::core::{Core, CoreConfig};
 use crate::{PeerAnswer, PeerId, SfuConfig, SfuError, SfuEvent, SfuStats, ViewerAccess};
 
 /// Entry point.
 pub struct Sfu;
 
 impl Sfu {
-    /// Bind the UDP sockets and spawn the media loop on the current tokio runtime.
+    /// Bind the UDP sockets and spawn the driver loop on the current tokio runtime.
     /// The loop stops when the last [`SfuHandle`] is dropped.
     pub async fn start(config: SfuConfig) -> Result<SfuHandle, SfuError> {
-        let sockets = sockets::Sockets::bind(&config)?;
+        let sockets = Sockets::bind(&config)?;
         let addrs: Arc<[SocketAddr]> = sockets.local_addrs().into();
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
-        let media_loop = media_loop::MediaLoop::new(sockets, &config, events.clone());
-        tokio::spawn(media_loop.run(rx));
+        let core = Core::new(
+            CoreConfig {
+                local_addrs: sockets.local_addrs().to_vec(),
+                public: sockets.public(),
+                keyframe_request_interval: config.keyframe_request_interval,
+                control_rate_limit: config.control_rate_limit,
+            },
+            Instant::now(),
+            unix_millis(),
+        );
+        tokio::spawn(super::run(core, sockets, events.clone(), rx));
         tracing::info!(?addrs, "SFU started");
         Ok(SfuHandle {
             commands,
@@ -32,7 +45,7 @@ impl Sfu {
     }
 }
 
-/// Cheap to clone; every method talks to the media loop.
+/// Cheap to clone; every method talks to the driver loop (and through it, the core).
 #[derive(Clone)]
 pub struct SfuHandle {
     commands: mpsc::Sender<Command>,

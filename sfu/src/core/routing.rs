@@ -1,6 +1,6 @@
 //! Who feeds whom: camera id → its publisher peer and its viewers. Plain state, no I/O.
 //!
-//! The media loop asks this table where each frame goes ([`Routing::frame_targets`]) and
+//! The core asks this table where each frame goes ([`Routing::frame_targets`]) and
 //! which publishers to ask for a keyframe ([`Routing::due_keyframe_requests`]); it tells it
 //! about peers coming, connecting and going. A viewer is bound to a camera id, not to a
 //! publisher, so a camera whose publisher reconnects keeps its viewers: the viewer's
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
 
-use crate::feed::Feed;
-use crate::keyframe::KeyframeGate;
+use super::feed::Feed;
+use super::keyframe::KeyframeGate;
 use crate::PeerId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Camera control between viewers' and publishers' data channels: who may send what, where
 //! each message goes, what new viewers are told at once. Plain state, no I/O.
 //!
-//! The media loop tells the relay about peers and their `control` channels and hands it
+//! The core tells the relay about peers and their `control` channels and hands it
 //! every message; the relay answers with [`Outgoing`] actions (texts to write to channels,
 //! pause/resume of a viewer's media) that the loop carries out.
 
@@ -10,18 +10,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sightline_protocol::control::{
-    peek_request_id, unix_millis, CommandType, ControlError, ControlErrorCode, RateLimitInfo,
-    Refusal,
+    peek_request_id, CommandType, ControlError, ControlErrorCode, RateLimitInfo, Refusal,
 };
 
-use crate::control_wire::{
+use super::control_wire::{
     ok_text, parse_viewer_command, refusal_text, route_publisher_message, welcome_text, CacheSlot,
     PublisherRoute,
 };
-use crate::rate_limit::{RateLimit, TokenBucket};
+use super::rate_limit::{RateLimit, TokenBucket};
 use crate::{PeerId, ViewerAccess};
 
-/// Something the media loop must do.
+/// Something the core must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outgoing {
     /// Write this text on the peer's control channel. Broadcasts share one `Arc`.
@@ -40,10 +39,11 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    #[cfg(test)]
     pub(crate) fn now() -> Self {
         Clock {
             at: Instant::now(),
-            unix_ms: unix_millis(),
+            unix_ms: sightline_protocol::control::unix_millis(),
         }
     }
 }
