@@ -5,7 +5,7 @@
 use sightline_protocol::control::CHANNEL_LABEL;
 use str0m::channel::{ChannelData, ChannelId};
 
-use super::control_relay::Outgoing;
+use super::membership::control_relay::Outgoing;
 use super::Core;
 use crate::PeerId;
 
@@ -20,7 +20,7 @@ impl Core {
         };
         peer.control = Some(channel);
         let mut out = Vec::new();
-        self.control.channel_opened(id, &mut out);
+        self.members.channel_opened(id, &mut out);
         self.carry_out(out);
     }
 
@@ -30,7 +30,7 @@ impl Core {
         }
         let mut out = Vec::new();
         let clock = self.clock();
-        self.control
+        self.members
             .on_message(id, &data.data, data.binary, clock, &mut out);
         self.carry_out(out);
     }
@@ -42,7 +42,7 @@ impl Core {
             .filter(|p| p.control == Some(channel))
         {
             peer.control = None;
-            self.control.channel_closed(id);
+            self.members.channel_closed(id);
         }
     }
 
@@ -51,10 +51,10 @@ impl Core {
             match o {
                 Outgoing::Send { to, text } => self.write_control(to, &text),
                 Outgoing::Pause(viewer) => {
-                    self.routing.set_paused(viewer, true);
+                    self.members.set_paused(viewer, true);
                 }
                 Outgoing::Resume(viewer) => {
-                    self.routing.set_paused(viewer, false);
+                    self.members.set_paused(viewer, false);
                 }
             }
         }

@@ -15,12 +15,12 @@ impl Core {
         if !data.contiguous {
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
             // break until the next keyframe.
-            self.routing.keyframe_wanted_by(publisher);
+            self.members.keyframe_wanted_by(publisher);
         }
         let mut targets = std::mem::take(&mut self.targets);
-        self.routing
+        self.members
             .frame_targets(publisher, data.is_keyframe(), &mut targets);
-        let feed = self.routing.feed(publisher).filter(|_| !targets.is_empty());
+        let feed = self.members.feed(publisher).filter(|_| !targets.is_empty());
         if let Some(feed) = feed {
             let time = data.time.rebase(Frequency::NINETY_KHZ).numer() as u32;
             let frame = feed.packetize(time, data.network_time, &data.data);

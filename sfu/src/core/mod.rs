@@ -18,8 +18,9 @@
 //!
 //! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
 //! `forward` (frame fan-out), `control` (data-channel glue to the relay), `timers`
-//! (timeouts and keyframe requests); plain state: `routing`, `keyframe`, `feed`,
-//! `control_relay`, `rate_limit`.
+//! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
+//! to which camera, read by its `routing` for media and its `control_relay` for control),
+//! `keyframe`, `feed`, `rate_limit`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -30,22 +31,21 @@ use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
 
 use crate::{PeerId, SfuEvent, SfuStats};
-use control_relay::{Clock, ControlRelay};
+use membership::control_relay::Clock;
+use membership::{Membership, Role};
 use peers::PeerTable;
-use routing::{Role, Routing};
 use rtc_config::rtc_config;
 
 mod control;
-mod control_relay;
 mod control_wire;
 mod feed;
 mod forward;
 mod keyframe;
+mod membership;
 mod negotiate;
 mod offer;
 mod peers;
 mod rate_limit;
-mod routing;
 mod rtc_config;
 mod timers;
 mod transmit;
@@ -75,9 +75,9 @@ pub(crate) struct Core {
     publisher_config: RtcConfig,
     viewer_config: RtcConfig,
     peers: PeerTable,
-    routing: Routing,
-    /// Camera control over data channels: permissions, rate limits, routing, caches.
-    control: ControlRelay,
+    /// Who belongs to which camera, with each side's state: media routing (keyframe gate,
+    /// feed) and camera control (permissions, rate limits, caches).
+    members: Membership,
     /// Only the counter fields are used; the gauges are computed in `stats()`.
     counters: SfuStats,
     /// Events drained from an `Rtc`, handled once it is no longer borrowed.
@@ -111,8 +111,7 @@ impl Core {
             publisher_config: rtc_config(Role::Publisher),
             viewer_config: rtc_config(Role::Viewer),
             peers: PeerTable::new(),
-            routing: Routing::new(config.keyframe_request_interval),
-            control: ControlRelay::new(config.control_rate_limit),
+            members: Membership::new(config.keyframe_request_interval, config.control_rate_limit),
             counters: SfuStats::default(),
             queue: VecDeque::new(),
             targets: Vec::new(),
@@ -187,7 +186,7 @@ impl Core {
     }
 
     pub(crate) fn stats(&self) -> SfuStats {
-        let counts = self.routing.counts();
+        let counts = self.members.counts();
         SfuStats {
             peers: self.peers.len(),
             publishers: counts.publishers,
@@ -273,7 +272,7 @@ impl Core {
                 };
                 if !peer.connected {
                     peer.connected = true;
-                    self.routing.peer_connected(id);
+                    self.members.peer_connected(id);
                     self.events.push_back(SfuEvent::PeerConnected { peer: id });
                 }
             }
@@ -284,9 +283,9 @@ impl Core {
             {
                 self.dead.push((id, "ICE disconnected".into()));
             }
-            Event::KeyframeRequest(_) if self.routing.role(id) == Some(Role::Viewer) => {
+            Event::KeyframeRequest(_) if self.members.role(id) == Some(Role::Viewer) => {
                 self.counters.keyframe_requests_received += 1;
-                self.routing.keyframe_wanted_by(id);
+                self.members.keyframe_wanted_by(id);
             }
             Event::Closed => self.dead.push((id, "closed by remote".into())),
             Event::ChannelOpen(channel, label) => self.control_channel_open(id, channel, &label),
@@ -301,8 +300,7 @@ impl Core {
         if self.peers.remove(id).is_none() {
             return false;
         }
-        self.routing.remove_peer(id);
-        self.control.remove_peer(id);
+        self.members.remove_peer(id);
         self.queue.retain(|(p, _)| *p != id);
         tracing::info!(peer = %id, %reason, "peer removed");
         self.events

@@ -6,9 +6,9 @@ use str0m::change::SdpOffer;
 use str0m::media::{Mid, Pt};
 use str0m::Candidate;
 
+use super::membership::Role;
 use super::offer::video_mids;
 use super::peers::Peer;
-use super::routing::Role;
 use super::rtc_config::negotiated_h264;
 use super::viewer_tx::ViewerTx;
 use super::Core;
@@ -106,16 +106,14 @@ impl Core {
         };
         match role {
             Role::Publisher => {
-                if let Some(old) = self.routing.set_publisher(camera, id) {
+                if let Some(old) = self.members.set_publisher(camera, id) {
                     self.close(old, "replaced by a new publisher");
                 }
-                self.routing.set_publisher_mid(id, mid.0);
-                self.control.add_publisher(camera, id);
+                self.members.set_publisher_mid(id, mid.0);
             }
             Role::Viewer => {
-                self.routing.add_viewer(camera, id, mid.0);
                 let access = access.unwrap_or(ViewerAccess::ViewOnly);
-                self.control.add_viewer(camera, id, access, now);
+                self.members.add_viewer(camera, id, mid.0, access, now);
                 if let Some(peer) = self.peers.get_mut(id) {
                     peer.tx = Some(ViewerTx::new(mid.0, mid.1));
                 }

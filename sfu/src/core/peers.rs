@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::channel::ChannelId;
 use str0m::{Input, Rtc};
 
-use super::routing::Role;
+use super::membership::Role;
 use super::viewer_tx::ViewerTx;
 use crate::PeerId;
 

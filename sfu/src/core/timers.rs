@@ -15,7 +15,7 @@ impl Core {
     /// The earliest instant the core needs [`Core::handle_timeout`], if any.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.peers.next_deadline();
-        let keyframes = self.routing.next_deadline(self.now);
+        let keyframes = self.members.next_deadline(self.now);
         [peers, keyframes].into_iter().flatten().min()
     }
 
@@ -43,9 +43,9 @@ impl Core {
         }
         self.scratch_ids = ids;
 
-        if self.routing.next_deadline(now).is_some_and(|d| d <= now) {
+        if self.members.next_deadline(now).is_some_and(|d| d <= now) {
             let mut due = std::mem::take(&mut self.targets);
-            self.routing.due_keyframe_requests(now, &mut due);
+            self.members.due_keyframe_requests(now, &mut due);
             for &(publisher, mid) in &due {
                 self.request_keyframe(publisher, mid);
             }
