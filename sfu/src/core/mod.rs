@@ -47,6 +47,8 @@ mod offer;
 mod peers;
 mod rate_limit;
 mod rtc_config;
+#[cfg(test)]
+mod tests;
 mod timers;
 mod transmit;
 mod viewer_tx;
