@@ -133,7 +133,7 @@ impl SfuHandle {
         self.events.subscribe()
     }
 
-    /// Close every peer, stop the media loop and wait until its UDP sockets are closed, so
+    /// Close every peer, stop the driver loop and wait until its UDP sockets are closed, so
     /// a restarted server can bind the same port at once. Later calls on any clone fail
     /// with [`SfuError::Stopped`] or do nothing.
     pub async fn shutdown(&self) {
