@@ -13,6 +13,8 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use crate::core::{Queued, Transmits};
+
 /// Messages per `sendmmsg` call (the headers live on the stack).
 const CHUNK: usize = 64;
 /// Most datagrams in one GSO message (the kernel's `UDP_MAX_SEGMENTS`).
@@ -21,14 +23,6 @@ const MAX_SEGMENTS: usize = 64;
 const MAX_GSO_BYTES: usize = 60_000;
 /// Room for one `UDP_SEGMENT` control message (`CMSG_SPACE(2)` is 24 on 64-bit Linux).
 const CMSG_BUF: usize = 32;
-
-#[derive(Debug, Clone, Copy)]
-struct Item {
-    socket: usize,
-    destination: SocketAddr,
-    start: usize,
-    len: usize,
-}
 
 /// One `sendmmsg` entry: `count` datagrams of `segment` bytes (the last may be shorter),
 /// contiguous in the batch's buffer from `start`.
@@ -41,11 +35,10 @@ struct Message {
     count: usize,
 }
 
-/// Datagrams waiting to be sent: their bytes back to back in one reused buffer.
+/// How the core's queued datagrams ([`Transmits`]) are cut into `sendmmsg` messages.
 #[derive(Debug)]
 pub(crate) struct SendBatch {
-    bytes: Vec<u8>,
-    items: Vec<Item>,
+    /// Reused between flushes.
     messages: Vec<Message>,
     /// Whether to coalesce runs with GSO; switched off for good if the kernel refuses it.
     gso: bool,
@@ -54,8 +47,6 @@ pub(crate) struct SendBatch {
 impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
-            bytes: Vec::new(),
-            items: Vec::new(),
             messages: Vec::new(),
             gso: cfg!(target_os = "linux"),
         }
@@ -63,34 +54,26 @@ impl Default for SendBatch {
 }
 
 impl SendBatch {
-    pub(crate) fn push(&mut self, socket: usize, destination: SocketAddr, data: &[u8]) {
-        self.items.push(Item {
-            socket,
-            destination,
-            start: self.bytes.len(),
-            len: data.len(),
-        });
-        self.bytes.extend_from_slice(data);
-    }
-
     /// Send everything queued, in order. UDP is lossy anyway: a full send buffer drops
     /// the rest of a chunk rather than stalling every peer's media, and a datagram the
     /// kernel refuses (e.g. ICMP unreachable reported back) is skipped.
-    pub(crate) fn flush(&mut self, sockets: &[UdpSocket]) {
+    pub(crate) fn flush(&mut self, queue: &mut Transmits, sockets: &[UdpSocket]) {
+        let items = queue.items();
+        let bytes = queue.bytes();
         let mut i = 0;
-        while i < self.items.len() {
+        while i < items.len() {
             // A run of consecutive datagrams on the same socket (almost always all).
-            let socket = self.items[i].socket;
-            let run = self.items[i..]
+            let socket = items[i].socket;
+            let run = items[i..]
                 .iter()
                 .take_while(|it| it.socket == socket)
                 .count();
             self.messages.clear();
-            group(&self.items[i..i + run], self.gso, &mut self.messages);
+            group(&items[i..i + run], self.gso, &mut self.messages);
             match sockets.get(socket) {
                 Some(s) => {
                     for chunk in self.messages.chunks(CHUNK) {
-                        if !send_chunk(s, &self.bytes, chunk) {
+                        if !send_chunk(s, bytes, chunk) {
                             // The kernel cannot segment on this path: never try again.
                             tracing::info!("UDP GSO unavailable, sending datagrams one by one");
                             self.gso = false;
@@ -101,14 +84,13 @@ impl SendBatch {
             }
             i += run;
         }
-        self.items.clear();
-        self.bytes.clear();
+        queue.clear();
     }
 }
 
 /// Cut one socket's datagrams into messages: with `gso`, consecutive datagrams to one
 /// destination of one length (the last may be shorter) share a message.
-fn group(items: &[Item], gso: bool, out: &mut Vec<Message>) {
+fn group(items: &[Queued], gso: bool, out: &mut Vec<Message>) {
     let mut k = 0;
     while k < items.len() {
         let first = items[k];
@@ -265,19 +247,26 @@ fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::s
 mod tests {
     use super::*;
 
+    /// A queue whose socket 0 is `tx` (the tests push from `from`).
+    fn queue(from: SocketAddr) -> Transmits {
+        Transmits::new(vec![from], None)
+    }
+
     #[test]
     fn batch_arrives_in_order_across_chunks_and_destinations() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rx_a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rx_b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (a, b) = (rx_a.local_addr().unwrap(), rx_b.local_addr().unwrap());
+        let from = tx.local_addr().unwrap();
+        let mut q = queue(from);
         let mut batch = SendBatch::default();
         let n = CHUNK * 2 + 3;
         for i in 0..n {
             let to = if i % 3 == 0 { b } else { a };
-            batch.push(0, to, &(i as u32).to_be_bytes());
+            q.push(from, to, &(i as u32).to_be_bytes());
         }
-        batch.flush(std::slice::from_ref(&tx));
+        batch.flush(&mut q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 16];
         for i in 0..n {
             let rx = if i % 3 == 0 { &rx_b } else { &rx_a };
@@ -286,7 +275,7 @@ mod tests {
             assert_eq!(&buf[..len], &(i as u32).to_be_bytes());
         }
         // Flushed: nothing is sent twice.
-        batch.flush(std::slice::from_ref(&tx));
+        batch.flush(&mut q, std::slice::from_ref(&tx));
         rx_a.set_nonblocking(true).unwrap();
         assert!(rx_a.recv_from(&mut buf).is_err());
     }
@@ -295,12 +284,16 @@ mod tests {
     fn a_refused_datagram_does_not_stop_the_rest() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let from = tx.local_addr().unwrap();
+        // Socket 1 is not among the sockets handed to `flush`.
+        let other = SocketAddr::from(([127, 0, 0, 2], 9));
+        let mut q = Transmits::new(vec![from, other], None);
         let mut batch = SendBatch::default();
         // Port 0 is not a valid destination: the kernel refuses it (EINVAL).
-        batch.push(0, SocketAddr::from(([127, 0, 0, 1], 0)), b"bad");
-        batch.push(0, rx.local_addr().unwrap(), b"good");
-        batch.push(7, rx.local_addr().unwrap(), b"unknown socket");
-        batch.flush(std::slice::from_ref(&tx));
+        q.push(from, SocketAddr::from(([127, 0, 0, 1], 0)), b"bad");
+        q.push(from, rx.local_addr().unwrap(), b"good");
+        q.push(other, rx.local_addr().unwrap(), b"unknown socket");
+        batch.flush(&mut q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 16];
         let (len, _) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"good");
@@ -310,16 +303,17 @@ mod tests {
     fn equal_runs_to_one_destination_share_a_message() {
         let a = SocketAddr::from(([127, 0, 0, 1], 1000));
         let b = SocketAddr::from(([127, 0, 0, 1], 2000));
-        let mut batch = SendBatch::default();
+        let from = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut q = queue(from);
         // To a: 300 (a STAP-A), 3 x 1000, 400; to b: 1000, 1000; to a again: 1000.
         for (to, len) in [(a, 300), (a, 1000), (a, 1000), (a, 1000), (a, 400)]
             .into_iter()
             .chain([(b, 1000), (b, 1000), (a, 1000)])
         {
-            batch.push(0, to, &vec![0; len]);
+            q.push(from, to, &vec![0; len]);
         }
         let mut out = Vec::new();
-        group(&batch.items, true, &mut out);
+        group(q.items(), true, &mut out);
         let got: Vec<_> = out
             .iter()
             .map(|m| (m.destination, m.count, m.segment, m.len))
@@ -334,7 +328,7 @@ mod tests {
             ]
         );
         out.clear();
-        group(&batch.items, false, &mut out);
+        group(q.items(), false, &mut out);
         assert_eq!(out.len(), 8);
         assert!(out.iter().all(|m| m.count == 1));
     }
@@ -342,12 +336,13 @@ mod tests {
     #[test]
     fn a_run_never_exceeds_the_segment_limit() {
         let a = SocketAddr::from(([127, 0, 0, 1], 1000));
-        let mut batch = SendBatch::default();
+        let from = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut q = queue(from);
         for _ in 0..MAX_SEGMENTS + 5 {
-            batch.push(0, a, &[0; 100]);
+            q.push(from, a, &[0; 100]);
         }
         let mut out = Vec::new();
-        group(&batch.items, true, &mut out);
+        group(q.items(), true, &mut out);
         let counts: Vec<_> = out.iter().map(|m| m.count).collect();
         assert_eq!(counts, vec![MAX_SEGMENTS, 5]);
     }
@@ -357,12 +352,14 @@ mod tests {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = rx.local_addr().unwrap();
+        let from = tx.local_addr().unwrap();
+        let mut q = queue(from);
         let mut batch = SendBatch::default();
         let sizes = [200, 1100, 1100, 1100, 500];
         for (i, &len) in sizes.iter().enumerate() {
-            batch.push(0, to, &vec![i as u8; len]);
+            q.push(from, to, &vec![i as u8; len]);
         }
-        batch.flush(std::slice::from_ref(&tx));
+        batch.flush(&mut q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 2048];
         for (i, &len) in sizes.iter().enumerate() {
             let (n, _) = rx.recv_from(&mut buf).unwrap();

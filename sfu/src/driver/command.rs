@@ -1,4 +1,4 @@
-//! Requests from [`crate::SfuHandle`] to the media loop, each with its reply channel.
+//! Requests from [`crate::SfuHandle`] to the driver loop, each with its reply channel.
 
 use tokio::sync::oneshot;
 

@@ -12,7 +12,6 @@ use std::task::Poll;
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
-use crate::send_batch::SendBatch;
 use crate::{SfuConfig, SfuError};
 
 /// One receive: `(socket index, length, source)`, or the error with its socket index.
@@ -30,8 +29,6 @@ pub(crate) struct Sockets {
     public: Option<(SocketAddr, usize)>,
     /// Where the next receive scan starts, so one busy socket cannot starve the others.
     next_first: usize,
-    /// Datagrams queued by [`Sockets::send`] until [`Sockets::flush`].
-    batch: SendBatch,
 }
 
 /// The IPs to bind: the configured ones, or every local IPv4 interface address.
@@ -85,7 +82,6 @@ impl Sockets {
             addrs,
             public,
             next_first: 0,
-            batch: SendBatch::default(),
         })
     }
 
@@ -93,7 +89,9 @@ impl Sockets {
         &self.addrs
     }
 
-    /// Addresses to advertise as host candidates: every socket's, then the public one.
+    /// Addresses to advertise as host candidates: every socket's, then the public one
+    /// (the core builds the same list from `local_addrs` and `public`).
+    #[cfg(test)]
     pub(crate) fn advertised(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.addrs
             .iter()
@@ -101,6 +99,7 @@ impl Sockets {
             .chain(self.public.map(|(a, _)| a))
     }
 
+    #[cfg(test)]
     pub(crate) fn addr(&self, idx: usize) -> SocketAddr {
         self.addrs[idx]
     }
@@ -140,31 +139,22 @@ impl Sockets {
         None
     }
 
-    /// Queue a datagram on the socket whose address is `source` (or that the public address
-    /// maps to). Nothing leaves before [`Sockets::flush`].
-    pub(crate) fn send(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
-        let idx = match self.addrs.iter().position(|a| *a == source) {
-            Some(i) => i,
-            None => match self.public {
-                Some((public, i)) if public == source => i,
-                _ => {
-                    tracing::debug!(%source, "transmit from an address we do not own");
-                    return;
-                }
-            },
-        };
-        self.batch.push(idx, destination, data);
+    /// The 1:1 NAT public address and the socket index its traffic arrives on.
+    pub(crate) fn public(&self) -> Option<(SocketAddr, usize)> {
+        self.public
     }
 
-    /// Send everything queued since the last flush (the loop calls this before it waits).
-    pub(crate) fn flush(&mut self) {
-        self.batch.flush(&self.senders);
+    /// Plain std handles on the same sockets, same order, for `sendmmsg`.
+    pub(crate) fn senders(&self) -> &[std::net::UdpSocket] {
+        &self.senders
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Transmits;
+    use crate::driver::send_batch::SendBatch;
 
     fn config(ips: &[[u8; 4]], public: Option<[u8; 4]>) -> SfuConfig {
         SfuConfig {
@@ -197,21 +187,23 @@ mod tests {
     #[tokio::test]
     async fn public_address_is_advertised_and_sends_through_its_socket() {
         let mut s = Sockets::bind(&config(&[[127, 0, 0, 1]], Some([203, 0, 113, 7]))).unwrap();
+        let mut q = Transmits::new(s.local_addrs().to_vec(), s.public());
+        let mut batch = SendBatch::default();
         let port = s.addr(0).port();
         let public = SocketAddr::from(([203, 0, 113, 7], port));
         assert_eq!(s.advertised().collect::<Vec<_>>(), vec![s.addr(0), public]);
 
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let peer_addr = peer.local_addr().unwrap();
-        s.send(public, peer_addr, b"hi");
-        s.flush();
+        q.push(public, peer_addr, b"hi");
+        batch.flush(&mut q, s.senders());
         let mut buf = [0u8; 16];
         let (n, from) = peer.recv_from(&mut buf).await.unwrap();
         assert_eq!((&buf[..n], from), (&b"hi"[..], s.addr(0)));
 
         // Unknown sources send nothing, and do not panic.
-        s.send(SocketAddr::from(([10, 9, 9, 9], port)), peer_addr, b"no");
-        s.flush();
+        q.push(SocketAddr::from(([10, 9, 9, 9], port)), peer_addr, b"no");
+        batch.flush(&mut q, s.senders());
 
         peer.send_to(b"back", s.addr(0)).await.unwrap();
         let (idx, n, src) = s.recv(&mut buf).await.unwrap();

@@ -11,7 +11,7 @@ use str0m::media::{Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::Rtc;
 
-use crate::feed::FramePackets;
+use super::feed::FramePackets;
 
 #[derive(Debug)]
 pub(crate) struct ViewerTx {

@@ -1,4 +1,4 @@
-//! Commands from the handle: new peers from SDP offers, candidates, closing, stats.
+//! New peers from SDP offers (publish, subscribe) and their trickled candidates.
 
 use std::time::Instant;
 
@@ -6,51 +6,54 @@ use str0m::change::SdpOffer;
 use str0m::media::{Mid, Pt};
 use str0m::Candidate;
 
-use crate::command::Command;
-use crate::media_loop::MediaLoop;
-use crate::peer::Peer;
-use crate::routing::Role;
-use crate::rtc_config::negotiated_h264;
-use crate::viewer_tx::ViewerTx;
-use crate::{PeerAnswer, PeerId, SfuError, SfuStats, ViewerAccess};
+use super::membership::Role;
+use super::offer::video_mids;
+use super::peers::Peer;
+use super::rtc_config::negotiated_h264;
+use super::viewer_tx::ViewerTx;
+use super::Core;
+use crate::{PeerAnswer, PeerId, SfuError, ViewerAccess};
 
-impl MediaLoop {
-    pub(crate) fn handle_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Publish {
-                camera,
-                offer,
-                reply,
-            } => {
-                let _ = reply.send(self.add_peer(&camera, &offer, Role::Publisher, None));
-            }
-            Command::Subscribe {
-                camera,
-                offer,
-                access,
-                reply,
-            } => {
-                let _ = reply.send(self.add_peer(&camera, &offer, Role::Viewer, Some(access)));
-            }
-            Command::AddCandidate {
-                peer,
-                candidate,
-                reply,
-            } => {
-                let _ = reply.send(self.add_remote_candidate(peer, &candidate));
-            }
-            Command::Close { peer, reply } => {
-                self.close(peer, "closed by signaling");
-                let _ = reply.send(());
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(self.stats());
-            }
-            // The loop itself takes shutdown; it never gets here.
-            Command::Shutdown { reply } => {
-                let _ = reply.send(());
-            }
-        }
+impl Core {
+    /// A publisher's offer for `camera`; a publisher already on it is closed and replaced.
+    pub(crate) fn publish(
+        &mut self,
+        now: Instant,
+        camera: &str,
+        offer: &str,
+    ) -> Result<PeerAnswer, SfuError> {
+        self.now = now;
+        let answer = self.add_peer(camera, offer, Role::Publisher, None);
+        self.settle();
+        answer
+    }
+
+    /// A viewer's offer for `camera` (which need not be live yet), with what it may do on
+    /// its control channel.
+    pub(crate) fn subscribe(
+        &mut self,
+        now: Instant,
+        camera: &str,
+        offer: &str,
+        access: ViewerAccess,
+    ) -> Result<PeerAnswer, SfuError> {
+        self.now = now;
+        let answer = self.add_peer(camera, offer, Role::Viewer, Some(access));
+        self.settle();
+        answer
+    }
+
+    /// A trickled candidate (see [`crate::SfuHandle::add_remote_candidate`]).
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        candidate: &str,
+    ) -> Result<(), SfuError> {
+        self.now = now;
+        let result = self.add_candidate(id, candidate);
+        self.settle();
+        result
     }
 
     /// Build the peer's `Rtc` here, inside the loop, before the answer leaves: the remote
@@ -63,18 +66,17 @@ impl MediaLoop {
         role: Role,
         access: Option<ViewerAccess>,
     ) -> Result<PeerAnswer, SfuError> {
-        let video_mids = crate::offer::video_mids(offer);
+        let video_mids = video_mids(offer);
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let now = Instant::now();
+        let now = self.now;
         let config = match role {
             Role::Publisher => &self.publisher_config,
             Role::Viewer => &self.viewer_config,
         };
         let mut rtc = config.clone().build(now);
         let mut candidates = Vec::new();
-        let addrs: Vec<_> = self.sockets.advertised().collect();
-        for addr in addrs {
+        for &addr in &self.advertised {
             match Candidate::host(addr, "udp") {
                 Ok(c) => {
                     if let Some(c) = rtc.add_local_candidate(c) {
@@ -89,16 +91,14 @@ impl MediaLoop {
             .accept_offer(offer)
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
 
-        let id = PeerId(self.next_peer);
-        self.next_peer += 1;
-        self.peers.insert(id, Peer::new(rtc, role, now));
+        let id = self.peers.insert(Peer::new(rtc, role, now));
         self.drain(id);
 
         let mid = match self.video_mid(id, role, &video_mids) {
             Ok(mid) => mid,
             Err(e) => {
                 // Never announced, so it goes without a PeerClosed.
-                self.peers.remove(&id);
+                self.peers.remove(id);
                 self.queue.retain(|(p, _)| *p != id);
                 self.dead.retain(|(p, _)| *p != id);
                 return Err(e);
@@ -106,17 +106,15 @@ impl MediaLoop {
         };
         match role {
             Role::Publisher => {
-                if let Some(old) = self.routing.set_publisher(camera, id) {
+                if let Some(old) = self.members.set_publisher(camera, id) {
                     self.close(old, "replaced by a new publisher");
                 }
-                self.routing.set_publisher_mid(id, mid.0);
-                self.control.add_publisher(camera, id);
+                self.members.set_publisher_mid(id, mid.0);
             }
             Role::Viewer => {
-                self.routing.add_viewer(camera, id, mid.0);
                 let access = access.unwrap_or(ViewerAccess::ViewOnly);
-                self.control.add_viewer(camera, id, access, now);
-                if let Some(peer) = self.peers.get_mut(&id) {
+                self.members.add_viewer(camera, id, mid.0, access, now);
+                if let Some(peer) = self.peers.get_mut(id) {
                     peer.tx = Some(ViewerTx::new(mid.0, mid.1));
                 }
             }
@@ -141,7 +139,7 @@ impl MediaLoop {
             Role::Publisher => ("receive", "sendonly or sendrecv"),
             Role::Viewer => ("send", "recvonly or sendrecv"),
         };
-        let rtc = &self.peers.get(&id).ok_or(SfuError::UnknownPeer(id))?.rtc;
+        let rtc = &self.peers.get(id).ok_or(SfuError::UnknownPeer(id))?.rtc;
         let mut saw_video = false;
         for mid in video_mids {
             let mid = Mid::from(mid.as_str());
@@ -167,8 +165,8 @@ impl MediaLoop {
         }))
     }
 
-    fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
-        let Some(peer) = self.peers.get_mut(&id) else {
+    fn add_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
+        let Some(peer) = self.peers.get_mut(id) else {
             return Err(SfuError::UnknownPeer(id));
         };
         let c = candidate.trim();
@@ -191,16 +189,5 @@ impl MediaLoop {
         peer.rtc.add_remote_candidate(parsed);
         self.drain(id);
         Ok(())
-    }
-
-    pub(crate) fn stats(&self) -> SfuStats {
-        let counts = self.routing.counts();
-        SfuStats {
-            peers: self.peers.len(),
-            publishers: counts.publishers,
-            viewers: counts.viewers,
-            tracks: counts.tracks,
-            ..self.counters.clone()
-        }
     }
 }

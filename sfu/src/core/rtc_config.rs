@@ -7,7 +7,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Extension;
 use str0m::{Rtc, RtcConfig};
 
-use crate::routing::Role;
+use super::membership::Role;
 
 /// H.264 Constrained Baseline level 3.1: what browsers (Safari included) all decode.
 pub(crate) const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;

@@ -1,35 +1,31 @@
 //! Frame fan-out: one publisher frame → every admitted viewer. Never decodes.
 
-use std::time::Instant;
-
 use str0m::media::{Frequency, MediaData};
-use str0m::Input;
 
-use crate::media_loop::MediaLoop;
+use super::Core;
 use crate::PeerId;
 
-impl MediaLoop {
+impl Core {
     /// A whole Annex-B frame from `publisher`. It is packetised once (the camera's
-    /// [`crate::feed::Feed`]) and the same payloads go to every viewer under the viewer's
+    /// [`super::feed::Feed`]) and the same payloads go to every viewer under the viewer's
     /// own SSRC, sequence numbers and payload type, so the publisher's never reach viewers
     /// and a publisher change is invisible to them apart from the picture.
-    pub(crate) fn forward(&mut self, publisher: PeerId, data: MediaData) {
+    pub(super) fn forward(&mut self, publisher: PeerId, data: MediaData) {
         self.counters.frames_received += 1;
         if !data.contiguous {
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
             // break until the next keyframe.
-            self.routing.keyframe_wanted_by(publisher);
+            self.members.keyframe_wanted_by(publisher);
         }
         let mut targets = std::mem::take(&mut self.targets);
-        self.routing
+        self.members
             .frame_targets(publisher, data.is_keyframe(), &mut targets);
-        let feed = self.routing.feed(publisher).filter(|_| !targets.is_empty());
+        let feed = self.members.feed(publisher).filter(|_| !targets.is_empty());
         if let Some(feed) = feed {
             let time = data.time.rebase(Frequency::NINETY_KHZ).numer() as u32;
             let frame = feed.packetize(time, data.network_time, &data.data);
-            let now = Instant::now();
             for &(viewer, _) in &targets {
-                let Some(peer) = self.peers.get_mut(&viewer) else {
+                let Some(peer) = self.peers.get_mut(viewer) else {
                     continue;
                 };
                 let Some(tx) = peer.tx.as_mut() else {
@@ -42,11 +38,7 @@ impl MediaLoop {
                 self.counters.frames_forwarded += 1;
                 // str0m hands queued RTP to its pacer in its timeout handler. Run it right
                 // away: the frame leaves now, not on the viewer's next timeout.
-                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                    peer.rtc.disconnect();
-                    self.dead.push((viewer, format!("rtc error: {e}")));
-                }
-                self.drain(viewer);
+                self.poke(viewer);
             }
         }
         self.targets = targets;

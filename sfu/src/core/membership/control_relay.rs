@@ -1,27 +1,26 @@
-//! Camera control between viewers' and publishers' data channels: who may send what, where
-//! each message goes, what new viewers are told at once. Plain state, no I/O.
+//! Camera control over the membership table: who may send what on `control` data
+//! channels, where each message goes, what new viewers are told at once. Plain state, no
+//! I/O.
 //!
-//! The media loop tells the relay about peers and their `control` channels and hands it
-//! every message; the relay answers with [`Outgoing`] actions (texts to write to channels,
-//! pause/resume of a viewer's media) that the loop carries out.
+//! The core tells the table about `control` channels opening and closing and hands it every
+//! message; it answers with [`Outgoing`] actions (texts to write to channels, pause/resume
+//! of a viewer's media) that the core carries out.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use sightline_protocol::control::{
-    peek_request_id, unix_millis, CommandType, ControlError, ControlErrorCode, RateLimitInfo,
-    Refusal,
+    peek_request_id, CommandType, ControlError, ControlErrorCode, RateLimitInfo, Refusal,
 };
 
-use crate::control_wire::{
+use super::{Membership, Role};
+use crate::core::control_wire::{
     ok_text, parse_viewer_command, refusal_text, route_publisher_message, welcome_text, CacheSlot,
     PublisherRoute,
 };
-use crate::rate_limit::{RateLimit, TokenBucket};
 use crate::{PeerId, ViewerAccess};
 
-/// Something the media loop must do.
+/// Something the core must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outgoing {
     /// Write this text on the peer's control channel. Broadcasts share one `Arc`.
@@ -40,148 +39,49 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    #[cfg(test)]
     pub(crate) fn now() -> Self {
         Clock {
             at: Instant::now(),
-            unix_ms: unix_millis(),
+            unix_ms: sightline_protocol::control::unix_millis(),
         }
     }
 }
 
-#[derive(Debug)]
-enum Kind {
-    Publisher,
-    Viewer {
-        access: ViewerAccess,
-        bucket: TokenBucket,
-    },
-}
-
-#[derive(Debug)]
-struct Member {
-    camera: String,
-    kind: Kind,
-    /// Its `control` data channel is open.
-    open: bool,
-}
-
-#[derive(Debug, Default)]
-struct CameraControl {
-    publisher: Option<PeerId>,
-    viewers: BTreeSet<PeerId>,
-    /// The publisher's last `capabilities` and `state` broadcasts, for viewers who join later.
-    capabilities: Option<Arc<str>>,
-    state: Option<Arc<str>>,
-}
-
-#[derive(Debug)]
-pub(crate) struct ControlRelay {
-    limit: RateLimit,
-    members: HashMap<PeerId, Member>,
-    cameras: HashMap<String, CameraControl>,
-}
-
-impl ControlRelay {
-    pub(crate) fn new(limit: RateLimit) -> Self {
-        ControlRelay {
-            limit,
-            members: HashMap::new(),
-            cameras: HashMap::new(),
-        }
-    }
-
-    /// `peer` publishes `camera`, replacing any earlier publisher (whose cached broadcasts
-    /// go with it: the new one announces its own).
-    pub(crate) fn add_publisher(&mut self, camera: &str, peer: PeerId) {
-        let cam = self.cameras.entry(camera.to_owned()).or_default();
-        if let Some(old) = cam.publisher.replace(peer) {
-            self.members.remove(&old);
-        }
-        cam.capabilities = None;
-        cam.state = None;
-        self.members.insert(
-            peer,
-            Member {
-                camera: camera.to_owned(),
-                kind: Kind::Publisher,
-                open: false,
-            },
-        );
-    }
-
-    pub(crate) fn add_viewer(
-        &mut self,
-        camera: &str,
-        peer: PeerId,
-        access: ViewerAccess,
-        now: Instant,
-    ) {
-        self.cameras
-            .entry(camera.to_owned())
-            .or_default()
-            .viewers
-            .insert(peer);
-        self.members.insert(
-            peer,
-            Member {
-                camera: camera.to_owned(),
-                kind: Kind::Viewer {
-                    access,
-                    bucket: TokenBucket::new(self.limit, now),
-                },
-                open: false,
-            },
-        );
-    }
-
-    pub(crate) fn remove_peer(&mut self, peer: PeerId) {
-        let Some(member) = self.members.remove(&peer) else {
-            return;
-        };
-        let Some(cam) = self.cameras.get_mut(&member.camera) else {
-            return;
-        };
-        match member.kind {
-            Kind::Publisher => {
-                if cam.publisher == Some(peer) {
-                    cam.publisher = None;
-                    cam.capabilities = None;
-                    cam.state = None;
-                }
-            }
-            Kind::Viewer { .. } => {
-                cam.viewers.remove(&peer);
-            }
-        }
-        if cam.publisher.is_none() && cam.viewers.is_empty() {
-            self.cameras.remove(&member.camera);
-        }
-    }
-
+impl Membership {
     /// The peer's `control` channel opened. A viewer is welcomed and gets the camera's
     /// last capabilities and state at once.
     pub(crate) fn channel_opened(&mut self, peer: PeerId, out: &mut Vec<Outgoing>) {
-        let Some(member) = self.members.get_mut(&peer) else {
+        let limit = self.limit;
+        let Some((cam, role)) = self.camera_of(peer) else {
             return;
         };
-        member.open = true;
-        let Kind::Viewer { access, .. } = &member.kind else {
+        if role == Role::Publisher {
+            if let Some(p) = cam.publisher.as_mut().filter(|p| p.peer == peer) {
+                p.control_open = true;
+            }
+            return;
+        }
+        let Some(v) = cam.viewer_mut(peer) else {
             return;
         };
+        v.control_open = true;
+        let may_control = v.access == ViewerAccess::Control;
+        let camera = &self.members[&peer].camera;
         let text = welcome_text(
             peer,
-            &member.camera,
-            *access == ViewerAccess::Control,
+            camera,
+            may_control,
             RateLimitInfo {
-                per_second: self.limit.per_second,
-                burst: self.limit.burst,
+                per_second: limit.per_second,
+                burst: limit.burst,
             },
         );
         out.push(Outgoing::Send {
             to: peer,
             text: text.into(),
         });
-        if let Some(cam) = self.cameras.get(&member.camera) {
+        if let Some(cam) = self.cameras.get(camera) {
             for cached in [&cam.capabilities, &cam.state].into_iter().flatten() {
                 out.push(Outgoing::Send {
                     to: peer,
@@ -192,8 +92,18 @@ impl ControlRelay {
     }
 
     pub(crate) fn channel_closed(&mut self, peer: PeerId) {
-        if let Some(m) = self.members.get_mut(&peer) {
-            m.open = false;
+        match self.camera_of(peer) {
+            Some((cam, Role::Publisher)) => {
+                if let Some(p) = cam.publisher.as_mut().filter(|p| p.peer == peer) {
+                    p.control_open = false;
+                }
+            }
+            Some((cam, Role::Viewer)) => {
+                if let Some(v) = cam.viewer_mut(peer) {
+                    v.control_open = false;
+                }
+            }
+            None => {}
         }
     }
 
@@ -206,9 +116,9 @@ impl ControlRelay {
         clock: Clock,
         out: &mut Vec<Outgoing>,
     ) {
-        match self.members.get(&peer).map(|m| &m.kind) {
-            Some(Kind::Publisher) => self.publisher_message(peer, data, binary, out),
-            Some(Kind::Viewer { .. }) => self.viewer_message(peer, data, binary, clock, out),
+        match self.role(peer) {
+            Some(Role::Publisher) => self.publisher_message(peer, data, binary, out),
+            Some(Role::Viewer) => self.viewer_message(peer, data, binary, clock, out),
             None => {}
         }
     }
@@ -221,12 +131,15 @@ impl ControlRelay {
         clock: Clock,
         out: &mut Vec<Outgoing>,
     ) {
-        let Some(member) = self.members.get_mut(&peer) else {
+        let limit = self.limit;
+        let Some((cam, Role::Viewer)) = self.camera_of(peer) else {
             return;
         };
-        let Kind::Viewer { access, bucket } = &mut member.kind else {
+        let Some(viewer) = cam.viewer_mut(peer) else {
             return;
         };
+        let access = viewer.access;
+        let taken = viewer.bucket.take(clock.at);
         let mut reply = |text: String| {
             out.push(Outgoing::Send {
                 to: peer,
@@ -235,7 +148,7 @@ impl ControlRelay {
         };
         let refuse = |r: Refusal, retry: Option<u64>| refusal_text(r, retry, clock.unix_ms);
         // Every message counts, refused ones too: a flood of garbage is a flood.
-        if let Err(wait) = bucket.take(clock.at) {
+        if let Err(wait) = taken {
             let ms = wait.as_millis() as u64;
             let r = Refusal {
                 request_id: peek_request_id(data),
@@ -243,7 +156,7 @@ impl ControlRelay {
                     ControlErrorCode::RateLimited,
                     format!(
                         "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
-                        self.limit.per_second, self.limit.burst
+                        limit.per_second, limit.burst
                     ),
                 ),
             };
@@ -277,7 +190,7 @@ impl ControlRelay {
                     text: ok_text(&cmd.request_id, message, clock.unix_ms).into(),
                 });
             }
-            command if *access != ViewerAccess::Control && !command.view_only_may_send() => {
+            command if access != ViewerAccess::Control && !command.view_only_may_send() => {
                 let r = Refusal {
                     request_id: Some(cmd.request_id.clone()),
                     error: ControlError::new(
@@ -291,12 +204,13 @@ impl ControlRelay {
                 reply(refuse(r, None));
             }
             _ => {
-                let camera = member.camera.clone();
+                let camera = &self.members[&peer].camera;
                 let publisher = self
                     .cameras
-                    .get(&camera)
-                    .and_then(|c| c.publisher)
-                    .filter(|p| self.members.get(p).is_some_and(|m| m.open));
+                    .get(camera)
+                    .and_then(|c| c.publisher.as_ref())
+                    .filter(|p| p.control_open)
+                    .map(|p| p.peer);
                 match publisher {
                     Some(publisher) => out.push(Outgoing::Send {
                         to: publisher,
@@ -332,10 +246,10 @@ impl ControlRelay {
         let Some(camera) = self.members.get(&peer).map(|m| m.camera.clone()) else {
             return;
         };
-        let Some(cam) = self.cameras.get_mut(&camera) else {
+        let Some((cam, Role::Publisher)) = self.camera_of(peer) else {
             return;
         };
-        if cam.publisher != Some(peer) {
+        if cam.publisher.as_ref().is_none_or(|p| p.peer != peer) {
             return;
         }
         let route = match route_publisher_message(data, binary) {
@@ -349,8 +263,10 @@ impl ControlRelay {
         let text: Arc<str> = String::from_utf8_lossy(data).into();
         match route {
             PublisherRoute::To(viewer) => {
-                let open_viewer = cam.viewers.contains(&viewer)
-                    && self.members.get(&viewer).is_some_and(|m| m.open);
+                let open_viewer = cam
+                    .viewers
+                    .iter()
+                    .any(|v| v.peer == viewer && v.control_open);
                 if open_viewer {
                     out.push(Outgoing::Send { to: viewer, text });
                 } else {
@@ -364,9 +280,9 @@ impl ControlRelay {
                     None => {}
                 }
                 for v in &cam.viewers {
-                    if self.members.get(v).is_some_and(|m| m.open) {
+                    if v.control_open {
                         out.push(Outgoing::Send {
-                            to: *v,
+                            to: v.peer,
                             text: text.clone(),
                         });
                     }
@@ -382,14 +298,17 @@ mod tests {
 
     use serde_json::Value;
 
+    use str0m::media::Mid;
+
     use super::*;
+    use crate::core::RateLimit;
 
     const P: PeerId = PeerId(1);
     const A: PeerId = PeerId(2);
     const B: PeerId = PeerId(3);
 
     struct Fixture {
-        relay: ControlRelay,
+        relay: Membership,
         clock: Clock,
     }
 
@@ -397,13 +316,16 @@ mod tests {
         /// Camera "cam": publisher P; viewer A may control, viewer B is view-only; all open.
         fn new() -> Self {
             let clock = Clock::now();
-            let mut relay = ControlRelay::new(RateLimit {
-                per_second: 2.0,
-                burst: 3,
-            });
-            relay.add_publisher("cam", P);
-            relay.add_viewer("cam", A, ViewerAccess::Control, clock.at);
-            relay.add_viewer("cam", B, ViewerAccess::ViewOnly, clock.at);
+            let mut relay = Membership::new(
+                Duration::from_millis(250),
+                RateLimit {
+                    per_second: 2.0,
+                    burst: 3,
+                },
+            );
+            relay.set_publisher("cam", P);
+            relay.add_viewer("cam", A, Mid::from("v"), ViewerAccess::Control, clock.at);
+            relay.add_viewer("cam", B, Mid::from("v"), ViewerAccess::ViewOnly, clock.at);
             let mut out = Vec::new();
             for p in [P, A, B] {
                 relay.channel_opened(p, &mut out);
@@ -478,8 +400,13 @@ mod tests {
             assert!(to(&out, P).is_empty());
         }
         // A viewer whose channel is not open yet gets nothing now...
-        f.relay
-            .add_viewer("cam", PeerId(4), ViewerAccess::ViewOnly, f.clock.at);
+        f.relay.add_viewer(
+            "cam",
+            PeerId(4),
+            Mid::from("v"),
+            ViewerAccess::ViewOnly,
+            f.clock.at,
+        );
         assert!(to(&f.send(P, r#"{"v":1,"type":"notice"}"#), PeerId(4)).is_empty());
         // ...and welcome, capabilities, the latest state when it opens.
         let mut out = Vec::new();
@@ -497,14 +424,19 @@ mod tests {
     fn a_new_publisher_drops_the_old_ones_cache_and_voice() {
         let mut f = Fixture::new();
         f.send(P, r#"{"v":1,"type":"state","n":1}"#);
-        f.relay.add_publisher("cam", PeerId(9));
+        f.relay.set_publisher("cam", PeerId(9));
         assert!(
             f.send(P, r#"{"v":1,"type":"state","n":2}"#).is_empty(),
             "old publisher is not heard"
         );
         let mut out = Vec::new();
-        f.relay
-            .add_viewer("cam", PeerId(5), ViewerAccess::Control, f.clock.at);
+        f.relay.add_viewer(
+            "cam",
+            PeerId(5),
+            Mid::from("v"),
+            ViewerAccess::Control,
+            f.clock.at,
+        );
         f.relay.channel_opened(PeerId(5), &mut out);
         assert_eq!(to(&out, PeerId(5)).len(), 1, "welcome only");
         // Commands wait for the new publisher's channel.
@@ -620,9 +552,14 @@ mod tests {
     #[test]
     fn cameras_are_separate() {
         let mut f = Fixture::new();
-        f.relay.add_publisher("other", PeerId(20));
-        f.relay
-            .add_viewer("other", PeerId(21), ViewerAccess::Control, f.clock.at);
+        f.relay.set_publisher("other", PeerId(20));
+        f.relay.add_viewer(
+            "other",
+            PeerId(21),
+            Mid::from("v"),
+            ViewerAccess::Control,
+            f.clock.at,
+        );
         f.relay.channel_opened(PeerId(20), &mut Vec::new());
         f.relay.channel_opened(PeerId(21), &mut Vec::new());
         let out = f.send(P, r#"{"v":1,"type":"state"}"#);

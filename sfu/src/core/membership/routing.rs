@@ -1,161 +1,16 @@
-//! Who feeds whom: camera id → its publisher peer and its viewers. Plain state, no I/O.
-//!
-//! The media loop asks this table where each frame goes ([`Routing::frame_targets`]) and
-//! which publishers to ask for a keyframe ([`Routing::due_keyframe_requests`]); it tells it
-//! about peers coming, connecting and going. A viewer is bound to a camera id, not to a
-//! publisher, so a camera whose publisher reconnects keeps its viewers: the viewer's
-//! outgoing track (its own `mid`, SSRC and sequence numbers) does not change, only the
-//! frames written into it do.
+//! Media over the membership table: where each frame goes ([`Membership::frame_targets`]),
+//! which publishers to ask for a keyframe ([`Membership::due_keyframe_requests`]), and the
+//! media side of peers connecting, pausing and asking for keyframes.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::media::Mid;
 
-use crate::feed::Feed;
-use crate::keyframe::KeyframeGate;
+use super::{Membership, Role};
+use crate::core::feed::Feed;
 use crate::PeerId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Publisher,
-    Viewer,
-}
-
-#[derive(Debug)]
-struct PeerRoute {
-    camera: String,
-    role: Role,
-}
-
-#[derive(Debug)]
-struct PublisherRoute {
-    peer: PeerId,
-    /// The m-line the publisher's video arrives on (where PLIs go).
-    mid: Option<Mid>,
-    connected: bool,
-}
-
-impl PublisherRoute {
-    fn ready(&self) -> Option<Mid> {
-        self.mid.filter(|_| self.connected)
-    }
-}
-
-#[derive(Debug)]
-struct ViewerRoute {
-    peer: PeerId,
-    /// The viewer's m-line we send on.
-    mid: Mid,
-    /// Media written before ICE+DTLS are up is dropped by str0m, so wait for it.
-    connected: bool,
-    /// No delta frame may go out until the viewer has had a keyframe from the current
-    /// publisher: a decoder fed deltas without their reference shows garbage.
-    waiting_keyframe: bool,
-    /// The viewer asked not to get video for now (its control channel's `pause`).
-    paused: bool,
-}
-
-#[derive(Debug)]
-struct Camera {
-    publisher: Option<PublisherRoute>,
-    viewers: Vec<ViewerRoute>,
-    gate: KeyframeGate,
-    /// The frames going out to the viewers, packetised once.
-    feed: Feed,
-}
-
-impl Camera {
-    fn is_empty(&self) -> bool {
-        self.publisher.is_none() && self.viewers.is_empty()
-    }
-
-    /// The feed changed: every viewer must restart from a keyframe of the new publisher.
-    fn reset_viewers(&mut self) {
-        for v in &mut self.viewers {
-            v.waiting_keyframe = true;
-        }
-        self.gate.publisher_changed();
-        self.feed.publisher_changed();
-        if self.viewers.iter().any(|v| v.connected) {
-            self.gate.want();
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Routing {
-    interval: Duration,
-    cameras: HashMap<String, Camera>,
-    peers: HashMap<PeerId, PeerRoute>,
-}
-
-/// Counts for stats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RouteCounts {
-    pub publishers: usize,
-    pub viewers: usize,
-    pub tracks: usize,
-}
-
-impl Routing {
-    pub(crate) fn new(keyframe_request_interval: Duration) -> Self {
-        Routing {
-            interval: keyframe_request_interval,
-            cameras: HashMap::new(),
-            peers: HashMap::new(),
-        }
-    }
-
-    fn camera_mut(&mut self, camera: &str) -> &mut Camera {
-        if !self.cameras.contains_key(camera) {
-            self.cameras.insert(
-                camera.to_owned(),
-                Camera {
-                    publisher: None,
-                    viewers: Vec::new(),
-                    gate: KeyframeGate::new(self.interval),
-                    feed: Feed::new(),
-                },
-            );
-        }
-        self.cameras.get_mut(camera).expect("inserted above")
-    }
-
-    fn camera_of(&mut self, peer: PeerId) -> Option<(&mut Camera, Role)> {
-        let route = self.peers.get(&peer)?;
-        let role = route.role;
-        Some((self.cameras.get_mut(&route.camera)?, role))
-    }
-
-    pub(crate) fn role(&self, peer: PeerId) -> Option<Role> {
-        self.peers.get(&peer).map(|r| r.role)
-    }
-
-    /// Make `peer` the camera's publisher. Returns the publisher it replaces (already
-    /// forgotten here; the caller closes its connection).
-    pub(crate) fn set_publisher(&mut self, camera: &str, peer: PeerId) -> Option<PeerId> {
-        let cam = self.camera_mut(camera);
-        let old = cam.publisher.replace(PublisherRoute {
-            peer,
-            mid: None,
-            connected: false,
-        });
-        cam.reset_viewers();
-        let old = old.map(|p| p.peer);
-        if let Some(old) = old {
-            self.peers.remove(&old);
-        }
-        self.peers.insert(
-            peer,
-            PeerRoute {
-                camera: camera.to_owned(),
-                role: Role::Publisher,
-            },
-        );
-        old
-    }
-
+impl Membership {
     /// The m-line the publisher's video arrives on.
     pub(crate) fn set_publisher_mid(&mut self, peer: PeerId, mid: Mid) {
         if let Some((cam, Role::Publisher)) = self.camera_of(peer) {
@@ -163,23 +18,6 @@ impl Routing {
                 p.mid = Some(mid);
             }
         }
-    }
-
-    pub(crate) fn add_viewer(&mut self, camera: &str, peer: PeerId, mid: Mid) {
-        self.camera_mut(camera).viewers.push(ViewerRoute {
-            peer,
-            mid,
-            connected: false,
-            waiting_keyframe: true,
-            paused: false,
-        });
-        self.peers.insert(
-            peer,
-            PeerRoute {
-                camera: camera.to_owned(),
-                role: Role::Viewer,
-            },
-        );
     }
 
     /// The peer's ICE and DTLS are up.
@@ -238,27 +76,6 @@ impl Routing {
         }
         v.paused = paused;
         true
-    }
-
-    /// Forget a peer. Returns its role if it was known.
-    pub(crate) fn remove_peer(&mut self, peer: PeerId) -> Option<Role> {
-        let route = self.peers.remove(&peer)?;
-        let Some(cam) = self.cameras.get_mut(&route.camera) else {
-            return Some(route.role);
-        };
-        match route.role {
-            Role::Publisher => {
-                if cam.publisher.as_ref().is_some_and(|p| p.peer == peer) {
-                    cam.publisher = None;
-                    cam.reset_viewers();
-                }
-            }
-            Role::Viewer => cam.viewers.retain(|v| v.peer != peer),
-        }
-        if cam.is_empty() {
-            self.cameras.remove(&route.camera);
-        }
-        Some(route.role)
     }
 
     /// Where a frame from `publisher` goes: pushes `(viewer, mid)` into `out` (cleared
@@ -327,24 +144,16 @@ impl Routing {
             }
         }
     }
-
-    pub(crate) fn counts(&self) -> RouteCounts {
-        let mut c = RouteCounts::default();
-        for cam in self.cameras.values() {
-            if let Some(p) = &cam.publisher {
-                c.publishers += 1;
-                c.tracks += usize::from(p.mid.is_some());
-            }
-            c.viewers += cam.viewers.len();
-            c.tracks += cam.viewers.len();
-        }
-        c
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::RouteCounts;
     use super::*;
+    use crate::core::RateLimit;
+    use crate::ViewerAccess;
 
     const IV: Duration = Duration::from_millis(250);
 
@@ -352,21 +161,21 @@ mod tests {
         Mid::from(s)
     }
 
-    fn targets(r: &mut Routing, publisher: PeerId, kf: bool) -> Vec<PeerId> {
+    fn targets(r: &mut Membership, publisher: PeerId, kf: bool) -> Vec<PeerId> {
         let mut out = Vec::new();
         r.frame_targets(publisher, kf, &mut out);
         out.into_iter().map(|(p, _)| p).collect()
     }
 
-    fn due(r: &mut Routing, now: Instant) -> Vec<PeerId> {
+    fn due(r: &mut Membership, now: Instant) -> Vec<PeerId> {
         let mut out = Vec::new();
         r.due_keyframe_requests(now, &mut out);
         out.into_iter().map(|(p, _)| p).collect()
     }
 
     /// Camera "cam" with a connected publisher 1 (mid "0").
-    fn live_camera() -> Routing {
-        let mut r = Routing::new(IV);
+    fn live_camera() -> Membership {
+        let mut r = Membership::new(IV, RateLimit::default());
         assert_eq!(r.set_publisher("cam", PeerId(1)), None);
         r.set_publisher_mid(PeerId(1), mid("0"));
         r.peer_connected(PeerId(1));
@@ -376,7 +185,13 @@ mod tests {
     #[test]
     fn viewer_gets_nothing_until_connected_then_only_from_a_keyframe() {
         let mut r = live_camera();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         assert!(
             targets(&mut r, PeerId(1), true).is_empty(),
             "not connected yet"
@@ -393,7 +208,13 @@ mod tests {
     #[test]
     fn frames_from_a_peer_that_is_not_the_publisher_go_nowhere() {
         let mut r = live_camera();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         assert!(targets(&mut r, PeerId(2), true).is_empty());
         assert!(targets(&mut r, PeerId(99), true).is_empty());
@@ -404,7 +225,13 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         for i in 10..60 {
-            r.add_viewer("cam", PeerId(i), mid("v"));
+            r.add_viewer(
+                "cam",
+                PeerId(i),
+                mid("v"),
+                ViewerAccess::ViewOnly,
+                Instant::now(),
+            );
             r.peer_connected(PeerId(i));
         }
         assert_eq!(r.next_deadline(t0), Some(t0));
@@ -419,7 +246,13 @@ mod tests {
     fn unanswered_request_is_repeated() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         // Only deltas arrive.
@@ -432,7 +265,13 @@ mod tests {
     fn viewer_pli_asks_the_publisher_without_starving_the_viewer() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         targets(&mut r, PeerId(1), true);
@@ -448,9 +287,15 @@ mod tests {
 
     #[test]
     fn no_request_while_publisher_is_not_connected() {
-        let mut r = Routing::new(IV);
+        let mut r = Membership::new(IV, RateLimit::default());
         let t0 = Instant::now();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         assert_eq!(r.next_deadline(t0), None);
         assert!(due(&mut r, t0).is_empty());
@@ -468,7 +313,13 @@ mod tests {
         // DTLS are still under way: that viewer still needs a request of its own.
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         assert!(targets(&mut r, PeerId(1), true).is_empty());
         assert_eq!(r.next_deadline(t0), None, "nobody waits yet");
         r.peer_connected(PeerId(2));
@@ -481,7 +332,13 @@ mod tests {
     fn viewers_survive_publisher_reconnect_and_wait_for_its_keyframe() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         due(&mut r, t0);
         targets(&mut r, PeerId(1), true);
@@ -503,7 +360,13 @@ mod tests {
     #[test]
     fn a_second_publisher_replaces_the_first() {
         let mut r = live_camera();
-        r.add_viewer("cam", PeerId(2), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         targets(&mut r, PeerId(1), true);
         assert_eq!(r.set_publisher("cam", PeerId(3)), Some(PeerId(1)));
@@ -524,7 +387,13 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         for v in [2, 3] {
-            r.add_viewer("cam", PeerId(v), mid("v"));
+            r.add_viewer(
+                "cam",
+                PeerId(v),
+                mid("v"),
+                ViewerAccess::ViewOnly,
+                Instant::now(),
+            );
             r.peer_connected(PeerId(v));
         }
         due(&mut r, t0);
@@ -565,8 +434,20 @@ mod tests {
         r.set_publisher("other", PeerId(5));
         r.set_publisher_mid(PeerId(5), mid("0"));
         r.peer_connected(PeerId(5));
-        r.add_viewer("cam", PeerId(2), mid("v"));
-        r.add_viewer("other", PeerId(6), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
+        r.add_viewer(
+            "other",
+            PeerId(6),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         r.peer_connected(PeerId(2));
         r.peer_connected(PeerId(6));
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
@@ -576,8 +457,20 @@ mod tests {
     #[test]
     fn counts_return_to_zero_when_everyone_leaves() {
         let mut r = live_camera();
-        r.add_viewer("cam", PeerId(2), mid("v"));
-        r.add_viewer("cam2", PeerId(3), mid("v"));
+        r.add_viewer(
+            "cam",
+            PeerId(2),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
+        r.add_viewer(
+            "cam2",
+            PeerId(3),
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
         assert_eq!(
             r.counts(),
             RouteCounts {
@@ -591,7 +484,7 @@ mod tests {
         }
         assert_eq!(r.counts(), RouteCounts::default());
         assert!(r.cameras.is_empty());
-        assert!(r.peers.is_empty());
+        assert!(r.members.is_empty());
         assert_eq!(r.remove_peer(PeerId(2)), None);
     }
 }

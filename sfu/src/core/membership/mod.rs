@@ -1,0 +1,251 @@
+//! One membership table for media and control: camera id → its publisher and its viewers,
+//! and each peer → its camera and role. Plain state, no I/O.
+//!
+//! Adding or removing a peer updates this one place; what each side keeps per camera and
+//! per peer lives beside the membership it belongs to. Media (`routing`) reads it to fan out
+//! frames and to time keyframe requests; control (`control_relay`) reads it to relay data
+//! channel messages. A viewer is bound to a camera id, not to a publisher, so a camera whose
+//! publisher reconnects keeps its viewers: the viewer's outgoing track (its own `mid`, SSRC
+//! and sequence numbers) does not change, only the frames written into it do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::Mid;
+
+use super::feed::Feed;
+use super::keyframe::KeyframeGate;
+use super::rate_limit::{RateLimit, TokenBucket};
+use crate::{PeerId, ViewerAccess};
+
+pub(super) mod control_relay;
+mod routing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Publisher,
+    Viewer,
+}
+
+/// Where a peer belongs.
+#[derive(Debug)]
+struct Member {
+    camera: String,
+    role: Role,
+}
+
+#[derive(Debug)]
+struct Publisher {
+    peer: PeerId,
+    /// The m-line the publisher's video arrives on (where PLIs go).
+    mid: Option<Mid>,
+    connected: bool,
+    /// Its `control` data channel is open.
+    control_open: bool,
+}
+
+impl Publisher {
+    fn ready(&self) -> Option<Mid> {
+        self.mid.filter(|_| self.connected)
+    }
+}
+
+#[derive(Debug)]
+struct Viewer {
+    peer: PeerId,
+    /// The viewer's m-line we send on.
+    mid: Mid,
+    /// Media written before ICE+DTLS are up is dropped by str0m, so wait for it.
+    connected: bool,
+    /// No delta frame may go out until the viewer has had a keyframe from the current
+    /// publisher: a decoder fed deltas without their reference shows garbage.
+    waiting_keyframe: bool,
+    /// The viewer asked not to get video for now (its control channel's `pause`).
+    paused: bool,
+    /// What it may do on its control channel, and its rate limit there.
+    access: ViewerAccess,
+    bucket: TokenBucket,
+    /// Its `control` data channel is open.
+    control_open: bool,
+}
+
+#[derive(Debug)]
+struct Camera {
+    publisher: Option<Publisher>,
+    viewers: Vec<Viewer>,
+    gate: KeyframeGate,
+    /// The frames going out to the viewers, packetised once.
+    feed: Feed,
+    /// The publisher's last `capabilities` and `state` broadcasts, for viewers who join later.
+    capabilities: Option<Arc<str>>,
+    state: Option<Arc<str>>,
+}
+
+impl Camera {
+    fn is_empty(&self) -> bool {
+        self.publisher.is_none() && self.viewers.is_empty()
+    }
+
+    /// The feed changed: every viewer must restart from a keyframe of the new publisher,
+    /// and the old publisher's cached broadcasts go with it (the new one announces its own).
+    fn publisher_changed(&mut self) {
+        for v in &mut self.viewers {
+            v.waiting_keyframe = true;
+        }
+        self.gate.publisher_changed();
+        self.feed.publisher_changed();
+        if self.viewers.iter().any(|v| v.connected) {
+            self.gate.want();
+        }
+        self.capabilities = None;
+        self.state = None;
+    }
+
+    fn viewer_mut(&mut self, peer: PeerId) -> Option<&mut Viewer> {
+        self.viewers.iter_mut().find(|v| v.peer == peer)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Membership {
+    keyframe_interval: Duration,
+    limit: RateLimit,
+    cameras: HashMap<String, Camera>,
+    members: HashMap<PeerId, Member>,
+}
+
+/// Counts for stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RouteCounts {
+    pub publishers: usize,
+    pub viewers: usize,
+    pub tracks: usize,
+}
+
+impl Membership {
+    pub(crate) fn new(keyframe_request_interval: Duration, control_rate_limit: RateLimit) -> Self {
+        Membership {
+            keyframe_interval: keyframe_request_interval,
+            limit: control_rate_limit,
+            cameras: HashMap::new(),
+            members: HashMap::new(),
+        }
+    }
+
+    fn camera_mut(&mut self, camera: &str) -> &mut Camera {
+        if !self.cameras.contains_key(camera) {
+            self.cameras.insert(
+                camera.to_owned(),
+                Camera {
+                    publisher: None,
+                    viewers: Vec::new(),
+                    gate: KeyframeGate::new(self.keyframe_interval),
+                    feed: Feed::new(),
+                    capabilities: None,
+                    state: None,
+                },
+            );
+        }
+        self.cameras.get_mut(camera).expect("inserted above")
+    }
+
+    fn camera_of(&mut self, peer: PeerId) -> Option<(&mut Camera, Role)> {
+        let member = self.members.get(&peer)?;
+        let role = member.role;
+        Some((self.cameras.get_mut(&member.camera)?, role))
+    }
+
+    pub(crate) fn role(&self, peer: PeerId) -> Option<Role> {
+        self.members.get(&peer).map(|m| m.role)
+    }
+
+    /// Make `peer` the camera's publisher. Returns the publisher it replaces (already
+    /// forgotten here; the caller closes its connection).
+    pub(crate) fn set_publisher(&mut self, camera: &str, peer: PeerId) -> Option<PeerId> {
+        let cam = self.camera_mut(camera);
+        let old = cam.publisher.replace(Publisher {
+            peer,
+            mid: None,
+            connected: false,
+            control_open: false,
+        });
+        cam.publisher_changed();
+        let old = old.map(|p| p.peer);
+        if let Some(old) = old {
+            self.members.remove(&old);
+        }
+        self.members.insert(
+            peer,
+            Member {
+                camera: camera.to_owned(),
+                role: Role::Publisher,
+            },
+        );
+        old
+    }
+
+    /// A viewer of `camera` that we send video to on `mid`, with what it may do on its
+    /// control channel.
+    pub(crate) fn add_viewer(
+        &mut self,
+        camera: &str,
+        peer: PeerId,
+        mid: Mid,
+        access: ViewerAccess,
+        now: Instant,
+    ) {
+        let bucket = TokenBucket::new(self.limit, now);
+        self.camera_mut(camera).viewers.push(Viewer {
+            peer,
+            mid,
+            connected: false,
+            waiting_keyframe: true,
+            paused: false,
+            access,
+            bucket,
+            control_open: false,
+        });
+        self.members.insert(
+            peer,
+            Member {
+                camera: camera.to_owned(),
+                role: Role::Viewer,
+            },
+        );
+    }
+
+    /// Forget a peer, for media and control alike. Returns its role if it was known.
+    pub(crate) fn remove_peer(&mut self, peer: PeerId) -> Option<Role> {
+        let member = self.members.remove(&peer)?;
+        let Some(cam) = self.cameras.get_mut(&member.camera) else {
+            return Some(member.role);
+        };
+        match member.role {
+            Role::Publisher => {
+                if cam.publisher.as_ref().is_some_and(|p| p.peer == peer) {
+                    cam.publisher = None;
+                    cam.publisher_changed();
+                }
+            }
+            Role::Viewer => cam.viewers.retain(|v| v.peer != peer),
+        }
+        if cam.is_empty() {
+            self.cameras.remove(&member.camera);
+        }
+        Some(member.role)
+    }
+
+    pub(crate) fn counts(&self) -> RouteCounts {
+        let mut c = RouteCounts::default();
+        for cam in self.cameras.values() {
+            if let Some(p) = &cam.publisher {
+                c.publishers += 1;
+                c.tracks += usize::from(p.mid.is_some());
+            }
+            c.viewers += cam.viewers.len();
+            c.tracks += cam.viewers.len();
+        }
+        c
+    }
+}

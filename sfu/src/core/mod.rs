@@ -1,0 +1,361 @@
+//! The SFU's core: a sans-I/O state machine that owns every `Rtc` and all media and control
+//! state, and no sockets, tasks, channels or clocks.
+//!
+//! Everything str0m does happens here, in one place, in order. The caller (the driver, or
+//! a test) feeds it inputs with the time they happen at and collects what comes out:
+//!
+//! * in: [`Core::handle_datagram`], [`Core::handle_timeout`], and plain commands
+//!   ([`Core::publish`], [`Core::subscribe`], [`Core::add_remote_candidate`],
+//!   [`Core::close_peer`], [`Core::stats`]) that return their result directly;
+//! * out: [`Core::transmits`] (datagrams to send, queued in one reused buffer),
+//!   [`Core::poll_event`] ([`SfuEvent`]s) and [`Core::poll_timeout`] (when to call
+//!   [`Core::handle_timeout`] next).
+//!
+//! After each call on an `Rtc` its output is drained until `Timeout` ([`Core::drain`]):
+//! transmits are queued, the few events we care about are queued and handled once no `Rtc`
+//! is borrowed ([`Core::settle`]), which is where frames fan out to viewers (`forward`) and
+//! control messages are relayed (`control`). Every input ends settled.
+//!
+//! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
+//! `forward` (frame fan-out), `control` (data-channel glue to the relay), `timers`
+//! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
+//! to which camera, read by its `routing` for media and its `control_relay` for control),
+//! `keyframe`, `feed`, `rate_limit`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::media::Mid;
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
+
+use crate::{PeerId, SfuEvent, SfuStats};
+use membership::control_relay::Clock;
+use membership::{Membership, Role};
+use peers::PeerTable;
+use rtc_config::rtc_config;
+
+mod control;
+mod control_wire;
+mod feed;
+mod forward;
+mod keyframe;
+mod membership;
+mod negotiate;
+mod offer;
+mod peers;
+mod rate_limit;
+mod rtc_config;
+#[cfg(test)]
+mod tests;
+mod timers;
+mod transmit;
+mod viewer_tx;
+
+pub use rate_limit::RateLimit;
+pub(crate) use transmit::{Queued, Transmits};
+
+/// What the core is built from: addresses and limits, no sockets.
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    /// Each socket's local address, by socket index: `handle_datagram` names the socket a
+    /// datagram arrived on by this index, and each transmit the socket it leaves from.
+    pub(crate) local_addrs: Vec<SocketAddr>,
+    /// A 1:1 NAT public address, advertised too, and the socket index its traffic uses.
+    pub(crate) public: Option<(SocketAddr, usize)>,
+    pub(crate) keyframe_request_interval: Duration,
+    pub(crate) control_rate_limit: RateLimit,
+}
+
+pub(crate) struct Core {
+    local_addrs: Vec<SocketAddr>,
+    /// Host candidates for every new peer: each socket's address, then the public one.
+    advertised: Vec<SocketAddr>,
+    /// Per role (see `rtc_config`): publishers in frame mode, viewers in RTP mode without
+    /// congestion-control extensions.
+    publisher_config: RtcConfig,
+    viewer_config: RtcConfig,
+    peers: PeerTable,
+    /// Who belongs to which camera, with each side's state: media routing (keyframe gate,
+    /// feed) and camera control (permissions, rate limits, caches).
+    members: Membership,
+    /// Only the counter fields are used; the gauges are computed in `stats()`.
+    counters: SfuStats,
+    /// Events drained from an `Rtc`, handled once it is no longer borrowed.
+    queue: VecDeque<(PeerId, Event)>,
+    /// Reused buffers, so the per-frame path does not allocate.
+    targets: Vec<(PeerId, Mid)>,
+    scratch_ids: Vec<PeerId>,
+    /// Peers to remove, with the reason, once the current step is done.
+    dead: Vec<(PeerId, String)>,
+    transmits: Transmits,
+    events: VecDeque<SfuEvent>,
+    /// The time of the latest input.
+    now: Instant,
+    /// An instant and the Unix time (ms) it corresponds to: control replies' timestamps.
+    epoch: (Instant, u64),
+}
+
+impl Core {
+    /// `now` and `unix_ms` are the same moment on the monotonic and the wall clock.
+    pub(crate) fn new(config: CoreConfig, now: Instant, unix_ms: u64) -> Self {
+        let advertised = config
+            .local_addrs
+            .iter()
+            .copied()
+            .chain(config.public.map(|(a, _)| a))
+            .collect();
+        Core {
+            transmits: Transmits::new(config.local_addrs.clone(), config.public),
+            local_addrs: config.local_addrs,
+            advertised,
+            publisher_config: rtc_config(Role::Publisher),
+            viewer_config: rtc_config(Role::Viewer),
+            peers: PeerTable::new(),
+            members: Membership::new(config.keyframe_request_interval, config.control_rate_limit),
+            counters: SfuStats::default(),
+            queue: VecDeque::new(),
+            targets: Vec::new(),
+            scratch_ids: Vec::new(),
+            dead: Vec::new(),
+            events: VecDeque::new(),
+            now,
+            epoch: (now, unix_ms),
+        }
+    }
+
+    /// Datagrams to send. The caller sends them and then [`Transmits::clear`]s the queue.
+    pub(crate) fn transmits(&mut self) -> &mut Transmits {
+        &mut self.transmits
+    }
+
+    /// The next thing the SFU tells its user without being asked.
+    pub(crate) fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    /// One datagram that arrived on socket `socket` (an index into the configured local
+    /// addresses) from `source`: find its peer and hand it over.
+    pub(crate) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: usize,
+        source: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.now = now;
+        let Some(&destination) = self.local_addrs.get(socket) else {
+            return;
+        };
+        let Ok(contents) = DatagramRecv::try_from(bytes) else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        // Common miss: STUN from a peer whose answer is still on its way.
+        if let Some(id) = self.peers.find(source, &input) {
+            if let Some(peer) = self.peers.get_mut(id) {
+                if let Err(e) = peer.rtc.handle_input(input) {
+                    peer.rtc.disconnect();
+                    self.dead.push((id, format!("rtc error: {e}")));
+                }
+            }
+            self.drain(id);
+        }
+        self.settle();
+    }
+
+    /// Remove a peer and everything it owns. Unknown peers are ignored.
+    pub(crate) fn close_peer(&mut self, peer: PeerId) {
+        self.close(peer, "closed by signaling");
+        self.settle();
+    }
+
+    /// Close every peer (the SFU stops).
+    pub(crate) fn close_all(&mut self) {
+        for id in self.peers.ids() {
+            self.close(id, "SFU stopped");
+        }
+        self.settle();
+    }
+
+    pub(crate) fn stats(&self) -> SfuStats {
+        let counts = self.members.counts();
+        SfuStats {
+            peers: self.peers.len(),
+            publishers: counts.publishers,
+            viewers: counts.viewers,
+            tracks: counts.tracks,
+            ..self.counters.clone()
+        }
+    }
+
+    /// The control relay's clock at `now`.
+    fn clock(&self) -> Clock {
+        let (at, unix_ms) = self.epoch;
+        Clock {
+            at: self.now,
+            unix_ms: unix_ms + self.now.saturating_duration_since(at).as_millis() as u64,
+        }
+    }
+
+    /// Run str0m's timeout on one peer now, so what was just queued on it (RTP, data
+    /// channel writes) leaves now rather than at its next timeout; then drain it.
+    fn poke(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(Input::Timeout(self.now)) {
+            peer.rtc.disconnect();
+            self.dead.push((id, format!("rtc error: {e}")));
+        }
+        self.drain(id);
+    }
+
+    /// Poll one `Rtc` until it has nothing more to say.
+    fn drain(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        let viewer = peer.role == Role::Viewer;
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.next_timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if viewer && is_rtp(&t.contents) {
+                        self.counters.packets_forwarded += 1;
+                    }
+                    self.transmits.push(t.source, t.destination, &t.contents);
+                }
+                Ok(Output::Event(e)) => {
+                    if is_interesting(&e) {
+                        self.queue.push_back((id, e));
+                    }
+                }
+                Err(e) => {
+                    peer.rtc.disconnect();
+                    self.dead.push((id, format!("rtc error: {e}")));
+                    break;
+                }
+            }
+        }
+        if !peer.rtc.is_alive() {
+            self.dead.push((id, "connection closed".into()));
+        }
+    }
+
+    /// Handle queued events (which may queue more), then remove dead peers.
+    fn settle(&mut self) {
+        while let Some((id, event)) = self.queue.pop_front() {
+            self.handle_event(id, event);
+        }
+        while let Some((id, reason)) = self.dead.pop() {
+            self.remove_peer(id, reason);
+        }
+    }
+
+    fn handle_event(&mut self, id: PeerId, event: Event) {
+        match event {
+            Event::MediaData(data) => self.forward(id, data),
+            Event::Connected => {
+                let Some(peer) = self.peers.get_mut(id) else {
+                    return;
+                };
+                if !peer.connected {
+                    peer.connected = true;
+                    self.members.peer_connected(id);
+                    self.events.push_back(SfuEvent::PeerConnected { peer: id });
+                }
+            }
+            // Before the first connection str0m may pass through Disconnected while
+            // trickled candidates come and go; CONNECT_TIMEOUT covers that phase.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.peers.get(id).is_some_and(|p| p.connected) =>
+            {
+                self.dead.push((id, "ICE disconnected".into()));
+            }
+            Event::KeyframeRequest(_) if self.members.role(id) == Some(Role::Viewer) => {
+                self.counters.keyframe_requests_received += 1;
+                self.members.keyframe_wanted_by(id);
+            }
+            Event::Closed => self.dead.push((id, "closed by remote".into())),
+            Event::ChannelOpen(channel, label) => self.control_channel_open(id, channel, &label),
+            Event::ChannelData(data) => self.control_channel_data(id, data),
+            Event::ChannelClose(channel) => self.control_channel_closed(id, channel),
+            _ => {}
+        }
+    }
+
+    /// Remove a peer at once: its routes, its queued events, and announce it.
+    fn remove_peer(&mut self, id: PeerId, reason: String) -> bool {
+        if self.peers.remove(id).is_none() {
+            return false;
+        }
+        self.members.remove_peer(id);
+        self.queue.retain(|(p, _)| *p != id);
+        tracing::info!(peer = %id, %reason, "peer removed");
+        self.events
+            .push_back(SfuEvent::PeerClosed { peer: id, reason });
+        true
+    }
+
+    /// Close gracefully (DTLS close_notify, RTCP BYE go out now) then remove.
+    fn close(&mut self, id: PeerId, reason: &str) {
+        if let Some(peer) = self.peers.get_mut(id) {
+            let _ = peer.rtc.close();
+            self.drain(id);
+        }
+        self.remove_peer(id, reason.to_owned());
+    }
+}
+
+/// SRTP media (not RTCP, STUN or DTLS): RTP version 2, payload type outside the RTCP range.
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() > 2 && (128..192).contains(&datagram[0]) && {
+        let pt = datagram[1] & 0x7f;
+        !(64..96).contains(&pt)
+    }
+}
+
+/// Events the core acts on; everything else is dropped in `drain`.
+fn is_interesting(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::Connected
+            | Event::IceConnectionStateChange(_)
+            | Event::MediaAdded(_)
+            | Event::MediaData(_)
+            | Event::KeyframeRequest(_)
+            | Event::Closed
+            | Event::ChannelOpen(..)
+            | Event::ChannelData(_)
+            | Event::ChannelClose(_)
+    )
+}
+
+#[cfg(test)]
+mod rtp_tests {
+    use super::is_rtp;
+
+    #[test]
+    fn rtp_is_told_from_rtcp_stun_and_dtls() {
+        assert!(is_rtp(&[0x80, 108, 0, 1]));
+        assert!(is_rtp(&[0x80, 0x80 | 108, 0, 1]), "marker bit");
+        assert!(!is_rtp(&[0x80, 200, 0, 1]), "sender report");
+        assert!(!is_rtp(&[0x81, 206, 0, 1]), "PLI");
+        assert!(!is_rtp(&[0x00, 0x01, 0, 0]), "STUN");
+        assert!(!is_rtp(&[22, 0xfe, 0xfd]), "DTLS");
+        assert!(!is_rtp(&[0x80]));
+    }
+}

@@ -1,0 +1,139 @@
+//! The peer table: every peer connection's `Rtc` and the little the core keeps beside it,
+//! and which remote address belongs to which peer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::channel::ChannelId;
+use str0m::{Input, Rtc};
+
+use super::membership::Role;
+use super::viewer_tx::ViewerTx;
+use crate::PeerId;
+
+/// A peer whose ICE+DTLS never come up is given up on after this long (str0m's own ICE
+/// timeout only runs once checks have started).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One peer connection as the core holds it.
+pub(super) struct Peer {
+    pub(super) rtc: Rtc,
+    pub(super) role: Role,
+    /// A viewer's send side, once its m-line is known.
+    pub(super) tx: Option<ViewerTx>,
+    /// Its open `control` data channel.
+    pub(super) control: Option<ChannelId>,
+    /// ICE+DTLS came up at least once.
+    pub(super) connected: bool,
+    pub(super) created: Instant,
+    /// When str0m next wants `Input::Timeout`.
+    pub(super) next_timeout: Instant,
+}
+
+impl Peer {
+    pub(super) fn new(rtc: Rtc, role: Role, now: Instant) -> Self {
+        Peer {
+            rtc,
+            role,
+            tx: None,
+            control: None,
+            connected: false,
+            created: now,
+            next_timeout: now,
+        }
+    }
+
+    /// The earliest instant this peer needs attention.
+    pub(super) fn deadline(&self) -> Instant {
+        if self.connected {
+            self.next_timeout
+        } else {
+            self.next_timeout.min(self.created + CONNECT_TIMEOUT)
+        }
+    }
+}
+
+/// Every live peer by id, new ids, and a cache of who sends from which address.
+pub(super) struct PeerTable {
+    peers: HashMap<PeerId, Peer>,
+    next_id: u64,
+    /// Which peer a remote address belongs to, so most datagrams skip the `accepts` scan.
+    by_source: HashMap<SocketAddr, PeerId>,
+}
+
+impl PeerTable {
+    pub(super) fn new() -> Self {
+        PeerTable {
+            peers: HashMap::new(),
+            next_id: 1,
+            by_source: HashMap::new(),
+        }
+    }
+
+    /// Add a peer under a fresh id.
+    pub(super) fn insert(&mut self, peer: Peer) -> PeerId {
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        self.peers.insert(id, peer);
+        id
+    }
+
+    pub(super) fn get(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+
+    pub(super) fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.peers.get_mut(&id)
+    }
+
+    pub(super) fn remove(&mut self, id: PeerId) -> Option<Peer> {
+        let peer = self.peers.remove(&id)?;
+        self.by_source.retain(|_, p| *p != id);
+        Some(peer)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub(super) fn ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Peers whose deadline has come, into `out` (cleared first).
+    pub(super) fn due(&self, now: Instant, out: &mut Vec<PeerId>) {
+        out.clear();
+        out.extend(
+            self.peers
+                .iter()
+                .filter(|(_, p)| p.deadline() <= now)
+                .map(|(id, _)| *id),
+        );
+    }
+
+    /// The earliest deadline of any peer.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.peers.values().map(Peer::deadline).min()
+    }
+
+    /// The peer a received datagram belongs to: the one that sent from `source` last if
+    /// it still accepts it, else the first that does (remembered for next time).
+    pub(super) fn find(&mut self, source: SocketAddr, input: &Input) -> Option<PeerId> {
+        let cached = self
+            .by_source
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(input)));
+        if cached.is_some() {
+            return cached;
+        }
+        let id = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.rtc.accepts(input))
+            .map(|(id, _)| *id)?;
+        self.by_source.insert(source, id);
+        Some(id)
+    }
+}

@@ -1,0 +1,324 @@
+//! The core without sockets: str0m peers built here, datagrams handed between them and
+//! the core by hand, on a fake clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::{Core, CoreConfig, RateLimit};
+use crate::{PeerId, SfuEvent, ViewerAccess};
+
+const SFU: &str = "10.0.0.1:5000";
+
+/// A remote peer (publisher or viewer) on its own made-up address.
+struct Remote {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Option<Mid>,
+    control: Option<ChannelId>,
+    events: Vec<Event>,
+}
+
+impl Remote {
+    fn new(port: u16, now: Instant) -> Remote {
+        let addr = SocketAddr::from(([10, 0, 0, 2], port));
+        let mut config = Rtc::builder().clear_codecs();
+        config
+            .codec_config()
+            .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        let mut rtc = config.build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        Remote {
+            rtc,
+            addr,
+            mid: None,
+            control: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Frames (`MediaData`) received so far, as (keyframe, bytes).
+    fn frames(&self) -> Vec<(bool, Vec<u8>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaData(d) => Some((d.is_keyframe(), d.data.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn channel_texts(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChannelData(d) => Some(String::from_utf8_lossy(&d.data).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn connected(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::Connected))
+    }
+
+    fn channel_open(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelOpen(..)))
+    }
+}
+
+/// The core and its remotes on one fake clock.
+struct Net {
+    core: Core,
+    now: Instant,
+    remotes: Vec<Remote>,
+    events: Vec<SfuEvent>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        let core = Core::new(
+            CoreConfig {
+                local_addrs: vec![SFU.parse().unwrap()],
+                public: None,
+                keyframe_request_interval: Duration::from_millis(250),
+                control_rate_limit: RateLimit::default(),
+            },
+            now,
+            1_700_000_000_000,
+        );
+        Net {
+            core,
+            now,
+            remotes: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Add a remote that offers video in `dir` (and a `control` channel if asked) for
+    /// camera "cam"; returns its index and the SFU's id for it.
+    fn join(&mut self, publish: bool, control: Option<ViewerAccess>) -> (usize, PeerId) {
+        let port = 6000 + self.remotes.len() as u16;
+        let mut remote = Remote::new(port, self.now);
+        let dir = if publish {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        };
+        let mut api = remote.rtc.sdp_api();
+        remote.mid = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        if control.is_some() {
+            remote.control = Some(api.add_channel("control".into()));
+        }
+        let (offer, pending) = api.apply().unwrap();
+        let offer = offer.to_sdp_string();
+        let answer = if publish {
+            self.core.publish(self.now, "cam", &offer)
+        } else {
+            let access = control.unwrap_or(ViewerAccess::ViewOnly);
+            self.core.subscribe(self.now, "cam", &offer, access)
+        }
+        .unwrap();
+        let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+        remote.rtc.sdp_api().accept_answer(pending, sdp).unwrap();
+        self.remotes.push(remote);
+        (self.remotes.len() - 1, answer.peer)
+    }
+
+    /// Move datagrams both ways and time forward in `step`s until `until` has passed.
+    fn run(&mut self, step: Duration, until: Duration) {
+        let end = self.now + until;
+        while self.now < end {
+            self.exchange();
+            self.now += step;
+            if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.core.handle_timeout(self.now);
+            }
+            for r in &mut self.remotes {
+                r.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+            }
+        }
+        self.exchange();
+    }
+
+    /// Deliver everything in flight, until nobody has anything more to send.
+    fn exchange(&mut self) {
+        loop {
+            let mut moved = false;
+            // Core → remotes.
+            let out: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = self
+                .core
+                .transmits()
+                .iter()
+                .map(|(q, bytes)| (q.source, q.destination, bytes.to_vec()))
+                .collect();
+            self.core.transmits().clear();
+            for (source, destination, bytes) in out {
+                moved = true;
+                let Some(r) = self.remotes.iter_mut().find(|r| r.addr == destination) else {
+                    continue;
+                };
+                let contents = DatagramRecv::try_from(&bytes[..]).unwrap();
+                let input = Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination,
+                    contents,
+                };
+                r.rtc.handle_input(Input::Receive(self.now, input)).unwrap();
+            }
+            // Remotes → core.
+            for r in &mut self.remotes {
+                loop {
+                    match r.rtc.poll_output().unwrap() {
+                        Output::Timeout(_) => break,
+                        Output::Transmit(t) => {
+                            moved = true;
+                            self.core
+                                .handle_datagram(self.now, 0, t.source, &t.contents);
+                        }
+                        Output::Event(e) => r.events.push(e),
+                    }
+                }
+            }
+            while let Some(e) = self.core.poll_event() {
+                self.events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Write one frame on the publisher's m-line.
+    fn write_frame(&mut self, publisher: usize, n: u32, keyframe: bool) {
+        let now = self.now;
+        let r = &mut self.remotes[publisher];
+        let writer = r.rtc.writer(r.mid.unwrap()).unwrap();
+        let pt = writer.payload_params().next().unwrap().pt();
+        writer
+            .write(
+                pt,
+                now,
+                MediaTime::from_90khz(u64::from(n) * 3000),
+                frame(n, keyframe),
+            )
+            .unwrap();
+        self.exchange();
+    }
+
+    fn send_control(&mut self, from: usize, text: &str) {
+        let r = &mut self.remotes[from];
+        let mut channel = r.rtc.channel(r.control.unwrap()).unwrap();
+        assert!(channel.write(false, text.as_bytes()).unwrap());
+        self.run(Duration::from_millis(5), Duration::from_millis(50));
+    }
+}
+
+/// A fake H.264 access unit (SPS, PPS, IDR for a keyframe; one non-IDR slice otherwise)
+/// carrying `n` as hex digits, two RTP packets long.
+fn frame(n: u32, keyframe: bool) -> Vec<u8> {
+    let mut f = Vec::new();
+    if keyframe {
+        f.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xaa]);
+        f.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+        f.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+    } else {
+        f.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+    }
+    f.extend_from_slice(format!("{n:08x}").as_bytes());
+    f.extend((0..1500).map(|i| 0x10 + (i % 200) as u8));
+    f
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Connect a publisher and one viewer (with the given control access, if any).
+fn live(control: Option<ViewerAccess>) -> (Net, usize, usize, PeerId, PeerId) {
+    let mut net = Net::new();
+    let (p, pid) = net.join(true, control.map(|_| ViewerAccess::Control));
+    let (v, vid) = net.join(false, control);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    (net, p, v, pid, vid)
+}
+
+#[test]
+fn offers_are_answered_and_both_peers_connect() {
+    let (net, p, v, pid, vid) = live(None);
+    assert!(net.remotes[p].connected() && net.remotes[v].connected());
+    for peer in [pid, vid] {
+        assert!(
+            net.events.contains(&SfuEvent::PeerConnected { peer }),
+            "{peer}: {:?}",
+            net.events
+        );
+    }
+    let stats = net.core.stats();
+    assert_eq!((stats.peers, stats.publishers, stats.viewers), (2, 1, 1));
+}
+
+#[test]
+fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
+    let (mut net, p, v, _, _) = live(None);
+    assert!(
+        net.core.stats().keyframe_requests_sent >= 1,
+        "a viewer waits"
+    );
+    net.write_frame(p, 1, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    assert!(
+        net.remotes[v].frames().is_empty(),
+        "a delta first goes nowhere"
+    );
+    net.write_frame(p, 2, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    net.write_frame(p, 3, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames = net.remotes[v].frames();
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(frames[0].0 && contains(&frames[0].1, b"00000002"));
+    assert!(!frames[1].0 && contains(&frames[1].1, b"00000003"));
+    let stats = net.core.stats();
+    assert_eq!((stats.frames_received, stats.frames_forwarded), (3, 2));
+    assert!(stats.packets_forwarded >= 4);
+}
+
+#[test]
+fn a_viewer_command_reaches_the_publisher_tagged_with_the_viewer() {
+    let (mut net, p, v, _, vid) = live(Some(ViewerAccess::Control));
+    assert!(net.remotes[p].channel_open() && net.remotes[v].channel_open());
+    let welcome = net.remotes[v].channel_texts();
+    assert!(welcome[0].contains("\"welcome\""), "{welcome:?}");
+    net.send_control(v, r#"{"v":1,"type":"get_status","request_id":"r1"}"#);
+    let got = net.remotes[p].channel_texts();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let msg: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(msg["type"], "get_status");
+    assert_eq!(msg["from"], vid.to_string());
+}
+
+#[test]
+fn a_closed_peer_is_announced_and_forgotten() {
+    let (mut net, _, _, pid, vid) = live(None);
+    net.core.close_peer(vid);
+    net.exchange();
+    assert!(net
+        .events
+        .iter()
+        .any(|e| matches!(e, SfuEvent::PeerClosed { peer, .. } if *peer == vid)));
+    let stats = net.core.stats();
+    assert_eq!((stats.peers, stats.viewers), (1, 0));
+    net.core.close_peer(pid);
+    net.core.close_peer(PeerId(99));
+    assert_eq!(net.core.stats().peers, 0);
+}

@@ -1,0 +1,142 @@
+//! The SFU's public handle: [`Sfu::start`] binds the sockets and spawns the driver loop
+//! around a new core; [`SfuHandle`] sends the loop commands and hands out its events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sightline_protocol::control::unix_millis;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::command::Command;
+use super::sockets::Sockets;
+use crate::core::{Core, CoreConfig};
+use crate::{PeerAnswer, PeerId, SfuConfig, SfuError, SfuEvent, SfuStats, ViewerAccess};
+
+/// Entry point.
+pub struct Sfu;
+
+impl Sfu {
+    /// Bind the UDP sockets and spawn the driver loop on the current tokio runtime.
+    /// The loop stops when the last [`SfuHandle`] is dropped.
+    pub async fn start(config: SfuConfig) -> Result<SfuHandle, SfuError> {
+        let sockets = Sockets::bind(&config)?;
+        let addrs: Arc<[SocketAddr]> = sockets.local_addrs().into();
+        let (commands, rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(1024);
+        let core = Core::new(
+            CoreConfig {
+                local_addrs: sockets.local_addrs().to_vec(),
+                public: sockets.public(),
+                keyframe_request_interval: config.keyframe_request_interval,
+                control_rate_limit: config.control_rate_limit,
+            },
+            Instant::now(),
+            unix_millis(),
+        );
+        tokio::spawn(super::run(core, sockets, events.clone(), rx));
+        tracing::info!(?addrs, "SFU started");
+        Ok(SfuHandle {
+            commands,
+            events,
+            addrs,
+        })
+    }
+}
+
+/// Cheap to clone; every method talks to the driver loop (and through it, the core).
+#[derive(Clone)]
+pub struct SfuHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<SfuEvent>,
+    addrs: Arc<[SocketAddr]>,
+}
+
+impl SfuHandle {
+    /// The addresses media arrives on (one per bound socket, all on one port).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.to_vec()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| SfuError::Stopped)?;
+        answer.await.map_err(|_| SfuError::Stopped)
+    }
+
+    /// A publisher's offer (sendonly H.264 video) for `camera_id`. Viewers already subscribed
+    /// to that camera start receiving its video once it connects. A publisher already on
+    /// that camera is closed and replaced.
+    pub async fn publish(&self, camera_id: &str, offer_sdp: &str) -> Result<PeerAnswer, SfuError> {
+        self.ask(|reply| Command::Publish {
+            camera: camera_id.to_owned(),
+            offer: offer_sdp.to_owned(),
+            reply,
+        })
+        .await?
+    }
+
+    /// A viewer's offer (recvonly video, optionally a `control` data channel) for
+    /// `camera_id`. The camera need not be live yet. `access` says what the viewer may do on
+    /// its control channel.
+    pub async fn subscribe(
+        &self,
+        camera_id: &str,
+        offer_sdp: &str,
+        access: ViewerAccess,
+    ) -> Result<PeerAnswer, SfuError> {
+        self.ask(|reply| Command::Subscribe {
+            camera: camera_id.to_owned(),
+            offer: offer_sdp.to_owned(),
+            access,
+            reply,
+        })
+        .await?
+    }
+
+    /// A trickled candidate from the peer (`candidate:...`, `a=` prefix allowed). An empty
+    /// string (end of candidates) and mDNS (`.local`) candidates are accepted and ignored:
+    /// ice-lite learns the peer's address from its connectivity checks.
+    pub async fn add_remote_candidate(
+        &self,
+        peer: PeerId,
+        candidate: &str,
+    ) -> Result<(), SfuError> {
+        self.ask(|reply| Command::AddCandidate {
+            peer,
+            candidate: candidate.to_owned(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Remove a peer and everything it owns. Unknown peers are ignored.
+    pub async fn close_peer(&self, peer: PeerId) {
+        let _ = self.ask(|reply| Command::Close { peer, reply }).await;
+    }
+
+    /// Current counters; all zero once the SFU has stopped.
+    pub async fn stats(&self) -> SfuStats {
+        self.ask(|reply| Command::Stats { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<SfuEvent> {
+        self.events.subscribe()
+    }
+
+    /// Close every peer, stop the driver loop and wait until its UDP sockets are closed, so
+    /// a restarted server can bind the same port at once. Later calls on any clone fail
+    /// with [`SfuError::Stopped`] or do nothing.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+}

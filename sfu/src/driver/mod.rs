@@ -1,0 +1,149 @@
+//! The driver: the thin tokio layer around the [`crate::core::Core`].
+//!
+//! It owns what the core must not: the UDP sockets (`sockets`), the batched sends
+//! (`send_batch`: `sendmmsg` with GSO), the command channel from [`SfuHandle`]s and the
+//! event broadcast. Its loop only moves things between them and the core: datagrams and
+//! commands in, then the core's transmits out to the sockets and its events out to
+//! subscribers, and sleep until the next datagram, command or core deadline.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::core::Core;
+use crate::SfuEvent;
+use command::Command;
+use send_batch::SendBatch;
+use sockets::{Recv, Sockets};
+
+mod command;
+mod handle;
+mod send_batch;
+mod sockets;
+
+pub use handle::{Sfu, SfuHandle};
+
+/// Upper bound on one wait, so a far-away core deadline never parks the loop for long.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+/// Largest datagram we read (str0m's own limit is 2000).
+const RECV_BUF: usize = 2048;
+/// Datagrams taken in one loop turn after the first, so timers and commands still get
+/// their turn under a flood.
+const MAX_BURST: usize = 64;
+
+/// Runs until every [`SfuHandle`] is dropped or one asks for shutdown.
+async fn run(
+    mut core: Core,
+    mut sockets: Sockets,
+    events: broadcast::Sender<SfuEvent>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut batch = SendBatch::default();
+    let mut stopped_by = None;
+    loop {
+        let now = Instant::now();
+        core.handle_timeout(now);
+        publish_events(&mut core, &events);
+        // Everything this turn produced leaves in as few syscalls as possible, and before
+        // the loop waits.
+        batch.flush(core.transmits(), sockets.senders());
+        let deadline = core
+            .poll_timeout()
+            .map_or(now + MAX_SLEEP, |d| d.min(now + MAX_SLEEP));
+
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Shutdown { reply }) => {
+                    stopped_by = Some(reply);
+                    break;
+                }
+                Some(cmd) => execute(&mut core, cmd, &events),
+                None => break,
+            },
+            res = sockets.recv(&mut buf) => {
+                take_datagram(&mut core, res, &buf);
+                // Take the rest of a burst now: one loop turn (timer scan, select, flush)
+                // per burst rather than per datagram.
+                for _ in 0..MAX_BURST {
+                    let Some(res) = sockets.try_recv(&mut buf) else {
+                        break;
+                    };
+                    take_datagram(&mut core, res, &buf);
+                }
+                publish_events(&mut core, &events);
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+    core.close_all();
+    publish_events(&mut core, &events);
+    batch.flush(core.transmits(), sockets.senders());
+    // Release the sockets before saying so: a restarted server binds the same port.
+    drop(sockets);
+    if let Some(reply) = stopped_by {
+        let _ = reply.send(());
+    }
+}
+
+fn take_datagram(core: &mut Core, res: Recv, buf: &[u8]) {
+    match res {
+        Ok((idx, len, source)) => core.handle_datagram(Instant::now(), idx, source, &buf[..len]),
+        // ICMP errors (port unreachable from a viewer that left) surface here.
+        Err((idx, e)) => tracing::debug!(socket = idx, "udp recv: {e}"),
+    }
+}
+
+/// One command from a handle. Events the command caused go out before its reply, so a
+/// caller that gets the reply has been told.
+fn execute(core: &mut Core, cmd: Command, events: &broadcast::Sender<SfuEvent>) {
+    let now = Instant::now();
+    match cmd {
+        Command::Publish {
+            camera,
+            offer,
+            reply,
+        } => {
+            let answer = core.publish(now, &camera, &offer);
+            publish_events(core, events);
+            let _ = reply.send(answer);
+        }
+        Command::Subscribe {
+            camera,
+            offer,
+            access,
+            reply,
+        } => {
+            let answer = core.subscribe(now, &camera, &offer, access);
+            publish_events(core, events);
+            let _ = reply.send(answer);
+        }
+        Command::AddCandidate {
+            peer,
+            candidate,
+            reply,
+        } => {
+            let result = core.add_remote_candidate(now, peer, &candidate);
+            publish_events(core, events);
+            let _ = reply.send(result);
+        }
+        Command::Close { peer, reply } => {
+            core.close_peer(peer);
+            publish_events(core, events);
+            let _ = reply.send(());
+        }
+        Command::Stats { reply } => {
+            let _ = reply.send(core.stats());
+        }
+        // The loop itself takes shutdown; it never gets here.
+        Command::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}
+
+fn publish_events(core: &mut Core, events: &broadcast::Sender<SfuEvent>) {
+    while let Some(event) = core.poll_event() {
+        let _ = events.send(event);
+    }
+}

@@ -1,0 +1,87 @@
+//! The types the SFU's public API speaks: peer ids, viewer access, answers, counters,
+//! events and errors. Shared by the core (which produces them) and the driver (which hands
+//! them to callers), so they live apart from both.
+
+/// Identifies one peer connection (a publisher's or a viewer's) inside the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer-{}", self.0)
+    }
+}
+
+/// `peer-7`, as [`PeerId`] displays (control messages name viewers so).
+impl std::str::FromStr for PeerId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("peer-").unwrap_or("x").parse().map(PeerId)
+    }
+}
+
+/// What a viewer may do on its control channel; decided by signaling per viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerAccess {
+    /// Watch, read the camera's state, pause/resume its own video. Commands that change the
+    /// camera are refused with `forbidden`.
+    ViewOnly,
+    /// Everything, including changing the camera's settings.
+    Control,
+}
+
+/// The SDP answer for a new peer, and the candidates it advertises.
+#[derive(Debug, Clone)]
+pub struct PeerAnswer {
+    pub peer: PeerId,
+    pub sdp: String,
+    /// The SFU's host candidates as `candidate:...` strings (also inside `sdp`), so signaling
+    /// can trickle them too.
+    pub candidates: Vec<String>,
+}
+
+/// Counters for tests, `/api/stats` and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SfuStats {
+    /// Live `Rtc` instances.
+    pub peers: usize,
+    pub publishers: usize,
+    pub viewers: usize,
+    /// Media tracks (m-lines carrying video) across all peers.
+    pub tracks: usize,
+    /// Video frames received from publishers (whether or not anyone watches): an on-demand
+    /// publisher that is idle sends none.
+    pub frames_received: u64,
+    /// Video frames written to viewers.
+    pub frames_forwarded: u64,
+    /// RTP packets sent to viewers (media and RTX).
+    pub packets_forwarded: u64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests_sent: u64,
+    /// Keyframe requests from viewers (PLI/FIR) received, before coalescing.
+    pub keyframe_requests_received: u64,
+}
+
+/// Something the SFU tells signaling without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// The peer's media connected (ICE + DTLS up).
+    PeerConnected { peer: PeerId },
+    /// The peer was removed: ICE timed out, DTLS failed, or it was closed.
+    PeerClosed { peer: PeerId, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    #[error("invalid ICE candidate: {0}")]
+    InvalidCandidate(String),
+    #[error("unknown peer {0}")]
+    UnknownPeer(PeerId),
+    #[error("the SFU has stopped")]
+    Stopped,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+}
