@@ -5,7 +5,7 @@
 //! Data path: [`source`] (raw I420 frames or H.264 for passthrough, on its own thread under
 //! [`source::supervisor`], which reopens it and reports its state; started and stopped by
 //! [`capture`]) → [`pipeline`] (a dedicated encode thread applying the viewers' settings
-//! live) → [`encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket
+//! live) → [`h264::encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket
 //! signaling plus the [`peer`] connection; decisions in [`session_state`]) → the SFU.
 //! [`run`] loops over sessions with [`backoff`]. PLI/FIR come back through
 //! [`keyframe_feedback`].
@@ -20,17 +20,14 @@ pub mod barcode;
 pub mod capture;
 pub mod control;
 pub mod control_channel;
-pub mod encoder;
 pub mod frame;
-pub mod h264_profile;
+pub mod h264;
 pub mod image;
 pub mod keyframe_feedback;
 pub mod mjpeg;
-pub mod nal;
 pub mod on_demand;
 pub mod peer;
 pub mod pipeline;
-pub mod rbsp;
 pub mod session;
 pub mod session_state;
 pub mod source;
@@ -158,7 +155,7 @@ fn check_config(config: &PublisherConfig, spec: &source::SourceSpec) -> anyhow::
     sightline_protocol::wire::validate_camera_id(&config.camera_id)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     // The encoder's limits on rate and bitrate (sizes come from the frames later).
-    encoder::Encoder::new(encoder::EncoderSettings {
+    h264::encoder::Encoder::new(h264::encoder::EncoderSettings {
         width: 320,
         height: 240,
         fps: config.fps,

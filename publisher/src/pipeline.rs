@@ -24,8 +24,8 @@ pub mod live;
 pub use live::{ApplyLog, FramePipeline, FrameReport};
 
 use crate::control::PipelineSettingsReader;
-use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
 use crate::frame::I420Frame;
+use crate::h264::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
 use crate::source::supervisor::{SourceFeed, SourceFrame};
 use crate::source::{H264AccessUnit, Payload};
 

@@ -42,7 +42,7 @@ use webrtc::peer_connection::{
 
 use crate::control::{Intent, SourceChange, SourceKind};
 use crate::control_channel::{ControlChannel, ControlEvent};
-use crate::encoder::KeyframeRequest;
+use crate::h264::encoder::KeyframeRequest;
 use crate::keyframe_feedback::is_keyframe_request;
 use crate::on_demand::DemandAction;
 use crate::peer::{self, Peer, PeerEvent};

@@ -60,7 +60,7 @@ fn to_i420(yuv: &DecodedYUV) -> Option<I420Frame> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::{Encoder, EncoderSettings};
+    use crate::h264::encoder::{Encoder, EncoderSettings};
     use crate::source::TestPattern;
 
     #[test]

@@ -15,7 +15,7 @@ use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
 use crate::frame::I420Frame;
-use crate::nal::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::h264::nal::{self, NAL_IDR, NAL_PPS, NAL_SPS};
 
 /// Largest frame openh264 encodes.
 const MAX_DIM: u32 = 3840;
