@@ -40,6 +40,7 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription,
 };
 
+use crate::config::PublisherConfig;
 use crate::control::{Intent, SourceChange, SourceKind};
 use crate::control_channel::{ControlChannel, ControlEvent};
 use crate::h264::encoder::KeyframeRequest;
@@ -50,7 +51,6 @@ use crate::pipeline::{EncodeContext, EncodeSettings, EncodeThread, FrameReport, 
 use crate::session_state::{self, Candidate, Phase, Step};
 use crate::source::supervisor::SourceReport;
 use crate::station::Station;
-use crate::PublisherConfig;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -10,11 +10,12 @@ use sightline_protocol::wire::ClientMessage;
 use tracing::{info, warn};
 
 use crate::capture::Capture;
+use crate::config::PublisherConfig;
 use crate::control::{ControlConfig, ControlState, SettingsStore, SourceProfile};
 use crate::on_demand::{Demand, DemandAction};
 use crate::pipeline::ApplyLog;
+use crate::session_state;
 use crate::source::SourceSpec;
-use crate::{session_state, PublisherConfig};
 
 pub struct Station {
     pub control: ControlState,
