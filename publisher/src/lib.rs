@@ -6,11 +6,11 @@
 //! [`source::supervisor`], which reopens it and reports its state; started and stopped by
 //! [`capture`]) → [`pipeline`] (a dedicated encode thread applying the viewers' settings
 //! live) → [`h264::encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket
-//! signaling plus the [`peer`] connection; decisions in [`session_state`]) → the SFU.
+//! signaling plus the [`session::peer`] connection; decisions in [`session::signaling`]) → the SFU.
 //! [`run`] loops over sessions with [`backoff`]. PLI/FIR come back through
-//! [`keyframe_feedback`].
+//! [`session::keyframe_feedback`].
 //!
-//! Control: viewers' commands arrive on the `control` data channel ([`control_channel`]) and
+//! Control: viewers' commands arrive on the `control` data channel ([`session::control_channel`]) and
 //! are decided by [`control`]; the [`station`] (settings, capture, [`on_demand`] timer)
 //! outlives sessions, so settings persist (`--state-dir`) and an on-demand publisher
 //! (`--on-demand`) captures only while the server reports viewers.
@@ -20,17 +20,13 @@ pub mod barcode;
 pub mod capture;
 pub mod config;
 pub mod control;
-pub mod control_channel;
 pub mod frame;
 pub mod h264;
 pub mod image;
-pub mod keyframe_feedback;
 pub mod mjpeg;
 pub mod on_demand;
-pub mod peer;
 pub mod pipeline;
 pub mod session;
-pub mod session_state;
 pub mod source;
 pub mod station;
 pub mod units;

@@ -14,7 +14,6 @@ use crate::config::PublisherConfig;
 use crate::control::{ControlConfig, ControlState, SettingsStore, SourceProfile};
 use crate::on_demand::{Demand, DemandAction};
 use crate::pipeline::ApplyLog;
-use crate::session_state;
 use crate::source::SourceSpec;
 
 pub struct Station {
@@ -119,15 +118,6 @@ impl Station {
             width: s.width.unwrap_or(native.0),
             height: s.height.unwrap_or(native.1),
             fps: s.fps.unwrap_or(config.fps).clamp(1, 240),
-        }
-    }
-
-    /// The `source_state` to report: the running source's health (and, while live, how it
-    /// runs), or `idle`.
-    pub fn source_report(&self) -> ClientMessage {
-        match self.capture.feed() {
-            Some(feed) => session_state::source_report(&feed.report(), feed.name()),
-            None => session_state::idle_report(&self.capture.name()),
         }
     }
 }

@@ -21,7 +21,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sightline_protocol::wire::{ClientMessage, ServerMessage};
 use sightline_publisher::barcode;
 use sightline_publisher::h264::nal;
-use sightline_publisher::peer::{h264_codec, H264_PAYLOAD_TYPE};
+use sightline_publisher::session::peer::{h264_codec, H264_PAYLOAD_TYPE};
 use sightline_publisher::PublisherConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
