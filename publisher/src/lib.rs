@@ -65,7 +65,7 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
             .filter(|at| tokio::time::Instant::from_std(*at) < reconnect_at)
         {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-            station.tick();
+            let _ = station.tick();
         }
         tokio::time::sleep_until(reconnect_at).await;
     }

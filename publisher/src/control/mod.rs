@@ -6,7 +6,7 @@
 //! control channel ──text──▶ ControlState::handle_text ──▶ Outcome { response (to the sender),
 //!                               │   (validate, all or       broadcast (every viewer),
 //!                               │    nothing; presets;      intent (start/stop/restart/
-//!                               │    save to the file)      keyframe: the session does it) }
+//!                               │    save to the file)      keyframe: the station does it) }
 //!                               ▼
 //!                    PipelineSettingsHandle ──snapshot──▶ encode thread: reader.get() per
 //!                                                          frame → FrameTransform (drop for

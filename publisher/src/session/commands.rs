@@ -3,14 +3,11 @@
 //! source can do changes. Separate from [`super::control_channel`] (bytes) and from
 //! [`crate::control`] (decisions): this is the I/O that joins them.
 
-use std::time::Instant;
-
-use anyhow::Context;
 use sightline_protocol::control::ControlMessage;
 use tracing::{info, warn};
 
 use super::Session;
-use crate::control::{Intent, SourceChange, SourceKind};
+use crate::control::{SourceChange, SourceKind};
 use crate::pipeline::FrameReport;
 
 impl Session<'_> {
@@ -36,62 +33,20 @@ impl Session<'_> {
         }
     }
 
-    /// One command from a viewer (relayed by the SFU): the reply to its sender and any
-    /// broadcast, then what it asks of the session.
+    /// One command from a viewer (relayed by the SFU): the station decides and carries it
+    /// out in one call; this sends the reply to its sender and any broadcast, then does the
+    /// I/O it left.
     pub(super) async fn command(&mut self, text: &str) -> anyhow::Result<()> {
-        let outcome = self.station.control.handle_text(text);
-        if let Some(plan) = outcome.plan.as_ref().filter(|p| !p.is_empty()) {
-            info!(
-                by = outcome.response.to.as_deref().unwrap_or("?"),
-                "settings changed: {}",
-                plan.describe()
-            );
-            if self.station.capture.running() {
-                let version = self.station.control.version();
-                self.station.applied.expect(
-                    format!("settings v{version} ({})", plan.changed.join(", ")),
-                    Some(version),
-                );
-            }
+        let handled = self.station.command(text);
+        self.control.send_all(&handled.messages).await;
+        if handled.keyframe {
+            self.keyframes.request();
         }
-        self.control.send_all(&outcome.messages()).await;
-        let by = outcome.response.to.clone();
-        let now = Instant::now();
-        match outcome.intent {
-            None => {}
-            Some(Intent::RequestKeyframe) => self.keyframes.request(),
-            Some(Intent::StartStream) => {
-                let action = self.station.demand.command(true, now);
-                self.act(action, by).await?;
-            }
-            Some(Intent::StopStream) => {
-                let action = self.station.demand.command(false, now);
-                self.act(action, by).await?;
-            }
-            Some(Intent::RestartCamera) => self.restart_camera().await?,
+        if let Some(change) = handled.source_change {
+            self.announce_source_change(change).await;
         }
-        Ok(())
-    }
-
-    /// Reopen the source (on the camera index the settings name, for V4L2), if it runs.
-    pub(super) async fn restart_camera(&mut self) -> anyhow::Result<()> {
-        let index = self.station.control.settings().camera_index;
-        if let Some(index) = index {
-            if self.station.capture.select_camera(index) {
-                let mut profile = self.station.control.profile().clone();
-                profile.camera_index = Some(index);
-                if let Some(change) = self.station.control.source_changed(profile) {
-                    self.announce_source_change(change).await;
-                }
-            }
-        }
-        if self.station.capture.running() {
-            info!(source = %self.station.capture.name(), "restarting the camera");
-            self.station
-                .capture
-                .restart()
-                .context("restarting the source")?;
-            self.sync(false).await?;
+        if let Some(switched) = handled.switched {
+            self.follow(Some(switched?)).await?;
         }
         Ok(())
     }

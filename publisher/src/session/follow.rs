@@ -11,8 +11,8 @@ use tracing::info;
 use super::signaling;
 use super::websocket;
 use super::Session;
-use crate::on_demand::DemandAction;
 use crate::pipeline::{EncodeContext, EncodeSettings, EncodeThread};
+use crate::station::Switched;
 
 impl Session<'_> {
     /// Make the session follow the capture: an encode thread reading the running source
@@ -73,18 +73,13 @@ impl Session<'_> {
         websocket::send(&mut self.ws, &msg).await
     }
 
-    /// Carry out a start or stop the station decided, and tell everyone.
-    pub(super) async fn act(
-        &mut self,
-        action: Option<DemandAction>,
-        by: Option<String>,
-    ) -> anyhow::Result<()> {
-        let Some(action) = action else {
+    /// The station started, stopped or restarted the capture: follow it, and tell everyone.
+    pub(super) async fn follow(&mut self, switched: Option<Switched>) -> anyhow::Result<()> {
+        let Some(switched) = switched else {
             return Ok(());
         };
-        let update = self.station.apply(action, by);
         self.sync(false).await?;
-        if let Some(update) = update {
+        if let Some(update) = switched.state {
             self.broadcast(vec![ControlMessage::State(update).to_json()])
                 .await;
         }

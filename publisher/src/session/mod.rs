@@ -39,7 +39,7 @@ mod websocket;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use futures_util::StreamExt;
@@ -244,8 +244,8 @@ impl<'a> Session<'a> {
             Step::BufferCandidate(c) => self.pending.push(c),
             Step::Demand(viewers) => {
                 debug!(viewers, "demand");
-                let action = self.station.demand.viewers_changed(viewers, Instant::now());
-                self.act(action, None).await?;
+                let switched = self.station.viewers_changed(viewers);
+                self.follow(switched).await?;
             }
             Step::Fail(reason) => return Err(anyhow!(reason)),
             Step::Note(note) => warn!("{note}"),
@@ -334,8 +334,8 @@ impl<'a> Session<'a> {
 
     /// The on-demand idle time ran out.
     async fn on_idle_timer(&mut self) -> Flow {
-        let action = self.station.demand.tick(Instant::now());
-        self.act(action, None).await?;
+        let switched = self.station.tick();
+        self.follow(switched).await?;
         Ok(None)
     }
 
