@@ -93,7 +93,9 @@ pub fn default_state_dir() -> Option<PathBuf> {
 pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
     sightline_protocol::wire::validate_camera_id(&config.camera_id)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    // The encoder's limits on rate and bitrate (sizes come from the frames later).
+    // The encoder's limits on the command line's rate and bitrate (sizes come from the frames
+    // later). They are the defaults of the control settings; the encode thread starts from
+    // those settings, its one source for the bitrate.
     h264::encoder::Encoder::new(h264::encoder::EncoderSettings {
         width: 320,
         height: 240,

@@ -220,10 +220,11 @@ impl FrameEncoder {
 
 /// What an encode thread works with besides its frames.
 pub struct EncodeContext {
-    /// Start values and the periodic keyframe interval.
-    pub settings: EncodeSettings,
+    /// Periodic IDR interval (a safety net; zero disables it).
+    pub keyframe_interval: Duration,
     pub keyframes: KeyframeRequest,
-    /// The viewers' settings, read once per frame.
+    /// The viewers' settings, read once per frame; the encoder's start bitrate is theirs
+    /// (the command line's `--bitrate` until saved or viewers' settings say otherwise).
     pub live: PipelineSettingsReader,
     /// Where the thread says what it sees (changes only).
     pub report: watch::Sender<FrameReport>,
@@ -251,12 +252,16 @@ impl EncodeThread {
             .name(ENCODE_THREAD_NAME.into())
             .spawn(move || {
                 let EncodeContext {
-                    settings,
+                    keyframe_interval,
                     keyframes,
-                    live,
+                    mut live,
                     report,
                     applied,
                 } = ctx;
+                let settings = EncodeSettings {
+                    bitrate: live.get().0.bitrate,
+                    keyframe_interval,
+                };
                 let mut pipeline =
                     FramePipeline::new(FrameEncoder::new(settings, keyframes), live, applied);
                 while !stop_flag.load(Ordering::Relaxed) {

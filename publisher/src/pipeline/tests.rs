@@ -157,7 +157,7 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
     let (tx, mut rx) = mpsc::channel(4);
     let (report, _) = watch::channel(FrameReport::default());
     let ctx = EncodeContext {
-        settings: SETTINGS,
+        keyframe_interval: SETTINGS.keyframe_interval,
         keyframes: KeyframeRequest::default(),
         live: live_settings(None).reader(),
         report,

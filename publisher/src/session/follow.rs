@@ -11,7 +11,7 @@ use tracing::info;
 use super::signaling;
 use super::websocket;
 use super::Session;
-use crate::pipeline::{EncodeContext, EncodeSettings, EncodeThread};
+use crate::pipeline::{EncodeContext, EncodeThread};
 use crate::station::Switched;
 
 impl Session<'_> {
@@ -46,14 +46,10 @@ impl Session<'_> {
         let (Some(feed), Some(frames)) = (self.station.capture.feed(), self.frames.clone()) else {
             return Ok(());
         };
-        let pipeline = self.station.control.pipeline();
         let ctx = EncodeContext {
-            settings: EncodeSettings {
-                bitrate: pipeline.current().bitrate,
-                keyframe_interval: self.config.keyframe_interval,
-            },
+            keyframe_interval: self.config.keyframe_interval,
             keyframes: self.keyframes.clone(),
-            live: pipeline.reader(),
+            live: self.station.control.pipeline().reader(),
             report: self.report.clone(),
             applied: self.station.applied.clone(),
         };
