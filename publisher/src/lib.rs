@@ -4,27 +4,49 @@
 //!
 //! Data path: [`source`] (raw I420 frames or H.264 for passthrough, on its own thread under
 //! [`source::supervisor`], which reopens it and reports its state; started and stopped by
-//! [`capture`]) → [`pipeline`] (a dedicated encode thread applying the viewers' settings
-//! live) → [`h264::encoder`] (openh264, Constrained Baseline 42e01f) → [`session`] (WebSocket
-//! signaling plus the [`session::peer`] connection; decisions in [`session::signaling`]) → the SFU.
-//! [`run`] loops over sessions with [`backoff`]. PLI/FIR come back through
-//! [`session::keyframe_feedback`].
+//! [`pipeline::capture`]) → [`pipeline`] (a dedicated encode thread applying the viewers'
+//! settings live) → [`h264::encoder`] (openh264, Constrained Baseline 42e01f) → [`session`]
+//! (WebSocket signaling plus the [`session::peer`] connection; decisions in
+//! [`session::signaling`]) → the SFU. [`run`] loops over sessions with [`backoff`]. PLI/FIR
+//! come back through [`session::keyframe_feedback`].
 //!
-//! Control: viewers' commands arrive on the `control` data channel ([`session::control_channel`]) and
-//! are decided by [`control`]; the [`station`] (settings, capture, [`on_demand`] timer)
-//! outlives sessions, so settings persist (`--state-dir`) and an on-demand publisher
-//! (`--on-demand`) captures only while the server reports viewers.
+//! Control: viewers' commands arrive on the `control` data channel
+//! ([`session::control_channel`]), go to the [`station`] in one hand-off and are decided by
+//! [`control`]; the station (settings, capture, [`control::on_demand`] timer) outlives
+//! sessions, so settings persist (`--state-dir`) and an on-demand publisher (`--on-demand`)
+//! captures only while the server reports viewers.
+//!
+//! ```text
+//! src/
+//!   lib.rs         modules, re-exports, run (the reconnect loop)
+//!   main.rs        the sightline-publisher binary (command line → PublisherConfig)
+//!   config.rs      PublisherConfig, its defaults, the configuration check
+//!   station.rs     what outlives sessions: settings, capture, demand; carries out commands
+//!   backoff.rs     capped, jittered retry delays (sessions, sources)
+//!   barcode.rs     the frame-number / capture-time stamp burnt into test frames
+//!   units.rs       bitrate parsing (800k, 2M)
+//!   source/        where frames come from: test pattern, V4L2, ESP32, HTTP, RTSP, file;
+//!                  supervisor (reopen, health), queue, URLs
+//!   image/         I420Frame; JPEG and YUYV → I420; scaling; image adjustments
+//!   mjpeg/         MJPEG framing: multipart streams, length-prefixed files, JPEG splitting
+//!   h264/          encoder (openh264), NAL units, RBSP bit reading, SPS profile check
+//!   control/       camera control: settings state, commands, presets, store, capabilities,
+//!                  the pipeline snapshot, frame transform, on_demand (when to capture)
+//!   pipeline/      the encode thread (FrameEncoder, live FramePipeline), capture on/off
+//!   session/       one signaling session: websocket, signaling (state machine), peer,
+//!                  control_channel, keyframe_feedback, media, follow, commands, resources
+//! ```
+//!
+//! Arrows point down: `run` drives [`session`], which drives the [`station`], which drives
+//! [`control`], [`pipeline`] and [`source`]; none imports from a module that drives it.
 
 pub mod backoff;
 pub mod barcode;
-pub mod capture;
 pub mod config;
 pub mod control;
-pub mod frame;
 pub mod h264;
 pub mod image;
 pub mod mjpeg;
-pub mod on_demand;
 pub mod pipeline;
 pub mod session;
 pub mod source;

@@ -10,12 +10,12 @@ use sightline_protocol::control::StateUpdate;
 use sightline_protocol::wire::ClientMessage;
 use tracing::{info, warn};
 
-use crate::capture::Capture;
 use crate::config::PublisherConfig;
+use crate::control::on_demand::{Demand, DemandAction};
 use crate::control::{
     ControlConfig, ControlState, Intent, SettingsStore, SourceChange, SourceProfile,
 };
-use crate::on_demand::{Demand, DemandAction};
+use crate::pipeline::capture::Capture;
 use crate::pipeline::ApplyLog;
 use crate::source::SourceSpec;
 

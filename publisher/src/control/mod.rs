@@ -21,12 +21,15 @@
 //! - [`pipeline_settings`]: the lock-free-on-the-hot-path handoff to the encode thread.
 //! - [`frame_transform`], [`frame_rate`]: what the encode thread does with the snapshot.
 //! - [`presets`], [`store`]: named presets and the settings file.
+//! - [`on_demand`]: when to capture at all (viewer counts, `start_stream` / `stop_stream`,
+//!   the idle timer), as plain state with time passed in.
 //!
 //! [`Capabilities`]: sightline_protocol::control::Capabilities
 
 pub mod frame_rate;
 pub mod frame_transform;
 pub mod handler;
+pub mod on_demand;
 pub mod pipeline_settings;
 pub mod plan;
 pub mod presets;

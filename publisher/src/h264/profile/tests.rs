@@ -41,8 +41,8 @@ fn cropping_gives_the_real_picture_size() {
 
 #[test]
 fn our_own_encoder_output_is_constrained_baseline_of_its_size() {
-    use crate::frame::I420Frame;
     use crate::h264::encoder::{Encoder, EncoderSettings};
+    use crate::image::I420Frame;
     for (w, h) in [(320, 240), (642, 362), (1280, 720)] {
         let mut enc = Encoder::new(EncoderSettings {
             width: w,

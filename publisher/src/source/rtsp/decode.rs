@@ -7,7 +7,7 @@ use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 pub struct H264Decoder {
     decoder: Decoder,

@@ -10,6 +10,7 @@
 //! passed-through H.264 resumes only at one of the source's keyframes after a gap.
 //! [`live::FramePipeline`] puts the viewers' settings in front of it: frame rate, picture
 //! size and image controls on the frames, bitrate and frame rate on the running encoder.
+//! [`capture::Capture`] starts and stops the source this thread reads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,13 +20,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+pub mod capture;
 pub mod live;
 
 pub use live::{ApplyLog, FramePipeline, FrameReport};
 
 use crate::control::PipelineSettingsReader;
-use crate::frame::I420Frame;
 use crate::h264::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
+use crate::image::I420Frame;
 use crate::source::supervisor::{SourceFeed, SourceFrame};
 use crate::source::{H264AccessUnit, Payload};
 
