@@ -8,7 +8,7 @@
 //! (1 row at 1920 wide, 7 rows at 320 wide). The reader averages each block's central 8×8
 //! pixels, where compression ringing at block edges does not reach.
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// What the barcode carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

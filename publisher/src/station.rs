@@ -5,16 +5,40 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
 use sightline_protocol::control::StateUpdate;
 use sightline_protocol::wire::ClientMessage;
 use tracing::{info, warn};
 
-use crate::capture::Capture;
-use crate::control::{ControlConfig, ControlState, SettingsStore, SourceProfile};
-use crate::on_demand::{Demand, DemandAction};
+use crate::config::PublisherConfig;
+use crate::control::on_demand::{Demand, DemandAction};
+use crate::control::{
+    ControlConfig, ControlState, Intent, SettingsStore, SourceChange, SourceProfile,
+};
+use crate::pipeline::capture::Capture;
 use crate::pipeline::ApplyLog;
 use crate::source::SourceSpec;
-use crate::{session_state, PublisherConfig};
+
+/// A start, stop or restart the station carried out: the session makes its encode thread
+/// and source reports follow the capture, then broadcasts `state` (when it changed).
+#[derive(Debug)]
+pub struct Switched {
+    pub state: Option<StateUpdate>,
+}
+
+/// What a viewer's command leaves for the session, in this order: send `messages` on the
+/// control channel, ask for a keyframe, tell viewers about `source_change`, follow
+/// `switched` (an `Err` ends the session: the source could not be restarted).
+#[derive(Debug)]
+pub struct Handled {
+    /// The reply to the sender, then any state broadcast.
+    pub messages: Vec<String>,
+    /// Make the next frame a keyframe.
+    pub keyframe: bool,
+    /// Another camera was chosen: new capabilities and the state they produced.
+    pub source_change: Option<SourceChange>,
+    pub switched: Option<anyhow::Result<Switched>>,
+}
 
 pub struct Station {
     pub control: ControlState,
@@ -95,10 +119,84 @@ impl Station {
         }
     }
 
-    /// Between signaling sessions: let the idle timer run out.
-    pub fn tick(&mut self) {
-        if let Some(action) = self.demand.tick(Instant::now()) {
-            self.apply(action, None);
+    /// Let the idle timer run out (between signaling sessions, or in one).
+    pub fn tick(&mut self) -> Option<Switched> {
+        let action = self.demand.tick(Instant::now())?;
+        Some(self.switch(action, None))
+    }
+
+    /// The server says the camera has `viewers` viewers.
+    pub fn viewers_changed(&mut self, viewers: u32) -> Option<Switched> {
+        let action = self.demand.viewers_changed(viewers, Instant::now())?;
+        Some(self.switch(action, None))
+    }
+
+    fn switch(&mut self, action: DemandAction, by: Option<String>) -> Switched {
+        Switched {
+            state: self.apply(action, by),
+        }
+    }
+
+    /// One command from a viewer, as it arrived on the control channel (parsed once, in
+    /// [`ControlState::handle_text`]), carried out as far as the station goes: settings
+    /// handed to the encode thread, the capture started, stopped or restarted. What is left
+    /// is the session's I/O, in [`Handled`].
+    pub fn command(&mut self, text: &str) -> Handled {
+        let outcome = self.control.handle_text(text);
+        let by = outcome.response.to.clone();
+        if let Some(plan) = outcome.plan.as_ref().filter(|p| !p.is_empty()) {
+            info!(
+                by = by.as_deref().unwrap_or("?"),
+                "settings changed: {}",
+                plan.describe()
+            );
+            if self.capture.running() {
+                let version = self.control.version();
+                self.applied.expect(
+                    format!("settings v{version} ({})", plan.changed.join(", ")),
+                    Some(version),
+                );
+            }
+        }
+        let mut handled = Handled {
+            messages: outcome.messages(),
+            keyframe: false,
+            source_change: None,
+            switched: None,
+        };
+        let now = Instant::now();
+        match outcome.intent {
+            None => {}
+            Some(Intent::RequestKeyframe) => handled.keyframe = true,
+            Some(Intent::StartStream | Intent::StopStream) => {
+                let start = outcome.intent == Some(Intent::StartStream);
+                handled.switched = self
+                    .demand
+                    .command(start, now)
+                    .map(|action| Ok(self.switch(action, by)));
+            }
+            Some(Intent::RestartCamera) => self.restart_camera(&mut handled),
+        }
+        handled
+    }
+
+    /// Reopen the source (on the camera index the settings name, for V4L2), if it runs.
+    fn restart_camera(&mut self, handled: &mut Handled) {
+        if let Some(index) = self.control.settings().camera_index {
+            if self.capture.select_camera(index) {
+                let mut profile = self.control.profile().clone();
+                profile.camera_index = Some(index);
+                handled.source_change = self.control.source_changed(profile);
+            }
+        }
+        if self.capture.running() {
+            info!(source = %self.capture.name(), "restarting the camera");
+            handled.switched = Some(
+                self.capture
+                    .restart()
+                    .map(|()| Switched { state: None })
+                    .context("restarting the source"),
+            );
         }
     }
 
@@ -118,15 +216,6 @@ impl Station {
             width: s.width.unwrap_or(native.0),
             height: s.height.unwrap_or(native.1),
             fps: s.fps.unwrap_or(config.fps).clamp(1, 240),
-        }
-    }
-
-    /// The `source_state` to report: the running source's health (and, while live, how it
-    /// runs), or `idle`.
-    pub fn source_report(&self) -> ClientMessage {
-        match self.capture.feed() {
-            Some(feed) => session_state::source_report(&feed.report(), feed.name()),
-            None => session_state::idle_report(&self.capture.name()),
         }
     }
 }

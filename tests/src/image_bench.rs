@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use sightline_publisher::control::{FrameTransform, PipelineSettings};
-use sightline_publisher::frame::I420Frame;
+use sightline_publisher::image::I420Frame;
 use sightline_publisher::image::{Adjuster, ImageAdjust, Scaler};
 
 const BATCHES: usize = 15;

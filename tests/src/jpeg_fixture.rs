@@ -4,7 +4,7 @@
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use sightline_publisher::barcode::{self, Stamp};
-use sightline_publisher::frame::I420Frame;
+use sightline_publisher::image::I420Frame;
 
 /// JPEG quality of fixtures: high enough that the barcode blocks stay clean.
 const QUALITY: u8 = 90;

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use jpeg_encoder::{ColorType, Encoder as JpegEncoder, SamplingFactor};
-use sightline_publisher::encoder::{Encoder, EncoderSettings};
+use sightline_publisher::h264::encoder::{Encoder, EncoderSettings};
 use sightline_publisher::image::JpegDecoder;
 
 const QUALITY: u8 = 80;

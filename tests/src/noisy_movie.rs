@@ -2,7 +2,7 @@
 //! encoder to spend real bits: the test pattern compresses to a few hundred kbit/s whatever
 //! the target, so a bitrate set above that could never be reached with it.
 
-use sightline_publisher::frame::I420Frame;
+use sightline_publisher::image::I420Frame;
 
 use crate::jpeg_fixture::encode_i420;
 

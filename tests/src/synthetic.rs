@@ -5,7 +5,7 @@ use openh264::encoder::{Encoder, EncoderConfig, FrameType};
 use openh264::formats::YUVBuffer;
 use openh264::OpenH264API;
 use sightline_publisher::barcode::{self, Stamp};
-use sightline_publisher::frame::I420Frame;
+use sightline_publisher::image::I420Frame;
 
 /// One encoded access unit.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use sightline_protocol::control::{
     ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus, Welcome,
 };
 use sightline_publisher::barcode::{self, Stamp};
-use sightline_publisher::frame::I420Frame;
+use sightline_publisher::image::I420Frame;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
 

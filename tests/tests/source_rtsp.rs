@@ -148,7 +148,7 @@ async fn browser_safe_profiles_are_passed_through_untouched_over_tcp_and_udp() {
                 panic!("raw frame")
             };
             assert!(first.keyframe);
-            let types: Vec<u8> = sightline_publisher::nal::split_annex_b(&first.data)
+            let types: Vec<u8> = sightline_publisher::h264::nal::split_annex_b(&first.data)
                 .iter()
                 .map(|n| n[0] & 0x1f)
                 .collect();

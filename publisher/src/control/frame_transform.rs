@@ -9,7 +9,7 @@
 use tracing::warn;
 
 use crate::barcode;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::image::{Adjuster, Scaler};
 
 use super::frame_rate::FrameRateLimiter;

@@ -1,7 +1,8 @@
-//! Commands in, replies and broadcasts out, as plain code: the session feeds each command
-//! text from the control channel to [`ControlState::handle_text`] and sends what comes back.
-//! Starting, stopping and restarting are returned as an [`Intent`] for the session to carry
-//! out, since they touch the source and the WebRTC side, which this module does not own.
+//! Commands in, replies and broadcasts out, as plain code: the station feeds each command
+//! text from the control channel to [`ControlState::handle_text`] (the one parse) and the
+//! session sends what comes back. Starting, stopping and restarting are returned as an
+//! [`Intent`] for the station to carry out, since they touch the capture, which this module
+//! does not own.
 
 use serde_json::Value;
 use sightline_protocol::control::{
@@ -13,7 +14,7 @@ use super::plan::ApplyPlan;
 use super::presets;
 use super::state::ControlState;
 
-/// Something the session must do after a command.
+/// Something the station must do after a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     /// Start capturing, encoding and sending; then [`ControlState::set_streaming`]`(true)`.

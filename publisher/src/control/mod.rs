@@ -6,7 +6,7 @@
 //! control channel ──text──▶ ControlState::handle_text ──▶ Outcome { response (to the sender),
 //!                               │   (validate, all or       broadcast (every viewer),
 //!                               │    nothing; presets;      intent (start/stop/restart/
-//!                               │    save to the file)      keyframe: the session does it) }
+//!                               │    save to the file)      keyframe: the station does it) }
 //!                               ▼
 //!                    PipelineSettingsHandle ──snapshot──▶ encode thread: reader.get() per
 //!                                                          frame → FrameTransform (drop for
@@ -21,12 +21,15 @@
 //! - [`pipeline_settings`]: the lock-free-on-the-hot-path handoff to the encode thread.
 //! - [`frame_transform`], [`frame_rate`]: what the encode thread does with the snapshot.
 //! - [`presets`], [`store`]: named presets and the settings file.
+//! - [`on_demand`]: when to capture at all (viewer counts, `start_stream` / `stop_stream`,
+//!   the idle timer), as plain state with time passed in.
 //!
 //! [`Capabilities`]: sightline_protocol::control::Capabilities
 
 pub mod frame_rate;
 pub mod frame_transform;
 pub mod handler;
+pub mod on_demand;
 pub mod pipeline_settings;
 pub mod plan;
 pub mod presets;

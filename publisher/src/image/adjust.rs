@@ -15,7 +15,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 pub const BRIGHTNESS: RangeInclusive<i32> = -100..=100;
 pub const CONTRAST: RangeInclusive<i32> = -100..=100;

@@ -12,7 +12,7 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::chroma::{avg4, C_FULL_TO_VIDEO, Y_FULL_TO_VIDEO};
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// Largest picture accepted (a corrupt header must not make us allocate gigabytes).
 pub const MAX_WIDTH: usize = 7680;

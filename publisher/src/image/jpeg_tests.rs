@@ -6,7 +6,7 @@
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::jpeg::{decode_jpeg, JpegDecoder};
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// A smooth full-range YCbCr picture (JPEG-friendly, so the lossy round trip stays close).
 fn picture(w: usize, h: usize) -> Vec<[u8; 3]> {

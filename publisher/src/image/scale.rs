@@ -11,7 +11,7 @@
 
 use anyhow::bail;
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// Smallest target side: below this the encoder refuses anyway.
 pub const MIN_SIDE: u32 = 16;

@@ -5,7 +5,7 @@
 use anyhow::{bail, ensure};
 
 use super::chroma::avg2;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// Convert one YUYV buffer of `width`×`height` pixels whose rows start `stride` bytes apart
 /// (at least `2 * width`). An odd height is cropped to even; the width must be even (YUYV

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::FrameEncoder;
 use crate::control::{FrameTransform, PipelineSettingsReader};
-use crate::encoder::EncodedFrame;
+use crate::h264::encoder::EncodedFrame;
 use crate::source::supervisor::SourceFrame;
 use crate::source::{CapturedFrame, Payload};
 
@@ -205,7 +205,7 @@ mod tests {
 
     use super::*;
     use crate::control::{PipelineSettings, PipelineSettingsHandle};
-    use crate::encoder::KeyframeRequest;
+    use crate::h264::encoder::KeyframeRequest;
     use crate::image::ImageAdjust;
     use crate::pipeline::EncodeSettings;
     use crate::source::TestPattern;

@@ -58,11 +58,11 @@ fn the_encoder_follows_the_frames_size() {
     // A new size: a new IDR with a new SPS, which the same decoder follows.
     let bigger = fe.process(raw(320, 240, 3, false), 30).unwrap();
     assert!(bigger.keyframe);
-    let types: Vec<u8> = crate::nal::split_annex_b(&bigger.data)
+    let types: Vec<u8> = crate::h264::nal::split_annex_b(&bigger.data)
         .iter()
-        .filter_map(|n| crate::nal::nal_type(n))
+        .filter_map(|n| crate::h264::nal::nal_type(n))
         .collect();
-    assert!(types.contains(&crate::nal::NAL_SPS), "{types:?}");
+    assert!(types.contains(&crate::h264::nal::NAL_SPS), "{types:?}");
     assert_eq!(decoded_size(&mut dec, &bigger), (320, 240));
     assert!(!fe.process(raw(320, 240, 4, false), 30).unwrap().keyframe);
 }
@@ -157,7 +157,7 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
     let (tx, mut rx) = mpsc::channel(4);
     let (report, _) = watch::channel(FrameReport::default());
     let ctx = EncodeContext {
-        settings: SETTINGS,
+        keyframe_interval: SETTINGS.keyframe_interval,
         keyframes: KeyframeRequest::default(),
         live: live_settings(None).reader(),
         report,

@@ -30,7 +30,7 @@ use anyhow::{bail, Context};
 
 use super::{CapturedFrame, Source, SourceSpec};
 use crate::barcode;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::image::JpegDecoder;
 use crate::mjpeg::{JpegSplitter, DEFAULT_MAX_FRAME};
 

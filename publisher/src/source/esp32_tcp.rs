@@ -26,7 +26,7 @@ use anyhow::{anyhow, bail, Context};
 use super::pacer::Pacer;
 use super::{CapturedFrame, Source, SourceSpec};
 use crate::barcode;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::image::JpegDecoder;
 use crate::mjpeg::{JpegSplitter, DEFAULT_MAX_FRAME};
 

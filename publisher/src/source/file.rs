@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use super::pacer::Pacer;
 use super::{CapturedFrame, Source, SourceSpec};
 use crate::barcode;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::image::JpegDecoder;
 use crate::mjpeg::{split_file, FileLayout};
 

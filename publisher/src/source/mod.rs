@@ -21,7 +21,7 @@ pub mod v4l2_format;
 
 use std::time::Duration;
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 pub use test_pattern::TestPattern;
 pub use url::{SourceUrl, V4l2Device, SOURCE_FORMS};

@@ -34,7 +34,7 @@ use tracing::{debug, info, warn};
 
 use super::{CapturedFrame, H264AccessUnit, Payload, Source, SourceSpec};
 use crate::barcode::now_us;
-use crate::nal::{nal_type, split_annex_b, NAL_IDR};
+use crate::h264::nal::{nal_type, split_annex_b, NAL_IDR};
 use decode::H264Decoder;
 use route::{Path, Route, Router};
 use target::{Target, Transport};

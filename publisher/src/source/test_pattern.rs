@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{CapturedFrame, Source};
 use crate::barcode::{self, Stamp};
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 /// BT.601 video-range YUV of the classic eight bars.
 const BARS: [(u8, u8, u8); 8] = [

@@ -19,7 +19,7 @@ use nokhwa::Camera;
 use super::v4l2_format::{choose_mode, describe_modes, find_device, Mode, PixelFormat};
 use super::{CapturedFrame, Source, SourceSpec, V4l2Device};
 use crate::barcode::now_us;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::image::{yuyv_to_i420, JpegDecoder};
 
 /// Every format nokhwa knows, so listing and opening see all modes a device offers.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sightline_publisher::barcode;
-use sightline_publisher::encoder::{Encoder, EncoderSettings};
+use sightline_publisher::h264::encoder::{Encoder, EncoderSettings};
 use sightline_publisher::source::TestPattern;
 use sightline_tests::harness::{get_json, publisher_config, wait_until};
 use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};

@@ -7,7 +7,7 @@ use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 
 pub struct H264Decoder {
     decoder: Decoder,
@@ -60,7 +60,7 @@ fn to_i420(yuv: &DecodedYUV) -> Option<I420Frame> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::{Encoder, EncoderSettings};
+    use crate::h264::encoder::{Encoder, EncoderSettings};
     use crate::source::TestPattern;
 
     #[test]

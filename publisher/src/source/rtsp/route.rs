@@ -1,11 +1,11 @@
 //! Which way each access unit from the camera goes: passed through as it is (browser-safe
 //! H.264), decoded for re-encoding, or dropped (nothing decodable yet). Decided from the SPS
-//! (see [`crate::h264_profile`]) and re-decided whenever the camera sends a different one; a
+//! (see [`crate::h264::profile`]) and re-decided whenever the camera sends a different one; a
 //! Main stream whose SPS does not say whether it has B-frames is watched slice by slice.
 //! Plain state, driven by tests without a camera.
 
-use crate::h264_profile::{parse_sps, slice_type, SliceType, Sps, Verdict};
-use crate::nal::{nal_type, NAL_IDR, NAL_SPS};
+use crate::h264::nal::{nal_type, NAL_IDR, NAL_SPS};
+use crate::h264::profile::{parse_sps, slice_type, SliceType, Sps, Verdict};
 
 /// The two ways through the publisher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ fn reasons(sps: &Sps) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264_profile::fixtures::{
+    use crate::h264::profile::fixtures::{
         hex, X264_CONSTRAINED_BASELINE, X264_HIGH_B_FRAMES, X264_MAIN_NO_B,
     };
 

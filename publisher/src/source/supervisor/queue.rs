@@ -128,7 +128,7 @@ impl FrameQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::I420Frame;
+    use crate::image::I420Frame;
     use std::sync::Arc;
 
     fn frame(seq: u64) -> SourceFrame {

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 
 use super::*;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::source::{CapturedFrame, SourceUrl};
 
 /// What the fake source's next read does.

@@ -14,8 +14,8 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
-use crate::frame::I420Frame;
-use crate::nal::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::h264::nal::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::image::I420Frame;
 
 /// Largest frame openh264 encodes.
 const MAX_DIM: u32 = 3840;

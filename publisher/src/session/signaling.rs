@@ -1,5 +1,7 @@
-//! What a publisher session does with each server message, as plain code: the I/O loop in
-//! [`crate::session`] feeds it messages and carries out the [`Step`]s it returns.
+//! The signaling state machine: what a publisher session does with each server message, as
+//! plain code without I/O, so every exchange is tested without a server. The session loop
+//! ([`super`]) feeds it messages and carries out the [`Step`]s it returns; the messages the
+//! publisher reports its source with are built here too.
 
 use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState};
 

@@ -41,8 +41,8 @@ fn cropping_gives_the_real_picture_size() {
 
 #[test]
 fn our_own_encoder_output_is_constrained_baseline_of_its_size() {
-    use crate::encoder::{Encoder, EncoderSettings};
-    use crate::frame::I420Frame;
+    use crate::h264::encoder::{Encoder, EncoderSettings};
+    use crate::image::I420Frame;
     for (w, h) in [(320, 240), (642, 362), (1280, 720)] {
         let mut enc = Encoder::new(EncoderSettings {
             width: w,
@@ -53,7 +53,7 @@ fn our_own_encoder_output_is_constrained_baseline_of_its_size() {
         })
         .unwrap();
         let au = enc.encode(&I420Frame::black(w, h)).unwrap().unwrap();
-        let nals = crate::nal::split_annex_b(&au.data);
+        let nals = crate::h264::nal::split_annex_b(&au.data);
         let sps_nal = nals.iter().find(|n| n[0] & 0x1f == NAL_SPS).unwrap();
         let sps = parse_sps(sps_nal).unwrap();
         assert_eq!((sps.width, sps.height), (w, h));

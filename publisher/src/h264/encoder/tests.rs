@@ -2,7 +2,7 @@ use openh264::decoder::Decoder;
 
 use super::*;
 use crate::barcode;
-use crate::frame::I420Frame;
+use crate::image::I420Frame;
 use crate::source::TestPattern;
 
 fn settings(width: u32, height: u32, bitrate: u32) -> EncoderSettings {

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use crate::nal::{NAL_IDR, NAL_SPS};
-use crate::rbsp::{unescape, BitReader, Truncated};
+use crate::h264::nal::{NAL_IDR, NAL_SPS};
+use crate::h264::rbsp::{unescape, BitReader, Truncated};
 
 /// What the SPS says that matters for passthrough.
 #[derive(Debug, Clone, PartialEq)]

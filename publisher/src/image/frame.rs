@@ -1,4 +1,6 @@
 //! Raw video frames as they travel from a source to the encoder.
+//! In `image/` because every conversion there makes or takes one; the sources, the
+//! encoder and the barcode use it from here.
 
 /// A planar I420 (YUV 4:2:0) frame with tight strides: `y` is `width*height` bytes, `u` and
 /// `v` are `(width/2)*(height/2)` each. Width and height are even.

@@ -1,7 +1,8 @@
 //! Building the publisher's WebRTC peer connection (webrtc 0.21): H.264 Constrained Baseline
 //! only, one sendonly video track, the `control` data channel (ours to open: the SFU never
 //! opens channels), no STUN/TURN servers, host candidates that include the address facing
-//! the server (loopback included, for local and test setups).
+//! the server (loopback included, for local and test setups); and the SDP and ICE details
+//! the session trades with the server (candidates in and out, the video m-line's mid).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use sightline_protocol::wire::ClientMessage;
 use tokio::sync::mpsc;
+use tracing::warn;
 use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -27,7 +30,8 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::keyframe_feedback::{self, KeyframeFeedback};
+use super::keyframe_feedback::{self, KeyframeFeedback};
+use super::signaling::Candidate;
 
 /// The one format we send, exactly what the SFU and browsers are told to expect.
 pub const H264_FMTP: &str =
@@ -53,7 +57,7 @@ impl PeerConnectionEventHandler for Events {
             Ok(init) => {
                 let _ = self.0.send(PeerEvent::LocalCandidate(init));
             }
-            Err(e) => tracing::warn!("cannot serialise local candidate: {e}"),
+            Err(e) => warn!("cannot serialise local candidate: {e}"),
         }
     }
 
@@ -198,6 +202,41 @@ pub fn local_ip_towards(server: SocketAddr) -> Option<IpAddr> {
     sock.local_addr().ok().map(|a| a.ip())
 }
 
+/// Add a server candidate (a bad one is logged, not fatal).
+pub async fn add_candidate(pc: &dyn PeerConnection, c: Candidate) {
+    let candidate = c.candidate.trim().trim_start_matches("a=").to_owned();
+    let init = RTCIceCandidateInit {
+        candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index.or(Some(0)),
+        ..Default::default()
+    };
+    if let Err(e) = pc.add_ice_candidate(init).await {
+        warn!("rejected a server candidate: {e}");
+    }
+}
+
+/// A local candidate as a signaling message, with our m-line's mid when the gatherer leaves
+/// it empty.
+pub fn candidate_message(init: RTCIceCandidateInit, mid: Option<&str>) -> ClientMessage {
+    let sdp_mid = init
+        .sdp_mid
+        .filter(|m| !m.is_empty())
+        .or_else(|| mid.map(str::to_owned));
+    ClientMessage::Candidate {
+        candidate: init.candidate,
+        sdp_mid,
+        sdp_mline_index: init.sdp_mline_index.or(Some(0)),
+    }
+}
+
+/// The first `a=mid:` in an SDP.
+pub fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=mid:"))
+        .map(|m| m.trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +254,32 @@ mod tests {
         assert_eq!(c.clock_rate, 90_000);
         assert!(c.sdp_fmtp_line.contains("profile-level-id=42e01f"));
         assert!(c.sdp_fmtp_line.contains("packetization-mode=1"));
+    }
+
+    #[test]
+    fn local_candidates_get_our_mid() {
+        let init = RTCIceCandidateInit {
+            candidate: "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host".into(),
+            sdp_mid: Some(String::new()),
+            sdp_mline_index: Some(0),
+            ..Default::default()
+        };
+        match candidate_message(init, Some("0")) {
+            ClientMessage::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                assert!(candidate.starts_with("candidate:"));
+                assert_eq!(sdp_mid.as_deref(), Some("0"));
+                assert_eq!(sdp_mline_index, Some(0));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            first_mid("v=0\r\nm=video 9\r\na=mid:0\r\n"),
+            Some("0".into())
+        );
+        assert_eq!(first_mid("v=0\r\n"), None);
     }
 }

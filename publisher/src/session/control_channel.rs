@@ -2,7 +2,9 @@
 //! The publisher opens the channel itself in its offer (the SFU never opens channels); the
 //! SFU relays viewers' commands on it, tagged `"from":"peer-7"`, and routes what we send by
 //! its `"to"` (replies) or to every viewer (`state`, `capabilities`). What the messages mean
-//! is decided by [`crate::control::ControlState`] in the session loop.
+//! is decided by [`crate::control::ControlState`] through the station; the session loop sends
+//! what comes back. Kept apart from [`super::peer`] so the byte-level rules (text only,
+//! UTF-8) are tested alone.
 
 use std::sync::Arc;
 

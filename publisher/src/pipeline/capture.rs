@@ -1,6 +1,9 @@
 //! The source, started and stopped on request: an always-on publisher starts it once, an
 //! on-demand one only while somebody watches, and `restart_camera` reopens it. While stopped
 //! no source thread runs and the device is closed.
+//!
+//! Beside the encode thread that reads it; separate from [`crate::source::supervisor`], which
+//! keeps one running source alive, because this decides whether one runs at all.
 
 use tracing::info;
 

@@ -2,6 +2,9 @@
 //! controlling viewers' `start_stream` / `stop_stream`, and an idle timer, with time passed
 //! in so tests need no clock.
 //!
+//! Under `control/` because `start_stream` and `stop_stream` are control commands; separate
+//! from the settings ([`super::state`]) because it decides whether the source runs, not how.
+//!
 //! - Always-on (the default): streams from the start; `stop_stream` stops it until a
 //!   `start_stream`. Viewer counts change nothing.
 //! - On demand (`--on-demand`): idle (no capture, no encoding, no media) until the camera has

@@ -10,6 +10,7 @@
 //! passed-through H.264 resumes only at one of the source's keyframes after a gap.
 //! [`live::FramePipeline`] puts the viewers' settings in front of it: frame rate, picture
 //! size and image controls on the frames, bitrate and frame rate on the running encoder.
+//! [`capture::Capture`] starts and stops the source this thread reads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,13 +20,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+pub mod capture;
 pub mod live;
 
 pub use live::{ApplyLog, FramePipeline, FrameReport};
 
 use crate::control::PipelineSettingsReader;
-use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
-use crate::frame::I420Frame;
+use crate::h264::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
+use crate::image::I420Frame;
 use crate::source::supervisor::{SourceFeed, SourceFrame};
 use crate::source::{H264AccessUnit, Payload};
 
@@ -220,10 +222,11 @@ impl FrameEncoder {
 
 /// What an encode thread works with besides its frames.
 pub struct EncodeContext {
-    /// Start values and the periodic keyframe interval.
-    pub settings: EncodeSettings,
+    /// Periodic IDR interval (a safety net; zero disables it).
+    pub keyframe_interval: Duration,
     pub keyframes: KeyframeRequest,
-    /// The viewers' settings, read once per frame.
+    /// The viewers' settings, read once per frame; the encoder's start bitrate is theirs
+    /// (the command line's `--bitrate` until saved or viewers' settings say otherwise).
     pub live: PipelineSettingsReader,
     /// Where the thread says what it sees (changes only).
     pub report: watch::Sender<FrameReport>,
@@ -251,12 +254,16 @@ impl EncodeThread {
             .name(ENCODE_THREAD_NAME.into())
             .spawn(move || {
                 let EncodeContext {
-                    settings,
+                    keyframe_interval,
                     keyframes,
-                    live,
+                    mut live,
                     report,
                     applied,
                 } = ctx;
+                let settings = EncodeSettings {
+                    bitrate: live.get().0.bitrate,
+                    keyframe_interval,
+                };
                 let mut pipeline =
                     FramePipeline::new(FrameEncoder::new(settings, keyframes), live, applied);
                 while !stop_flag.load(Ordering::Relaxed) {

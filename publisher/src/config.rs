@@ -1,0 +1,110 @@
+//! What a publisher is told to do: [`PublisherConfig`] (the binary fills it from the command
+//! line, the demo server and the tests directly), its defaults, and the check that refuses a
+//! configuration before anything connects.
+//!
+//! Separate from the crate root so every module that needs the configuration can import it
+//! without importing from [`crate::run`], the loop that drives them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{h264, source};
+
+/// Everything a publisher needs to run. The binary fills it from the command line; the demo
+/// server and the tests fill it directly.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Signaling WebSocket URL, e.g. `ws://127.0.0.1:8080/ws`.
+    pub server: String,
+    pub camera_id: String,
+    pub name: String,
+    /// Where frames come from (`--source`).
+    pub source: source::SourceUrl,
+    /// Poll rate for sources that give one JPEG per request (ESP32 TCP, HTTP snapshots).
+    pub poll_fps: u32,
+    /// A source read that waits longer than this is a stall: the source reconnects.
+    pub source_timeout: Duration,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Target bitrate in bits per second.
+    pub bitrate: u32,
+    /// Periodic IDR interval: a safety net only; viewers get keyframes on request.
+    pub keyframe_interval: Duration,
+    /// Where camera settings and presets persist (`<dir>/<camera id>.json`); `None`: they
+    /// last as long as the process. The binary defaults to [`default_state_dir`].
+    pub state_dir: Option<PathBuf>,
+    /// Capture and encode only while the server reports viewers.
+    pub on_demand: bool,
+    /// On demand: how long after the last viewer left to stop.
+    pub idle_stop: Duration,
+}
+
+impl PublisherConfig {
+    /// Defaults for a camera id: 1280×720 at 30 fps, 2 Mbit/s, IDR every 10 s.
+    pub fn new(server: impl Into<String>, camera_id: impl Into<String>) -> Self {
+        let camera_id = camera_id.into();
+        PublisherConfig {
+            server: server.into(),
+            name: camera_id.clone(),
+            camera_id,
+            source: source::SourceUrl::TestPattern,
+            poll_fps: 10,
+            source_timeout: Duration::from_secs(5),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate: 2_000_000,
+            keyframe_interval: Duration::from_secs(10),
+            state_dir: None,
+            on_demand: false,
+            idle_stop: Duration::from_secs(10),
+        }
+    }
+
+    /// What the source is opened with.
+    pub fn source_spec(&self) -> source::SourceSpec {
+        source::SourceSpec {
+            url: self.source.clone(),
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            poll_fps: self.poll_fps,
+            read_timeout: self.source_timeout,
+            camera_id: self.camera_id.clone(),
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/sightline`, else `~/.local/state/sightline`; `None` without a home.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
+        return Some(dir.join("sightline"));
+    }
+    std::env::var_os("HOME")
+        .and_then(absolute)
+        .map(|home| home.join(".local/state/sightline"))
+}
+
+/// Configuration errors surface now, not as an endless reconnect loop. A source that cannot
+/// be opened yet is not one (a camera may be unplugged, a file not written yet): it is
+/// reported as lost and retried. The test pattern can only fail by its settings.
+pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
+    sightline_protocol::wire::validate_camera_id(&config.camera_id)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    // The encoder's limits on the command line's rate and bitrate (sizes come from the frames
+    // later). They are the defaults of the control settings; the encode thread starts from
+    // those settings, its one source for the bitrate.
+    h264::encoder::Encoder::new(h264::encoder::EncoderSettings {
+        width: 320,
+        height: 240,
+        fps: config.fps,
+        bitrate: config.bitrate,
+        keyframe_interval: config.keyframe_interval,
+    })?;
+    if config.source == source::SourceUrl::TestPattern {
+        source::open(&config.source_spec())?;
+    }
+    Ok(())
+}
