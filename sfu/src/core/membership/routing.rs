@@ -173,6 +173,17 @@ mod tests {
         out.into_iter().map(|(p, _)| p).collect()
     }
 
+    /// A view-only viewer of `camera` (mid "v"), not connected yet.
+    fn watch(r: &mut Membership, camera: &str, viewer: PeerId) {
+        r.add_viewer(
+            camera,
+            viewer,
+            mid("v"),
+            ViewerAccess::ViewOnly,
+            Instant::now(),
+        );
+    }
+
     /// Camera "cam" with a connected publisher 1 (mid "0").
     fn live_camera() -> Membership {
         let mut r = Membership::new(IV, RateLimit::default());
@@ -185,13 +196,7 @@ mod tests {
     #[test]
     fn viewer_gets_nothing_until_connected_then_only_from_a_keyframe() {
         let mut r = live_camera();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         assert!(
             targets(&mut r, PeerId(1), true).is_empty(),
             "not connected yet"
@@ -208,13 +213,7 @@ mod tests {
     #[test]
     fn frames_from_a_peer_that_is_not_the_publisher_go_nowhere() {
         let mut r = live_camera();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         assert!(targets(&mut r, PeerId(2), true).is_empty());
         assert!(targets(&mut r, PeerId(99), true).is_empty());
@@ -225,13 +224,7 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         for i in 10..60 {
-            r.add_viewer(
-                "cam",
-                PeerId(i),
-                mid("v"),
-                ViewerAccess::ViewOnly,
-                Instant::now(),
-            );
+            watch(&mut r, "cam", PeerId(i));
             r.peer_connected(PeerId(i));
         }
         assert_eq!(r.next_deadline(t0), Some(t0));
@@ -246,13 +239,7 @@ mod tests {
     fn unanswered_request_is_repeated() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         // Only deltas arrive.
@@ -265,13 +252,7 @@ mod tests {
     fn viewer_pli_asks_the_publisher_without_starving_the_viewer() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         targets(&mut r, PeerId(1), true);
@@ -289,13 +270,7 @@ mod tests {
     fn no_request_while_publisher_is_not_connected() {
         let mut r = Membership::new(IV, RateLimit::default());
         let t0 = Instant::now();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         assert_eq!(r.next_deadline(t0), None);
         assert!(due(&mut r, t0).is_empty());
@@ -313,13 +288,7 @@ mod tests {
         // DTLS are still under way: that viewer still needs a request of its own.
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         assert!(targets(&mut r, PeerId(1), true).is_empty());
         assert_eq!(r.next_deadline(t0), None, "nobody waits yet");
         r.peer_connected(PeerId(2));
@@ -332,13 +301,7 @@ mod tests {
     fn viewers_survive_publisher_reconnect_and_wait_for_its_keyframe() {
         let mut r = live_camera();
         let t0 = Instant::now();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         due(&mut r, t0);
         targets(&mut r, PeerId(1), true);
@@ -360,13 +323,7 @@ mod tests {
     #[test]
     fn a_second_publisher_replaces_the_first() {
         let mut r = live_camera();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
         r.peer_connected(PeerId(2));
         targets(&mut r, PeerId(1), true);
         assert_eq!(r.set_publisher("cam", PeerId(3)), Some(PeerId(1)));
@@ -387,13 +344,7 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         for v in [2, 3] {
-            r.add_viewer(
-                "cam",
-                PeerId(v),
-                mid("v"),
-                ViewerAccess::ViewOnly,
-                Instant::now(),
-            );
+            watch(&mut r, "cam", PeerId(v));
             r.peer_connected(PeerId(v));
         }
         due(&mut r, t0);
@@ -434,20 +385,8 @@ mod tests {
         r.set_publisher("other", PeerId(5));
         r.set_publisher_mid(PeerId(5), mid("0"));
         r.peer_connected(PeerId(5));
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
-        r.add_viewer(
-            "other",
-            PeerId(6),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
+        watch(&mut r, "other", PeerId(6));
         r.peer_connected(PeerId(2));
         r.peer_connected(PeerId(6));
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
@@ -457,20 +396,8 @@ mod tests {
     #[test]
     fn counts_return_to_zero_when_everyone_leaves() {
         let mut r = live_camera();
-        r.add_viewer(
-            "cam",
-            PeerId(2),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
-        r.add_viewer(
-            "cam2",
-            PeerId(3),
-            mid("v"),
-            ViewerAccess::ViewOnly,
-            Instant::now(),
-        );
+        watch(&mut r, "cam", PeerId(2));
+        watch(&mut r, "cam2", PeerId(3));
         assert_eq!(
             r.counts(),
             RouteCounts {
