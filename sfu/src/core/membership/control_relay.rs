@@ -7,7 +7,7 @@
 //! of a viewer's media) that the core carries out.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sightline_protocol::control::{
     peek_request_id, CommandType, ControlError, ControlErrorCode, RateLimitInfo, Refusal,
@@ -29,6 +29,14 @@ pub(crate) enum Outgoing {
     Pause(PeerId),
     /// Forward media to this viewer again (from a keyframe).
     Resume(PeerId),
+}
+
+/// The sender of one command: its id, the camera it speaks to and what it may do there.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    id: PeerId,
+    camera: &'a str,
+    access: ViewerAccess,
 }
 
 /// Now, twice: for rate limits and for the replies' timestamps.
@@ -131,7 +139,6 @@ impl Membership {
         clock: Clock,
         out: &mut Vec<Outgoing>,
     ) {
-        let limit = self.limit;
         let Some((cam, Role::Viewer)) = self.camera_of(peer) else {
             return;
         };
@@ -140,96 +147,105 @@ impl Membership {
         };
         let access = viewer.access;
         let taken = viewer.bucket.take(clock.at);
-        let mut reply = |text: String| {
+        let from = Caller {
+            id: peer,
+            camera: &self.members[&peer].camera,
+            access,
+        };
+        self.command(from, taken, data, binary, clock, out);
+    }
+
+    /// The one path of every command, once its sender's bucket was charged (`taken`):
+    /// rate limit, envelope, pause/resume, permission, then the camera's publisher.
+    fn command(
+        &self,
+        from: Caller<'_>,
+        taken: Result<(), Duration>,
+        data: &[u8],
+        binary: bool,
+        clock: Clock,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let limit = self.limit;
+        let mut refuse = |request_id: Option<String>, error: ControlError, retry: Option<u64>| {
+            let text = refusal_text(Refusal { request_id, error }, retry, clock.unix_ms);
             out.push(Outgoing::Send {
-                to: peer,
+                to: from.id,
                 text: text.into(),
             })
         };
-        let refuse = |r: Refusal, retry: Option<u64>| refusal_text(r, retry, clock.unix_ms);
         // Every message counts, refused ones too: a flood of garbage is a flood.
         if let Err(wait) = taken {
             let ms = wait.as_millis() as u64;
-            let r = Refusal {
-                request_id: peek_request_id(data),
-                error: ControlError::new(
-                    ControlErrorCode::RateLimited,
-                    format!(
-                        "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
-                        limit.per_second, limit.burst
-                    ),
+            let error = ControlError::new(
+                ControlErrorCode::RateLimited,
+                format!(
+                    "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
+                    limit.per_second, limit.burst
                 ),
-            };
-            reply(refuse(r, Some(ms)));
+            );
+            refuse(peek_request_id(data), error, Some(ms));
             return;
         }
         let cmd = match parse_viewer_command(data, binary) {
             Ok(cmd) => cmd,
             Err(r) => {
-                reply(refuse(r, None));
+                refuse(r.request_id, r.error, None);
                 return;
             }
         };
+        let request_id = Some(cmd.request_id.clone());
         match cmd.command {
             // The viewer-local commands (`CommandType::is_viewer_local`): answered here.
             CommandType::Pause | CommandType::Resume => {
                 let (action, message) = if cmd.command == CommandType::Pause {
                     (
-                        Outgoing::Pause(peer),
+                        Outgoing::Pause(from.id),
                         "paused: no video is sent to this viewer until it resumes",
                     )
                 } else {
                     (
-                        Outgoing::Resume(peer),
+                        Outgoing::Resume(from.id),
                         "resumed: video restarts at the next keyframe",
                     )
                 };
                 out.push(action);
                 out.push(Outgoing::Send {
-                    to: peer,
+                    to: from.id,
                     text: ok_text(&cmd.request_id, message, clock.unix_ms).into(),
                 });
             }
-            command if access != ViewerAccess::Control && !command.view_only_may_send() => {
-                let r = Refusal {
-                    request_id: Some(cmd.request_id.clone()),
-                    error: ControlError::new(
-                        ControlErrorCode::Forbidden,
-                        format!(
-                            "this viewer is view-only: `{command}` changes the camera and needs \
-                             control (subscribe with the server's control key)"
-                        ),
+            command if from.access != ViewerAccess::Control && !command.view_only_may_send() => {
+                let error = ControlError::new(
+                    ControlErrorCode::Forbidden,
+                    format!(
+                        "this viewer is view-only: `{command}` changes the camera and needs \
+                         control (subscribe with the server's control key)"
                     ),
-                };
-                reply(refuse(r, None));
+                );
+                refuse(request_id, error, None);
             }
             _ => {
-                let camera = &self.members[&peer].camera;
                 let publisher = self
                     .cameras
-                    .get(camera)
+                    .get(from.camera)
                     .and_then(|c| c.publisher.as_ref())
                     .filter(|p| p.control_open)
                     .map(|p| p.peer);
                 match publisher {
                     Some(publisher) => out.push(Outgoing::Send {
                         to: publisher,
-                        text: cmd.tagged(peer).into(),
+                        text: cmd.tagged(from.id).into(),
                     }),
                     None => {
-                        let r = Refusal {
-                            request_id: Some(cmd.request_id.clone()),
-                            error: ControlError::new(
-                                ControlErrorCode::Unavailable,
-                                format!(
-                                    "camera `{camera}` has no publisher with an open control channel"
-                                ),
+                        let error = ControlError::new(
+                            ControlErrorCode::Unavailable,
+                            format!(
+                                "camera `{}` has no publisher with an open control channel",
+                                from.camera
                             ),
-                        };
-                        out.push(Outgoing::Send {
-                            to: peer,
-                            text: refuse(r, None).into(),
-                        });
+                        );
+                        refuse(request_id, error, None);
                     }
                 }
             }
