@@ -10,6 +10,8 @@
 //! the one viewer, its broadcasts to all, and enforces each viewer's [`ViewerAccess`] and
 //! [`RateLimit`]. It reads only a command's envelope and type (who may send it, whether the
 //! SFU answers it itself: pause and resume); the publisher checks the settings.
+//! [`SfuHandle::control`] takes one command from outside WebRTC (a REST door) down the same
+//! path, under a ticket id that names the caller to the publisher, and waits for its answer.
 //!
 //! # Shape
 //!

@@ -316,3 +316,124 @@ async fn a_paused_viewer_gets_no_video_and_resumes_at_a_keyframe() {
     assert!(second > first);
     sfu.shutdown().await;
 }
+
+/// An API caller's command as the REST door sends it.
+async fn api(
+    sfu: &SfuHandle,
+    msg: Value,
+    access: ViewerAccess,
+    timeout: Duration,
+) -> Option<Value> {
+    sfu.control("cam", &msg.to_string(), access, "alice", timeout)
+        .await
+        .expect("SFU running")
+        .map(|text| serde_json::from_str(&text).expect("answers are JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_caller_gets_the_publishers_answer_or_nothing_after_its_timeout() {
+    let sfu = start(RateLimit::default()).await;
+    let r = api(
+        &sfu,
+        command("get_status", "a0"),
+        ViewerAccess::Control,
+        WAIT,
+    )
+    .await
+    .expect("the SFU answers at once");
+    assert_eq!(
+        (r["error"]["code"].as_str(), r["request_id"].as_str()),
+        (Some("unavailable"), Some("a0")),
+        "{r}"
+    );
+
+    let mut publisher = Peer::connect(&sfu, true, ViewerAccess::Control).await;
+    publisher.wait_open().await;
+
+    // Relayed tagged with the ticket; the publisher's reply to it comes back.
+    let asked = tokio::spawn({
+        let sfu = sfu.clone();
+        async move {
+            api(
+                &sfu,
+                command("get_status", "a1"),
+                ViewerAccess::ViewOnly,
+                WAIT,
+            )
+            .await
+        }
+    });
+    let cmd = publisher.control().await;
+    assert_eq!(cmd["request_id"], "a1", "{cmd}");
+    let ticket = cmd["from"].as_str().unwrap().to_owned();
+    assert!(
+        ticket.starts_with("peer-") && ticket != publisher.id,
+        "{cmd}"
+    );
+    publisher.send(
+        json!({"v":1,"type":"response","request_id":"a1","to":ticket,
+                          "success":true,"message":"status","timestamp":1}),
+    );
+    let r = asked.await.unwrap().expect("the publisher's answer");
+    assert_eq!(
+        (r["to"].as_str(), r["success"].as_bool()),
+        (Some(ticket.as_str()), Some(true)),
+        "{r}"
+    );
+
+    // View-only: refused by the SFU; the publisher never sees it (its next command is a2).
+    let update = json!({"v":1,"type":"update_settings","request_id":"w","settings":{"fps":5}});
+    let r = api(&sfu, update, ViewerAccess::ViewOnly, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    let r = api(&sfu, command("pause", "p"), ViewerAccess::Control, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r["error"]["code"], "bad_message", "{r}");
+
+    // Unanswered: nothing after the timeout, and the late answer goes nowhere.
+    let t0 = Instant::now();
+    let timeout = Duration::from_millis(300);
+    let r = api(
+        &sfu,
+        command("get_status", "a2"),
+        ViewerAccess::Control,
+        timeout,
+    )
+    .await;
+    assert_eq!(r, None);
+    assert!(t0.elapsed() >= timeout);
+    let cmd = publisher.control().await;
+    assert_eq!(cmd["request_id"], "a2", "{cmd}");
+    publisher.send(
+        json!({"v":1,"type":"response","request_id":"a2","to":cmd["from"],
+                          "success":true,"message":"late","timestamp":2}),
+    );
+    let asked = tokio::spawn({
+        let sfu = sfu.clone();
+        async move {
+            api(
+                &sfu,
+                command("get_status", "a3"),
+                ViewerAccess::Control,
+                WAIT,
+            )
+            .await
+        }
+    });
+    let cmd = publisher.control().await;
+    assert_eq!(cmd["request_id"], "a3", "{cmd}");
+    publisher.send(
+        json!({"v":1,"type":"response","request_id":"a3","to":cmd["from"],
+                          "success":true,"message":"status","timestamp":3}),
+    );
+    let r = asked.await.unwrap().unwrap();
+    assert_eq!(r["request_id"], "a3", "not the late answer: {r}");
+
+    sfu.shutdown().await;
+    assert!(sfu
+        .control("cam", "{}", ViewerAccess::Control, "alice", WAIT)
+        .await
+        .is_err());
+}

@@ -1,15 +1,60 @@
-//! The core's side of camera control: `control` data channels in and out. The decisions
-//! are the relay's ([`super::control_relay`]); this only carries bytes and applies
-//! pause/resume to the routing.
+//! The core's side of camera control: `control` data channels in and out, and API callers'
+//! commands in and their answers out. The decisions are the relay's
+//! ([`super::membership::control_relay`]); this only carries bytes, applies pause/resume to
+//! the routing and hands API callers their answers ([`Core::poll_api_reply`]).
+
+use std::time::Instant;
 
 use sightline_protocol::control::CHANNEL_LABEL;
 use str0m::channel::{ChannelData, ChannelId};
 
 use super::membership::control_relay::Outgoing;
 use super::Core;
-use crate::PeerId;
+use crate::{PeerId, ViewerAccess};
 
 impl Core {
+    /// One control command from outside WebRTC (see [`crate::SfuHandle::control`]) for
+    /// `camera`'s publisher, as a caller with `access`, rate-limited by the name `caller`.
+    /// Returns the ticket its answer will come back under ([`Core::poll_api_reply`]); a
+    /// refusal may be there at once. The ticket waits until answered or
+    /// [`Core::forget_control`]led.
+    pub(crate) fn control(
+        &mut self,
+        now: Instant,
+        camera: &str,
+        command: &str,
+        access: ViewerAccess,
+        caller: &str,
+    ) -> PeerId {
+        self.now = now;
+        let ticket = self.peers.new_id();
+        let clock = self.clock();
+        let mut out = Vec::new();
+        self.members.api_command(
+            ticket,
+            camera,
+            access,
+            caller,
+            command.as_bytes(),
+            clock,
+            &mut out,
+        );
+        self.carry_out(out);
+        self.settle();
+        ticket
+    }
+
+    /// The next answer to an API caller's command: its ticket and the JSON text.
+    pub(crate) fn poll_api_reply(&mut self) -> Option<(PeerId, String)> {
+        self.api_replies.pop_front()
+    }
+
+    /// The caller behind `ticket` stopped waiting: a later reply to it is dropped.
+    pub(crate) fn forget_control(&mut self, ticket: PeerId) {
+        self.members.end_ticket(ticket);
+        self.api_replies.retain(|(t, _)| *t != ticket);
+    }
+
     pub(super) fn control_channel_open(&mut self, id: PeerId, channel: ChannelId, label: &str) {
         if label != CHANNEL_LABEL {
             tracing::debug!(peer = %id, label, "data channel ignored (not `control`)");
@@ -49,7 +94,15 @@ impl Core {
     fn carry_out(&mut self, out: Vec<Outgoing>) {
         for o in out {
             match o {
-                Outgoing::Send { to, text } => self.write_control(to, &text),
+                Outgoing::Send { to, text } => {
+                    // A ticket has no channel: the text is its caller's answer, and the end
+                    // of the ticket.
+                    if self.members.end_ticket(to) {
+                        self.api_replies.push_back((to, text.to_string()));
+                    } else {
+                        self.write_control(to, &text);
+                    }
+                }
                 Outgoing::Pause(viewer) => {
                     self.members.set_paused(viewer, true);
                 }

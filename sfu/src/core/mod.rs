@@ -4,12 +4,15 @@
 //! Everything str0m does happens here, in one place, in order. The caller (the driver, or
 //! a test) feeds it inputs with the time they happen at and collects what comes out:
 //!
-//! * in: [`Core::handle_datagram`], [`Core::handle_timeout`], and plain commands
+//! * in: [`Core::handle_datagram`], [`Core::handle_timeout`], plain commands
 //!   ([`Core::publish`], [`Core::subscribe`], [`Core::add_remote_candidate`],
-//!   [`Core::close_peer`], [`Core::stats`]) that return their result directly;
+//!   [`Core::close_peer`], [`Core::stats`]) that return their result directly, and an API
+//!   caller's control command ([`Core::control`], which returns a ticket, and
+//!   [`Core::forget_control`] when its caller stops waiting);
 //! * out: [`Core::transmits`] (datagrams to send, queued in one reused buffer),
-//!   [`Core::poll_event`] ([`SfuEvent`]s) and [`Core::poll_timeout`] (when to call
-//!   [`Core::handle_timeout`] next).
+//!   [`Core::poll_event`] ([`SfuEvent`]s), [`Core::poll_api_reply`] (an API caller's
+//!   answer, by ticket) and [`Core::poll_timeout`] (when to call [`Core::handle_timeout`]
+//!   next).
 //!
 //! After each call on an `Rtc` its output is drained until `Timeout` ([`Core::drain`]):
 //! transmits are queued, the few events we care about are queued and handled once no `Rtc`
@@ -17,7 +20,7 @@
 //! control messages are relayed (`control`). Every input ends settled.
 //!
 //! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
-//! `forward` (frame fan-out), `control` (data-channel glue to the relay), `timers`
+//! `forward` (frame fan-out), `control` (data-channel and API glue to the relay), `timers`
 //! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
 //! to which camera, read by its `routing` for media and its `control_relay` for control),
 //! `keyframe`, `feed`, `rate_limit`.
@@ -91,6 +94,8 @@ pub(crate) struct Core {
     dead: Vec<(PeerId, String)>,
     transmits: Transmits,
     events: VecDeque<SfuEvent>,
+    /// Answers to API callers' control commands, by ticket.
+    api_replies: VecDeque<(PeerId, String)>,
     /// The time of the latest input.
     now: Instant,
     /// An instant and the Unix time (ms) it corresponds to: control replies' timestamps.
@@ -120,6 +125,7 @@ impl Core {
             scratch_ids: Vec::new(),
             dead: Vec::new(),
             events: VecDeque::new(),
+            api_replies: VecDeque::new(),
             now,
             epoch: (now, unix_ms),
         }

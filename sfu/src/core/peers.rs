@@ -71,10 +71,16 @@ impl PeerTable {
         }
     }
 
-    /// Add a peer under a fresh id.
-    pub(super) fn insert(&mut self, peer: Peer) -> PeerId {
+    /// A fresh id, never given before: for a new peer, or an API caller's ticket.
+    pub(super) fn new_id(&mut self) -> PeerId {
         let id = PeerId(self.next_id);
         self.next_id += 1;
+        id
+    }
+
+    /// Add a peer under a fresh id.
+    pub(super) fn insert(&mut self, peer: Peer) -> PeerId {
+        let id = self.new_id();
         self.peers.insert(id, peer);
         id
     }

@@ -1,4 +1,5 @@
-//! Token bucket: how many control commands a viewer may send. Plain state, no I/O.
+//! Token bucket: how many control commands a viewer (or an API caller) may send. Plain
+//! state, no I/O.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,13 @@ impl TokenBucket {
             tokens: f64::from(limit.burst),
             last: now,
         }
+    }
+
+    /// Full again at `now`: as good as a new bucket, so it can be forgotten and made anew
+    /// later without anyone gaining or losing a token.
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.limit.per_second.max(0.0) >= f64::from(self.limit.burst)
     }
 
     /// Take one token, or say how long until one is there.
@@ -106,6 +114,17 @@ mod tests {
             .filter(|i| b.take(t0 + Duration::from_micros(33_334 * i)).is_ok())
             .count();
         assert!((118..=121).contains(&ok), "{ok}");
+    }
+
+    #[test]
+    fn a_bucket_is_full_again_once_it_has_refilled() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(LIMIT, t0);
+        assert!(b.is_full(t0));
+        b.take(t0).unwrap();
+        assert!(!b.is_full(t0));
+        assert!(!b.is_full(t0 + Duration::from_millis(99)));
+        assert!(b.is_full(t0 + Duration::from_millis(100)));
     }
 
     #[test]

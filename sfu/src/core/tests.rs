@@ -322,3 +322,85 @@ fn a_closed_peer_is_announced_and_forgotten() {
     net.core.close_peer(PeerId(99));
     assert_eq!(net.core.stats().peers, 0);
 }
+
+#[test]
+fn an_api_command_reaches_the_publisher_and_only_its_ticket_gets_the_reply() {
+    let (mut net, p, v, pid, vid) = live(Some(ViewerAccess::Control));
+    let before = net.remotes[v].channel_texts().len();
+    let ticket = net.core.control(
+        net.now,
+        "cam",
+        r#"{"v":1,"type":"get_status","request_id":"h1"}"#,
+        ViewerAccess::ViewOnly,
+        "alice",
+    );
+    assert!(![pid, vid].contains(&ticket), "a ticket is no peer's id");
+    net.run(Duration::from_millis(5), Duration::from_millis(50));
+    assert_eq!(net.core.poll_api_reply(), None, "relayed, not answered");
+    let got = net.remotes[p].channel_texts();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let msg: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(msg["type"], "get_status");
+    assert_eq!(msg["from"], ticket.to_string());
+
+    let reply = format!(
+        r#"{{"v":1,"type":"response","request_id":"h1","to":"{ticket}","success":true,"message":"ok","timestamp":1}}"#
+    );
+    net.send_control(p, &reply);
+    assert_eq!(net.core.poll_api_reply(), Some((ticket, reply.clone())));
+    assert_eq!(net.core.poll_api_reply(), None);
+    assert_eq!(
+        net.remotes[v].channel_texts().len(),
+        before,
+        "the viewer gets nothing"
+    );
+    // Answered, the ticket is gone: the same reply again is dropped.
+    net.send_control(p, &reply);
+    assert_eq!(net.core.poll_api_reply(), None);
+}
+
+#[test]
+fn a_forgotten_tickets_late_reply_is_dropped() {
+    let (mut net, p, _, _, _) = live(Some(ViewerAccess::Control));
+    let ticket = net.core.control(
+        net.now,
+        "cam",
+        r#"{"v":1,"type":"update_settings","request_id":"h2","settings":{}}"#,
+        ViewerAccess::Control,
+        "alice",
+    );
+    net.run(Duration::from_millis(5), Duration::from_millis(50));
+    assert_eq!(net.remotes[p].channel_texts().len(), 1);
+    net.core.forget_control(ticket);
+    net.send_control(
+        p,
+        &format!(r#"{{"v":1,"type":"response","request_id":"h2","to":"{ticket}"}}"#),
+    );
+    assert_eq!(net.core.poll_api_reply(), None);
+}
+
+#[test]
+fn api_refusals_come_back_at_once() {
+    let mut net = Net::new();
+    let ticket = net.core.control(
+        net.now,
+        "cam",
+        r#"{"v":1,"type":"get_status","request_id":"u"}"#,
+        ViewerAccess::Control,
+        "alice",
+    );
+    let (t, text) = net.core.poll_api_reply().expect("answered at once");
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(t, ticket);
+    assert_eq!(reply["error"]["code"], "unavailable");
+    assert_eq!(reply["request_id"], "u");
+    let ticket = net
+        .core
+        .control(net.now, "cam", "{oops", ViewerAccess::Control, "alice");
+    let (t, text) = net.core.poll_api_reply().unwrap();
+    assert_eq!(t, ticket);
+    assert!(text.contains("bad_message"), "{text}");
+    // The peers' ids go on after the tickets.
+    let (_, pid) = net.join(true, None);
+    assert!(pid > ticket);
+}

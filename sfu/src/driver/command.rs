@@ -28,6 +28,20 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },
+    /// An API caller's control command: `ticket` gets the ticket at once, `reply` the
+    /// answer when it comes.
+    Control {
+        camera: String,
+        command: String,
+        access: ViewerAccess,
+        caller: String,
+        ticket: oneshot::Sender<PeerId>,
+        reply: oneshot::Sender<String>,
+    },
+    /// The caller behind the ticket stopped waiting (timed out).
+    ForgetControl {
+        ticket: PeerId,
+    },
     /// Close every peer, stop the loop; the reply comes once the sockets are closed.
     Shutdown {
         reply: oneshot::Sender<()>,

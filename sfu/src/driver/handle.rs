@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sightline_protocol::control::unix_millis;
 
@@ -127,6 +127,54 @@ impl SfuHandle {
         self.ask(|reply| Command::Stats { reply })
             .await
             .unwrap_or_default()
+    }
+
+    /// Send one control command (the same JSON text a viewer sends on its `control` data
+    /// channel) to `camera_id`'s publisher, as a caller with `access`, and wait up to
+    /// `timeout` for the answer. `caller` names the rate-limit bucket (e.g. the token's
+    /// subject or the client's address): each caller has its own bucket with the data
+    /// channel's limit.
+    ///
+    /// `Ok(Some(text))`: the JSON answer: the publisher's `response` (with `to` naming the
+    /// caller's ticket) or the SFU's own refusal (`bad_message`, `unknown_command`,
+    /// `forbidden`, `rate_limited`, `unavailable` when the camera has no publisher with an
+    /// open control channel), exactly as a viewer would get them. `pause` and `resume` apply
+    /// to a viewer's own video and are refused (`bad_message`). `Ok(None)`: no answer within
+    /// `timeout`; a later answer is dropped.
+    pub async fn control(
+        &self,
+        camera_id: &str,
+        command: &str,
+        access: ViewerAccess,
+        caller: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, SfuError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (reply, answer) = oneshot::channel();
+        let asked = self.ask(|ticket| Command::Control {
+            camera: camera_id.to_owned(),
+            command: command.to_owned(),
+            access,
+            caller: caller.to_owned(),
+            ticket,
+            reply,
+        });
+        // The ticket comes at once unless the loop is swamped. Given up on, it is
+        // forgotten by the loop, which finds nobody to hand it to.
+        let Ok(ticket) = tokio::time::timeout_at(deadline, asked).await else {
+            return Ok(None);
+        };
+        let ticket = ticket?;
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(text)) => Ok(Some(text)),
+            Ok(Err(_)) => Err(SfuError::Stopped),
+            Err(_) => {
+                // Not waiting for a full command channel: past the timeout already, and the
+                // loop's sweep forgets the ticket anyway once it sees nobody waits on it.
+                let _ = self.commands.try_send(Command::ForgetControl { ticket });
+                Ok(None)
+            }
+        }
     }
 
     pub fn events(&self) -> broadcast::Receiver<SfuEvent> {

@@ -3,15 +3,17 @@
 //! It owns what the core must not: the UDP sockets (`sockets`), the batched sends
 //! (`send_batch`: `sendmmsg` with GSO), the command channel from [`SfuHandle`]s and the
 //! event broadcast. Its loop only moves things between them and the core: datagrams and
-//! commands in, then the core's transmits out to the sockets and its events out to
-//! subscribers, and sleep until the next datagram, command or core deadline.
+//! commands in, then the core's transmits out to the sockets, its events out to
+//! subscribers and its answers to API callers' control commands out to whoever waits on
+//! each ticket, and sleep until the next datagram, command or core deadline.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::core::Core;
-use crate::SfuEvent;
+use crate::{PeerId, SfuEvent};
 use command::Command;
 use send_batch::SendBatch;
 use sockets::{Recv, Sockets};
@@ -31,6 +33,11 @@ const RECV_BUF: usize = 2048;
 /// their turn under a flood.
 const MAX_BURST: usize = 64;
 
+/// API callers waiting for the answer to a control command, by ticket. Each entry ends
+/// with its answer, its caller's `ForgetControl`, or (if the caller just went away) the
+/// next command's sweep, so it holds no more than the callers still waiting.
+type Waiting = HashMap<PeerId, oneshot::Sender<String>>;
+
 /// Runs until every [`SfuHandle`] is dropped or one asks for shutdown.
 async fn run(
     mut core: Core,
@@ -41,10 +48,13 @@ async fn run(
     let mut buf = vec![0u8; RECV_BUF];
     let mut batch = SendBatch::default();
     let mut stopped_by = None;
+    let mut waiting = Waiting::new();
     loop {
         let now = Instant::now();
         core.handle_timeout(now);
         publish_events(&mut core, &events);
+        // Whatever the last turn answered (a command refused at once, a publisher's reply).
+        deliver_replies(&mut core, &mut waiting);
         // Everything this turn produced leaves in as few syscalls as possible, and before
         // the loop waits.
         batch.flush(core.transmits(), sockets.senders());
@@ -58,7 +68,7 @@ async fn run(
                     stopped_by = Some(reply);
                     break;
                 }
-                Some(cmd) => execute(&mut core, cmd, &events),
+                Some(cmd) => execute(&mut core, cmd, &events, &mut waiting),
                 None => break,
             },
             res = sockets.recv(&mut buf) => {
@@ -96,7 +106,12 @@ fn take_datagram(core: &mut Core, res: Recv, buf: &[u8]) {
 
 /// One command from a handle. Events the command caused go out before its reply, so a
 /// caller that gets the reply has been told.
-fn execute(core: &mut Core, cmd: Command, events: &broadcast::Sender<SfuEvent>) {
+fn execute(
+    core: &mut Core,
+    cmd: Command,
+    events: &broadcast::Sender<SfuEvent>,
+    waiting: &mut Waiting,
+) {
     let now = Instant::now();
     match cmd {
         Command::Publish {
@@ -135,9 +150,51 @@ fn execute(core: &mut Core, cmd: Command, events: &broadcast::Sender<SfuEvent>) 
         Command::Stats { reply } => {
             let _ = reply.send(core.stats());
         }
+        Command::Control {
+            camera,
+            command,
+            access,
+            caller,
+            ticket,
+            reply,
+        } => {
+            // Callers that went away without a word (their future dropped) end here.
+            waiting.retain(|&t, reply| {
+                let gone = reply.is_closed();
+                if gone {
+                    core.forget_control(t);
+                }
+                !gone
+            });
+            let t = core.control(now, &camera, &command, access, &caller);
+            publish_events(core, events);
+            if ticket.send(t).is_ok() {
+                waiting.insert(t, reply);
+            } else {
+                core.forget_control(t);
+            }
+        }
+        Command::ForgetControl { ticket } => {
+            waiting.remove(&ticket);
+            core.forget_control(ticket);
+        }
         // The loop itself takes shutdown; it never gets here.
         Command::Shutdown { reply } => {
             let _ = reply.send(());
+        }
+    }
+}
+
+/// Answers to API callers, each to the one waiting on its ticket.
+fn deliver_replies(core: &mut Core, waiting: &mut Waiting) {
+    while let Some((ticket, text)) = core.poll_api_reply() {
+        match waiting.remove(&ticket) {
+            Some(reply) => {
+                if reply.send(text).is_err() {
+                    tracing::debug!(%ticket, "control answer dropped: its caller stopped waiting");
+                }
+            }
+            None => tracing::debug!(%ticket, "control answer for a forgotten ticket dropped"),
         }
     }
 }

@@ -5,9 +5,18 @@
 //! The core tells the table about `control` channels opening and closing and hands it every
 //! message; it answers with [`Outgoing`] actions (texts to write to channels, pause/resume
 //! of a viewer's media) that the core carries out.
+//!
+//! A command may also come from outside WebRTC (`SfuHandle::control`, for a REST door):
+//! [`Membership::api_command`] takes it with a ticket, a `PeerId` no peer has, and sends
+//! it down the viewers' path (rate limit per caller name, envelope, permission, relay to
+//! the publisher tagged `from` the ticket). Pause and resume are refused: an API caller has
+//! no video. Every answer (the relay's refusal, or the publisher's reply `to` the ticket)
+//! is an [`Outgoing::Send`] to the ticket, which the core hands back to the caller instead
+//! of writing it to a channel, and ends the ticket; broadcasts never go to tickets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sightline_protocol::control::{
     peek_request_id, CommandType, ControlError, ControlErrorCode, RateLimitInfo, Refusal,
@@ -18,6 +27,7 @@ use crate::core::control_wire::{
     ok_text, parse_viewer_command, refusal_text, route_publisher_message, welcome_text, CacheSlot,
     PublisherRoute,
 };
+use crate::core::rate_limit::{RateLimit, TokenBucket};
 use crate::{PeerId, ViewerAccess};
 
 /// Something the core must do.
@@ -29,6 +39,53 @@ pub(crate) enum Outgoing {
     Pause(PeerId),
     /// Forward media to this viewer again (from a keyframe).
     Resume(PeerId),
+}
+
+/// Who a command came from, where the two kinds of sender differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A viewer, on its `control` channel: it may pause and resume its own video.
+    Viewer,
+    /// An API caller waiting on a ticket: it has no video to pause.
+    Api,
+}
+
+/// The sender of one command: its id (a viewer's, or an API caller's ticket), the camera it
+/// speaks to and what it may do there.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    id: PeerId,
+    camera: &'a str,
+    origin: Origin,
+    access: ViewerAccess,
+}
+
+/// API callers (see [`Membership::api_command`]): the tickets waiting for an answer and
+/// each caller's rate limit.
+#[derive(Debug, Default)]
+pub(crate) struct ApiCallers {
+    /// Ticket → the camera it asked. A publisher may answer only its own camera's tickets.
+    tickets: HashMap<PeerId, String>,
+    /// Rate limits by the caller's name (a token's subject, a client's address).
+    buckets: HashMap<String, TokenBucket>,
+}
+
+/// Beyond this many API callers' buckets, the full ones are dropped when a new caller
+/// comes. A full bucket is what a new one would be, so nobody gains or loses a token; the
+/// rest are callers heard from within the last `burst / per_second` seconds.
+const API_BUCKETS: usize = 1024;
+
+impl ApiCallers {
+    fn bucket(&mut self, caller: &str, limit: RateLimit, now: Instant) -> &mut TokenBucket {
+        if !self.buckets.contains_key(caller) {
+            if self.buckets.len() >= API_BUCKETS {
+                self.buckets.retain(|_, b| !b.is_full(now));
+            }
+            self.buckets
+                .insert(caller.to_owned(), TokenBucket::new(limit, now));
+        }
+        self.buckets.get_mut(caller).expect("inserted above")
+    }
 }
 
 /// Now, twice: for rate limits and for the replies' timestamps.
@@ -131,7 +188,6 @@ impl Membership {
         clock: Clock,
         out: &mut Vec<Outgoing>,
     ) {
-        let limit = self.limit;
         let Some((cam, Role::Viewer)) = self.camera_of(peer) else {
             return;
         };
@@ -140,96 +196,149 @@ impl Membership {
         };
         let access = viewer.access;
         let taken = viewer.bucket.take(clock.at);
-        let mut reply = |text: String| {
+        let from = Caller {
+            id: peer,
+            camera: &self.members[&peer].camera,
+            origin: Origin::Viewer,
+            access,
+        };
+        self.command(from, taken, data, binary, clock, out);
+    }
+
+    /// One command from an API caller, waiting on `ticket` (an id no peer has) for the
+    /// answer: the same checks and relay as a viewer's, charged to `caller`'s own bucket.
+    /// Every answer comes as an [`Outgoing::Send`] to the ticket, which [`Self::end_ticket`]
+    /// then closes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn api_command(
+        &mut self,
+        ticket: PeerId,
+        camera: &str,
+        access: ViewerAccess,
+        caller: &str,
+        data: &[u8],
+        clock: Clock,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.api.tickets.insert(ticket, camera.to_owned());
+        let taken = self.api.bucket(caller, self.limit, clock.at).take(clock.at);
+        let from = Caller {
+            id: ticket,
+            camera,
+            origin: Origin::Api,
+            access,
+        };
+        self.command(from, taken, data, false, clock, out);
+    }
+
+    /// Forget an API caller's ticket (answered, or its caller gave up). True if it was
+    /// still waiting.
+    pub(crate) fn end_ticket(&mut self, ticket: PeerId) -> bool {
+        self.api.tickets.remove(&ticket).is_some()
+    }
+
+    /// The one path of every command, once its sender's bucket was charged (`taken`):
+    /// rate limit, envelope, pause/resume, permission, then the camera's publisher.
+    fn command(
+        &self,
+        from: Caller<'_>,
+        taken: Result<(), Duration>,
+        data: &[u8],
+        binary: bool,
+        clock: Clock,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let limit = self.limit;
+        let mut refuse = |request_id: Option<String>, error: ControlError, retry: Option<u64>| {
+            let text = refusal_text(Refusal { request_id, error }, retry, clock.unix_ms);
             out.push(Outgoing::Send {
-                to: peer,
+                to: from.id,
                 text: text.into(),
             })
         };
-        let refuse = |r: Refusal, retry: Option<u64>| refusal_text(r, retry, clock.unix_ms);
         // Every message counts, refused ones too: a flood of garbage is a flood.
         if let Err(wait) = taken {
             let ms = wait.as_millis() as u64;
-            let r = Refusal {
-                request_id: peek_request_id(data),
-                error: ControlError::new(
-                    ControlErrorCode::RateLimited,
-                    format!(
-                        "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
-                        limit.per_second, limit.burst
-                    ),
+            let error = ControlError::new(
+                ControlErrorCode::RateLimited,
+                format!(
+                    "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
+                    limit.per_second, limit.burst
                 ),
-            };
-            reply(refuse(r, Some(ms)));
+            );
+            refuse(peek_request_id(data), error, Some(ms));
             return;
         }
         let cmd = match parse_viewer_command(data, binary) {
             Ok(cmd) => cmd,
             Err(r) => {
-                reply(refuse(r, None));
+                refuse(r.request_id, r.error, None);
                 return;
             }
         };
+        let request_id = Some(cmd.request_id.clone());
         match cmd.command {
             // The viewer-local commands (`CommandType::is_viewer_local`): answered here.
+            CommandType::Pause | CommandType::Resume if from.origin == Origin::Api => {
+                let error = ControlError::new(
+                    ControlErrorCode::BadMessage,
+                    "pause/resume apply to a viewer's own video; not available here",
+                );
+                refuse(request_id, error, None);
+            }
             CommandType::Pause | CommandType::Resume => {
                 let (action, message) = if cmd.command == CommandType::Pause {
                     (
-                        Outgoing::Pause(peer),
+                        Outgoing::Pause(from.id),
                         "paused: no video is sent to this viewer until it resumes",
                     )
                 } else {
                     (
-                        Outgoing::Resume(peer),
+                        Outgoing::Resume(from.id),
                         "resumed: video restarts at the next keyframe",
                     )
                 };
                 out.push(action);
                 out.push(Outgoing::Send {
-                    to: peer,
+                    to: from.id,
                     text: ok_text(&cmd.request_id, message, clock.unix_ms).into(),
                 });
             }
-            command if access != ViewerAccess::Control && !command.view_only_may_send() => {
-                let r = Refusal {
-                    request_id: Some(cmd.request_id.clone()),
-                    error: ControlError::new(
-                        ControlErrorCode::Forbidden,
-                        format!(
-                            "this viewer is view-only: `{command}` changes the camera and needs \
-                             control (subscribe with the server's control key)"
-                        ),
+            command if from.access != ViewerAccess::Control && !command.view_only_may_send() => {
+                let message = match from.origin {
+                    Origin::Viewer => format!(
+                        "this viewer is view-only: `{command}` changes the camera and needs \
+                         control (subscribe with the server's control key)"
+                    ),
+                    Origin::Api => format!(
+                        "this caller is view-only: `{command}` changes the camera and needs \
+                         control access"
                     ),
                 };
-                reply(refuse(r, None));
+                let error = ControlError::new(ControlErrorCode::Forbidden, message);
+                refuse(request_id, error, None);
             }
             _ => {
-                let camera = &self.members[&peer].camera;
                 let publisher = self
                     .cameras
-                    .get(camera)
+                    .get(from.camera)
                     .and_then(|c| c.publisher.as_ref())
                     .filter(|p| p.control_open)
                     .map(|p| p.peer);
                 match publisher {
                     Some(publisher) => out.push(Outgoing::Send {
                         to: publisher,
-                        text: cmd.tagged(peer).into(),
+                        text: cmd.tagged(from.id).into(),
                     }),
                     None => {
-                        let r = Refusal {
-                            request_id: Some(cmd.request_id.clone()),
-                            error: ControlError::new(
-                                ControlErrorCode::Unavailable,
-                                format!(
-                                    "camera `{camera}` has no publisher with an open control channel"
-                                ),
+                        let error = ControlError::new(
+                            ControlErrorCode::Unavailable,
+                            format!(
+                                "camera `{}` has no publisher with an open control channel",
+                                from.camera
                             ),
-                        };
-                        out.push(Outgoing::Send {
-                            to: peer,
-                            text: refuse(r, None).into(),
-                        });
+                        );
+                        refuse(request_id, error, None);
                     }
                 }
             }
@@ -243,10 +352,15 @@ impl Membership {
         binary: bool,
         out: &mut Vec<Outgoing>,
     ) {
-        let Some(camera) = self.members.get(&peer).map(|m| m.camera.clone()) else {
+        let Some(camera) = self
+            .members
+            .get(&peer)
+            .filter(|m| m.role == Role::Publisher)
+            .map(|m| m.camera.clone())
+        else {
             return;
         };
-        let Some((cam, Role::Publisher)) = self.camera_of(peer) else {
+        let Some(cam) = self.cameras.get_mut(&camera) else {
             return;
         };
         if cam.publisher.as_ref().is_none_or(|p| p.peer != peer) {
@@ -262,15 +376,16 @@ impl Membership {
         // Checked as UTF-8 by the envelope's JSON parse.
         let text: Arc<str> = String::from_utf8_lossy(data).into();
         match route {
-            PublisherRoute::To(viewer) => {
+            PublisherRoute::To(target) => {
                 let open_viewer = cam
                     .viewers
                     .iter()
-                    .any(|v| v.peer == viewer && v.control_open);
-                if open_viewer {
-                    out.push(Outgoing::Send { to: viewer, text });
+                    .any(|v| v.peer == target && v.control_open);
+                let waiting_caller = self.api.tickets.get(&target) == Some(&camera);
+                if open_viewer || waiting_caller {
+                    out.push(Outgoing::Send { to: target, text });
                 } else {
-                    tracing::debug!(publisher = %peer, %viewer, "reply for a viewer that is gone");
+                    tracing::debug!(publisher = %peer, to = %target, "reply for a viewer or API caller that is gone");
                 }
             }
             PublisherRoute::Broadcast { cache } => {
@@ -331,6 +446,38 @@ mod tests {
                 relay.channel_opened(p, &mut out);
             }
             Fixture { relay, clock }
+        }
+
+        /// An API caller's command to "cam", waiting on `ticket`.
+        fn api(
+            &mut self,
+            ticket: PeerId,
+            access: ViewerAccess,
+            caller: &str,
+            text: &str,
+        ) -> Vec<Outgoing> {
+            self.api_to("cam", ticket, access, caller, text)
+        }
+
+        fn api_to(
+            &mut self,
+            camera: &str,
+            ticket: PeerId,
+            access: ViewerAccess,
+            caller: &str,
+            text: &str,
+        ) -> Vec<Outgoing> {
+            let mut out = Vec::new();
+            self.relay.api_command(
+                ticket,
+                camera,
+                access,
+                caller,
+                text.as_bytes(),
+                self.clock,
+                &mut out,
+            );
+            out
         }
 
         fn send(&mut self, from: PeerId, text: &str) -> Vec<Outgoing> {
@@ -573,5 +720,225 @@ mod tests {
         assert!(f
             .send(P, r#"{"v":1,"type":"response","to":"peer-21"}"#)
             .is_empty());
+    }
+
+    /// API callers' tickets.
+    const T: PeerId = PeerId(100);
+    const U: PeerId = PeerId(101);
+
+    #[test]
+    fn an_api_command_reaches_the_publisher_tagged_with_its_ticket() {
+        let mut f = Fixture::new();
+        let out = f.api(
+            T,
+            ViewerAccess::Control,
+            "alice",
+            r#"{"v":1,"type":"update_settings","request_id":"h1","settings":{"fps":15},"from":"peer-2"}"#,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        let got = to(&out, P);
+        assert_eq!(
+            got[0]["from"], "peer-100",
+            "the ticket, not the forged sender"
+        );
+        assert_eq!(got[0]["request_id"], "h1");
+        assert_eq!(got[0]["settings"]["fps"], 15);
+        assert_eq!(f.relay.api.tickets.get(&T).map(String::as_str), Some("cam"));
+    }
+
+    #[test]
+    fn the_publishers_reply_goes_to_the_ticket_only_and_broadcasts_never_do() {
+        let mut f = Fixture::new();
+        f.api(
+            T,
+            ViewerAccess::Control,
+            "alice",
+            r#"{"v":1,"type":"get_status","request_id":"h1"}"#,
+        );
+        let state = f.send(P, r#"{"v":1,"type":"state","n":1}"#);
+        assert!(to(&state, T).is_empty(), "{state:?}");
+        assert_eq!((to(&state, A).len(), to(&state, B).len()), (1, 1));
+        let reply = r#"{"v":1,"type":"response","request_id":"h1","to":"peer-100","success":true,"message":"ok","timestamp":1}"#;
+        let out = f.send(P, reply);
+        assert_eq!(
+            out,
+            vec![Outgoing::Send {
+                to: T,
+                text: reply.into()
+            }]
+        );
+        // The core ends the ticket on that answer; a late second reply goes nowhere.
+        assert!(f.relay.end_ticket(T));
+        assert!(f.send(P, reply).is_empty());
+        assert!(!f.relay.end_ticket(T));
+    }
+
+    #[test]
+    fn a_forgotten_tickets_late_reply_is_dropped() {
+        let mut f = Fixture::new();
+        f.api(
+            T,
+            ViewerAccess::Control,
+            "alice",
+            r#"{"v":1,"type":"get_status","request_id":"h1"}"#,
+        );
+        assert!(f.relay.end_ticket(T), "the caller gave up");
+        let out = f.send(
+            P,
+            r#"{"v":1,"type":"response","request_id":"h1","to":"peer-100","success":true}"#,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert!(f.relay.api.tickets.is_empty());
+    }
+
+    #[test]
+    fn a_publisher_answers_only_its_own_cameras_tickets() {
+        let mut f = Fixture::new();
+        f.relay.set_publisher("other", PeerId(20));
+        f.relay.channel_opened(PeerId(20), &mut Vec::new());
+        let out = f.api_to(
+            "other",
+            U,
+            ViewerAccess::Control,
+            "alice",
+            r#"{"v":1,"type":"get_status","request_id":"o"}"#,
+        );
+        assert_eq!(to(&out, PeerId(20))[0]["from"], "peer-101");
+        assert!(f
+            .send(P, r#"{"v":1,"type":"response","to":"peer-101"}"#)
+            .is_empty());
+        assert_eq!(
+            to(
+                &f.send(PeerId(20), r#"{"v":1,"type":"response","to":"peer-101"}"#),
+                U
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_view_only_api_caller_may_read_but_not_change() {
+        let mut f = Fixture::new();
+        let out = f.api(
+            T,
+            ViewerAccess::ViewOnly,
+            "alice",
+            r#"{"v":1,"type":"update_settings","request_id":"w","settings":{"fps":5}}"#,
+        );
+        assert!(to(&out, P).is_empty());
+        let got = to(&out, T);
+        assert_eq!(error_code(&got[0]), "forbidden");
+        assert_eq!(got[0]["request_id"], "w");
+        assert!(got[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("this caller is view-only"));
+        let out = f.api(
+            U,
+            ViewerAccess::ViewOnly,
+            "alice",
+            r#"{"v":1,"type":"get_status","request_id":"r"}"#,
+        );
+        assert_eq!(to(&out, P)[0]["from"], "peer-101");
+        assert!(to(&out, U).is_empty());
+    }
+
+    #[test]
+    fn api_callers_are_rate_limited_each_by_name() {
+        let mut f = Fixture::new();
+        let cmd = r#"{"v":1,"type":"get_status","request_id":"x"}"#;
+        for n in 0..3 {
+            let out = f.api(PeerId(100 + n), ViewerAccess::Control, "alice", cmd);
+            assert_eq!(to(&out, P).len(), 1);
+        }
+        let out = f.api(PeerId(110), ViewerAccess::Control, "alice", cmd);
+        assert!(to(&out, P).is_empty());
+        let got = &to(&out, PeerId(110))[0];
+        assert_eq!(error_code(got), "rate_limited");
+        assert_eq!(got["request_id"], "x");
+        assert_eq!(got["error"]["retry_after_ms"], 500);
+        // Another caller and the viewers have buckets of their own.
+        let out = f.api(PeerId(111), ViewerAccess::Control, "bob", cmd);
+        assert_eq!(to(&out, P).len(), 1);
+        assert_eq!(to(&f.send(A, cmd), P).len(), 1);
+        f.clock.at += Duration::from_millis(500);
+        let out = f.api(PeerId(112), ViewerAccess::Control, "alice", cmd);
+        assert_eq!(to(&out, P).len(), 1);
+    }
+
+    #[test]
+    fn api_callers_buckets_are_bounded_by_dropping_full_ones() {
+        let mut f = Fixture::new();
+        let cmd = r#"{"v":1,"type":"get_status","request_id":"x"}"#;
+        for n in 0..API_BUCKETS as u64 + 10 {
+            f.api(
+                PeerId(1000 + n),
+                ViewerAccess::Control,
+                &format!("c{n}"),
+                cmd,
+            );
+        }
+        // All drawn from just now: none can go.
+        assert_eq!(f.relay.api.buckets.len(), API_BUCKETS + 10);
+        // Full again a second later (2/s, burst 3): the next new caller clears them.
+        f.clock.at += Duration::from_secs(1);
+        f.api(PeerId(5000), ViewerAccess::Control, "late", cmd);
+        assert_eq!(f.relay.api.buckets.len(), 1);
+    }
+
+    #[test]
+    fn bad_api_commands_are_refused_to_the_ticket() {
+        let mut f = Fixture::new();
+        let cases = [
+            ("{oops", "bad_message"),
+            (r#"{"v":1,"type":"get_status"}"#, "bad_message"),
+            (
+                r#"{"v":1,"type":"zoom","request_id":"a"}"#,
+                "unknown_command",
+            ),
+        ];
+        for (n, (text, code)) in cases.into_iter().enumerate() {
+            let ticket = PeerId(100 + n as u64);
+            let out = f.api(ticket, ViewerAccess::Control, &format!("c{n}"), text);
+            assert!(to(&out, P).is_empty(), "{text}");
+            assert_eq!(error_code(&to(&out, ticket)[0]), code, "{text}");
+        }
+    }
+
+    #[test]
+    fn pause_and_resume_are_refused_to_api_callers() {
+        let mut f = Fixture::new();
+        for (ticket, ty) in [(T, "pause"), (U, "resume")] {
+            let text = format!(r#"{{"v":1,"type":"{ty}","request_id":"p"}}"#);
+            let out = f.api(ticket, ViewerAccess::Control, "alice", &text);
+            assert_eq!(out.len(), 1, "no pause or resume of anyone: {out:?}");
+            let got = &to(&out, ticket)[0];
+            assert_eq!(error_code(got), "bad_message");
+            assert_eq!(got["request_id"], "p");
+            assert_eq!(
+                got["message"],
+                "pause/resume apply to a viewer's own video; not available here"
+            );
+        }
+    }
+
+    #[test]
+    fn an_api_command_without_a_publisher_is_unavailable() {
+        let mut f = Fixture::new();
+        let cmd = r#"{"v":1,"type":"get_status","request_id":"u"}"#;
+        let out = f.api_to("nowhere", T, ViewerAccess::Control, "alice", cmd);
+        let got = &to(&out, T)[0];
+        assert_eq!(error_code(got), "unavailable");
+        assert_eq!(got["request_id"], "u");
+        assert!(got["message"].as_str().unwrap().contains("`nowhere`"));
+        assert!(
+            !f.relay.cameras.contains_key("nowhere"),
+            "asking makes no camera"
+        );
+        // A publisher whose channel is closed cannot answer either.
+        f.relay.channel_closed(P);
+        let out = f.api(U, ViewerAccess::Control, "alice", cmd);
+        assert_eq!(error_code(&to(&out, U)[0]), "unavailable");
     }
 }

@@ -4,9 +4,10 @@
 //! Adding or removing a peer updates this one place; what each side keeps per camera and
 //! per peer lives beside the membership it belongs to. Media (`routing`) reads it to fan out
 //! frames and to time keyframe requests; control (`control_relay`) reads it to relay data
-//! channel messages. A viewer is bound to a camera id, not to a publisher, so a camera whose
-//! publisher reconnects keeps its viewers: the viewer's outgoing track (its own `mid`, SSRC
-//! and sequence numbers) does not change, only the frames written into it do.
+//! channel messages and API callers' commands (those are not members: each waits on a
+//! ticket, kept by the relay). A viewer is bound to a camera id, not to a publisher, so a
+//! camera whose publisher reconnects keeps its viewers: the viewer's outgoing track (its own
+//! `mid`, SSRC and sequence numbers) does not change, only the frames written into it do.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use crate::{PeerId, ViewerAccess};
 
 pub(super) mod control_relay;
 mod routing;
+
+use control_relay::ApiCallers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -113,6 +116,8 @@ pub(crate) struct Membership {
     limit: RateLimit,
     cameras: HashMap<String, Camera>,
     members: HashMap<PeerId, Member>,
+    /// Control commands from outside WebRTC, waiting for the publisher's answer.
+    api: ApiCallers,
 }
 
 /// Counts for stats.
@@ -130,6 +135,7 @@ impl Membership {
             limit: control_rate_limit,
             cameras: HashMap::new(),
             members: HashMap::new(),
+            api: ApiCallers::default(),
         }
     }
 
