@@ -5,6 +5,7 @@
 //! Separate from the crate root so every module that needs the configuration can import it
 //! without importing from [`crate::run`], the loop that drives them.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,10 +13,18 @@ use crate::{h264, source};
 
 /// Everything a publisher needs to run. The binary fills it from the command line; the demo
 /// server and the tests fill it directly.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` never shows the token.
+#[derive(Clone)]
 pub struct PublisherConfig {
-    /// Signaling WebSocket URL, e.g. `ws://127.0.0.1:8080/ws`.
+    /// Signaling WebSocket URL, e.g. `ws://127.0.0.1:8080/ws` or `wss://host/ws`.
     pub server: String,
+    /// Sent as `Authorization: Bearer TOKEN` on the WebSocket upgrade (`--token`). A secret:
+    /// never logged, and `Debug` prints `***`.
+    pub token: Option<String>,
+    /// A PEM file of extra trusted CA (or self-signed) certificates for `wss://`, on top of
+    /// the system's roots (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
     pub camera_id: String,
     pub name: String,
     /// Where frames come from (`--source`).
@@ -46,6 +55,8 @@ impl PublisherConfig {
         let camera_id = camera_id.into();
         PublisherConfig {
             server: server.into(),
+            token: None,
+            ca_file: None,
             name: camera_id.clone(),
             camera_id,
             source: source::SourceUrl::TestPattern,
@@ -76,6 +87,49 @@ impl PublisherConfig {
     }
 }
 
+/// Every field, the token as `***`: configurations get logged and printed in test failures.
+impl fmt::Debug for PublisherConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so a new field cannot be forgotten here (nor leak by default).
+        let PublisherConfig {
+            server,
+            token,
+            ca_file,
+            camera_id,
+            name,
+            source,
+            poll_fps,
+            source_timeout,
+            width,
+            height,
+            fps,
+            bitrate,
+            keyframe_interval,
+            state_dir,
+            on_demand,
+            idle_stop,
+        } = self;
+        f.debug_struct("PublisherConfig")
+            .field("server", server)
+            .field("token", &token.as_ref().map(|_| "***"))
+            .field("ca_file", ca_file)
+            .field("camera_id", camera_id)
+            .field("name", name)
+            .field("source", source)
+            .field("poll_fps", poll_fps)
+            .field("source_timeout", source_timeout)
+            .field("width", width)
+            .field("height", height)
+            .field("fps", fps)
+            .field("bitrate", bitrate)
+            .field("keyframe_interval", keyframe_interval)
+            .field("state_dir", state_dir)
+            .field("on_demand", on_demand)
+            .field("idle_stop", idle_stop)
+            .finish()
+    }
+}
+
 /// `$XDG_STATE_HOME/sightline`, else `~/.local/state/sightline`; `None` without a home.
 pub fn default_state_dir() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
@@ -93,6 +147,12 @@ pub fn default_state_dir() -> Option<PathBuf> {
 pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
     sightline_protocol::wire::validate_camera_id(&config.camera_id)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if let Some(token) = &config.token {
+        // What a Bearer token may hold (RFC 6750's token68, loosely): no spaces, no controls.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!("--token: must be printable ASCII without spaces (and not empty)");
+        }
+    }
     // The encoder's limits on the command line's rate and bitrate (sizes come from the frames
     // later). They are the defaults of the control settings; the encode thread starts from
     // those settings, its one source for the bitrate.
@@ -107,4 +167,20 @@ pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
         source::open(&config.source_spec())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let mut c = PublisherConfig::new("wss://example.org/ws", "porch");
+        assert!(format!("{c:?}").contains("token: None"));
+        c.token = Some("hunter2-token".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"***\""), "{shown}");
+        assert!(shown.contains("wss://example.org/ws"), "{shown}");
+    }
 }

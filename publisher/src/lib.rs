@@ -62,13 +62,18 @@ pub use config::{default_state_dir, PublisherConfig};
 /// server reports a viewer. Returns only on a configuration error.
 pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     config::check(&config)?;
+    // Once per run: loading the system's roots reads a folder of certificates.
+    let tls = session::tls_client_config(config.ca_file.as_deref())?;
+    if config.token.is_some() && config.server.starts_with("ws://") {
+        tracing::warn!("the token goes unencrypted over ws://: use a wss:// server URL");
+    }
     // The source's threads stop when this is dropped, i.e. when this task ends or is aborted.
     let mut station = station::Station::new(&config, config.source_spec());
     station.start_up();
     let mut backoff = backoff::Backoff::reconnect();
     loop {
         tracing::info!(server = %config.server, camera = %config.camera_id, "connecting");
-        let outcome = session::run(&config, &mut station).await;
+        let outcome = session::run(&config, &tls, &mut station).await;
         station.signaling_lost();
         if outcome.connected {
             backoff.reset();

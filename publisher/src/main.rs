@@ -9,18 +9,34 @@ use sightline_publisher::source::SourceUrl;
 use sightline_publisher::units::parse_bitrate;
 use sightline_publisher::PublisherConfig;
 
-#[derive(Debug, Parser)]
+// No `Debug`: the arguments hold the token.
+#[derive(Parser)]
 #[command(name = "sightline-publisher", version, about)]
 /// Publish a camera (or a synthetic test pattern) to a Sightline server. Connects out only,
 /// and reconnects by itself whenever the server or the network goes away.
 struct Args {
-    /// Signaling WebSocket URL of the server.
+    /// Signaling WebSocket URL of the server: ws://HOST:PORT/ws, or wss://HOST/ws through
+    /// TLS (verified against the system's root certificates and --ca-file).
     #[arg(
         long,
         env = "SIGHTLINE_SERVER",
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     server: String,
+    /// Token the server asks publishers for, sent as `Authorization: Bearer TOKEN` when
+    /// connecting (use wss:// so it is not sent in the clear). Prefer the environment
+    /// variable: command lines are visible to other users.
+    #[arg(
+        long,
+        env = "SIGHTLINE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// PEM file of extra certificates to trust for wss:// (a private CA, or the server's
+    /// self-signed certificate), on top of the system's root certificates.
+    #[arg(long, env = "SIGHTLINE_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Camera id to register (letters, digits, '-', '_', '.').
     #[arg(long, default_value = "test")]
     camera_id: String,
@@ -104,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let mut config = PublisherConfig::new(args.server, args.camera_id);
+    // An empty SIGHTLINE_TOKEN means no token.
+    config.token = args.token.filter(|t| !t.is_empty());
+    config.ca_file = args.ca_file;
     if let Some(name) = args.name {
         config.name = name;
     }

@@ -17,7 +17,7 @@
 //! The decisions live in [`signaling`] (the server's messages), the station (demand,
 //! commands) and [`crate::control`]; this folder is the I/O around them:
 //!
-//! - [`websocket`]: the signaling connection: connect, send, receive and parse.
+//! - [`websocket`]: the signaling connection: connect (TLS, token), send, receive and parse.
 //! - [`signaling`]: the signaling state machine ([`signaling::Phase`], [`signaling::Step`]).
 //! - [`peer`]: the WebRTC peer connection, with its [`control_channel`] and the
 //!   [`keyframe_feedback`] interceptor; [`media`]: the tasks feeding its video track.
@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use futures_util::StreamExt;
+use rustls::ClientConfig;
 use sightline_protocol::wire::{ClientMessage, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -58,6 +59,7 @@ use control_channel::{ControlChannel, ControlEvent};
 use peer::{Peer, PeerEvent};
 use resources::Resources;
 use signaling::{Candidate, Phase, Step};
+pub use websocket::tls_client_config;
 use websocket::{Incoming, Ws};
 
 /// How long from connecting until the peer connection is up before we give up and retry.
@@ -72,11 +74,16 @@ pub struct Outcome {
     pub reason: String,
 }
 
-/// Run one session to its end, publishing `station`'s camera. Never panics on network
-/// trouble; every way out is an [`Outcome`] with the reason.
-pub async fn run(config: &PublisherConfig, station: &mut Station) -> Outcome {
+/// Run one session to its end, publishing `station`'s camera; `tls` verifies a `wss://`
+/// server (see [`tls_client_config`]). Never panics on network trouble; every way out is an
+/// [`Outcome`] with the reason.
+pub async fn run(
+    config: &PublisherConfig,
+    tls: &Arc<ClientConfig>,
+    station: &mut Station,
+) -> Outcome {
     let mut res = Resources::default();
-    let reason = match drive(config, station, &mut res).await {
+    let reason = match drive(config, tls, station, &mut res).await {
         Ok(reason) => reason,
         Err(e) => format!("{e:#}"),
     };
@@ -91,10 +98,11 @@ type Flow = anyhow::Result<Option<String>>;
 /// The session proper. `Ok(reason)` for an orderly end (server closed...), `Err` for failures.
 async fn drive(
     config: &PublisherConfig,
+    tls: &Arc<ClientConfig>,
     station: &mut Station,
     res: &mut Resources,
 ) -> anyhow::Result<String> {
-    let mut s = Session::open(config, station, res).await?;
+    let mut s = Session::open(config, tls, station, res).await?;
     loop {
         let idle_stop_at = s
             .station
@@ -165,11 +173,12 @@ impl<'a> Session<'a> {
     /// running); nothing is sent until the server's `hello`.
     async fn open(
         config: &'a PublisherConfig,
+        tls: &Arc<ClientConfig>,
         station: &'a mut Station,
         res: &'a mut Resources,
     ) -> anyhow::Result<Session<'a>> {
         let target = websocket::server_addr(&config.server).await;
-        let ws = websocket::connect(&config.server).await?;
+        let ws = websocket::connect(&config.server, config.token.as_deref(), tls).await?;
         let (ev_tx, peer_events) = mpsc::unbounded_channel();
         let bind_ips: Vec<IpAddr> = target
             .and_then(peer::local_ip_towards)
