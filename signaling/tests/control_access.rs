@@ -1,6 +1,7 @@
-//! The server decides per viewer whether it may control: a key in `subscribe`, or loopback
-//! when no key is configured. Proved end to end over 127.0.0.1: WebSocket signaling, then a
-//! str0m viewer whose `control` data channel gets the SFU's welcome.
+//! The server decides per viewer whether it may control: the role of the token it connected
+//! with, or everything when the server has no tokens. Proved end to end over 127.0.0.1:
+//! WebSocket signaling, then a str0m viewer whose `control` data channel gets the SFU's
+//! welcome.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use sightline_protocol::control::{parse_message, ControlMessage, Welcome};
 use sightline_protocol::{parse_server_message, ClientMessage, ErrorCode, ServerMessage};
 use sightline_sfu::SfuConfig;
+use sightline_signaling::auth::{AuthMode, Role, Scope, TokenKeys};
 use sightline_signaling::server::{self, RunningServer, ServerConfig};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
@@ -23,24 +25,41 @@ const WAIT: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn start(control_key: Option<&str>) -> RunningServer {
-    server::start(ServerConfig {
-        http_addr: SocketAddr::new(LOOPBACK, 0),
-        web_root: None,
-        sfu: SfuConfig {
+async fn start(keys: Option<&TokenKeys>) -> RunningServer {
+    let mut config = ServerConfig::open(
+        SocketAddr::new(LOOPBACK, 0),
+        SfuConfig {
             bind_ips: vec![LOOPBACK],
             ..SfuConfig::default()
         },
-        control_key: control_key.map(str::to_owned),
-    })
-    .await
-    .unwrap()
+    );
+    if let Some(keys) = keys {
+        config.auth = AuthMode::Tokens(Box::new(keys.clone()));
+    }
+    server::start(config).await.unwrap()
 }
 
-async fn ws(server: &RunningServer) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .unwrap();
+fn keys() -> TokenKeys {
+    TokenKeys::new(b"a test secret of more than 16 bytes").unwrap()
+}
+
+fn token(keys: &TokenKeys, role: Role) -> String {
+    keys.issue_for(
+        role,
+        Scope::All,
+        Duration::from_secs(600),
+        Some(role.to_string()),
+    )
+}
+
+/// A signaling connection that was let in (its first message is the hello); `token` goes
+/// in `?token=`.
+async fn ws_with(server: &RunningServer, token: Option<&str>) -> Ws {
+    let url = match token {
+        Some(t) => format!("{}?token={t}", server.ws_url()),
+        None => server.ws_url(),
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert!(matches!(recv(&mut ws).await, ServerMessage::Hello { .. }));
     ws
 }
@@ -73,8 +92,8 @@ async fn reply(ws: &mut Ws) -> ServerMessage {
 }
 
 /// A publisher session that registers `cam` (no media: viewers only need the camera known).
-async fn register(server: &RunningServer) -> Ws {
-    let mut p = ws(server).await;
+async fn register(server: &RunningServer, token: Option<&str>) -> Ws {
+    let mut p = ws_with(server, token).await;
     send(
         &mut p,
         ClientMessage::Register {
@@ -93,17 +112,16 @@ async fn register(server: &RunningServer) -> Ws {
     p
 }
 
-fn subscribe(key: Option<&str>) -> ClientMessage {
+fn subscribe() -> ClientMessage {
     ClientMessage::Subscribe {
         camera_id: "cam".into(),
-        control_key: key.map(str::to_owned),
     }
 }
 
 /// Subscribe, connect a str0m viewer with a `control` channel and return the SFU's welcome.
-async fn welcome(server: &RunningServer, key: Option<&str>) -> Welcome {
-    let mut v = ws(server).await;
-    send(&mut v, subscribe(key)).await;
+async fn welcome(server: &RunningServer, token: Option<&str>) -> Welcome {
+    let mut v = ws_with(server, token).await;
+    send(&mut v, subscribe()).await;
     assert!(matches!(
         reply(&mut v).await,
         ServerMessage::Subscribed { .. }
@@ -169,34 +187,55 @@ async fn welcome(server: &RunningServer, key: Option<&str>) -> Welcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_key_only_its_holders_may_control() {
-    let server = start(Some("let-me-steer")).await;
-    let _publisher = register(&server).await;
+async fn with_tokens_the_role_decides_who_may_control() {
+    let keys = keys();
+    let server = start(Some(&keys)).await;
+    let _publisher = register(&server, Some(&token(&keys, Role::Publish))).await;
 
-    let w = welcome(&server, Some("let-me-steer")).await;
+    let w = welcome(&server, Some(&token(&keys, Role::Control))).await;
     assert!(w.may_control, "{w:?}");
     assert_eq!(w.camera, "cam");
     assert!(w.viewer.starts_with("peer-"), "{w:?}");
+    assert!(
+        !welcome(&server, Some(&token(&keys, Role::View)))
+            .await
+            .may_control
+    );
 
-    // Loopback is not enough once a key is set.
-    assert!(!welcome(&server, None).await.may_control);
-
-    let mut v = ws(&server).await;
-    send(&mut v, subscribe(Some("guess"))).await;
+    // A publisher's token does not let it watch.
+    let mut v = ws_with(&server, Some(&token(&keys, Role::Publish))).await;
+    send(&mut v, subscribe()).await;
     match reply(&mut v).await {
         ServerMessage::Error { code, message } => {
             assert_eq!(code, ErrorCode::Forbidden);
-            assert!(message.starts_with("control_key:"), "{message}");
+            assert!(message.contains("role is `publish`"), "{message}");
         }
-        other => panic!("wrong key must be refused, got {other:?}"),
+        other => panic!("a publish token must not watch, got {other:?}"),
     }
+
+    // Loopback is not enough once tokens are on: no hello, an error, and the socket closes.
+    let (mut anon, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    match recv(&mut anon).await {
+        ServerMessage::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert!(message.contains("needs a token"), "{message}");
+        }
+        other => panic!("a client without a token must be refused, got {other:?}"),
+    }
+    let closed = tokio::time::timeout(WAIT, anon.next()).await.unwrap();
+    assert!(
+        matches!(closed, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+        "{closed:?}"
+    );
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_key_loopback_viewers_may_control() {
+async fn without_tokens_loopback_viewers_may_control() {
     let server = start(None).await;
-    let _publisher = register(&server).await;
+    let _publisher = register(&server, None).await;
     assert!(welcome(&server, None).await.may_control);
     server.shutdown().await;
 }

@@ -20,15 +20,13 @@ const WAIT: Duration = Duration::from_secs(10);
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn start() -> RunningServer {
-    server::start(ServerConfig {
-        http_addr: SocketAddr::new(LOOPBACK, 0),
-        web_root: None,
-        sfu: SfuConfig {
+    server::start(ServerConfig::open(
+        SocketAddr::new(LOOPBACK, 0),
+        SfuConfig {
             bind_ips: vec![LOOPBACK],
             ..SfuConfig::default()
         },
-        control_key: None,
-    })
+    ))
     .await
     .unwrap()
 }
@@ -107,7 +105,6 @@ async fn subscribe(server: &RunningServer, camera: &str) -> Ws {
 fn sub(camera: &str) -> ClientMessage {
     ClientMessage::Subscribe {
         camera_id: camera.into(),
-        control_key: None,
     }
 }
 

@@ -24,14 +24,9 @@ pub enum ClientMessage {
     List,
     /// A viewer picks the camera it wants to watch. A later subscribe replaces the earlier one
     /// (the old peer connection is closed; the client makes a new one).
-    Subscribe {
-        camera_id: String,
-        /// The server's `--control-key`: with it the viewer may control the camera (see
-        /// [`crate::control`]); without it, view-only (loopback viewers may control when
-        /// the server has no key). A wrong key is refused with `forbidden`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        control_key: Option<String>,
-    },
+    /// What the viewer may do (watch only, or control too) comes from the token it
+    /// connected with, not from this message.
+    Subscribe { camera_id: String },
     /// SDP offer from the client's peer connection (sendonly video for a publisher,
     /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`](super::ServerMessage::Answer).
     Offer { sdp: String },
@@ -231,7 +226,6 @@ mod tests {
             ClientMessage::List,
             ClientMessage::Subscribe {
                 camera_id: "c".into(),
-                control_key: None,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Candidate {
@@ -282,11 +276,6 @@ mod tests {
             ClientMessage::List,
             ClientMessage::Subscribe {
                 camera_id: "cam-1".into(),
-                control_key: None,
-            },
-            ClientMessage::Subscribe {
-                camera_id: "cam-1".into(),
-                control_key: Some("secret".into()),
             },
             ClientMessage::Offer {
                 sdp: "v=0\r\n".into(),
@@ -345,7 +334,8 @@ mod tests {
         assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::BadMessage);
         assert_eq!(
-            code(r#"{"type":"subscribe","camera_id":"a","control_key":5}"#),
+            // The control key of old is gone: access comes from the connection's token.
+            code(r#"{"type":"subscribe","camera_id":"a","control_key":"k"}"#),
             ErrorCode::BadMessage
         );
         assert_eq!(

@@ -27,8 +27,14 @@ pub enum ErrorCode {
     WrongState,
     /// The media engine failed; the message says why.
     Internal,
-    /// Not allowed for this session (a wrong control key).
+    /// Not allowed for this session: its token's role or cameras do not cover it, or the
+    /// camera is held by another publisher.
     Forbidden,
+    /// No valid token: missing, malformed, expired, badly signed, or unsigned (`alg: none`);
+    /// the message says which.
+    Unauthorized,
+    /// Too many failed authentications from this address; retry later.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -45,6 +51,8 @@ impl ErrorCode {
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::Internal => "internal",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

@@ -1,31 +1,38 @@
-//! The signaling server: WebSocket signaling at `/ws`, REST at `/api/*`, the web client at `/`.
+//! The signaling server: WebSocket signaling at `/ws`, REST at `/api/*`, the web client at `/`,
+//! over plain HTTP or TLS ([`tls`]).
 //!
 //! One [`AppState`] is shared by every session: the camera registry (plain state under a
-//! lock), the SFU handle, and three broadcast channels (camera events, viewer counts for
-//! publishers' `demand`, shutdown).
+//! lock), the access policy ([`crate::auth`]), the SFU handle, and broadcast channels (camera
+//! events, viewer counts for publishers' `demand`, takeovers, shutdown).
 
-mod access;
 mod api;
+mod http_auth;
 pub mod registry;
 mod session;
+pub mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use sightline_sfu::{Sfu, SfuConfig, SfuHandle};
 use tokio::sync::{broadcast, watch};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
-use registry::Registry;
+use crate::auth::{Auth, AuthMode};
+use registry::{Registry, SessionId};
 use sightline_protocol::wire::ServerMessage;
+use tls::TlsFiles;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -34,23 +41,52 @@ pub struct ServerConfig {
     /// Folder with the web client; `None` serves no static files.
     pub web_root: Option<PathBuf>,
     pub sfu: SfuConfig,
-    /// Viewers presenting this key in `subscribe` may control cameras. `None`: viewers on
-    /// loopback may control, all others are view-only (see `access`).
-    pub control_key: Option<String>,
+    /// Who may do what (see [`crate::auth`]). The caller checks that an open mode only
+    /// listens where it should (`sightline` refuses a non-loopback address without tokens
+    /// unless `--insecure`).
+    pub auth: AuthMode,
+    /// Serve HTTPS and WSS with this certificate; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Origins allowed to call the API from their pages (CORS); none by default.
+    pub cors_origins: Vec<String>,
+    /// With TLS, also serve plain HTTP on a loopback port of its own, for clients in this
+    /// process (the demo camera) that would otherwise have to check our certificate under a
+    /// name that does not point here. Access rules are the same.
+    pub plain_loopback: bool,
+}
+
+impl ServerConfig {
+    /// Plain HTTP on `http_addr`, every client holds every role (tests, local tools).
+    pub fn open(http_addr: SocketAddr, sfu: SfuConfig) -> Self {
+        ServerConfig {
+            http_addr,
+            web_root: None,
+            sfu,
+            auth: AuthMode::LoopbackOnly,
+            tls: None,
+            cors_origins: Vec::new(),
+            plain_loopback: false,
+        }
+    }
 }
 
 pub(crate) struct AppState {
     registry: Mutex<Registry>,
     sfu: SfuHandle,
-    control_key: Option<String>,
+    auth: Auth,
     /// Camera online/offline, to every session.
     events: broadcast::Sender<ServerMessage>,
     /// A camera's viewer count changed: `(camera id, viewers)`. Every session hears it; the
     /// camera's publisher session passes it on as `demand`.
     demand: broadcast::Sender<(String, u32)>,
+    /// A publisher session whose camera was taken over by a newer session of the same
+    /// subject: it ends.
+    evictions: broadcast::Sender<SessionId>,
     /// Flips to true once, on shutdown.
     shutdown: watch::Sender<bool>,
     next_session: AtomicU64,
+    /// Request ids for the commands the REST door makes itself (`get_status`).
+    next_request: AtomicU64,
     open_sessions: AtomicUsize,
 }
 
@@ -58,26 +94,57 @@ pub(crate) struct AppState {
 /// (`[CameraInfo]`), `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `/` (web client).
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// Serving HTTPS/WSS.
+    pub tls: bool,
     pub sfu: SfuHandle,
     state: Arc<AppState>,
-    serve_task: tokio::task::JoinHandle<()>,
+    /// Plain HTTP on loopback beside the TLS address (`ServerConfig::plain_loopback`).
+    loopback_addr: Option<SocketAddr>,
+    serve_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// `ws://ADDR/ws`
+    /// `ws://ADDR/ws` (`wss://` with TLS)
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.http_addr)
+        let s = if self.tls { "s" } else { "" };
+        format!("ws{s}://{}/ws", self.http_addr)
     }
 
-    /// `http://ADDR`
+    /// `http://ADDR` (`https://` with TLS)
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        let s = if self.tls { "s" } else { "" };
+        format!("http{s}://{}", self.http_addr)
+    }
+
+    /// Where a client in this process reaches signaling: the plain loopback address when
+    /// there is one (no certificate to check), else [`Self::ws_url`] on loopback.
+    pub fn local_ws_url(&self) -> String {
+        match self.loopback_addr {
+            Some(addr) => format!("ws://{addr}/ws"),
+            None => {
+                let s = if self.tls { "s" } else { "" };
+                format!("ws{s}://{}/ws", reachable(self.http_addr))
+            }
+        }
+    }
+
+    /// [`Self::local_ws_url`]'s HTTP twin, for the API.
+    pub fn local_http_url(&self) -> String {
+        match self.loopback_addr {
+            Some(addr) => format!("http://{addr}"),
+            None => {
+                let s = if self.tls { "s" } else { "" };
+                format!("http{s}://{}", reachable(self.http_addr))
+            }
+        }
     }
 
     /// Stop accepting, close every session and peer, release the ports.
     pub async fn shutdown(self) {
         let _ = self.state.shutdown.send(true);
-        let _ = self.serve_task.await;
+        for task in self.serve_tasks {
+            let _ = task.await;
+        }
         self.sfu.shutdown().await;
     }
 }
@@ -91,22 +158,32 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let tls = match &config.tls {
+        Some(files) => {
+            Some(tls::Reloading::load(files.clone()).context("loading the TLS certificate")?)
+        }
+        None => None,
+    };
 
     let (shutdown, _) = watch::channel(false);
     let state = Arc::new(AppState {
         registry: Mutex::new(Registry::default()),
         sfu: sfu.clone(),
-        control_key: config.control_key.clone(),
+        auth: Auth::new(config.auth.clone()),
         events: broadcast::channel(256).0,
         demand: broadcast::channel(256).0,
+        evictions: broadcast::channel(64).0,
         shutdown,
         next_session: AtomicU64::new(1),
+        next_request: AtomicU64::new(1),
         open_sessions: AtomicUsize::new(0),
     });
 
     let mut app = Router::new()
         .route("/ws", get(websocket))
         .route("/api/cameras", get(api::cameras))
+        .route("/api/cameras/{id}/control", post(api::control))
+        .route("/api/cameras/{id}/status", get(api::status))
         .route("/api/stats", get(api::stats));
     if let Some(root) = &config.web_root {
         if !root.join("index.html").is_file() {
@@ -114,40 +191,131 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
         app = app.fallback_service(ServeDir::new(root));
     }
-    let app = app.with_state(state.clone());
+    let mut app = app.with_state(state.clone());
+    if !config.cors_origins.is_empty() {
+        app = app.layer(cors(&config.cors_origins)?);
+    }
 
-    let mut stop = state.shutdown.subscribe();
-    let serve_task = tokio::spawn(async move {
-        // Sessions need the peer's address: loopback viewers may control without a key.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
+    // Sessions need the peer's address: for the auth failure limit and the logs.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = |state: &AppState| {
+        let mut stop = state.shutdown.subscribe();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
         }
-    });
-    tracing::info!(%http_addr, media = ?sfu.local_addrs(), "server listening");
+    };
+    let mut serve_tasks = Vec::new();
+    let mut loopback_addr = None;
+    match tls.clone() {
+        None => {
+            let stop = stopped(&state);
+            serve_tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }));
+        }
+        Some(tls) => {
+            tls.watch(state.shutdown.subscribe());
+            if config.plain_loopback {
+                let plain = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                loopback_addr = Some(plain.local_addr()?);
+                let (app, stop) = (app.clone(), stopped(&state));
+                serve_tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(plain, app).with_graceful_shutdown(stop).await {
+                        tracing::error!(error = %e, "loopback HTTP server failed");
+                    }
+                }));
+            }
+            // `tap_io` only so axum hands handlers the client's address (`ConnectInfo`), which
+            // it does for its own listener and for tapped ones.
+            let listener = tls::TlsListener::new(listener, tls).tap_io(|_| {});
+            let stop = stopped(&state);
+            serve_tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTPS server failed");
+                }
+            }));
+        }
+    }
+    tracing::info!(%http_addr, tls = tls.is_some(), auth = ?config.auth, media = ?sfu.local_addrs(), "server listening");
     Ok(RunningServer {
         http_addr,
+        tls: tls.is_some(),
+        loopback_addr,
         sfu,
         state,
-        serve_task,
+        serve_tasks,
     })
+}
+
+/// The address a local client uses for a listening address (`0.0.0.0` → `127.0.0.1`).
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
+}
+
+/// `--cors-origin`: these origins may call the API (GET and POST, with a bearer token).
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o.trim_end_matches('/'))
+                .with_context(|| format!("--cors-origin {o:?} is not a valid origin"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ]))
 }
 
 async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let admitted = http_auth::admit(&state, remote.ip(), &headers, &uri);
+    // A blocked address gets no WebSocket at all. Other refusals are told inside one, so a
+    // browser (which cannot read a refused upgrade's body) can show the reason.
+    if let Err(refused) = &admitted {
+        if refused.status == 429 {
+            return http_auth::refusal_response(refused);
+        }
+    }
     ws.max_message_size(session::HARD_MESSAGE_LIMIT)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
+            let grant = match admitted {
+                Ok(grant) => grant,
+                Err(refused) => {
+                    let error = ServerMessage::from(refused.error);
+                    let _ = socket.send(Message::Text(error.to_json().into())).await;
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: axum::extract::ws::close_code::POLICY,
+                            reason: "unauthorized".into(),
+                        })))
+                        .await;
+                    return;
+                }
+            };
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
             state.open_sessions.fetch_add(1, Ordering::Relaxed);
-            session::Session::new(id, state.clone(), remote.ip())
+            session::Session::new(id, state.clone(), remote.ip(), grant)
                 .run(socket)
                 .await;
             state.open_sessions.fetch_sub(1, Ordering::Relaxed);

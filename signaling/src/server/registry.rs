@@ -17,6 +17,8 @@ struct Camera {
     height: u32,
     fps: u32,
     publisher: Option<SessionId>,
+    /// The live publisher's token subject, when it may be taken over by the same subject.
+    publisher_subject: Option<String>,
     viewers: BTreeSet<SessionId>,
     /// What the current publisher last said about its source (`None` before it said
     /// anything, and while offline).
@@ -31,6 +33,18 @@ pub struct Registration {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The publisher's token subject (tokens only). A registration with the same subject
+    /// as the live publisher's takes the camera over at once: the same device reconnecting
+    /// should not wait for its old session to time out.
+    pub subject: Option<String>,
+}
+
+/// A successful registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registered {
+    pub camera: CameraInfo,
+    /// The session that held the camera until now (a same-subject takeover): it must end.
+    pub replaced: Option<SessionId>,
 }
 
 #[derive(Debug, Default)]
@@ -39,13 +53,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A publisher session takes a camera id. Refused while another publisher holds it; a
-    /// returning camera keeps its viewers.
+    /// A publisher session takes a camera id. Refused while another publisher holds it,
+    /// unless both carry the same subject (then the new one takes over); a returning camera
+    /// keeps its viewers.
     pub fn register(
         &mut self,
         session: SessionId,
         reg: Registration,
-    ) -> Result<CameraInfo, WireError> {
+    ) -> Result<Registered, WireError> {
         let entry = self
             .cameras
             .entry(reg.camera_id.clone())
@@ -55,11 +70,16 @@ impl Registry {
                 height: 0,
                 fps: 0,
                 publisher: None,
+                publisher_subject: None,
                 viewers: BTreeSet::new(),
                 source: None,
             });
-        if let Some(other) = entry.publisher {
-            if other != session {
+        let mut replaced = None;
+        if let Some(other) = entry.publisher.filter(|other| *other != session) {
+            let same_subject = reg.subject.is_some() && reg.subject == entry.publisher_subject;
+            if same_subject {
+                replaced = Some(other);
+            } else {
                 return Err(WireError::new(
                     ErrorCode::CameraAlreadyLive,
                     format!("camera `{}` already has a live publisher", reg.camera_id),
@@ -75,9 +95,13 @@ impl Registry {
         entry.height = reg.height;
         entry.fps = reg.fps;
         entry.publisher = Some(session);
+        entry.publisher_subject = reg.subject;
         // A new publisher's source is unknown until it reports.
         entry.source = None;
-        Ok(info(&reg.camera_id, entry))
+        Ok(Registered {
+            camera: info(&reg.camera_id, entry),
+            replaced,
+        })
     }
 
     /// The publisher session is gone: the camera goes offline (its viewers stay subscribed).
@@ -88,6 +112,7 @@ impl Registry {
             return None;
         }
         cam.publisher = None;
+        cam.publisher_subject = None;
         cam.source = None;
         Some(camera_id.to_string())
     }
@@ -188,18 +213,55 @@ mod tests {
             width: 640,
             height: 480,
             fps: 30,
+            subject: None,
         }
     }
 
     #[test]
     fn one_publisher_per_camera() {
         let mut r = Registry::default();
-        assert_eq!(r.register(1, reg("a")).unwrap().state, CameraState::Online);
+        assert_eq!(
+            r.register(1, reg("a")).unwrap().camera.state,
+            CameraState::Online
+        );
         let err = r.register(2, reg("a")).unwrap_err();
         assert_eq!(err.code, ErrorCode::CameraAlreadyLive);
         // Another camera is fine.
         r.register(2, reg("b")).unwrap();
         assert_eq!(r.list().len(), 2);
+    }
+
+    #[test]
+    fn the_same_subject_takes_its_live_camera_over() {
+        let mut r = Registry::default();
+        let alice = |id| Registration {
+            subject: Some("alice".into()),
+            ..reg(id)
+        };
+        r.register(1, alice("a")).unwrap();
+        r.subscribe(10, "a").unwrap();
+        let again = r.register(2, alice("a")).unwrap();
+        assert_eq!(again.replaced, Some(1));
+        assert_eq!(again.camera.viewers, 1, "viewers stay");
+        // The old session's goodbye no longer takes the camera offline.
+        assert_eq!(r.unregister(1, "a"), None);
+        assert_eq!(r.get("a").unwrap().state, CameraState::Online);
+        // Another subject, or none, is refused.
+        let bob = Registration {
+            subject: Some("bob".into()),
+            ..reg("a")
+        };
+        assert_eq!(
+            r.register(3, bob).unwrap_err().code,
+            ErrorCode::CameraAlreadyLive
+        );
+        assert_eq!(
+            r.register(4, reg("a")).unwrap_err().code,
+            ErrorCode::CameraAlreadyLive
+        );
+        // A subject-less holder cannot be taken over by anyone.
+        r.register(5, reg("b")).unwrap();
+        assert!(r.register(6, alice("b")).is_err());
     }
 
     #[test]
@@ -218,7 +280,8 @@ mod tests {
 
         // A new publisher session takes it back; the viewers are still there.
         let a = r.register(2, reg("a")).unwrap();
-        assert_eq!((a.state, a.viewers), (CameraState::Online, 2));
+        assert_eq!(a.replaced, None);
+        assert_eq!((a.camera.state, a.camera.viewers), (CameraState::Online, 2));
         r.unsubscribe(10, "a");
         assert_eq!(r.get("a").unwrap().viewers, 1);
     }

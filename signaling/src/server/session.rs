@@ -1,17 +1,22 @@
 //! One signaling session: a WebSocket connection that becomes a publisher (after `register`)
 //! or a viewer (after `subscribe`). Every bad message gets an `error` reply and the session
-//! goes on; only a closed socket or server shutdown ends it.
+//! goes on; only a closed socket, server shutdown, or a takeover of its camera by a newer
+//! session of the same publisher ends it.
+//!
+//! What the session may do was decided when it connected ([`Grant`]); camera lists and
+//! camera events show only the cameras it covers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::ws::{Message, WebSocket};
 use sightline_sfu::{PeerId, SfuError, SfuEvent, ViewerAccess};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::access::viewer_access;
 use super::registry::{Registration, SessionId};
 use super::AppState;
+use crate::auth::{AuthMode, Grant, Role as Needs};
 use sightline_protocol::wire::{
     parse_client_message, ClientMessage, ErrorCode, ServerMessage, SourceStatus, WireError,
     MAX_MESSAGE_BYTES,
@@ -55,17 +60,20 @@ pub(super) struct Session {
     id: SessionId,
     state: Arc<AppState>,
     role: Role,
-    /// The WebSocket peer's address (decides control access when no key is configured).
+    /// The WebSocket peer's address, for the logs.
     remote: IpAddr,
+    /// What its token (or the server's open mode) lets it do.
+    grant: Grant,
 }
 
 impl Session {
-    pub(super) fn new(id: SessionId, state: Arc<AppState>, remote: IpAddr) -> Self {
+    pub(super) fn new(id: SessionId, state: Arc<AppState>, remote: IpAddr, grant: Grant) -> Self {
         Session {
             id,
             state,
             role: Role::Idle,
             remote,
+            grant,
         }
     }
 
@@ -75,8 +83,9 @@ impl Session {
         let mut events = self.state.events.subscribe();
         let mut demand = self.state.demand.subscribe();
         let mut sfu_events = self.state.sfu.events();
+        let mut evictions = self.state.evictions.subscribe();
         let mut shutdown = self.state.shutdown.subscribe();
-        tracing::debug!(session = self.id, "session open");
+        tracing::debug!(session = self.id, remote = %self.remote, subject = self.grant.subject().unwrap_or(""), "session open");
 
         let hello = ServerMessage::Hello {
             session_id: self.id,
@@ -102,6 +111,7 @@ impl Session {
                         }
                     }
                     event = events.recv() => match event {
+                        Ok(msg) if !self.sees(&msg) => {}
                         Ok(msg) => {
                             if send(&mut socket, &msg).await.is_err() {
                                 break;
@@ -133,6 +143,18 @@ impl Session {
                             }
                         }
                     }
+                    evicted = evictions.recv() => {
+                        if matches!(evicted, Ok(id) if id == self.id) {
+                            let camera = self.publisher_camera().unwrap_or_default();
+                            tracing::info!(session = self.id, %camera, "camera taken over by a newer session of the same publisher");
+                            let bye = WireError::new(
+                                ErrorCode::Forbidden,
+                                format!("camera `{camera}` was taken over by a newer connection with the same token subject; this session ends"),
+                            );
+                            let _ = send(&mut socket, &bye.into()).await;
+                            break;
+                        }
+                    }
                     _ = shutdown.changed() => break,
                 }
             }
@@ -161,9 +183,11 @@ impl Session {
 
     async fn handle(&mut self, msg: ClientMessage) -> Result<Vec<ServerMessage>, WireError> {
         match msg {
-            ClientMessage::List => Ok(vec![ServerMessage::Cameras {
-                cameras: self.state.registry.lock().unwrap().list(),
-            }]),
+            ClientMessage::List => {
+                let mut cameras = self.state.registry.lock().unwrap().list();
+                cameras.retain(|c| self.grant.sees(&c.id));
+                Ok(vec![ServerMessage::Cameras { cameras }])
+            }
             ClientMessage::Register {
                 camera_id,
                 name,
@@ -176,15 +200,40 @@ impl Session {
                         "this session is already a publisher or viewer; open a new connection",
                     ));
                 }
+                self.grant
+                    .check(Needs::Publish, &camera_id, SystemTime::now())?;
+                let tokens = matches!(self.state.auth.mode(), AuthMode::Tokens(_));
                 let reg = Registration {
                     camera_id: camera_id.clone(),
                     name,
                     width,
                     height,
                     fps,
+                    subject: self.grant.subject().map(str::to_owned),
                 };
-                let camera = self.state.registry.lock().unwrap().register(self.id, reg)?;
-                tracing::info!(session = self.id, camera = %camera_id, "camera online");
+                let registered = self
+                    .state
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .register(self.id, reg)
+                    .map_err(|e| match e.code {
+                        // With tokens, someone else's camera is simply not yours.
+                        ErrorCode::CameraAlreadyLive if tokens => WireError::new(
+                            ErrorCode::Forbidden,
+                            format!(
+                                "camera `{camera_id}` is live from another publisher; only a \
+                                 token with the same subject may take it over"
+                            ),
+                        ),
+                        _ => e,
+                    })?;
+                let camera = registered.camera;
+                if let Some(old) = registered.replaced {
+                    tracing::info!(session = self.id, camera = %camera_id, old_session = old, "publisher took its camera over");
+                    let _ = self.state.evictions.send(old);
+                }
+                tracing::info!(session = self.id, camera = %camera_id, subject = self.grant.subject().unwrap_or(""), "camera online");
                 self.role = Role::Publisher {
                     camera_id: camera_id.clone(),
                     peer: None,
@@ -202,18 +251,13 @@ impl Session {
                     ServerMessage::Demand { camera_id, viewers },
                 ])
             }
-            ClientMessage::Subscribe {
-                camera_id,
-                control_key,
-            } => {
+            ClientMessage::Subscribe { camera_id } => {
                 if matches!(self.role, Role::Publisher { .. }) {
                     return Err(wrong_state("a publisher session cannot subscribe"));
                 }
-                let access = viewer_access(
-                    self.state.control_key.as_deref(),
-                    control_key.as_deref(),
-                    self.remote,
-                )?;
+                self.grant
+                    .check(Needs::View, &camera_id, SystemTime::now())?;
+                let access = self.grant.viewer_access();
                 let camera = self
                     .state
                     .registry
@@ -368,6 +412,16 @@ impl Session {
         let viewers = self.state.registry.lock().unwrap().viewer_count(camera_id);
         // Nobody listening is fine.
         let _ = self.state.demand.send((camera_id.to_owned(), viewers));
+    }
+
+    /// Whether this session is shown a camera event (only cameras its grant covers).
+    fn sees(&self, msg: &ServerMessage) -> bool {
+        match msg {
+            ServerMessage::CameraOnline { camera } => self.grant.sees(&camera.id),
+            ServerMessage::CameraOffline { camera_id }
+            | ServerMessage::SourceState { camera_id, .. } => self.grant.sees(camera_id),
+            _ => true,
+        }
     }
 
     fn publisher_camera(&self) -> Option<String> {
