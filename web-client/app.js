@@ -39,14 +39,14 @@ const state = {
   pending: null, // camera id of a subscribe not yet confirmed
   stats: emptyStats(),
   log: [], // {time, level, text}, newest last
+  refused: null, // why the server refused our token (we stop reconnecting then)
 };
 let player = null;
 let poller = null;
 let retryTimer = null;
 
-// Camera control on the peer connection's `control` data channel (controlroom.js). A
-// `?key=` in the page URL is the server's control key, presented when subscribing.
-const controlKey = new URLSearchParams(location.search).get('key');
+// Camera control on the peer connection's `control` data channel (controlroom.js). What
+// this viewer may do comes from the `?token=` in the page URL (see defaultUrl).
 const room = new ControlRoom($('control'), { log, onChange: () => render() });
 let probe = null; // glass-to-glass latency from the test pattern's barcode (latency.js)
 let latency = emptyLatency();
@@ -128,6 +128,15 @@ function onMessage(msg) {
     }
     case ServerType.error:
       log(`server error ${msg.code}: ${msg.message}`, 'error');
+      if (msg.code === 'unauthorized' || msg.code === 'rate_limited') {
+        // Retrying with the same token cannot help (and repeated failures get this address
+        // refused for a while): stop and say why.
+        state.refused = msg.message;
+        signaling.close();
+        stopPlayer();
+        state.ws = 'refused';
+        break;
+      }
       if (msg.code === 'unknown_camera' && state.pending) {
         state.pending = null;
         // Play another live camera instead, if any; else camera_online will pick one.
@@ -208,7 +217,7 @@ function subscribe(cameraId) {
   clearTimeout(retryTimer);
   stopPlayer();
   state.cameraId = cameraId;
-  if (!signaling.send(Client.subscribe(cameraId, controlKey))) return; // resubscribed on reconnect
+  if (!signaling.send(Client.subscribe(cameraId))) return; // resubscribed on reconnect
   state.pending = cameraId;
   render();
 }
@@ -329,6 +338,7 @@ function render() {
 }
 
 function overlayText(cam, pcs) {
+  if (state.refused) return `Not authorized: ${state.refused}. Open the page with a valid ?token=`;
   if (state.ws !== 'open') return 'Connecting to server…';
   if (!state.cameraId) return state.cameras.length ? 'Pick a camera' : 'No camera online';
   if (cam && cam.state === 'offline') return 'Camera offline';

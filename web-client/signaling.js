@@ -8,8 +8,7 @@ export const Client = Object.freeze({
   list: () => ({ type: 'list' }),
   // With the server's control key this viewer may control the camera; without, the server
   // decides (view-only, or control for loopback viewers when it has no key).
-  subscribe: (cameraId, controlKey = null) =>
-    controlKey ? { type: 'subscribe', camera_id: cameraId, control_key: controlKey } : { type: 'subscribe', camera_id: cameraId },
+  subscribe: (cameraId) => ({ type: 'subscribe', camera_id: cameraId }),
   offer: (sdp) => ({ type: 'offer', sdp }),
   candidate: (c) => ({
     type: 'candidate',
@@ -63,9 +62,13 @@ export function describeSource(status) {
 }
 
 /** The signaling URL on the page's own origin: ws(s)://host/ws. */
+// The page's own `?token=` (a server with authentication gives each viewer one) goes on to
+// the WebSocket URL: browsers cannot set an Authorization header on a WebSocket.
 export function defaultUrl(loc = window.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}/ws`;
+  const token = new URLSearchParams(loc.search).get('token');
+  const query = token ? `?token=${encodeURIComponent(token)}` : '';
+  return `${scheme}//${loc.host}/ws${query}`;
 }
 
 // Reconnect delays: quick first retry, doubling up to a cap, with jitter so that many

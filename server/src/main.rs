@@ -1,28 +1,68 @@
 //! `sightline`: the server binary. Signaling (HTTP + WebSocket) and the SFU (one UDP port) in
 //! one process; with `--demo`, also a built-in test-pattern camera publishing to itself.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::SfuConfig;
-use sightline_signaling::server::{self, ServerConfig};
+use sightline_signaling::auth::{parse_ttl, AuthMode, Role, Scope, TokenKeys};
+use sightline_signaling::server::tls::TlsFiles;
+use sightline_signaling::server::{self, reachable, ServerConfig};
 
 /// Sightline: live camera video to browsers through a WebRTC SFU.
 ///
-/// Serves the web viewer at http://HTTP/, signaling at ws://HTTP/ws, the camera list at
-/// /api/cameras, and forwards media on one UDP port. Publishers (`sightline-publisher`)
-/// connect out to it; viewers open the web page. Log detail is set by RUST_LOG
-/// (e.g. RUST_LOG=debug).
+/// Serves the web viewer at http://HTTP/ (https:// with --tls-cert), signaling at /ws, the
+/// camera list at /api/cameras, camera control at /api/cameras/ID/control, and forwards
+/// media on one UDP port. Publishers (`sightline-publisher`) connect out to it; viewers open
+/// the web page.
+///
+/// Without --auth-secret-file the server listens on loopback only and every client may do
+/// everything. To serve other machines, turn tokens on (--auth-secret-file, then `sightline
+/// token` makes tokens) or, on a trusted LAN only, pass --insecure. Log detail is set by
+/// RUST_LOG (e.g. RUST_LOG=debug).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// HTTP address for the web viewer, the API and WebSocket signaling.
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// HTTP(S) address for the web viewer, the API and WebSocket signaling. Anything but
+    /// loopback needs --auth-secret-file (or --insecure).
     #[arg(long, env = "SIGHTLINE_HTTP", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+
+    /// Certificate chain (PEM) to serve HTTPS and WSS on --http; needs --tls-key. Re-read
+    /// when the file changes or on SIGHUP, so a renewed certificate needs no restart.
+    #[arg(long, env = "SIGHTLINE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "SIGHTLINE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// File holding the secret that signs tokens (at least 16 bytes; e.g. `head -c 32
+    /// /dev/urandom | base64 > secret`). Turns authentication on: every publisher, viewer
+    /// and API call then needs a token from `sightline token`.
+    #[arg(long, env = "SIGHTLINE_AUTH_SECRET_FILE")]
+    auth_secret_file: Option<PathBuf>,
+
+    /// Serve a non-loopback address WITHOUT authentication: anyone who reaches it may watch,
+    /// control and publish. Only for a trusted LAN.
+    #[arg(long, conflicts_with = "auth_secret_file")]
+    insecure: bool,
+
+    /// A web origin (e.g. https://dash.example.com) whose pages may call the API; repeat
+    /// for several. None by default.
+    #[arg(
+        long = "cors-origin",
+        env = "SIGHTLINE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
 
     /// UDP port for all WebRTC media (every publisher and viewer shares it).
     #[arg(long, env = "SIGHTLINE_UDP_PORT", default_value_t = 8090)]
@@ -36,14 +76,6 @@ struct Args {
     /// Public address to advertise too, when the server sits behind a 1:1 NAT (cloud VMs).
     #[arg(long, env = "SIGHTLINE_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
-
-    /// Key that lets a viewer control cameras (settings, presets, start/stop): a viewer
-    /// presents it in its subscribe message (`control_key`); one without it watches
-    /// view-only, a wrong one is refused. WITHOUT a key, viewers connecting from this
-    /// machine (loopback, as in the demo) may control and all others are view-only; behind a
-    /// reverse proxy on this host every viewer looks local, so set a key there.
-    #[arg(long, env = "SIGHTLINE_CONTROL_KEY", hide_env_values = true)]
-    control_key: Option<String>,
 
     /// Folder with the web client. Default: the `web-client` folder of this source tree.
     #[arg(long, env = "SIGHTLINE_WEB_ROOT")]
@@ -64,13 +96,72 @@ struct Args {
     demo_fps: u32,
 }
 
-/// The address a local client uses for a listening address (`0.0.0.0` → `127.0.0.1`).
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-    } else {
-        addr
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a signed token (alone on stdout, for scripts) for a publisher, viewer or API
+    /// client of a server started with the same --auth-secret-file.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The server's secret file (its --auth-secret-file).
+    #[arg(long, env = "SIGHTLINE_AUTH_SECRET_FILE")]
+    secret_file: PathBuf,
+    /// view (watch), control (watch and control) or publish (send a camera's video).
+    #[arg(long)]
+    role: Role,
+    /// Camera id the token covers; repeat or separate with commas for several; `*` for all.
+    #[arg(long = "camera", value_delimiter = ',', required = true)]
+    cameras: Vec<String>,
+    /// How long the token is valid: e.g. 90s, 15m, 24h, 30d.
+    #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// Who holds it (shown in the server's logs). A publisher reconnecting with a token of
+    /// the same name takes its live camera over at once.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn print_token(args: TokenArgs) -> anyhow::Result<()> {
+    let keys = TokenKeys::from_file(&args.secret_file).map_err(anyhow::Error::msg)?;
+    let scope = Scope::from_ids(&args.cameras).map_err(anyhow::Error::msg)?;
+    println!("{}", keys.issue_for(args.role, scope, args.ttl, args.name));
+    Ok(())
+}
+
+/// Refuse to serve strangers without authentication: exposing cameras must be a decision.
+fn auth_mode(args: &Args) -> anyhow::Result<AuthMode> {
+    if let Some(file) = &args.auth_secret_file {
+        let keys = TokenKeys::from_file(file).map_err(anyhow::Error::msg)?;
+        return Ok(AuthMode::Tokens(Box::new(keys)));
     }
+    if args.insecure {
+        tracing::warn!(
+            http = %args.http,
+            "--insecure: no authentication; anyone who can reach this server may watch, \
+             control and publish cameras"
+        );
+        return Ok(AuthMode::Insecure);
+    }
+    if !args.http.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve {} without authentication: anyone who can reach it could \
+             watch, control and publish cameras. Pass --auth-secret-file FILE to require \
+             tokens (make them with `sightline token`), or --insecure for a trusted LAN",
+            args.http
+        );
+    }
+    Ok(AuthMode::LoopbackOnly)
+}
+
+/// The built-in camera's token: it lives as long as the process.
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `http://ADDR` / `https://ADDR` as a browser on this machine reaches it.
+fn page_url(server: &server::RunningServer) -> String {
+    let s = if server.tls { "s" } else { "" };
+    format!("http{s}://{}", reachable(server.http_addr))
 }
 
 #[tokio::main]
@@ -81,6 +172,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::Token(token)) = args.command {
+        return print_token(token);
+    }
+    let auth = auth_mode(&args)?;
 
     let web_root = match args.web_root {
         Some(dir) => Some(dir),
@@ -106,15 +201,29 @@ async fn main() -> anyhow::Result<()> {
             public_ip: args.public_ip,
             ..SfuConfig::default()
         },
-        control_key: args.control_key.filter(|k| !k.is_empty()),
+        auth: auth.clone(),
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        cors_origins: args.cors_origins,
+        plain_loopback: args.demo,
     };
     let server = server::start(config).await.context("starting the server")?;
 
     if args.demo {
         // The demo camera reaches the server the way any publisher does: over signaling and
-        // ICE, through loopback.
-        let ws = format!("ws://{}/ws", reachable(server.http_addr));
+        // ICE, through loopback, with a token of its own when tokens are on.
+        let ws = server.local_ws_url();
         let mut camera = PublisherConfig::new(ws, "demo");
+        if let AuthMode::Tokens(keys) = &auth {
+            camera.token = Some(keys.issue_for(
+                Role::Publish,
+                Scope::Only(vec!["demo".into()]),
+                DEMO_TOKEN_TTL,
+                Some("demo-camera".into()),
+            ));
+        }
         camera.name = "Test pattern".into();
         camera.width = args.demo_width;
         camera.height = args.demo_height;
@@ -127,7 +236,17 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let url = format!("http://{}", reachable(server.http_addr));
+    let mut url = page_url(&server);
+    if let (AuthMode::Tokens(keys), true) = (&auth, args.demo) {
+        // The person who started the demo gets a page that can watch and control it.
+        let token = keys.issue_for(
+            Role::Control,
+            Scope::Only(vec!["demo".into()]),
+            Duration::from_secs(24 * 3600),
+            Some("demo-viewer".into()),
+        );
+        url = format!("{url}/?token={token}");
+    }
     println!();
     println!("  Sightline is running. Open {url} in a browser.");
     println!(

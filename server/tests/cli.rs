@@ -1,0 +1,210 @@
+//! The `sightline` binary as a user runs it: secure by default (a public address without
+//! authentication is refused, naming the way out), `--insecure` as the explicit opt-out,
+//! `sightline token` printing a token alone, and `--demo` with tokens and TLS on.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sightline_signaling::auth::{Role, TokenKeys};
+use sightline_tests::pki::TestPki;
+use sightline_tests::temp::TempPath;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sightline");
+const SECRET: &[u8] = b"the cli test secret, 32 bytes...";
+
+fn sightline(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_remove("SIGHTLINE_AUTH_SECRET_FILE")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Start the server and wait for the line saying where to open it.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = sightline(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.trim().strip_prefix("Sightline is running. Open ") {
+                    let _ = tx.send(rest.trim_end_matches(" in a browser.").to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server printed its URL");
+        Running { child, url }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_public_address_without_authentication_is_refused() {
+    let out = sightline(&["--http", "0.0.0.0:0", "--udp-port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--auth-secret-file") && err.contains("--insecure"),
+        "{err}"
+    );
+    // Explicitly insecure, it starts.
+    let running = Running::start(&["--http", "0.0.0.0:0", "--udp-port", "0", "--insecure"]);
+    assert!(
+        running.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        running.url
+    );
+}
+
+#[test]
+fn token_prints_a_token_alone_and_refuses_bad_input() {
+    let secret = TempPath::file("secret", SECRET).unwrap();
+    let file = secret.path().to_str().unwrap();
+    let out = sightline(&[
+        "token",
+        "--secret-file",
+        file,
+        "--role",
+        "control",
+        "--camera",
+        "a,b",
+        "--ttl",
+        "1h",
+        "--name",
+        "kiosk",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let claims = TokenKeys::new(SECRET)
+        .unwrap()
+        .verify(stdout.trim())
+        .unwrap();
+    assert_eq!(claims.role, Role::Control);
+    assert!(claims.cameras.contains("b") && !claims.cameras.contains("c"));
+    assert_eq!(claims.sub.as_deref(), Some("kiosk"));
+    assert_eq!(stdout.lines().count(), 1, "the token alone: {stdout:?}");
+
+    let short = TempPath::file("short-secret", b"short").unwrap();
+    for (args, why) in [
+        (vec!["--role", "admin", "--camera", "a"], "unknown role"),
+        (
+            vec!["--role", "view", "--camera", "a", "--ttl", "5y"],
+            "bad duration",
+        ),
+        (vec!["--role", "view", "--camera", "bad id"], "camera"),
+    ] {
+        let mut all = vec!["token", "--secret-file", file];
+        all.extend(args);
+        let out = sightline(&all).output().unwrap();
+        assert!(!out.status.success(), "{all:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{all:?}: {out:?}"
+        );
+    }
+    let out = sightline(&[
+        "token",
+        "--secret-file",
+        short.path().to_str().unwrap(),
+        "--role",
+        "view",
+        "--camera",
+        "a",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 16"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_with_tokens_and_tls() {
+    let secret = TempPath::file("secret", SECRET).unwrap();
+    let pki = TestPki::new("CLI test CA", &["localhost", "127.0.0.1"]).unwrap();
+    let (cert, key) = (pki.cert_path(), pki.key_path());
+    let running = Running::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+        "--media-ip",
+        "127.0.0.1",
+        "--auth-secret-file",
+        secret.path().to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--demo",
+        "--demo-width",
+        "320",
+        "--demo-height",
+        "240",
+    ]);
+    // The page URL carries a control token for the demo camera.
+    let (base, token) = running
+        .url
+        .split_once("/?token=")
+        .expect("a token in the URL");
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let claims = TokenKeys::new(SECRET).unwrap().verify(token).unwrap();
+    assert_eq!(claims.role, Role::Control);
+
+    // The built-in camera got its own credential and is online, over HTTPS.
+    let addr = base.trim_start_matches("https://").to_owned();
+    let auth = format!("Bearer {token}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(pki.client_config())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let r = sightline_tests::raw_http::request(
+            tls,
+            "GET",
+            "/api/cameras",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        if r.json().unwrap()[0]["state"] == "online" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo camera never came online: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
