@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use sightline_protocol::{CameraInfo, CameraState};
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::{SfuConfig, SfuHandle};
+use sightline_signaling::auth::{AuthMode, Role, Scope, TokenKeys};
 use sightline_signaling::server::{self, RunningServer, ServerConfig};
 use tokio::task::JoinHandle;
 
@@ -45,15 +46,27 @@ pub fn web_root() -> Option<PathBuf> {
 /// A server config on loopback with free ports.
 pub fn loopback_server_config() -> ServerConfig {
     ServerConfig {
-        http_addr: SocketAddr::new(LOOPBACK, 0),
         web_root: web_root(),
-        sfu: SfuConfig {
-            udp_port: 0,
-            bind_ips: vec![LOOPBACK],
-            ..SfuConfig::default()
-        },
-        control_key: None,
+        ..ServerConfig::open(
+            SocketAddr::new(LOOPBACK, 0),
+            SfuConfig {
+                udp_port: 0,
+                bind_ips: vec![LOOPBACK],
+                ..SfuConfig::default()
+            },
+        )
     }
+}
+
+/// The secret of test servers with tokens ([`with_tokens`]).
+pub fn test_token_keys() -> TokenKeys {
+    TokenKeys::new(b"sightline test secret, 32 bytes.").expect("a long enough secret")
+}
+
+/// `config` with tokens on (signed with [`test_token_keys`]).
+pub fn with_tokens(mut config: ServerConfig) -> ServerConfig {
+    config.auth = AuthMode::Tokens(Box::new(test_token_keys()));
+    config
 }
 
 /// A server running in this process. `restart` brings it back on the same ports, as a
@@ -75,6 +88,26 @@ impl TestServer {
             running: Some(running),
             config,
         })
+    }
+
+    /// A token for `role` on `camera` (`*` for all), named after the role, when the server
+    /// has tokens; `None` when it has none (and needs none).
+    pub fn token(&self, role: Role, camera: &str) -> Option<String> {
+        let AuthMode::Tokens(keys) = &self.config.auth else {
+            return None;
+        };
+        let scope = Scope::from_ids(&[camera.to_owned()]).expect("a valid camera id");
+        Some(keys.issue_for(
+            role,
+            scope,
+            Duration::from_secs(3600),
+            Some(format!("test-{role}")),
+        ))
+    }
+
+    /// What the harness itself presents to the API: a `control` token for every camera.
+    fn api_token(&self) -> Option<String> {
+        self.token(Role::Control, "*")
     }
 
     fn running(&self) -> &RunningServer {
@@ -140,13 +173,16 @@ impl TestServer {
 
     /// `GET /api/cameras`.
     pub async fn cameras(&self) -> anyhow::Result<Vec<CameraInfo>> {
-        let v = get_json(format!("{}/api/cameras", self.http_url())).await?;
+        // The plain loopback door when the server has TLS: no private CA to trust here.
+        let url = format!("{}/api/cameras", self.running().local_http_url());
+        let v = get_json_with(url, self.api_token()).await?;
         serde_json::from_value(v).context("parsing /api/cameras")
     }
 
     /// `GET /api/stats`.
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
-        get_json(format!("{}/api/stats", self.http_url())).await
+        let url = format!("{}/api/stats", self.running().local_http_url());
+        get_json_with(url, self.api_token()).await
     }
 
     /// Start a publisher with `config` and wait until the server lists its camera online.
@@ -160,8 +196,14 @@ impl TestServer {
 
     /// [`Self::start_publisher`] with the test defaults ([`publisher_config`]).
     pub async fn start_camera(&self, camera_id: &str) -> anyhow::Result<TestPublisher> {
-        self.start_publisher(publisher_config(&self.ws_url(), camera_id))
-            .await
+        self.start_publisher(self.publisher_config(camera_id)).await
+    }
+
+    /// [`publisher_config`] for this server, with a `publish` token when it has tokens.
+    pub fn publisher_config(&self, camera_id: &str) -> PublisherConfig {
+        let mut config = publisher_config(&self.ws_url(), camera_id);
+        config.token = self.token(Role::Publish, camera_id);
+        config
     }
 
     /// Wait until `/api/cameras` lists `camera_id` as online.
@@ -260,16 +302,25 @@ impl Drop for TestPublisher {
 
 /// `GET url` and parse JSON. ureq is blocking, so it runs on the blocking pool.
 pub async fn get_json(url: impl Into<String>) -> anyhow::Result<serde_json::Value> {
+    get_json_with(url, None).await
+}
+
+/// `GET url` with `Authorization: Bearer token` when there is one.
+pub async fn get_json_with(
+    url: impl Into<String>,
+    token: Option<String>,
+) -> anyhow::Result<serde_json::Value> {
     let url = url.into();
     tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
             .build()
             .into();
-        let mut resp = agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
+        let mut request = agent.get(&url);
+        if let Some(token) = &token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut resp = request.call().with_context(|| format!("GET {url}"))?;
         let body = resp
             .body_mut()
             .read_to_string()

@@ -12,6 +12,8 @@ pub mod loss;
 pub mod mjpeg_http_server;
 pub mod noisy_movie;
 pub mod peer;
+pub mod pki;
+pub mod raw_http;
 pub mod route;
 pub mod rtsp_server;
 pub mod sequence;

@@ -3,6 +3,7 @@
 //! The viewer uses it for the real protocol; the bad-signaling tests use [`SignalClient::send_text`]
 //! to put arbitrary bytes on the wire.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -11,7 +12,7 @@ use sightline_protocol::{parse_server_message, ClientMessage, ServerMessage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -23,19 +24,41 @@ pub struct SignalClient {
 impl SignalClient {
     /// Open the WebSocket. Does not read `hello`; see [`SignalClient::connect_hello`].
     pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
+        Self::connect_tls(ws_url, None).await
+    }
+
+    /// [`SignalClient::connect`], trusting `tls` (a private CA) for a `wss://` URL.
+    pub async fn connect_tls(
+        ws_url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> anyhow::Result<Self> {
         // Our side never limits what the server sends: tests must see whatever it says.
         let config = WebSocketConfig::default()
             .max_message_size(None)
             .max_frame_size(None);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(ws_url, Some(config), true)
-            .await
-            .with_context(|| format!("connecting to {ws_url}"))?;
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            ws_url,
+            Some(config),
+            true,
+            tls.map(Connector::Rustls),
+        )
+        .await
+        .with_context(|| format!("connecting to {ws_url}"))?;
         Ok(SignalClient { ws })
     }
 
     /// Open the WebSocket and read the server's `hello`. Returns the session id.
     pub async fn connect_hello(ws_url: &str, timeout: Duration) -> anyhow::Result<(Self, u64)> {
-        let mut client = Self::connect(ws_url).await?;
+        Self::connect_hello_tls(ws_url, None, timeout).await
+    }
+
+    /// [`SignalClient::connect_hello`] with a TLS configuration for `wss://`.
+    pub async fn connect_hello_tls(
+        ws_url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> anyhow::Result<(Self, u64)> {
+        let mut client = Self::connect_tls(ws_url, tls).await?;
         match client.recv_timeout(timeout).await? {
             ServerMessage::Hello { session_id, .. } => Ok((client, session_id)),
             other => bail!("expected hello, got {other:?}"),

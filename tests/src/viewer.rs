@@ -60,9 +60,11 @@ pub struct ViewerConfig {
     pub event_capacity: usize,
     /// Open the `control` data channel in the offer (camera control through the SFU).
     pub control: bool,
-    /// The server's control key, given with `subscribe` (without it the server decides:
-    /// view-only when it has a key, control for loopback viewers when it has none).
-    pub control_key: Option<String>,
+    /// A token to connect with (`?token=` on the signaling URL), for a server with tokens:
+    /// its role decides whether this viewer may control.
+    pub token: Option<String>,
+    /// Trust for a `wss://` signaling URL (a private CA); `None`: the system's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl ViewerConfig {
@@ -80,7 +82,8 @@ impl ViewerConfig {
             signaling_timeout: Duration::from_secs(10),
             event_capacity: 4096,
             control: false,
-            control_key: None,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -306,11 +309,14 @@ async fn establish(
     counters: &Counters,
 ) -> anyhow::Result<Session> {
     let t = config.signaling_timeout;
-    let (mut signal, _) = SignalClient::connect_hello(&config.ws_url, t).await?;
+    let url = match &config.token {
+        Some(token) => format!("{}?token={token}", config.ws_url),
+        None => config.ws_url.clone(),
+    };
+    let (mut signal, _) = SignalClient::connect_hello_tls(&url, config.tls.clone(), t).await?;
     signal
         .send(&ClientMessage::Subscribe {
             camera_id: config.camera_id.clone(),
-            control_key: config.control_key.clone(),
         })
         .await?;
     let camera = signal

@@ -136,7 +136,6 @@ async fn an_offer_with_unusable_sdp_is_refused() {
     viewer
         .send(&ClientMessage::Subscribe {
             camera_id: "cam-sdp".into(),
-            control_key: None,
         })
         .await
         .unwrap();

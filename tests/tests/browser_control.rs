@@ -27,25 +27,28 @@ use sightline_protocol::control::{
 };
 use sightline_publisher::barcode::{self, Stamp};
 use sightline_publisher::image::I420Frame;
+use sightline_signaling::auth::Role;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
 
 /// What the page must do within this time: a cold Chromium on a loaded 2-core machine is slow.
 const TIMEOUT: Duration = Duration::from_secs(25);
 
-/// The server with HTTP and signaling on loopback, so the page's viewer counts as local
-/// (may control when no key is set), and media on the namespace address Chromium can use.
-async fn start_server(media_ip: IpAddr, control_key: Option<&str>) -> anyhow::Result<TestServer> {
+/// The server with HTTP and signaling on loopback (without tokens every client there may
+/// control), and media on the namespace address Chromium can use.
+async fn start_server(media_ip: IpAddr, tokens: bool) -> anyhow::Result<TestServer> {
     let mut config = harness::loopback_server_config();
     config.http_addr = SocketAddr::new(LOOPBACK, 0);
     config.sfu.bind_ips = vec![media_ip];
-    config.control_key = control_key.map(str::to_owned);
+    if tokens {
+        config = harness::with_tokens(config);
+    }
     ensure!(config.web_root.is_some(), "web-client/ not found");
     TestServer::start_with(config).await
 }
 
 fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublisher {
-    let mut config = harness::publisher_config(&server.ws_url(), id);
+    let mut config = server.publisher_config(id);
     config.width = width;
     config.height = height;
     TestPublisher::start(config)
@@ -489,7 +492,7 @@ async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> a
     else {
         return Ok(());
     };
-    let server = start_server(ip, None).await?;
+    let server = start_server(ip, false).await?;
     let cam = publish(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = launch().await?;
@@ -641,25 +644,30 @@ async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_control_key_decides_who_may_control() -> anyhow::Result<()> {
-    let Some(ip) = netns_or_skip("a_control_key_decides_who_may_control") else {
+async fn the_page_token_decides_who_may_control() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("the_page_token_decides_who_may_control") else {
         return Ok(());
     };
-    let server = start_server(ip, Some("s3cret")).await?;
+    let server = start_server(ip, true).await?;
     let cam = publish(&server, "cam", 320, 240);
     let base = format!("{}/", server.http_url());
+    let view = server.token(Role::View, "cam").unwrap();
+    let controller = server.token(Role::Control, "cam").unwrap();
     let browser = launch().await?;
 
-    let result = on_page(&browser, "control-key-failure.png", move |b| {
-        // No key: view only. The panel says so and is disabled; pause is still allowed.
-        b.goto(&base)?;
+    let result = on_page(&browser, "control-token-failure.png", move |b| {
+        // A view token: view only. The panel says so and is disabled; pause is allowed.
+        b.goto(&format!("{base}?token={view}"))?;
         b.wait_for(
             "const c = window.sightline.control;
              return c.channel === 'open' && c.welcome !== null;",
             TIMEOUT,
         )?;
         let c = control(b)?;
-        ensure!(c["mayControl"] == false, "no key but may control: {c}");
+        ensure!(
+            c["mayControl"] == false,
+            "a view token but may control: {c}"
+        );
         let ui = b.execute(
             "const root = document.getElementById('control');
              return {
@@ -687,24 +695,42 @@ async fn a_control_key_decides_who_may_control() -> anyhow::Result<()> {
         );
         ensure!(ui["badge"] == "control: view only", "{ui}");
 
-        // The right key: control.
-        b.goto(&format!("{base}?key=s3cret"))?;
+        // A control token: control.
+        b.goto(&format!("{base}?token={controller}"))?;
         b.wait_for(
             "const c = window.sightline.control;
              return c.channel === 'open' && c.mayControl === true;",
             TIMEOUT,
         )
-        .context("the right key did not give control")?;
+        .context("a control token did not give control")?;
 
-        // A wrong key: the server refuses the subscription and the log says why.
-        b.goto(&format!("{base}?key=wrong"))?;
-        b.wait_for(
-            "return window.sightline.log.some((l) => l.includes('forbidden'));",
-            TIMEOUT,
-        )
-        .context("a wrong key was not refused")?;
-        let c = control(b)?;
-        ensure!(c["channel"] == "closed", "wrong key but a channel: {c}");
+        // No token, then a forged one: the server refuses the connection, the page stops
+        // retrying and says why.
+        for (query, reason) in [("", "needs a token"), ("?token=a.b.c", "malformed token")] {
+            b.goto(&format!("{base}{query}"))?;
+            b.wait_for(
+                "return window.sightline.log.some((l) => l.includes('unauthorized'));",
+                TIMEOUT,
+            )
+            .with_context(|| format!("`{query}` was not refused"))?;
+            let page = b.execute(
+                "return { ws: window.sightline.wsState,
+                          overlay: document.getElementById('overlay').textContent };",
+                &[],
+            )?;
+            ensure!(page["ws"] == "refused", "{query}: {page}");
+            ensure!(
+                page["overlay"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("Not authorized") && o.contains(reason)),
+                "{query}: {page}"
+            );
+            let c = control(b)?;
+            ensure!(
+                c["channel"] == "closed",
+                "{query}: refused but a channel: {c}"
+            );
+        }
         Ok(())
     })
     .await;
@@ -750,7 +776,7 @@ async fn control_panel_from_capabilities_changes_the_resolution_without_reload(
     let Some(ip) = netns_or_skip("control_panel_from_capabilities_changes_the_resolution") else {
         return Ok(());
     };
-    let server = start_server(ip, None).await?;
+    let server = start_server(ip, false).await?;
     let cam = publish(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = launch().await?;

@@ -11,19 +11,19 @@ use control_support::{control_viewer, ok, set, WAIT};
 use serde_json::json;
 use sightline_protocol::control::{Capability, ControlErrorCode};
 use sightline_sfu::RateLimit;
-use sightline_tests::harness::loopback_server_config;
+use sightline_signaling::auth::Role;
+use sightline_tests::harness::{loopback_server_config, with_tokens};
 use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_view_only_viewer_is_refused_and_a_keyed_one_may_control() {
+async fn a_view_token_is_refused_and_a_control_token_may_control() {
     const CAMERA: &str = "cam-keyed";
-    let mut config = loopback_server_config();
-    config.control_key = Some("s3cret-key".into());
+    let config = with_tokens(loopback_server_config());
     let server = TestServer::start_with(config).await.unwrap();
     let _publisher = server.start_camera(CAMERA).await.unwrap();
 
-    let keyed = control_viewer(&server, CAMERA, Some("s3cret-key")).await;
-    let plain = control_viewer(&server, CAMERA, None).await;
+    let keyed = control_viewer(&server, CAMERA, server.token(Role::Control, CAMERA)).await;
+    let plain = control_viewer(&server, CAMERA, server.token(Role::View, CAMERA)).await;
     assert!(keyed.control().welcome().unwrap().may_control);
     assert!(!plain.control().welcome().unwrap().may_control);
 
@@ -58,11 +58,18 @@ async fn a_view_only_viewer_is_refused_and_a_keyed_one_may_control() {
     let r = set(&keyed, json!({"fps": 10})).await;
     assert_eq!(r.settings.unwrap().fps, Some(10));
 
-    // A wrong key is refused at subscribe time.
+    // A token for another camera is refused at subscribe time, a forged one at connect.
     let mut wrong = ViewerConfig::new(server.ws_url(), CAMERA);
-    (wrong.control, wrong.control_key) = (true, Some("guess".into()));
+    (wrong.control, wrong.token) = (true, server.token(Role::Control, "elsewhere"));
     let e = HeadlessViewer::connect(wrong).await.err().expect("refused");
     assert!(format!("{e:#}").contains("forbidden"), "{e:#}");
+    let mut forged = ViewerConfig::new(server.ws_url(), CAMERA);
+    forged.token = Some("x.y.z".into());
+    let e = HeadlessViewer::connect(forged)
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{e:#}").contains("malformed token"), "{e:#}");
 
     keyed.close().await;
     plain.close().await;

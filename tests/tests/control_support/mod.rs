@@ -12,16 +12,16 @@ use sightline_tests::{DecodedFrame, HeadlessViewer, TestServer, ViewerConfig};
 /// Longest wait for a reply, a broadcast or the first frame.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A viewer of `camera` with a control channel (and `key`, if given), once the SFU has
+/// A viewer of `camera` with a control channel (and `token`, if given), once the SFU has
 /// welcomed it and the publisher's state reached it (its control channel is up).
 pub async fn control_viewer(
     server: &TestServer,
     camera: &str,
-    key: Option<&str>,
+    token: Option<String>,
 ) -> HeadlessViewer {
     let mut config = ViewerConfig::new(server.ws_url(), camera);
     config.control = true;
-    config.control_key = key.map(str::to_owned);
+    config.token = token;
     let viewer = HeadlessViewer::connect(config).await.unwrap();
     viewer.wait_welcome(WAIT).await.unwrap();
     viewer
