@@ -29,6 +29,10 @@ pub enum ErrorCode {
     Internal,
     /// Not allowed for this session (a wrong control key).
     Forbidden,
+    /// No valid credentials: a missing, wrong or expired token.
+    Unauthorized,
+    /// Too many attempts from this client; try again later.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -45,6 +49,8 @@ impl ErrorCode {
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::Internal => "internal",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -62,6 +68,25 @@ impl WireError {
         WireError {
             code,
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_refusals_have_snake_case_names() {
+        for (code, name) in [
+            (ErrorCode::Unauthorized, "unauthorized"),
+            (ErrorCode::Forbidden, "forbidden"),
+            (ErrorCode::RateLimited, "rate_limited"),
+        ] {
+            assert_eq!(code.as_str(), name);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
         }
     }
 }
