@@ -48,7 +48,11 @@ struct Args {
     ///   v4l2:0 | v4l2:NAME      USB/V4L2 camera (by index or name; see --list-cameras);
     ///   esp32-tcp://HOST:PORT   ESP32-CAM serving one JPEG per TCP connection (polled at
     ///                           --poll-fps);
-    ///   esp32-push://ADDR:PORT  listen for devices that connect out and push JPEGs;
+    ///   esp32-push://ADDR:PORT[?allow=CIDR[,CIDR...]][&key=KEY]
+    ///                           listen for devices that connect out and push JPEGs; only
+    ///                           from the allowed address ranges, and (with key=) only
+    ///                           after the line `KEY <KEY>`; with neither, only devices on
+    ///                           this machine (loopback);
     ///   http(s)://...           MJPEG stream (multipart/x-mixed-replace) or JPEG snapshot
     ///                           URL (polled at --poll-fps);
     ///   rtsp://[USER:PASS@]HOST[:PORT]/PATH[?transport=udp]

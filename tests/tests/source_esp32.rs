@@ -203,7 +203,11 @@ async fn push_setup(
     // The device first: it keeps trying until the publisher listens, as a real one would.
     let device = PushDevice::start(bind, mode, FPS, picture(camera));
     let publisher = server
-        .start_publisher(config(&server, camera, SourceUrl::Esp32Push { bind }))
+        .start_publisher(config(
+            &server,
+            camera,
+            format!("esp32-push://{bind}").parse().unwrap(),
+        ))
         .await
         .unwrap();
     (server, device, publisher)

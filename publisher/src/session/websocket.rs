@@ -255,8 +255,16 @@ pub(super) fn read(msg: Option<Result<Message, tungstenite::Error>>) -> anyhow::
     let text = match msg {
         Some(Ok(Message::Text(t))) => t,
         Some(Ok(Message::Close(frame))) => {
+            // A server may say why it closes (a refusal, a shutdown): code and reason.
+            let why = match &frame {
+                Some(f) if !f.reason.is_empty() => {
+                    format!(": {} {}", u16::from(f.code), shown(f.reason.as_str()))
+                }
+                Some(f) => format!(": {}", u16::from(f.code)),
+                None => String::new(),
+            };
             return Ok(Incoming::Closed(format!(
-                "server closed the WebSocket ({frame:?})"
+                "server closed the WebSocket{why}"
             )));
         }
         Some(Ok(_)) => return Ok(Incoming::Nothing), // ping/pong/binary
@@ -363,6 +371,23 @@ mod tests {
         );
         assert_eq!(unknown_error(r#"{"type":"hello"}"#), None);
         assert_eq!(unknown_error("not json"), None);
+    }
+
+    #[test]
+    fn a_close_says_why() {
+        use tungstenite::protocol::frame::{coding::CloseCode, CloseFrame};
+        let closed = |frame| match read(Some(Ok(Message::Close(frame)))).unwrap() {
+            Incoming::Closed(why) => why,
+            _ => panic!("not closed"),
+        };
+        assert_eq!(
+            closed(Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "unauthorized: token expired".into(),
+            })),
+            "server closed the WebSocket: 1008 unauthorized: token expired"
+        );
+        assert_eq!(closed(None), "server closed the WebSocket");
     }
 
     #[test]

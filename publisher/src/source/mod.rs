@@ -12,6 +12,7 @@ pub mod esp32_tcp;
 pub mod file;
 pub mod http;
 pub mod pacer;
+pub mod push_access;
 pub mod rtsp;
 pub mod supervisor;
 pub mod test_pattern;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use crate::image::I420Frame;
 
+pub use push_access::{Cidr, PushAccess};
 pub use test_pattern::TestPattern;
 pub use url::{SourceUrl, V4l2Device, SOURCE_FORMS};
 
@@ -127,7 +129,11 @@ pub fn open(spec: &SourceSpec) -> anyhow::Result<Box<dyn Source>> {
         SourceUrl::Esp32Tcp { host, port } => {
             Ok(Box::new(esp32_tcp::Esp32Tcp::open(host, *port, spec)?))
         }
-        SourceUrl::Esp32Push { bind } => Ok(Box::new(esp32_push::Esp32Push::open(*bind, spec)?)),
+        SourceUrl::Esp32Push { bind, access } => Ok(Box::new(esp32_push::Esp32Push::open(
+            *bind,
+            access.clone(),
+            spec,
+        )?)),
         SourceUrl::Http { .. } => Ok(Box::new(http::HttpSource::new(spec)?)),
         SourceUrl::Rtsp { url } => Ok(Box::new(rtsp::RtspSource::open(url, spec)?)),
         SourceUrl::V4l2(device) => Ok(Box::new(v4l2::V4l2Source::open(spec, device)?)),

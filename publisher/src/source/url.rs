@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::PushAccess;
+
 /// Every source form `--source` accepts, for `--help` and error messages.
 pub const SOURCE_FORMS: &[&str] = &[
     "test-pattern",
     "v4l2:INDEX | v4l2:NAME",
     "esp32-tcp://HOST:PORT",
-    "esp32-push://ADDR:PORT",
+    "esp32-push://ADDR:PORT[?allow=CIDR[,CIDR...]][&key=KEY]",
     "http://… | https://… (MJPEG stream or JPEG snapshot)",
     "rtsp://[USER:PASS@]HOST[:PORT]/PATH",
     "file:PATH (MJPEG file)",
@@ -34,7 +36,11 @@ pub enum SourceUrl {
     /// An ESP32-CAM that serves one JPEG per TCP connection: connect, read until close, repeat.
     Esp32Tcp { host: String, port: u16 },
     /// Listen here; devices connect out and push JPEGs (one or several per connection).
-    Esp32Push { bind: SocketAddr },
+    /// `access` says which devices may (`?allow=`, `?key=`; by default loopback only).
+    Esp32Push {
+        bind: SocketAddr,
+        access: PushAccess,
+    },
     /// `multipart/x-mixed-replace` MJPEG stream or a single-JPEG snapshot URL (told apart by
     /// the response's Content-Type). The whole URL, `http://` or `https://`.
     Http { url: String },
@@ -69,13 +75,15 @@ impl FromStr for SourceUrl {
             return Ok(SourceUrl::Esp32Tcp { host, port });
         }
         if let Some(rest) = s.strip_prefix("esp32-push://") {
-            let bind = rest
+            let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let bind = addr
                 .trim_end_matches('/')
                 .parse::<SocketAddr>()
                 .map_err(|_| {
                     bad("expected esp32-push://ADDR:PORT, e.g. esp32-push://0.0.0.0:9000")
                 })?;
-            return Ok(SourceUrl::Esp32Push { bind });
+            let access = PushAccess::from_query(query).map_err(|e| bad(&e))?;
+            return Ok(SourceUrl::Esp32Push { bind, access });
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             let rest = s.split_once("://").map(|x| x.1).unwrap_or("");
@@ -130,15 +138,17 @@ impl fmt::Display for SourceUrl {
             SourceUrl::V4l2(V4l2Device::Index(i)) => write!(f, "v4l2:{i}"),
             SourceUrl::V4l2(V4l2Device::Name(n)) => write!(f, "v4l2:{n}"),
             SourceUrl::Esp32Tcp { host, port } => write!(f, "esp32-tcp://{host}:{port}"),
-            SourceUrl::Esp32Push { bind } => write!(f, "esp32-push://{bind}"),
+            SourceUrl::Esp32Push { bind, access } => write!(f, "esp32-push://{bind}{access}"),
             SourceUrl::Http { url } | SourceUrl::Rtsp { url } => write!(f, "{}", redact(url)),
             SourceUrl::File { path } => write!(f, "file:{}", path.display()),
         }
     }
 }
 
-/// `scheme://user:secret@host/...` → `scheme://user:***@host/...`.
+/// `scheme://user:secret@host/...` → `scheme://user:***@host/...`, and `key=secret` in the
+/// query → `key=***`.
 pub fn redact(url: &str) -> String {
+    let url = &redact_key(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -151,6 +161,24 @@ pub fn redact(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// `...?a=1&key=secret&b=2` → `...?a=1&key=***&b=2`.
+fn redact_key(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let pairs: Vec<&str> = query
+        .split('&')
+        .map(|pair| {
+            if pair == "key" || pair.starts_with("key=") {
+                "key=***"
+            } else {
+                pair
+            }
+        })
+        .collect();
+    format!("{head}?{}", pairs.join("&"))
 }
 
 fn split_host_port(s: &str) -> Result<(String, u16), String> {
@@ -199,9 +227,28 @@ mod tests {
         assert_eq!(
             parse("esp32-push://0.0.0.0:9000").unwrap(),
             SourceUrl::Esp32Push {
-                bind: "0.0.0.0:9000".parse().unwrap()
+                bind: "0.0.0.0:9000".parse().unwrap(),
+                access: PushAccess::default(),
             }
         );
+        let SourceUrl::Esp32Push { bind, access } =
+            parse("esp32-push://[::]:9000/?allow=192.168.1.0/24,10.0.0.7&key=k").unwrap()
+        else {
+            panic!("not esp32-push");
+        };
+        assert_eq!(bind, "[::]:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            access.allow,
+            vec![
+                "192.168.1.0/24".parse().unwrap(),
+                "10.0.0.7/32".parse().unwrap()
+            ]
+        );
+        assert_eq!(access.key.as_deref(), Some("k"));
+        assert!(matches!(
+            parse("esp32-push://0.0.0.0:9000?key=k").unwrap(),
+            SourceUrl::Esp32Push { access, .. } if access.allow.is_empty()
+        ));
         assert!(matches!(
             parse("http://cam.local/stream").unwrap(),
             SourceUrl::Http { .. }
@@ -231,6 +278,18 @@ mod tests {
             ("esp32-tcp://:80", "no host"),
             ("esp32-tcp://host:99999", "not a port"),
             ("esp32-push://nohost", "ADDR:PORT"),
+            ("esp32-push://nohost?key=k", "ADDR:PORT"),
+            (
+                "esp32-push://0.0.0.0:9000?allow=10.0.0.0/40",
+                "not an address range",
+            ),
+            ("esp32-push://0.0.0.0:9000?allow=", "needs address ranges"),
+            ("esp32-push://0.0.0.0:9000?key=", "empty"),
+            (
+                "esp32-push://0.0.0.0:9000?token=x",
+                "unknown parameter `token`",
+            ),
+            ("esp32-push://0.0.0.0:9000?allow=10.0.0.0/8&key", "empty"),
             ("http://", "no host"),
             ("rtsp:///path", "no host"),
             ("file:", "path"),
@@ -249,5 +308,14 @@ mod tests {
         let err = parse("rtsp://u:hunter2@").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
         assert_eq!(redact("http://cam/x"), "http://cam/x");
+        // A push listener's key shows neither in the source's name nor in errors.
+        let push = parse("esp32-push://0.0.0.0:9000?allow=10.0.0.0/8&key=hunter2").unwrap();
+        assert_eq!(
+            push.to_string(),
+            "esp32-push://0.0.0.0:9000?allow=10.0.0.0/8&key=***"
+        );
+        assert!(!format!("{push:?}").contains("hunter2"));
+        let err = parse("esp32-push://0.0.0.0:9000?key=hunter2&oops=1").unwrap_err();
+        assert!(!err.contains("hunter2") && err.contains("key=***"), "{err}");
     }
 }
