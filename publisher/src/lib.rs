@@ -64,7 +64,16 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     config::check(&config)?;
     // Once per run: loading the system's roots reads a folder of certificates.
     let tls = session::tls_client_config(config.ca_file.as_deref())?;
-    if config.token.is_some() && config.server.starts_with("ws://") {
+    // Over loopback (a server on this machine, the demo's camera) nobody can listen in.
+    let loopback = url::Url::parse(&config.server)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|host| match host {
+            url::Host::Domain(d) => d == "localhost",
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
+    if config.token.is_some() && config.server.starts_with("ws://") && !loopback {
         tracing::warn!("the token goes unencrypted over ws://: use a wss:// server URL");
     }
     // The source's threads stop when this is dropped, i.e. when this task ends or is aborted.

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use sightline_signaling::auth::{Role, TokenKeys};
@@ -22,32 +22,49 @@ fn sightline(args: &[&str]) -> Command {
     c
 }
 
-/// Start the server and wait for the line saying where to open it.
+/// Start the server and wait for the line saying where to open it. Its output (the log
+/// included) is kept.
 struct Running {
     child: Child,
     url: String,
+    output: Arc<Mutex<String>>,
 }
 
 impl Running {
     fn start(args: &[&str]) -> Running {
+        Self::start_with_log(args, "warn")
+    }
+
+    /// Start with `RUST_LOG=level`.
+    fn start_with_log(args: &[&str], level: &str) -> Running {
         let mut child = sightline(args)
+            .env("RUST_LOG", level)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.trim().strip_prefix("Sightline is running. Open ") {
-                    let _ = tx.send(rest.trim_end_matches(" in a browser.").to_owned());
+        let keep = |pipe: Box<dyn std::io::Read + Send>, tx: mpsc::Sender<String>| {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.trim().strip_prefix("Sightline is running. Open ") {
+                        let _ = tx.send(rest.trim_end_matches(" in a browser.").to_owned());
+                    }
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
                 }
-            }
-        });
+            });
+        };
+        keep(Box::new(child.stdout.take().unwrap()), tx.clone());
+        keep(Box::new(child.stderr.take().unwrap()), tx);
         let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the server printed its URL");
-        Running { child, url }
+        Running { child, url, output }
     }
 }
 
@@ -149,25 +166,28 @@ async fn the_demo_runs_with_tokens_and_tls() {
     let secret = TempPath::file("secret", SECRET).unwrap();
     let pki = TestPki::new("CLI test CA", &["localhost", "127.0.0.1"]).unwrap();
     let (cert, key) = (pki.cert_path(), pki.key_path());
-    let running = Running::start(&[
-        "--http",
-        "127.0.0.1:0",
-        "--udp-port",
-        "0",
-        "--media-ip",
-        "127.0.0.1",
-        "--auth-secret-file",
-        secret.path().to_str().unwrap(),
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--demo",
-        "--demo-width",
-        "320",
-        "--demo-height",
-        "240",
-    ]);
+    let mut running = Running::start_with_log(
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--udp-port",
+            "0",
+            "--media-ip",
+            "127.0.0.1",
+            "--auth-secret-file",
+            secret.path().to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--demo",
+            "--demo-width",
+            "320",
+            "--demo-height",
+            "240",
+        ],
+        "debug",
+    );
     // The page URL carries a control token for the demo camera.
     let (base, token) = running
         .url
@@ -207,4 +227,47 @@ async fn the_demo_runs_with_tokens_and_tls() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A refused attempt is logged with its reason, and no log line holds a token or the
+    // secret (the demo's own tokens and a wrong one).
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let wrong = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoidmlldyJ9.c2VjcmV0LWd1ZXNz";
+    let auth = format!("Bearer {wrong}");
+    let r = sightline_tests::raw_http::request(
+        tls,
+        "GET",
+        "/api/stats",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401, "{r:?}");
+    let _ = running.child.kill();
+    let _ = running.child.wait();
+    // The output readers finish once the process's pipes close.
+    std::thread::sleep(Duration::from_millis(200));
+    // The URL printed for the person who started the demo carries its token on purpose.
+    let text: String = running
+        .output
+        .lock()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("Sightline is running. Open"))
+        .collect();
+    assert!(text.contains("authentication refused"), "{text}");
+    for secret in [token, wrong] {
+        // A token's claims and signature (its header is the same for every token).
+        for part in secret.split('.').skip(1).filter(|p| p.len() > 8) {
+            assert!(!text.contains(part), "the log shows a token: {part}");
+        }
+    }
+    assert!(
+        !text.contains(std::str::from_utf8(SECRET).unwrap()),
+        "the log shows the secret"
+    );
 }

@@ -14,6 +14,9 @@ pub struct TestPki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// base64 of the SHA-256 of the server certificate's public key (SPKI): what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes to trust exactly this certificate.
+    pub spki_sha256_base64: String,
     dir: TempPath,
 }
 
@@ -37,10 +40,14 @@ impl TestPki {
             .push(DnType::CommonName, "sightline test server");
         let cert = params.signed_by(&key, &issuer)?;
 
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let spki = sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key));
         let pki = TestPki {
             ca_pem: ca_cert.pem(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            spki_sha256_base64: base64::engine::general_purpose::STANDARD.encode(spki),
             dir: TempPath::dir("pki")?,
         };
         pki.write_files()?;

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use serde_json::Value;
+use sightline_signaling::auth::Role;
+use sightline_signaling::server::tls::TlsFiles;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer};
+use sightline_tests::pki::TestPki;
 
 /// What the page must show within this time after loading: generous, a cold Chromium on a
 /// loaded 2-core machine is slow.
@@ -234,6 +237,60 @@ async fn on_page<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let b = browser.clone();
     tokio::task::spawn_blocking(move || f(&b).map_err(|e| explain(&b, e, shot))).await?
+}
+
+/// On a public host: HTTPS with built-in TLS, tokens on, the page opened with `?token=`.
+/// Chromium trusts the test certificate through its command line (its public key's hash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_plays_over_https_with_a_token() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("page_plays_over_https_with_a_token") else {
+        return Ok(());
+    };
+    let ip_name = ip.to_string();
+    let pki = TestPki::new(
+        "Sightline browser test CA",
+        &[ip_name.as_str(), "localhost"],
+    )?;
+    let mut config = harness::with_tokens(harness::loopback_server_config());
+    config.http_addr = SocketAddr::new(ip, 0);
+    config.sfu.bind_ips = vec![ip];
+    config.tls = Some(TlsFiles {
+        cert: pki.cert_path(),
+        key: pki.key_path(),
+    });
+    config.plain_loopback = true;
+    let server = TestServer::start_with(config).await?;
+    ensure!(
+        server.http_url().starts_with("https://"),
+        "{}",
+        server.http_url()
+    );
+    let mut camera = server.publisher_config("cam-https");
+    (camera.width, camera.height, camera.ca_file) = (320, 240, Some(pki.ca_path()));
+    let cam = TestPublisher::start(camera);
+    let token = server.token(Role::View, "cam-https").unwrap();
+    let url = format!("{}/?token={token}", server.http_url());
+
+    let browser = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            Browser::launch(BrowserOptions {
+                extra_args: vec![format!(
+                    "--ignore-certificate-errors-spki-list={}",
+                    pki.spki_sha256_base64
+                )],
+                ..BrowserOptions::default()
+            })
+        })
+        .await??,
+    );
+    let result = on_page(&browser, "https-failure.png", move |b| {
+        b.goto(&url)?;
+        assert_decoding(b, 320, 240)
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,6 +181,9 @@ async fn accept_loop(
             },
             _ = ready.closed() => return,
         };
+        // Signaling is small messages each waiting for an answer: without this, Nagle and
+        // delayed ACKs add tens of milliseconds to every exchange.
+        let _ = stream.set_nodelay(true);
         let acceptor = tls.acceptor();
         let ready = ready.clone();
         tokio::spawn(async move {

@@ -11,9 +11,13 @@
 //! `image_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
 //! server in its own process), `control` (settings command → first frame at the new setting,
 //! idle on-demand publisher CPU, see `control_bench.rs`), `restart` (server killed and started
-//! again: time until viewers see video, see `restart_bench.rs`). Run it inside a private network
+//! again: time until viewers see video, see `restart_bench.rs`), `auth` (token check per connect,
+//! TLS handshakes per second, glass-to-glass and first frame over ws:// and wss:// with
+//! tokens, see `auth_bench.rs`). Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
+#[path = "../auth_bench.rs"]
+mod auth_bench;
 #[path = "../control_bench.rs"]
 mod control_bench;
 #[path = "../image_bench.rs"]
@@ -45,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -76,16 +80,50 @@ async fn main() -> anyhow::Result<()> {
     if wants("restart") {
         restart_bench::run().await?;
     }
+    if wants("auth") {
+        auth_bench::run().await?;
+    }
     Ok(())
 }
 
 /// Glass-to-glass: the barcode's capture time vs. the moment the viewer decoded the frame.
 async fn latency() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let mut cfg = publisher_config(&server.ws_url(), "bench");
-    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
-    let _publisher = server.start_publisher(cfg).await?;
-    let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), "bench")).await?;
+    latency_on(&server, &BenchTls::None, "loopback").await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// How the bench's publisher and viewer reach a server: plain, or over TLS trusting a CA.
+pub enum BenchTls {
+    None,
+    Trust(sightline_tests::pki::TestPki),
+}
+
+impl BenchTls {
+    fn publisher(&self, server: &TestServer) -> sightline_publisher::PublisherConfig {
+        let mut cfg = server.publisher_config("bench");
+        (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+        if let BenchTls::Trust(pki) = self {
+            cfg.ca_file = Some(pki.ca_path());
+        }
+        cfg
+    }
+
+    fn viewer(&self, server: &TestServer) -> ViewerConfig {
+        let mut config = ViewerConfig::new(server.ws_url(), "bench");
+        config.token = server.token(sightline_signaling::auth::Role::View, "bench");
+        if let BenchTls::Trust(pki) = self {
+            config.tls = Some(pki.client_config());
+        }
+        config
+    }
+}
+
+/// [`latency`] on `server`, reached as `tls` says; `label` names the path in the report.
+pub async fn latency_on(server: &TestServer, tls: &BenchTls, label: &str) -> anyhow::Result<()> {
+    let _publisher = server.start_publisher(tls.publisher(server)).await?;
+    let mut viewer = HeadlessViewer::connect(tls.viewer(server)).await?;
     // Warm up past the first keyframe and ICE/DTLS setup.
     viewer.next_frame(Duration::from_secs(10)).await?;
     let end = Instant::now() + Duration::from_secs(10);
@@ -97,12 +135,11 @@ async fn latency() -> anyhow::Result<()> {
         }
     }
     report(
-        "glass-to-glass latency 720p30, loopback (ms)",
+        &format!("glass-to-glass latency 720p30, {label} (ms)"),
         &mut samples,
         "target p95 < 80 ms",
     );
     viewer.close().await;
-    server.shutdown().await;
     Ok(())
 }
 
@@ -110,14 +147,20 @@ async fn latency() -> anyhow::Result<()> {
 /// the keyframe-request path can deliver it.
 async fn join() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let mut cfg = publisher_config(&server.ws_url(), "bench");
-    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    join_on(&server, &BenchTls::None, "").await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// [`join`] on `server`, reached as `tls` says; `label` names the path in the report.
+pub async fn join_on(server: &TestServer, tls: &BenchTls, label: &str) -> anyhow::Result<()> {
+    let mut cfg = tls.publisher(server);
     cfg.keyframe_interval = Duration::from_secs(60);
     let _publisher = server.start_publisher(cfg).await?;
     let mut samples = Vec::new();
     for _ in 0..20 {
         let start = barcode::now_us();
-        let mut config = ViewerConfig::new(server.ws_url(), "bench");
+        let mut config = tls.viewer(server);
         // The SFU alone must get the first keyframe; the viewer asks for nothing.
         config.keyframe_request_on_error = false;
         let mut viewer = HeadlessViewer::connect(config).await?;
@@ -128,11 +171,10 @@ async fn join() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     report(
-        "subscribe → first decoded frame, 720p30, IDR interval 60 s (ms)",
+        &format!("subscribe → first decoded frame, 720p30, IDR interval 60 s{label} (ms)"),
         &mut samples,
         "target p95 < 300 ms",
     );
-    server.shutdown().await;
     Ok(())
 }
 
