@@ -75,6 +75,25 @@ impl Drop for Running {
     }
 }
 
+/// `GET path` over HTTPS (trusting `pki`, as `localhost`) with a bearer token.
+async fn https_get(
+    addr: &str,
+    pki: &TestPki,
+    path: &str,
+    token: &str,
+) -> sightline_tests::raw_http::RawResponse {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let auth = format!("Bearer {token}");
+    sightline_tests::raw_http::request(tls, "GET", path, &[("Authorization", &auth)], "")
+        .await
+        .unwrap()
+}
+
 #[test]
 fn a_public_address_without_authentication_is_refused() {
     let out = sightline(&["--http", "0.0.0.0:0", "--udp-port", "0"])
@@ -199,24 +218,9 @@ async fn the_demo_runs_with_tokens_and_tls() {
 
     // The built-in camera got its own credential and is online, over HTTPS.
     let addr = base.trim_start_matches("https://").to_owned();
-    let auth = format!("Bearer {token}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(pki.client_config())
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let r = sightline_tests::raw_http::request(
-            tls,
-            "GET",
-            "/api/cameras",
-            &[("Authorization", &auth)],
-            "",
-        )
-        .await
-        .unwrap();
+        let r = https_get(&addr, &pki, "/api/cameras", token).await;
         assert_eq!(r.status, 200, "{r:?}");
         if r.json().unwrap()[0]["state"] == "online" {
             break;
@@ -229,23 +233,8 @@ async fn the_demo_runs_with_tokens_and_tls() {
     }
     // A refused attempt is logged with its reason, and no log line holds a token or the
     // secret (the demo's own tokens and a wrong one).
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
-        .connect(name, tcp)
-        .await
-        .unwrap();
     let wrong = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoidmlldyJ9.c2VjcmV0LWd1ZXNz";
-    let auth = format!("Bearer {wrong}");
-    let r = sightline_tests::raw_http::request(
-        tls,
-        "GET",
-        "/api/stats",
-        &[("Authorization", &auth)],
-        "",
-    )
-    .await
-    .unwrap();
+    let r = https_get(&addr, &pki, "/api/stats", wrong).await;
     assert_eq!(r.status, 401, "{r:?}");
     let _ = running.child.kill();
     let _ = running.child.wait();

@@ -1,7 +1,7 @@
 //! HTTPS and WSS built into the server: a publisher and a viewer over `wss://` with a private
-//! CA made here, video flowing; strangers (plain HTTP on the TLS port, silent connections,
-//! half-finished upgrades) do not take it down; a renewed certificate is served without a
-//! restart.
+//! CA made here, video flowing; strangers (plain HTTP on the TLS port, a TLS handshake on the
+//! plain port, silent connections, half-finished upgrades) take neither down; a renewed
+//! certificate is served without a restart.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +112,30 @@ async fn strangers_do_not_take_the_tls_server_down() {
         .is_err());
     hello_over_wss(&server, pki.client_config()).await.unwrap();
     drop((held, half));
+    server.shutdown().await;
+}
+
+/// The plain HTTP server too: a TLS handshake sent to it, and half-finished upgrades held
+/// open (slow loris), leave everyone else served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_do_not_take_the_plain_server_down() {
+    let server = TestServer::start_with(with_tokens(loopback_server_config()))
+        .await
+        .unwrap();
+    let pki = TestPki::new("Sightline test CA", &["localhost", "127.0.0.1"]).unwrap();
+    assert!(tls_connect(&server, pki.client_config()).await.is_err());
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(server.http_addr()).await.unwrap();
+        s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let token = server.token(Role::View, "*").unwrap();
+    let url = format!("{}?token={token}", server.ws_url());
+    SignalClient::connect_hello(&url, T).await.unwrap();
+    drop(held);
     server.shutdown().await;
 }
 

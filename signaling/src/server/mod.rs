@@ -208,40 +208,23 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let mut loopback_addr = None;
     match tls.clone() {
         None => {
-            let stop = stopped(&state);
-            serve_tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            }));
+            let serving = axum::serve(listener, app).with_graceful_shutdown(stopped(&state));
+            serve_tasks.push(spawn_serving("HTTP", serving));
         }
         Some(tls) => {
             tls.watch(state.shutdown.subscribe());
             if config.plain_loopback {
                 let plain = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
                 loopback_addr = Some(plain.local_addr()?);
-                let (app, stop) = (app.clone(), stopped(&state));
-                serve_tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(plain, app).with_graceful_shutdown(stop).await {
-                        tracing::error!(error = %e, "loopback HTTP server failed");
-                    }
-                }));
+                let serving =
+                    axum::serve(plain, app.clone()).with_graceful_shutdown(stopped(&state));
+                serve_tasks.push(spawn_serving("loopback HTTP", serving));
             }
             // `tap_io` only so axum hands handlers the client's address (`ConnectInfo`), which
             // it does for its own listener and for tapped ones.
             let listener = tls::TlsListener::new(listener, tls).tap_io(|_| {});
-            let stop = stopped(&state);
-            serve_tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTPS server failed");
-                }
-            }));
+            let serving = axum::serve(listener, app).with_graceful_shutdown(stopped(&state));
+            serve_tasks.push(spawn_serving("HTTPS", serving));
         }
     }
     tracing::info!(%http_addr, tls = tls.is_some(), auth = ?config.auth, media = ?sfu.local_addrs(), "server listening");
@@ -252,6 +235,20 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         sfu,
         state,
         serve_tasks,
+    })
+}
+
+/// Serve in the background until shutdown; a failure is logged.
+fn spawn_serving<S>(what: &'static str, serving: S) -> tokio::task::JoinHandle<()>
+where
+    S: std::future::IntoFuture<Output = std::io::Result<()>>,
+    S::IntoFuture: Send + 'static,
+{
+    let serving = serving.into_future();
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "{what} server failed");
+        }
     })
 }
 
