@@ -6,8 +6,8 @@
 /** Messages the client sends (wire/client.rs `ClientMessage`). */
 export const Client = Object.freeze({
   list: () => ({ type: 'list' }),
-  // With the server's control key this viewer may control the camera; without, the server
-  // decides (view-only, or control for loopback viewers when it has no key).
+  // Whether this viewer may control the camera comes from the page's ?token= (its role),
+  // or from the server having no tokens at all; not from this message.
   subscribe: (cameraId) => ({ type: 'subscribe', camera_id: cameraId }),
   offer: (sdp) => ({ type: 'offer', sdp }),
   candidate: (c) => ({

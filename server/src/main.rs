@@ -11,7 +11,7 @@ use sightline_publisher::PublisherConfig;
 use sightline_sfu::SfuConfig;
 use sightline_signaling::auth::{parse_ttl, AuthMode, Role, Scope, TokenKeys};
 use sightline_signaling::server::tls::TlsFiles;
-use sightline_signaling::server::{self, reachable, ServerConfig};
+use sightline_signaling::server::{self, ServerConfig};
 
 /// Sightline: live camera video to browsers through a WebRTC SFU.
 ///
@@ -158,12 +158,6 @@ fn auth_mode(args: &Args) -> anyhow::Result<AuthMode> {
 /// The built-in camera's token: it lives as long as the process.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// `http://ADDR` / `https://ADDR` as a browser on this machine reaches it.
-fn page_url(server: &server::RunningServer) -> String {
-    let s = if server.tls { "s" } else { "" };
-    format!("http{s}://{}", reachable(server.http_addr))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -236,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let mut url = page_url(&server);
+    let mut url = server.http_url();
     if let (AuthMode::Tokens(keys), true) = (&auth, args.demo) {
         // The person who started the demo gets a page that can watch and control it.
         let token = keys.issue_for(

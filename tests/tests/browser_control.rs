@@ -9,8 +9,8 @@
 //!   opens and the SFU's welcome says a loopback viewer may control; the stats panel shows a
 //!   live fps, RTT, decode time and the barcode's glass-to-glass latency; pause and resume
 //!   stop and restart this viewer's video; the page fits a 375 px phone screen.
-//! - With a control key on the server: no key is view-only (panel disabled, pause still
-//!   allowed), the right key controls, a wrong key is refused.
+//! - With tokens on the server: a `view` token is view-only (panel disabled, pause still
+//!   allowed), a `control` token controls, no token or a forged one is refused.
 //! - Ignored until the publisher opens its control channel: the panel appears from the
 //!   capabilities and a resolution change reaches `videoWidth` without a reload.
 

@@ -117,11 +117,6 @@ impl Grant {
             Grant::Open => None,
         }
     }
-
-    /// Whether a live camera may be taken over by a newer session of the same subject.
-    pub fn takes_over_own_cameras(&self) -> bool {
-        self.subject().is_some()
-    }
 }
 
 /// A connection refused before it could do anything.

@@ -104,38 +104,28 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// `ws://ADDR/ws` (`wss://` with TLS)
+    /// `ws://ADDR/ws` (`wss://` with TLS); an unspecified address as loopback.
     pub fn ws_url(&self) -> String {
-        let s = if self.tls { "s" } else { "" };
-        format!("ws{s}://{}/ws", self.http_addr)
+        format!("{}/ws", self.http_url().replacen("http", "ws", 1))
     }
 
-    /// `http://ADDR` (`https://` with TLS)
+    /// `http://ADDR` (`https://` with TLS); an unspecified address as loopback.
     pub fn http_url(&self) -> String {
         let s = if self.tls { "s" } else { "" };
-        format!("http{s}://{}", self.http_addr)
+        format!("http{s}://{}", reachable(self.http_addr))
     }
 
     /// Where a client in this process reaches signaling: the plain loopback address when
-    /// there is one (no certificate to check), else [`Self::ws_url`] on loopback.
+    /// there is one (no certificate to check), else [`Self::ws_url`].
     pub fn local_ws_url(&self) -> String {
-        match self.loopback_addr {
-            Some(addr) => format!("ws://{addr}/ws"),
-            None => {
-                let s = if self.tls { "s" } else { "" };
-                format!("ws{s}://{}/ws", reachable(self.http_addr))
-            }
-        }
+        format!("{}/ws", self.local_http_url().replacen("http", "ws", 1))
     }
 
     /// [`Self::local_ws_url`]'s HTTP twin, for the API.
     pub fn local_http_url(&self) -> String {
         match self.loopback_addr {
             Some(addr) => format!("http://{addr}"),
-            None => {
-                let s = if self.tls { "s" } else { "" };
-                format!("http{s}://{}", reachable(self.http_addr))
-            }
+            None => self.http_url(),
         }
     }
 

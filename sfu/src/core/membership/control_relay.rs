@@ -305,16 +305,15 @@ impl Membership {
                 });
             }
             command if from.access != ViewerAccess::Control && !command.view_only_may_send() => {
-                let message = match from.origin {
-                    Origin::Viewer => format!(
-                        "this viewer is view-only: `{command}` changes the camera and needs \
-                         control (subscribe with the server's control key)"
-                    ),
-                    Origin::Api => format!(
-                        "this caller is view-only: `{command}` changes the camera and needs \
-                         control access"
-                    ),
+                let who = match from.origin {
+                    Origin::Viewer => "viewer",
+                    Origin::Api => "caller",
                 };
+                // Signaling decides access (a `control` token); the SFU only enforces it.
+                let message = format!(
+                    "this {who} is view-only: `{command}` changes the camera and needs \
+                     control access (a `control` token)"
+                );
                 let error = ControlError::new(ControlErrorCode::Forbidden, message);
                 refuse(request_id, error, None);
             }
