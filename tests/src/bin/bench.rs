@@ -13,7 +13,8 @@
 //! idle on-demand publisher CPU, see `control_bench.rs`), `restart` (server killed and started
 //! again: time until viewers see video, see `restart_bench.rs`), `auth` (token check per connect,
 //! TLS handshakes per second, glass-to-glass and first frame over ws:// and wss:// with
-//! tokens, see `auth_bench.rs`). Run it inside a private network
+//! tokens, see `auth_bench.rs`), `mse` (glass-to-glass and first frame through the MSE door,
+//! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`). Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../auth_bench.rs"]
@@ -24,6 +25,8 @@ mod control_bench;
 mod image_bench;
 #[path = "../mjpeg_bench.rs"]
 mod mjpeg_bench;
+#[path = "../mse_bench.rs"]
+mod mse_bench;
 #[path = "../restart_bench.rs"]
 mod restart_bench;
 #[path = "../rtsp_bench.rs"]
@@ -49,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -82,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("auth") {
         auth_bench::run().await?;
+    }
+    if wants("mse") {
+        mse_bench::run().await?;
     }
     Ok(())
 }
