@@ -130,12 +130,7 @@ fn bad_turn_options_are_explained_before_anything_starts() {
             "--turn-secret-file",
         ),
         (
-            vec![
-                "--turn-url",
-                "http://t.example",
-                "--turn-secret-file",
-                good,
-            ],
+            vec!["--turn-url", "http://t.example", "--turn-secret-file", good],
             "turn: or turns:",
         ),
         (vec!["--stun-url", "turn:t.example"], "stun:"),

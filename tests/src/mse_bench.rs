@@ -6,11 +6,10 @@
 use std::time::{Duration, Instant};
 
 use sightline_publisher::barcode;
-use sightline_tests::harness::{get_json, publisher_config, wait_until};
-use sightline_tests::{HeadlessViewer, MseEvent, MseViewer, TestPublisher, TestServer};
+use sightline_tests::{HeadlessViewer, MseEvent, MseViewer, TestServer};
 use sightline_tests::{ViewerConfig, ViewerEvent};
 
-use super::{process_cpu, report, BenchTls, ServerProcess, FPS, H, W};
+use super::{process_cpu, report, server_process_with_camera, BenchTls};
 
 /// Viewers of each kind for the CPU comparison.
 const VIEWERS: usize = 20;
@@ -68,18 +67,9 @@ async fn latency_and_join() -> anyhow::Result<()> {
 /// Server CPU over [`WINDOW`] with a 720p30 camera and nobody watching, then with
 /// [`VIEWERS`] MSE viewers, then with as many WebRTC viewers (neither decodes here).
 async fn cpu_per_viewer() -> anyhow::Result<()> {
-    let server = ServerProcess::start(None, false)?;
-    server.wait_up().await?;
+    let (server, _publisher) = server_process_with_camera().await?;
     let pid = server.pid();
     let (base, ws) = (server.http_url(), server.ws_url());
-    let mut cfg = publisher_config(&ws, "bench");
-    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
-    let _publisher = TestPublisher::start(cfg);
-    wait_until(Duration::from_secs(10), "camera online", async || {
-        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
-        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
-    })
-    .await?;
     let cpu_over_window = async || -> anyhow::Result<f64> {
         let c0 = process_cpu(pid)?;
         tokio::time::sleep(WINDOW).await;

@@ -225,18 +225,9 @@ fn encode() -> anyhow::Result<()> {
 /// (from /proc) counts only forwarding; one 720p publisher, 50 viewers in this process.
 async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
     const VIEWERS: usize = 50;
-    let server = ServerProcess::start(None, false)?;
-    server.wait_up().await?;
+    let (server, _publisher) = server_process_with_camera().await?;
     let pid = server.pid();
     let (base, ws) = (server.http_url(), server.ws_url());
-    let mut cfg = publisher_config(&ws, "bench");
-    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
-    let _publisher = TestPublisher::start(cfg);
-    wait_until(Duration::from_secs(10), "camera online", async || {
-        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
-        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
-    })
-    .await?;
 
     let mut viewers = Vec::new();
     for _ in 0..VIEWERS {
@@ -275,6 +266,23 @@ async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
         v.close().await;
     }
     Ok(())
+}
+
+/// The server in a process of its own, with a 720p30 test-pattern camera `bench` (2 Mbit/s)
+/// publishing from this process, once the camera is online.
+async fn server_process_with_camera() -> anyhow::Result<(ServerProcess, TestPublisher)> {
+    let server = ServerProcess::start(None, false)?;
+    server.wait_up().await?;
+    let base = server.http_url();
+    let mut cfg = publisher_config(&server.ws_url(), "bench");
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    let publisher = TestPublisher::start(cfg);
+    wait_until(Duration::from_secs(10), "camera online", async || {
+        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
+        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
+    })
+    .await?;
+    Ok((server, publisher))
 }
 
 fn report(what: &str, samples: &mut [f64], target: &str) {
