@@ -335,3 +335,42 @@ async fn tokens_unknown_cameras_and_bad_input_get_clear_errors() {
     v.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mse_viewer_wakes_an_on_demand_camera_and_lets_it_sleep_again() {
+    const CAMERA: &str = "cam-mse-demand";
+    let server = TestServer::start().await.unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    cfg.on_demand = true;
+    cfg.idle_stop = Duration::from_secs(1);
+    let _camera = server.start_publisher(cfg).await.unwrap();
+    server.wait_camera_online(CAMERA, WAIT).await.unwrap();
+    let received = async || -> u64 {
+        let stats = server.stats().await.unwrap();
+        stats["sfu"]["frames_received"].as_u64().unwrap()
+    };
+    let idle = received().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        received().await,
+        idle,
+        "an idle on-demand camera sends nothing"
+    );
+
+    let mut v = MseViewer::connect(&server.http_url(), CAMERA, None)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        assert!(v.next_frame(WAIT).await.unwrap().stamp.is_some());
+    }
+    v.close().await;
+    // Back to sleep once the MSE viewer is gone.
+    sightline_tests::harness::wait_until(WAIT, "the camera idle again", async || {
+        let a = received().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (received().await == a).then_some(())
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
