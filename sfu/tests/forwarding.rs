@@ -168,7 +168,15 @@ async fn several_viewers_of_a_live_camera_all_start_on_a_keyframe() {
     let mut publisher = Client::new().await;
     publisher.connect(&sfu, "cam", true).await;
     let task = spawn_publisher(publisher, 0, requests.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The camera is live (its frames reach the SFU) before anyone watches.
+    let live = async {
+        while sfu.stats().await.frames_received < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), live)
+        .await
+        .expect("the publisher's frames reach the SFU");
 
     let mut viewers = Vec::new();
     for _ in 0..5 {

@@ -86,9 +86,10 @@ async fn a_viewer_joining_mid_stream_sees_a_picture_within_a_second() {
     let mut early = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))
         .await
         .unwrap();
-    early.next_frame(Duration::from_secs(10)).await.unwrap();
-    // Well past the stream's first IDR.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Well past the stream's first IDR: 90 frames (3 s) of its deltas seen by another viewer.
+    for _ in 0..90 {
+        early.next_frame(Duration::from_secs(10)).await.unwrap();
+    }
 
     let mut config = ViewerConfig::new(server.ws_url(), camera);
     // The late viewer never asks for a keyframe itself: the SFU must.
