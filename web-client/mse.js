@@ -78,6 +78,24 @@ function boxes(view, start, end) {
   return out;
 }
 
+/** The media timescale of an init segment's first track (moov/trak/mdia/mdhd), or null. */
+export function readTimescale(buffer) {
+  try {
+    const view = new DataView(buffer);
+    const find = (start, end, type) => boxes(view, start, end).find((b) => b.type === type);
+    const moov = find(0, view.byteLength, 'moov');
+    const trak = moov && find(moov.start, moov.end, 'trak');
+    const mdia = trak && find(trak.start, trak.end, 'mdia');
+    const mdhd = mdia && find(mdia.start, mdia.end, 'mdhd');
+    if (!mdhd) return null;
+    const version = view.getUint8(mdhd.start);
+    // version, flags, then creation and modification times (4 or 8 bytes each).
+    return view.getUint32(mdhd.start + 4 + (version === 1 ? 16 : 8)) || null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * A moof+mdat fragment's `{decodeTime, keyframe}` (decodeTime in timescale units, keyframe
  * true/false/null when not said), or null when it is not one. Never throws.
@@ -205,6 +223,7 @@ export class MsePlayer {
     this.waitKeyframe = true; // until a keyframe after (re)start or a drop
     this.lastDecodeEnd = null; // seconds, for discontinuity detection
     this.offsetS = 0; // timestampOffset we chose
+    this.timescale = 90000; // the server's; the init segment says for sure
 
     // Figures
     this.startedAt = performance.now();
@@ -345,6 +364,7 @@ export class MsePlayer {
       this.haveInit = true;
       // After a new init segment the encoder starts with a keyframe: wait for it.
       this.waitKeyframe = true;
+      this.timescale = readTimescale(data) || 90000;
       this.enqueue({ kind: 'init', data });
       return;
     }
@@ -456,7 +476,7 @@ export class MsePlayer {
    */
   placeFragment(info) {
     if (!info || info.decodeTime == null) return;
-    const t = info.decodeTime / 90000;
+    const t = info.decodeTime / this.timescale;
     if (this.lastDecodeEnd != null) {
       const at = t + this.offsetS;
       if (at < this.lastDecodeEnd - 0.5 || at > this.lastDecodeEnd + 5) {
@@ -579,6 +599,7 @@ export class MsePlayer {
       playbackRate: v.playbackRate,
       codec: this.codec,
       firstFrameMs: this.firstFrameAt == null ? null : Math.round(this.firstFrameAt - this.startedAt),
+      firstFrameSinceLoadMs: this.firstFrameAt == null ? null : Math.round(this.firstFrameAt),
     };
   }
 
