@@ -25,8 +25,13 @@ const CATCHUP_AHEAD_S = 0.2;
 const CATCHUP_RATE = 1.08;
 /** The playhead has not moved for this long with data ahead of it: a stall, jump over it. */
 const STALL_MS = 1000;
-/** Keep this much already-played video; remove the rest (memory stays bounded). */
-const KEEP_BEHIND_S = 2;
+/**
+ * Remove played video once this much of it is buffered (memory stays bounded). Only up to
+ * the keyframe that starts what plays now: removing part of a group of pictures removes the
+ * frames that depend on it too (the MSE coded frame removal algorithm), up to the next
+ * keyframe, which would cut a hole under the playhead. So the buffer holds about one group of
+ * pictures (the publisher's keyframe interval) plus this.
+ */
 const TRIM_EVERY_S = 4;
 /** Appends queued beyond this (a hidden tab, a slow device): drop them, wait for a keyframe. */
 const MAX_QUEUED = 90;
@@ -103,7 +108,8 @@ export function readTimescale(buffer) {
 export function readFragment(buffer) {
   try {
     const view = new DataView(buffer);
-    const moof = boxes(view, 0, view.byteLength).find((b) => b.type === 'moof');
+    const top = boxes(view, 0, view.byteLength);
+    const moof = top.find((b) => b.type === 'moof');
     if (!moof) return null;
     const traf = boxes(view, moof.start, moof.end).find((b) => b.type === 'traf');
     if (!traf) return null;
@@ -136,6 +142,16 @@ export function readFragment(buffer) {
         const f = sampleFlags ?? defaultFlags;
         // sample_is_non_sync_sample (0x10000); sample_depends_on == 2 also marks a sync sample.
         if (f != null) keyframe = (f & 0x10000) === 0 || ((f >>> 24) & 0x3) === 2;
+      }
+    }
+    // Flags not said: look at the H.264 itself (4-byte lengths) for an IDR slice.
+    const mdat = keyframe == null && top.find((b) => b.type === 'mdat');
+    if (mdat) {
+      keyframe = false;
+      for (let p = mdat.start; p + 5 <= mdat.end;) {
+        const len = view.getUint32(p);
+        if ((view.getUint8(p + 4) & 0x1f) === 5) keyframe = true;
+        p += 4 + len;
       }
     }
     return { decodeTime, keyframe };
@@ -222,6 +238,7 @@ export class MsePlayer {
     this.queue = []; // {kind: 'init'|'media'|'remove'|'changeType', ...}
     this.waitKeyframe = true; // until a keyframe after (re)start or a drop
     this.lastDecodeEnd = null; // seconds, for discontinuity detection
+    this.keyframes = []; // buffered keyframes' times (seconds on the media timeline), in order
     this.offsetS = 0; // timestampOffset we chose
     this.timescale = 90000; // the server's; the init segment says for sure
 
@@ -237,7 +254,11 @@ export class MsePlayer {
     this.prevSample = null;
     this.lastTime = -1;
     this.lastMoveAt = performance.now();
-    this.lastTrim = 0;
+    // getVideoPlaybackQuality() counts from 0 again after some operations (WebKitGTK after a
+    // remove()): keep a total that only grows.
+    this.framesBase = 0;
+    this.framesLastRaw = 0;
+    this.framesPresented = null; // counted where requestVideoFrameCallback exists
 
     this.onVideoEvent = () => this.tick();
     for (const ev of ['waiting', 'stalled', 'canplay']) this.video.addEventListener(ev, this.onVideoEvent);
@@ -398,6 +419,7 @@ export class MsePlayer {
     this.sb = null;
     this.lastDecodeEnd = null;
     this.offsetS = 0;
+    this.keyframes = [];
     const v = this.video;
     if (v.srcObject) v.srcObject = null;
     // ManagedMediaSource (iOS) plays only with remote playback off.
@@ -485,16 +507,26 @@ export class MsePlayer {
       }
     }
     this.lastDecodeEnd = t + this.offsetS;
+    if (info.keyframe) this.keyframes.push(this.lastDecodeEnd);
   }
 
   onQuotaExceeded(op) {
     this.quotaErrors++;
     const t = this.video.currentTime;
     const b = this.sb.buffered;
-    if (b.length && b.start(0) < t - 0.2) {
-      // Free what has been played, then try this append again.
-      this.queue.unshift({ kind: 'remove', start: 0, end: t - 0.1 }, op);
+    const k = [...this.keyframes].reverse().find((x) => x <= t);
+    if (b.length && k != null && b.start(0) < k - 0.05) {
+      // Free what has been played (whole groups of pictures), then try this append again.
+      this.queue.unshift({ kind: 'remove', start: 0, end: k }, op);
       this.log('MSE: buffer full; removing played video', 'warn');
+    } else if (op.kind === 'media' && b.length && b.start(0) < t - 0.5) {
+      // No keyframe known to cut at: drop everything up to here and start again at the next.
+      this.queue = this.queue.filter((o) => o.kind !== 'media');
+      this.queue.unshift({ kind: 'remove', start: 0, end: b.end(b.length - 1) + 1 });
+      this.keyframes = [];
+      this.waitKeyframe = true;
+      this.dropped++;
+      this.log('MSE: buffer full; starting over at the next keyframe', 'warn');
     } else {
       // Full of video not yet played: drop, start over at the next keyframe.
       this.dropped++;
@@ -532,20 +564,40 @@ export class MsePlayer {
       if (v.playbackRate !== rate) v.playbackRate = rate;
     }
     if (v.paused && v.readyState >= 2) v.play().catch(() => {});
-    // Drop what has been played, a few seconds at a time.
-    if (t - this.lastTrim > TRIM_EVERY_S && b.start(0) < t - KEEP_BEHIND_S - 1 && !sb.updating) {
-      this.lastTrim = t;
-      this.enqueue({ kind: 'remove', start: 0, end: t - KEEP_BEHIND_S });
-    }
+    this.trim(t);
   }
 
+  /** Remove played video up to the keyframe that starts what plays now. */
+  trim(t) {
+    let k = null;
+    while (this.keyframes.length && this.keyframes[0] <= t) k = this.keyframes.shift();
+    if (k == null) return;
+    this.keyframes.unshift(k); // still the start of what plays
+    const b = this.video.buffered;
+    if (!b.length || k - b.start(0) < TRIM_EVERY_S) return;
+    if (this.queue.some((op) => op.kind === 'remove')) return;
+    this.enqueue({ kind: 'remove', start: 0, end: k });
+  }
+
+  /**
+   * Note the first frame shown; where the browser calls back for every frame shown, count
+   * them and read the decoded-frame counter each time (so a counter reset is never missed).
+   */
   watchFirstFrame() {
     const v = this.video;
     const seen = () => {
       if (this.firstFrameAt == null && !this.closedForGood) this.firstFrameAt = performance.now();
     };
     if (typeof v.requestVideoFrameCallback === 'function') {
-      this.frameCallback = v.requestVideoFrameCallback(seen);
+      this.framesPresented = 0;
+      const each = () => {
+        if (this.closedForGood) return;
+        seen();
+        this.framesPresented++;
+        this.framesDecoded();
+        this.frameCallback = v.requestVideoFrameCallback(each);
+      };
+      this.frameCallback = v.requestVideoFrameCallback(each);
     } else {
       this.onLoaded = seen;
       v.addEventListener('loadeddata', seen, { once: true });
@@ -558,10 +610,14 @@ export class MsePlayer {
     return Math.max(0, Math.round((b.end(b.length - 1) - this.video.currentTime) * 1000));
   }
 
+  /** Frames decoded since this player started (a total that only grows). */
   framesDecoded() {
     const v = this.video;
     if (typeof v.getVideoPlaybackQuality !== 'function') return null;
-    return v.getVideoPlaybackQuality().totalVideoFrames;
+    const raw = v.getVideoPlaybackQuality().totalVideoFrames;
+    if (raw < this.framesLastRaw) this.framesBase += this.framesLastRaw;
+    this.framesLastRaw = raw;
+    return this.framesBase + raw;
   }
 
   sampleStats() {
@@ -588,7 +644,8 @@ export class MsePlayer {
       height: v.videoHeight || null,
       fps: this.figures.fps,
       kbps: this.figures.kbps,
-      framesDecoded: q ? q.totalVideoFrames : null,
+      framesDecoded: this.framesDecoded(),
+      framesPresented: this.framesPresented,
       framesDropped: q ? q.droppedVideoFrames : null,
       bufferedAheadMs: this.bufferedAheadMs(),
       bytesReceived: this.bytesReceived,

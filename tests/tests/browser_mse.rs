@@ -4,7 +4,8 @@
 //!   `?mode`: the page picks MSE by itself, and the <video> really decodes frames.
 //! - Chromium with `?mode=mse` plays over MSE in the same one <video id="video"> WebRTC
 //!   uses; the barcode's glass-to-glass latency and the time to the first frame are printed.
-//! - Chromium without `?mode` still plays over WebRTC (and does not fall back).
+//! - Chromium without `?mode` still plays over WebRTC (and does not fall back); Chromium
+//!   whose WebRTC cannot connect falls back to MSE after 8 s by itself.
 //! - A `control` token over MSE: the control panel changes the resolution, and the MSE
 //!   player follows the new init segment without a reload.
 //!
@@ -59,6 +60,17 @@ fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublis
     TestPublisher::start(config)
 }
 
+/// Count the frames the page's <video> shows, with requestVideoFrameCallback: WebKitGTK's
+/// getVideoPlaybackQuality() starts counting again after a SourceBuffer remove(), so its
+/// counter alone cannot prove frames keep coming. Installed once per page.
+const COUNT_FRAMES: &str = r#"
+    const v = document.getElementById('video');
+    if (!v || window.__shown !== undefined) return;
+    window.__shown = 0;
+    const each = () => { window.__shown++; v.requestVideoFrameCallback(each); };
+    v.requestVideoFrameCallback(each);
+"#;
+
 /// The page's <video> and what the page says about its path.
 const PAGE_STATE: &str = r#"
     const videos = document.querySelectorAll('video');
@@ -69,7 +81,8 @@ const PAGE_STATE: &str = r#"
     for (let i = 0; v && i < v.buffered.length; i++) bufferedS += v.buffered.end(i) - v.buffered.start(i);
     return {
       videos: videos.length, sameElement: videos[0] === v,
-      frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
+      frames: window.__shown ?? null, decoded: q ? q.totalVideoFrames : null,
+      dropped: q ? q.droppedVideoFrames : null,
       width: v ? v.videoWidth : null, height: v ? v.videoHeight : null,
       paused: v ? v.paused : null, time: v ? v.currentTime : null,
       src: v ? v.currentSrc || v.src : null, srcObject: v ? !!v.srcObject : null,
@@ -85,14 +98,17 @@ fn page_state(b: &Browser) -> anyhow::Result<Value> {
     b.execute(PAGE_STATE, &[])
 }
 
-/// Wait until the <video> has decoded MIN_FRAMES frames at `width`×`height`, then check for
-/// 3 s that the counter keeps rising and the video is not paused.
+/// Wait until the <video> has shown MIN_FRAMES frames (counted from now) at
+/// `width`×`height`, then check for 3 s that the count keeps rising and the video is not
+/// paused.
 fn assert_playing(b: &Browser, width: u64, height: u64) -> anyhow::Result<Value> {
+    b.execute(COUNT_FRAMES, &[])?;
+    let from = page_state(b)?["frames"].as_u64().unwrap_or(0);
     b.wait_for(
         &format!(
             "const v = document.getElementById('video');
              return v.videoWidth === {width} && v.videoHeight === {height}
-                 && v.getVideoPlaybackQuality().totalVideoFrames >= {MIN_FRAMES};"
+                 && window.__shown >= {from} + {MIN_FRAMES};"
         ),
         TIMEOUT,
     )
@@ -364,6 +380,55 @@ async fn chromium_without_mode_still_plays_over_webrtc() -> anyhow::Result<()> {
         ensure!(
             s["path"] == "webrtc" && s["fellBack"] == false && s["mseState"].is_null(),
             "fell back although WebRTC played: {s}"
+        );
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}
+
+/// (e) Chromium whose WebRTC cannot connect (the SFU only on loopback, which Chromium never
+/// uses for ICE): no frame within 8 s, so the page falls back to MSE by itself and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_falls_back_to_mse_when_webrtc_shows_nothing() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("chromium_falls_back_to_mse_when_webrtc_shows_nothing") else {
+        return Ok(());
+    };
+    let _one = serial().await;
+    let mut config = harness::loopback_server_config();
+    config.http_addr = SocketAddr::new(ip, 0);
+    config.sfu.bind_ips = vec![harness::LOOPBACK];
+    let server = TestServer::start_with(config).await?;
+    let cam = publish(&server, "cam", 640, 360);
+    let url = format!("{}/", server.http_url());
+    let browser = chromium().await?;
+    let result = on_page(&browser, "mse-fallback-failure.png", move |b| {
+        b.goto(&url)?;
+        b.wait_for(
+            "return window.sightline && window.sightline.path === 'webrtc';",
+            TIMEOUT,
+        )
+        .context("the page did not try WebRTC first")?;
+        b.wait_for(
+            "return window.sightline.path === 'mse' && window.sightline.fellBack;",
+            TIMEOUT,
+        )
+        .context("no fallback to MSE")?;
+        assert_mse_path(b)?;
+        assert_playing(b, 640, 360)?;
+        let log = b.execute("return window.sightline.log.join('\\n');", &[])?;
+        ensure!(
+            log.as_str().is_some_and(
+                |l| l.contains("switching to MSE") && l.contains("over MSE (WebRTC fallback)")
+            ),
+            "the activity log does not tell of the fallback: {log}"
+        );
+        let s = page_state(b)?;
+        ensure!(
+            s["pcState"].is_null(),
+            "the peer connection is still there: {s}"
         );
         Ok(())
     })
