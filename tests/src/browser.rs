@@ -350,6 +350,20 @@ impl Browser {
         Ok(())
     }
 
+    /// Run `source` in every new document before its own scripts (Chromium only, through
+    /// DevTools): to give a page a broken or missing browser feature.
+    pub fn add_init_script(&self, source: &str) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": source },
+            })),
+        )?;
+        Ok(())
+    }
+
     /// PNG of the viewport.
     pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
         let v = self.command("GET", "/screenshot", None)?;

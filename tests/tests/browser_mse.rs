@@ -389,22 +389,33 @@ async fn chromium_without_mode_still_plays_over_webrtc() -> anyhow::Result<()> {
     result
 }
 
-/// (e) Chromium whose WebRTC cannot connect (the SFU only on loopback, which Chromium never
-/// uses for ICE): no frame within 8 s, so the page falls back to MSE by itself and says so.
+/// A peer connection that never learns the SFU's address (no candidates in the answer, none
+/// trickled): it never connects, as on a network that blocks UDP.
+const NO_REMOTE_CANDIDATES: &str = r#"
+    const Real = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Real {
+      setRemoteDescription(d) {
+        const sdp = d.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate')).join('\r\n');
+        return super.setRemoteDescription({ type: d.type, sdp });
+      }
+      addIceCandidate() { return Promise.resolve(); }
+    };
+"#;
+
+/// (e) Chromium whose WebRTC cannot connect: no frame within 8 s, so the page falls back to
+/// MSE by itself and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_falls_back_to_mse_when_webrtc_shows_nothing() -> anyhow::Result<()> {
     let Some(ip) = netns_or_skip("chromium_falls_back_to_mse_when_webrtc_shows_nothing") else {
         return Ok(());
     };
     let _one = serial().await;
-    let mut config = harness::loopback_server_config();
-    config.http_addr = SocketAddr::new(ip, 0);
-    config.sfu.bind_ips = vec![harness::LOOPBACK];
-    let server = TestServer::start_with(config).await?;
+    let server = start_server(ip, false).await?;
     let cam = publish(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = chromium().await?;
     let result = on_page(&browser, "mse-fallback-failure.png", move |b| {
+        b.add_init_script(NO_REMOTE_CANDIDATES)?;
         b.goto(&url)?;
         b.wait_for(
             "return window.sightline && window.sightline.path === 'webrtc';",
