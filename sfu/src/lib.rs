@@ -13,6 +13,11 @@
 //! [`SfuHandle::control`] takes one command from outside WebRTC (a REST door) down the same
 //! path, under a ticket id that names the caller to the publisher, and waits for its answer.
 //!
+//! [`SfuHandle::watch`] adds a viewer outside WebRTC (the server's MSE door): a [`Watch`]
+//! that receives the camera's access units whole (from a keyframe on, never decoded) and
+//! the same control messages a data channel carries, through a bounded queue. A watcher too
+//! slow to keep up loses frames up to the next keyframe; nobody else waits for it.
+//!
 //! # Shape
 //!
 //! ```text
@@ -41,5 +46,7 @@ mod types;
 
 pub use crate::core::RateLimit;
 pub use config::SfuConfig;
-pub use driver::{Sfu, SfuHandle};
-pub use types::{PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, ViewerAccess};
+pub use driver::{Sfu, SfuHandle, Watch};
+pub use types::{
+    PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, ViewerAccess, WatchFrame, WatchMessage,
+};

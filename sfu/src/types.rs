@@ -61,6 +61,9 @@ pub struct SfuStats {
     pub keyframe_requests_sent: u64,
     /// Keyframe requests from viewers (PLI/FIR) received, before coalescing.
     pub keyframe_requests_received: u64,
+    /// Frames a watcher (an MSE viewer) could not take because its queue was full; it then
+    /// waits for the next keyframe.
+    pub watcher_frames_dropped: u64,
 }
 
 /// Something the SFU tells signaling without being asked.
@@ -84,4 +87,30 @@ pub enum SfuError {
     Stopped,
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// One camera frame for a watcher (see [`crate::SfuHandle::watch`]).
+#[derive(Debug, Clone)]
+pub struct WatchFrame {
+    /// One H.264 access unit, Annex-B, as the publisher sent it (shared by every watcher).
+    pub data: std::sync::Arc<[u8]>,
+    /// An IDR: decoding may start here.
+    pub keyframe: bool,
+    /// On the camera's timeline, 90 kHz: continuous across publisher changes, as viewers'
+    /// RTP time is.
+    pub rtp_time: u32,
+    /// When its packets reached the SFU.
+    pub received: std::time::Instant,
+}
+
+/// What a watcher receives.
+#[derive(Debug, Clone)]
+pub enum WatchMessage {
+    /// The next frame. The first one, and the first after frames were lost (the watcher's
+    /// queue was full), is a keyframe.
+    Frame(WatchFrame),
+    /// A control message, exactly as a viewer's `control` data channel carries it
+    /// (`welcome` first, then the camera's capabilities and state, answers to this
+    /// watcher's commands, the publisher's broadcasts).
+    Control(std::sync::Arc<str>),
 }

@@ -8,4 +8,5 @@
 //! scopes) and hands media to `sightline-sfu`.
 
 pub mod auth;
+pub mod mse;
 pub mod server;

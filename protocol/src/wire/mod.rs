@@ -22,12 +22,14 @@
 mod camera;
 mod client;
 mod error;
+mod mse;
 mod server;
 
 pub use crate::ids::{validate_camera_id, MAX_CAMERA_ID_LEN};
 pub use camera::{CameraInfo, CameraState, SourceState, SourceStatus};
 pub use client::{parse_client_message, ClientMessage};
 pub use error::{ErrorCode, WireError};
+pub use mse::MseInit;
 pub use server::{parse_server_message, ServerMessage};
 
 /// Largest signaling message the server reads. An SDP offer from a browser is 3–6 KiB; 64 KiB

@@ -91,7 +91,7 @@ impl Core {
         }
     }
 
-    fn carry_out(&mut self, out: Vec<Outgoing>) {
+    pub(super) fn carry_out(&mut self, out: Vec<Outgoing>) {
         for o in out {
             match o {
                 Outgoing::Send { to, text } => {
@@ -116,6 +116,10 @@ impl Core {
     /// Write one text message on a peer's control channel. A full SCTP buffer drops the
     /// message (a viewer that does not read its channel must not grow our memory).
     fn write_control(&mut self, to: PeerId, text: &str) {
+        if self.is_watcher(to) {
+            self.watcher_control(to, text);
+            return;
+        }
         let Some(peer) = self.peers.get_mut(to) else {
             return;
         };

@@ -24,7 +24,13 @@ impl Core {
         if let Some(feed) = feed {
             let time = data.time.rebase(Frequency::NINETY_KHZ).numer() as u32;
             let frame = feed.packetize(time, data.network_time, &data.data);
+            // Watchers share one copy of the access unit.
+            let mut shared = None;
             for &(viewer, _) in &targets {
+                if self.is_watcher(viewer) {
+                    self.watcher_frame(viewer, &data, frame.rtp_time, &mut shared);
+                    continue;
+                }
                 let Some(peer) = self.peers.get_mut(viewer) else {
                     continue;
                 };

@@ -11,8 +11,9 @@
 //!   [`Core::forget_control`] when its caller stops waiting);
 //! * out: [`Core::transmits`] (datagrams to send, queued in one reused buffer),
 //!   [`Core::poll_event`] ([`SfuEvent`]s), [`Core::poll_api_reply`] (an API caller's
-//!   answer, by ticket) and [`Core::poll_timeout`] (when to call [`Core::handle_timeout`]
-//!   next).
+//!   answer, by ticket), [`Core::poll_watch`] (frames and control text for watchers, the
+//!   viewers outside WebRTC) and [`Core::poll_timeout`] (when to call
+//!   [`Core::handle_timeout`] next).
 //!
 //! After each call on an `Rtc` its output is drained until `Timeout` ([`Core::drain`]):
 //! transmits are queued, the few events we care about are queued and handled once no `Rtc`
@@ -20,12 +21,12 @@
 //! control messages are relayed (`control`). Every input ends settled.
 //!
 //! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
-//! `forward` (frame fan-out), `control` (data-channel and API glue to the relay), `timers`
+//! `forward` (frame fan-out), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
 //! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
 //! to which camera, read by its `routing` for media and its `control_relay` for control),
 //! `keyframe`, `feed`, `rate_limit`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ use str0m::media::Mid;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
 
-use crate::{PeerId, SfuEvent, SfuStats};
+use crate::{PeerId, SfuEvent, SfuStats, WatchMessage};
 use membership::control_relay::Clock;
 use membership::{Membership, Role};
 use peers::PeerTable;
@@ -55,6 +56,7 @@ mod tests;
 mod timers;
 mod transmit;
 mod viewer_tx;
+mod watch;
 
 pub use rate_limit::RateLimit;
 pub(crate) use transmit::{Queued, Transmits};
@@ -96,6 +98,9 @@ pub(crate) struct Core {
     events: VecDeque<SfuEvent>,
     /// Answers to API callers' control commands, by ticket.
     api_replies: VecDeque<(PeerId, String)>,
+    /// Viewers without an `Rtc` (see `watch`), and what is queued for them.
+    watchers: HashSet<PeerId>,
+    watch_out: VecDeque<(PeerId, WatchMessage)>,
     /// The time of the latest input.
     now: Instant,
     /// An instant and the Unix time (ms) it corresponds to: control replies' timestamps.
@@ -126,6 +131,8 @@ impl Core {
             dead: Vec::new(),
             events: VecDeque::new(),
             api_replies: VecDeque::new(),
+            watchers: HashSet::new(),
+            watch_out: VecDeque::new(),
             now,
             epoch: (now, unix_ms),
         }

@@ -404,3 +404,79 @@ fn api_refusals_come_back_at_once() {
     let (_, pid) = net.join(true, None);
     assert!(pid > ticket);
 }
+
+/// What the core queued for watchers, drained.
+fn watched(net: &mut Net) -> Vec<(PeerId, crate::WatchMessage)> {
+    std::iter::from_fn(|| net.core.poll_watch()).collect()
+}
+
+#[test]
+fn a_watcher_is_welcomed_gets_frames_from_a_keyframe_and_commands_reach_the_publisher() {
+    let (mut net, p, _, _, _) = live(Some(ViewerAccess::Control));
+    let now = net.now;
+    let w = net.core.watch(now, "cam", ViewerAccess::ViewOnly);
+    let got = watched(&mut net);
+    let crate::WatchMessage::Control(welcome) = &got[0].1 else {
+        panic!("welcome first: {got:?}");
+    };
+    assert!(welcome.contains("\"welcome\"") && welcome.contains("\"may_control\":false"));
+    assert_eq!(net.core.stats().viewers, 2, "a watcher counts as a viewer");
+
+    net.write_frame(p, 1, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    net.write_frame(p, 2, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    net.write_frame(p, 3, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames: Vec<_> = watched(&mut net)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            crate::WatchMessage::Frame(f) if to == w => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        frames.len(),
+        2,
+        "the delta before the keyframe is held back"
+    );
+    assert!(frames[0].keyframe && contains(&frames[0].data, b"00000002"));
+    assert!(!frames[1].keyframe && contains(&frames[1].data, b"00000003"));
+    assert_eq!(frames[1].rtp_time.wrapping_sub(frames[0].rtp_time), 3000);
+
+    // It lost a frame: nothing more until the next keyframe.
+    net.core.watcher_lagged(w);
+    net.write_frame(p, 4, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    net.write_frame(p, 5, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames: Vec<_> = watched(&mut net)
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            crate::WatchMessage::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].keyframe && contains(&frames[0].data, b"00000005"));
+
+    let now = net.now;
+    net.core
+        .watcher_command(now, w, r#"{"v":1,"type":"get_status","request_id":"w1"}"#);
+    net.run(Duration::from_millis(5), Duration::from_millis(50));
+    let got = net.remotes[p].channel_texts();
+    let last: serde_json::Value = serde_json::from_str(got.last().unwrap()).unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["from"].as_str()),
+        (Some("get_status"), Some(w.to_string().as_str()))
+    );
+
+    net.core.unwatch(w);
+    assert_eq!(net.core.stats().viewers, 1);
+    net.write_frame(p, 6, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    assert!(
+        watched(&mut net).is_empty(),
+        "nothing for a watcher that left"
+    );
+}

@@ -1,8 +1,8 @@
 //! Requests from [`crate::SfuHandle`] to the driver loop, each with its reply channel.
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::{PeerAnswer, PeerId, SfuError, SfuStats, ViewerAccess};
+use crate::{PeerAnswer, PeerId, SfuError, SfuStats, ViewerAccess, WatchMessage};
 
 pub(crate) enum Command {
     Publish {
@@ -41,6 +41,20 @@ pub(crate) enum Command {
     /// The caller behind the ticket stopped waiting (timed out).
     ForgetControl {
         ticket: PeerId,
+    },
+    /// A new watcher: its messages go to `messages`, its id to `reply`.
+    Watch {
+        camera: String,
+        access: ViewerAccess,
+        messages: mpsc::Sender<WatchMessage>,
+        reply: oneshot::Sender<PeerId>,
+    },
+    WatcherControl {
+        watcher: PeerId,
+        text: String,
+    },
+    Unwatch {
+        watcher: PeerId,
     },
     /// Close every peer, stop the loop; the reply comes once the sockets are closed.
     Shutdown {

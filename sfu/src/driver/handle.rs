@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::command::Command;
 use super::sockets::Sockets;
+use super::watch::{Watch, WATCH_QUEUE};
 use crate::core::{Core, CoreConfig};
 use crate::{PeerAnswer, PeerId, SfuConfig, SfuError, SfuEvent, SfuStats, ViewerAccess};
 
@@ -175,6 +176,22 @@ impl SfuHandle {
                 Ok(None)
             }
         }
+    }
+
+    /// Watch `camera_id` (live or not yet) from outside WebRTC, with `access` on control:
+    /// see [`Watch`]. The watcher counts as a viewer (stats, keyframe requests) and is
+    /// welcomed on control like a data channel.
+    pub async fn watch(&self, camera_id: &str, access: ViewerAccess) -> Result<Watch, SfuError> {
+        let (messages, rx) = mpsc::channel(WATCH_QUEUE);
+        let id = self
+            .ask(|reply| Command::Watch {
+                camera: camera_id.to_owned(),
+                access,
+                messages,
+                reply,
+            })
+            .await?;
+        Ok(Watch::new(id, rx, self.commands.clone()))
     }
 
     pub fn events(&self) -> broadcast::Receiver<SfuEvent> {

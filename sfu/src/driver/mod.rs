@@ -4,16 +4,17 @@
 //! (`send_batch`: `sendmmsg` with GSO), the command channel from [`SfuHandle`]s and the
 //! event broadcast. Its loop only moves things between them and the core: datagrams and
 //! commands in, then the core's transmits out to the sockets, its events out to
-//! subscribers and its answers to API callers' control commands out to whoever waits on
-//! each ticket, and sleep until the next datagram, command or core deadline.
+//! subscribers, its answers to API callers' control commands out to whoever waits on
+//! each ticket and watchers' frames to their queues, and sleep until the next datagram, command or core deadline.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::core::Core;
-use crate::{PeerId, SfuEvent};
+use crate::{PeerId, SfuEvent, WatchMessage};
 use command::Command;
 use send_batch::SendBatch;
 use sockets::{Recv, Sockets};
@@ -22,8 +23,10 @@ mod command;
 mod handle;
 mod send_batch;
 mod sockets;
+mod watch;
 
 pub use handle::{Sfu, SfuHandle};
+pub use watch::Watch;
 
 /// Upper bound on one wait, so a far-away core deadline never parks the loop for long.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
@@ -38,6 +41,9 @@ const MAX_BURST: usize = 64;
 /// next command's sweep, so it holds no more than the callers still waiting.
 type Waiting = HashMap<PeerId, oneshot::Sender<String>>;
 
+/// Each watcher's queue, by id.
+type Watchers = HashMap<PeerId, mpsc::Sender<WatchMessage>>;
+
 /// Runs until every [`SfuHandle`] is dropped or one asks for shutdown.
 async fn run(
     mut core: Core,
@@ -49,12 +55,14 @@ async fn run(
     let mut batch = SendBatch::default();
     let mut stopped_by = None;
     let mut waiting = Waiting::new();
+    let mut watchers = Watchers::new();
     loop {
         let now = Instant::now();
         core.handle_timeout(now);
         publish_events(&mut core, &events);
         // Whatever the last turn answered (a command refused at once, a publisher's reply).
         deliver_replies(&mut core, &mut waiting);
+        deliver_watched(&mut core, &mut watchers);
         // Everything this turn produced leaves in as few syscalls as possible, and before
         // the loop waits.
         batch.flush(core.transmits(), sockets.senders());
@@ -68,7 +76,7 @@ async fn run(
                     stopped_by = Some(reply);
                     break;
                 }
-                Some(cmd) => execute(&mut core, cmd, &events, &mut waiting),
+                Some(cmd) => execute(&mut core, cmd, &events, &mut waiting, &mut watchers),
                 None => break,
             },
             res = sockets.recv(&mut buf) => {
@@ -111,6 +119,7 @@ fn execute(
     cmd: Command,
     events: &broadcast::Sender<SfuEvent>,
     waiting: &mut Waiting,
+    watchers: &mut Watchers,
 ) {
     let now = Instant::now();
     match cmd {
@@ -178,6 +187,24 @@ fn execute(
             waiting.remove(&ticket);
             core.forget_control(ticket);
         }
+        Command::Watch {
+            camera,
+            access,
+            messages,
+            reply,
+        } => {
+            let id = core.watch(now, &camera, access);
+            if reply.send(id).is_ok() {
+                watchers.insert(id, messages);
+            } else {
+                core.unwatch(id);
+            }
+        }
+        Command::WatcherControl { watcher, text } => core.watcher_command(now, watcher, &text),
+        Command::Unwatch { watcher } => {
+            watchers.remove(&watcher);
+            core.unwatch(watcher);
+        }
         // The loop itself takes shutdown; it never gets here.
         Command::Shutdown { reply } => {
             let _ = reply.send(());
@@ -195,6 +222,30 @@ fn deliver_replies(core: &mut Core, waiting: &mut Waiting) {
                 }
             }
             None => tracing::debug!(%ticket, "control answer for a forgotten ticket dropped"),
+        }
+    }
+}
+
+/// Frames and control messages to watchers, without waiting: a full queue loses the frame
+/// (the watcher then restarts at a keyframe), a closed one ends the watcher.
+fn deliver_watched(core: &mut Core, watchers: &mut Watchers) {
+    while let Some((id, message)) = core.poll_watch() {
+        let Some(queue) = watchers.get(&id) else {
+            continue;
+        };
+        match queue.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(WatchMessage::Frame(_))) => {
+                tracing::debug!(watcher = %id, "watcher too slow; frames dropped up to a keyframe");
+                core.watcher_lagged(id);
+            }
+            Err(TrySendError::Full(WatchMessage::Control(_))) => {
+                tracing::warn!(watcher = %id, "watcher queue full; control message dropped");
+            }
+            Err(TrySendError::Closed(_)) => {
+                watchers.remove(&id);
+                core.unwatch(id);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod api;
 mod http_auth;
+mod mse;
 pub mod registry;
 mod session;
 pub mod tls;
@@ -90,8 +91,19 @@ pub(crate) struct AppState {
     open_sessions: AtomicUsize,
 }
 
+impl AppState {
+    /// Tell every session (the camera's publisher listens) that `camera_id`'s viewer count
+    /// changed.
+    fn viewers_changed(&self, camera_id: &str) {
+        let viewers = self.registry.lock().unwrap().viewer_count(camera_id);
+        // Nobody listening is fine.
+        let _ = self.demand.send((camera_id.to_owned(), viewers));
+    }
+}
+
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
-/// (`[CameraInfo]`), `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `/` (web client).
+/// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
+/// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `/` (web client).
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Serving HTTPS/WSS.
@@ -174,6 +186,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/api/cameras", get(api::cameras))
         .route("/api/cameras/{id}/control", post(api::control))
         .route("/api/cameras/{id}/status", get(api::status))
+        .route("/api/cameras/{id}/mse", get(mse::mse))
         .route("/api/stats", get(api::stats));
     if let Some(root) = &config.web_root {
         if !root.join("index.html").is_file() {
@@ -198,6 +211,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let mut loopback_addr = None;
     match tls.clone() {
         None => {
+            let listener = listener.tap_io(tune_socket);
             let serving = axum::serve(listener, app).with_graceful_shutdown(stopped(&state));
             serve_tasks.push(spawn_serving("HTTP", serving));
         }
@@ -206,6 +220,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             if config.plain_loopback {
                 let plain = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
                 loopback_addr = Some(plain.local_addr()?);
+                let plain = plain.tap_io(tune_socket);
                 let serving =
                     axum::serve(plain, app.clone()).with_graceful_shutdown(stopped(&state));
                 serve_tasks.push(spawn_serving("loopback HTTP", serving));
@@ -240,6 +255,20 @@ where
             tracing::error!(error = %e, "{what} server failed");
         }
     })
+}
+
+/// Most a connection's kernel send buffer holds (Linux doubles it for bookkeeping).
+/// Without a cap it grows to megabytes, and a slow MSE viewer's socket would hold seconds of
+/// video that arrive late rather than being dropped at the watcher's queue. 256 KiB is
+/// still over a second of a 1080p stream, far beyond any round trip's worth of data.
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// Every accepted connection: no Nagle (signaling is small messages each waiting for an
+/// answer; with Nagle and delayed ACKs each exchange waits tens of milliseconds) and a
+/// bounded send buffer.
+pub(crate) fn tune_socket(stream: &mut tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&*stream).set_send_buffer_size(SEND_BUFFER);
 }
 
 /// The address a local client uses for a listening address (`0.0.0.0` → `127.0.0.1`).

@@ -409,9 +409,7 @@ impl Session {
 
     /// Tell every session (its publisher listens) that `camera_id`'s viewer count changed.
     fn viewers_changed(&self, camera_id: &str) {
-        let viewers = self.state.registry.lock().unwrap().viewer_count(camera_id);
-        // Nobody listening is fine.
-        let _ = self.state.demand.send((camera_id.to_owned(), viewers));
+        self.state.viewers_changed(camera_id);
     }
 
     /// Whether this session is shown a camera event (only cameras its grant covers).

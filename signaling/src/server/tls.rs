@@ -169,7 +169,7 @@ async fn accept_loop(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let (stream, remote) = tokio::select! {
+        let (mut stream, remote) = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -181,9 +181,7 @@ async fn accept_loop(
             },
             _ = ready.closed() => return,
         };
-        // Signaling is small messages each waiting for an answer: without this, Nagle and
-        // delayed ACKs add tens of milliseconds to every exchange.
-        let _ = stream.set_nodelay(true);
+        super::tune_socket(&mut stream);
         let acceptor = tls.acceptor();
         let ready = ready.clone();
         tokio::spawn(async move {

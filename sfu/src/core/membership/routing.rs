@@ -43,10 +43,21 @@ impl Membership {
             Role::Viewer => {
                 if let Some(v) = cam.viewers.iter_mut().find(|v| v.peer == peer) {
                     v.connected = true;
-                    v.waiting_keyframe = true;
-                    cam.gate.want();
                 }
+                self.restart_at_keyframe(peer);
             }
+        }
+    }
+
+    /// A connected viewer gets nothing more until the next keyframe, asked for now: it is
+    /// new, or it lost frames it cannot do without.
+    pub(crate) fn restart_at_keyframe(&mut self, viewer: PeerId) {
+        let Some((cam, Role::Viewer)) = self.camera_of(viewer) else {
+            return;
+        };
+        if let Some(v) = cam.viewer_mut(viewer).filter(|v| v.connected) {
+            v.waiting_keyframe = true;
+            cam.gate.want();
         }
     }
 
