@@ -142,6 +142,12 @@ fn assert_mse_path(b: &Browser) -> anyhow::Result<Value> {
         TIMEOUT,
     )
     .context("the page never chose MSE")?;
+    // The MediaSource is attached when the server's first init segment comes.
+    b.wait_for(
+        "return document.getElementById('video').currentSrc.startsWith('blob:');",
+        TIMEOUT,
+    )
+    .context("no MediaSource on the <video>")?;
     let s = page_state(b)?;
     ensure!(
         s["shownPath"] == "mse",
