@@ -8,6 +8,7 @@
 //!   whose WebRTC cannot connect falls back to MSE after 8 s by itself.
 //! - A `control` token over MSE: the control panel changes the resolution, and the MSE
 //!   player follows the new init segment without a reload.
+//! - The camera goes away and comes back: MSE video resumes by itself.
 //!
 //! Needs Debian's `chromium` + `chromium-driver`, `webkit2gtk-driver` + `xvfb` and GStreamer's
 //! H.264 decoder (`scripts/setup --test`), inside the test network namespace (Chromium's
@@ -550,6 +551,63 @@ async fn control_panel_works_over_mse_with_a_control_token() -> anyhow::Result<(
         let mark = b.execute("return window.__noReload;", &[])?;
         ensure!(mark == 42, "the page reloaded");
         b.save_screenshot("mse-control.png")?;
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}
+
+/// (f) Over MSE the camera goes away and comes back (a new publisher: new encoder, new
+/// timestamps): the page's MSE player reconnects or carries on by itself, and new frames
+/// play in the same <video> without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mse_video_comes_back_after_the_camera_restarts() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("mse_video_comes_back_after_the_camera_restarts") else {
+        return Ok(());
+    };
+    let _one = serial().await;
+    let server = start_server(ip, false).await?;
+    let cam = publish(&server, "cam", 640, 360);
+    let url = format!("{}/?mode=mse", server.http_url());
+    let browser = chromium().await?;
+    on_page(&browser, "mse-restart-start-failure.png", move |b| {
+        b.goto(&url)?;
+        assert_mse_path(b)?;
+        assert_playing(b, 640, 360)?;
+        b.execute("window.__noReload = 42;", &[])?;
+        Ok(())
+    })
+    .await?;
+    cam.stop().await;
+    server
+        .wait_camera_offline("cam", harness::CAMERA_ONLINE_TIMEOUT)
+        .await?;
+    let stalled = on_page(&browser, "mse-restart-gone-failure.png", |b| {
+        std::thread::sleep(Duration::from_secs(2));
+        let a = page_state(b)?["frames"].as_u64().unwrap_or(0);
+        std::thread::sleep(Duration::from_secs(1));
+        let z = page_state(b)?["frames"].as_u64().unwrap_or(0);
+        ensure!(
+            a == z,
+            "frames kept coming with the camera gone ({a} → {z})"
+        );
+        Ok(z)
+    })
+    .await?;
+    let cam = publish(&server, "cam", 640, 360);
+    let result = on_page(&browser, "mse-restart-back-failure.png", move |b| {
+        b.wait_for(
+            &format!("return window.__shown > {stalled} + {MIN_FRAMES};"),
+            TIMEOUT,
+        )
+        .context("no new frames over MSE after the camera came back")?;
+        assert_playing(b, 640, 360)?;
+        let s = page_state(b)?;
+        ensure!(s["path"] == "mse", "{s}");
+        let mark = b.execute("return window.__noReload;", &[])?;
+        ensure!(mark == 42, "the page reloaded");
         Ok(())
     })
     .await;
