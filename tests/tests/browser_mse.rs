@@ -207,6 +207,21 @@ async fn webkit() -> anyhow::Result<Arc<Browser>> {
     ))
 }
 
+/// The page's raw barcode latency readings over the next `secs` seconds: (p50, p95, count).
+fn latency_over(b: &Browser, secs: u64) -> anyhow::Result<(f64, f64, usize)> {
+    let before = b.execute("return window.sightline.latencyReadings.length;", &[])?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let readings = b.execute("return window.sightline.latencyReadings;", &[])?;
+    let start = before.as_u64().unwrap_or(0) as usize;
+    let mut ms: Vec<f64> = readings
+        .as_array()
+        .map(|a| a.iter().skip(start).filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    ensure!(!ms.is_empty(), "no latency readings in {secs} s");
+    ms.sort_by(f64::total_cmp);
+    Ok((percentile(&ms, 0.5), percentile(&ms, 0.95), ms.len()))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -265,7 +280,14 @@ async fn webkit_plays_the_camera_through_the_mse_fallback() -> anyhow::Result<()
             "the activity log does not say why MSE: {log}"
         );
         b.save_screenshot("mse-webkit.png")?;
-        eprintln!("WebKitGTK over MSE: {s}");
+        b.wait_for("return window.sightline.stats.barcodeSeen;", TIMEOUT)
+            .context("no barcode read off the MSE video in WebKitGTK")?;
+        let (p50, p95, n) = latency_over(b, 5)?;
+        eprintln!(
+            "MSE in WebKitGTK (Xvfb, software): glass-to-glass p50 {p50:.0} ms, p95 {p95:.0} ms \
+             ({n} readings); first frame {} ms after opening the MSE socket; {s}",
+            s["stats"]["firstFrameMs"]
+        );
         Ok(())
     })
     .await;
@@ -381,8 +403,12 @@ async fn chromium_without_mode_still_plays_over_webrtc() -> anyhow::Result<()> {
             s["path"] == "webrtc" && s["shownPath"] == "webrtc" && s["srcObject"] == true,
             "not WebRTC: {s}"
         );
-        // Past the fallback deadline: still WebRTC.
-        std::thread::sleep(Duration::from_secs(9));
+        // Past the fallback deadline: still WebRTC. (The WebRTC latency meanwhile, to compare.)
+        b.wait_for("return window.sightline.stats.barcodeSeen;", TIMEOUT)?;
+        let (p50, p95, n) = latency_over(b, 9)?;
+        eprintln!(
+            "WebRTC in Chromium: glass-to-glass p50 {p50:.0} ms, p95 {p95:.0} ms ({n} readings)"
+        );
         let s = page_state(b)?;
         ensure!(
             s["path"] == "webrtc" && s["fellBack"] == false && s["mseState"].is_null(),
