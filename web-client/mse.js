@@ -21,7 +21,7 @@ const TARGET_AHEAD_S = 0.1;
 /** Further behind than this: jump to the live edge. */
 const JUMP_AHEAD_S = 0.5;
 /** Behind by more than this (but less than a jump): catch up at CATCHUP_RATE. */
-const CATCHUP_AHEAD_S = 0.2;
+const CATCHUP_AHEAD_S = 0.15;
 const CATCHUP_RATE = 1.08;
 /** The playhead has not moved for this long with data ahead of it: a stall, jump over it. */
 const STALL_MS = 1000;
