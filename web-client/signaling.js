@@ -21,6 +21,7 @@ export const Client = Object.freeze({
 /** `type` values of the messages the server sends (wire/server.rs `ServerMessage`; not the publisher-only `registered`, `demand`). */
 export const ServerType = Object.freeze({
   hello: 'hello',
+  iceServers: 'ice_servers',
   cameras: 'cameras',
   subscribed: 'subscribed',
   answer: 'answer',

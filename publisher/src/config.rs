@@ -47,6 +47,9 @@ pub struct PublisherConfig {
     pub on_demand: bool,
     /// On demand: how long after the last viewer left to stop.
     pub idle_stop: Duration,
+    /// Send media only through the TURN servers the server names (a network that allows
+    /// nothing else, or a check that TURN works).
+    pub relay_only: bool,
 }
 
 impl PublisherConfig {
@@ -70,6 +73,7 @@ impl PublisherConfig {
             state_dir: None,
             on_demand: false,
             idle_stop: Duration::from_secs(10),
+            relay_only: false,
         }
     }
 
@@ -108,6 +112,7 @@ impl fmt::Debug for PublisherConfig {
             state_dir,
             on_demand,
             idle_stop,
+            relay_only,
         } = self;
         f.debug_struct("PublisherConfig")
             .field("server", server)
@@ -126,6 +131,7 @@ impl fmt::Debug for PublisherConfig {
             .field("state_dir", state_dir)
             .field("on_demand", on_demand)
             .field("idle_stop", idle_stop)
+            .field("relay_only", relay_only)
             .finish()
     }
 }

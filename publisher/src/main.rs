@@ -101,6 +101,10 @@ struct Args {
     /// With --on-demand: seconds to keep streaming after the last viewer left.
     #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
     idle_stop: u64,
+    /// Send media only through the TURN servers the server hands out (`sightline
+    /// --turn-url`): for networks that allow nothing else, or to check TURN works.
+    #[arg(long)]
+    relay_only: bool,
     /// Print every V4L2 camera with its formats (for --source v4l2:...) and exit.
     #[arg(long)]
     list_cameras: bool,
@@ -149,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
     }
     config.on_demand = args.on_demand;
     config.idle_stop = Duration::from_secs(args.idle_stop);
+    config.relay_only = args.relay_only;
     tokio::select! {
         r = sightline_publisher::run(config) => r,
         _ = tokio::signal::ctrl_c() => {

@@ -133,6 +133,7 @@ async fn serve(
     ws.send(send(ServerMessage::Hello {
         session_id: 1,
         server_version: "stand-in".into(),
+        ice_servers: vec![],
     }))
     .await?;
     let (ev_tx, mut events) = mpsc::unbounded_channel();

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::SfuConfig;
 use sightline_signaling::auth::{parse_ttl, AuthMode, Role, Scope, TokenKeys};
+use sightline_signaling::ice::IceConfig;
 use sightline_signaling::server::tls::TlsFiles;
 use sightline_signaling::server::{self, ServerConfig};
 
@@ -63,6 +64,26 @@ struct Args {
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
+
+    /// A TURN server clients may relay through, e.g. `turn:turn.example.org:3478?transport=udp`,
+    /// `turn:…:3478?transport=tcp`, `turns:…:5349?transport=tcp`; repeat for several. Each
+    /// session gets credentials of its own, minted with --turn-secret-file (see turn-config/).
+    #[arg(long = "turn-url", env = "SIGHTLINE_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+
+    /// File holding coturn's `static-auth-secret` (its `use-auth-secret` mode), which TURN
+    /// credentials are signed with.
+    #[arg(long, env = "SIGHTLINE_TURN_SECRET_FILE")]
+    turn_secret_file: Option<PathBuf>,
+
+    /// How long TURN credentials last; sessions get fresh ones halfway through.
+    #[arg(long, env = "SIGHTLINE_TURN_TTL", default_value = "1h", value_parser = parse_ttl)]
+    turn_ttl: Duration,
+
+    /// A STUN server clients use to learn their public address, e.g.
+    /// `stun:turn.example.org:3478`; repeat for several.
+    #[arg(long = "stun-url", env = "SIGHTLINE_STUN_URLS", value_delimiter = ',')]
+    stun_urls: Vec<String>,
 
     /// UDP port for all WebRTC media (every publisher and viewer shares it).
     #[arg(long, env = "SIGHTLINE_UDP_PORT", default_value_t = 8090)]
@@ -155,6 +176,30 @@ fn auth_mode(args: &Args) -> anyhow::Result<AuthMode> {
     Ok(AuthMode::LoopbackOnly)
 }
 
+/// STUN and TURN for clients, with the TURN secret read from its file.
+fn ice_config(args: &Args) -> anyhow::Result<IceConfig> {
+    let turn_secret = match &args.turn_secret_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading --turn-secret-file {}", file.display()))?;
+            let secret = text.trim();
+            if secret.is_empty() {
+                anyhow::bail!("--turn-secret-file {} is empty", file.display());
+            }
+            Some(secret.as_bytes().to_vec())
+        }
+        None => None,
+    };
+    let ice = IceConfig {
+        stun_urls: args.stun_urls.clone(),
+        turn_urls: args.turn_urls.clone(),
+        turn_secret,
+        turn_ttl: args.turn_ttl,
+    };
+    ice.validate().map_err(anyhow::Error::msg)?;
+    Ok(ice)
+}
+
 /// The built-in camera's token: it lives as long as the process.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
@@ -170,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         return print_token(token);
     }
     let auth = auth_mode(&args)?;
+    let ice = ice_config(&args)?;
 
     let web_root = match args.web_root {
         Some(dir) => Some(dir),
@@ -201,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
             .zip(args.tls_key)
             .map(|(cert, key)| TlsFiles { cert, key }),
         cors_origins: args.cors_origins,
+        ice,
         plain_loopback: args.demo,
     };
     let server = server::start(config).await.context("starting the server")?;

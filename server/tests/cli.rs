@@ -115,6 +115,56 @@ fn a_public_address_without_authentication_is_refused() {
 }
 
 #[test]
+fn bad_turn_options_are_explained_before_anything_starts() {
+    let dir = std::env::temp_dir().join(format!("sightline-cli-turn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.secret");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let good = dir.join("good.secret");
+    std::fs::write(&good, "a-turn-secret-of-some-length\n").unwrap();
+    let good = good.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--turn-url", "turn:t.example:3478"],
+            "--turn-secret-file",
+        ),
+        (
+            vec!["--turn-url", "http://t.example", "--turn-secret-file", good],
+            "turn: or turns:",
+        ),
+        (vec!["--stun-url", "turn:t.example"], "stun:"),
+        (
+            vec![
+                "--turn-url",
+                "turn:t.example:3478",
+                "--turn-secret-file",
+                empty,
+            ],
+            "is empty",
+        ),
+        (
+            vec![
+                "--turn-url",
+                "turn:t.example:3478",
+                "--turn-secret-file",
+                "/no/such/file",
+            ],
+            "--turn-secret-file",
+        ),
+        (vec!["--turn-ttl", "soon"], "--turn-ttl"),
+    ] {
+        let mut all = vec!["--http", "127.0.0.1:0", "--udp-port", "0"];
+        all.extend(args.iter().copied());
+        let out = sightline(&all).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn token_prints_a_token_alone_and_refuses_bad_input() {
     let secret = TempPath::file("secret", SECRET).unwrap();
     let file = secret.path().to_str().unwrap();

@@ -8,5 +8,6 @@
 //! scopes) and hands media to `sightline-sfu`.
 
 pub mod auth;
+pub mod ice;
 pub mod mse;
 pub mod server;

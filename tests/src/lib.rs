@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod control_client;
+pub mod coturn;
 pub mod decode;
 pub mod esp32_device;
 pub mod harness;

@@ -12,7 +12,9 @@
 //! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
 //! Server → publisher: demand {viewers} after `registered` and whenever its camera's viewer
 //!             count changes (an on-demand publisher starts and stops capturing by it)
-//! Everyone:   camera_online / camera_offline / source_state events, error {code, message}
+//! Everyone:   camera_online / camera_offline / source_state events, error {code, message};
+//!             the ICE servers to use in `hello`, and fresh TURN credentials in `ice_servers`
+//!             before the old ones expire
 //!
 //! The types, by concept: [`ClientMessage`] (what clients send, and the checks every field
 //! gets), [`ServerMessage`] (what the server sends), [`CameraInfo`] and the camera's and its
@@ -22,6 +24,7 @@
 mod camera;
 mod client;
 mod error;
+mod ice;
 mod mse;
 mod server;
 
@@ -29,6 +32,7 @@ pub use crate::ids::{validate_camera_id, MAX_CAMERA_ID_LEN};
 pub use camera::{CameraInfo, CameraState, SourceState, SourceStatus};
 pub use client::{parse_client_message, ClientMessage};
 pub use error::{ErrorCode, WireError};
+pub use ice::IceServer;
 pub use mse::MseInit;
 pub use server::{parse_server_message, ServerMessage};
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CameraInfo, ErrorCode, SourceState, WireError};
+use super::{CameraInfo, ErrorCode, IceServer, SourceState, WireError};
 
 /// Messages the server sends to a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,7 +12,14 @@ pub enum ServerMessage {
     Hello {
         session_id: u64,
         server_version: String,
+        /// STUN and TURN servers for this session's peer connections (none: the SFU's own
+        /// address is enough).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
+    /// Fresh TURN credentials, sent before the ones in `hello` (or the last of these)
+    /// expire. New peer connections and ICE restarts use them.
+    IceServers { ice_servers: Vec<IceServer> },
     /// The publisher's camera is registered; it may now send its offer.
     Registered { camera_id: String },
     /// Answer to [`ClientMessage::List`](super::ClientMessage::List).
@@ -65,6 +72,7 @@ impl ServerMessage {
     /// Every message `type` the server sends (a test checks it against the variants).
     pub const TYPES: &'static [&'static str] = &[
         "hello",
+        "ice_servers",
         "registered",
         "cameras",
         "subscribed",
@@ -111,6 +119,14 @@ mod tests {
             ServerMessage::Hello {
                 session_id: 1,
                 server_version: "0".into(),
+                ice_servers: vec![],
+            },
+            ServerMessage::IceServers {
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:t.example:3478?transport=udp".into()],
+                    username: Some("1700000000:alice".into()),
+                    credential: Some("c2VjcmV0".into()),
+                }],
             },
             ServerMessage::Registered {
                 camera_id: "c".into(),
@@ -148,6 +164,7 @@ mod tests {
         // Adding a variant breaks this match: add it to `one_of_each` and to TYPES.
         let type_of = |m: &ServerMessage| match m {
             ServerMessage::Hello { .. }
+            | ServerMessage::IceServers { .. }
             | ServerMessage::Registered { .. }
             | ServerMessage::Cameras { .. }
             | ServerMessage::Subscribed { .. }

@@ -232,7 +232,15 @@ impl<'a> Session<'a> {
         let (step, next) = signaling::on_message(self.phase, msg);
         self.phase = next;
         match step {
-            Step::Register => {
+            Step::Register(ice_servers) => {
+                if !ice_servers.is_empty() {
+                    peer::use_ice_servers(
+                        self.peer.pc.as_ref(),
+                        &ice_servers,
+                        self.config.relay_only,
+                    )
+                    .await?;
+                }
                 let register = self.station.register_message(self.config);
                 websocket::send(&mut self.ws, &register).await?;
             }
@@ -257,6 +265,9 @@ impl<'a> Session<'a> {
                 self.follow(switched).await?;
             }
             Step::Fail(reason) => return Err(anyhow!(reason)),
+            Step::IceServers(_) => {
+                debug!("fresh TURN credentials: the next connection gets its own in `hello`")
+            }
             Step::Note(note) => warn!("{note}"),
             Step::Ignore => {}
         }

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use sightline_protocol::wire::ClientMessage;
+use sightline_protocol::wire::{ClientMessage, IceServer};
 use tokio::sync::mpsc;
 use tracing::warn;
 use webrtc::data_channel::DataChannel;
@@ -25,8 +25,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -89,6 +90,30 @@ pub fn h264_codec() -> RTCRtpCodec {
             parameter: "fir".into(),
         }],
     }
+}
+
+/// Gather candidates through these STUN/TURN servers (from the server's `hello`); with
+/// `relay_only`, only through TURN. Called before the offer, so gathering uses them.
+pub async fn use_ice_servers(
+    pc: &dyn PeerConnection,
+    servers: &[IceServer],
+    relay_only: bool,
+) -> anyhow::Result<()> {
+    let servers = servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut config = RTCConfigurationBuilder::new().with_ice_servers(servers);
+    if relay_only {
+        config = config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+    }
+    pc.set_configuration(config.build())
+        .await
+        .context("the server's ICE servers")
 }
 
 /// Build a peer connection with a sendonly H.264 track. `bind_ips` are the local addresses

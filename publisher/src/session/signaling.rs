@@ -3,7 +3,7 @@
 //! ([`super`]) feeds it messages and carries out the [`Step`]s it returns; the messages the
 //! publisher reports its source with are built here too.
 
-use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState};
+use sightline_protocol::wire::{ClientMessage, IceServer, ServerMessage, SourceState};
 
 use crate::source::supervisor::SourceReport;
 
@@ -23,8 +23,12 @@ pub enum Phase {
 /// What the session loop should do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// Send `register` and move to [`Phase::AwaitRegistered`].
-    Register,
+    /// Use these ICE servers (the server's `hello`; may be empty), send `register` and move
+    /// to [`Phase::AwaitRegistered`].
+    Register(Vec<IceServer>),
+    /// Fresh TURN credentials; this connection is up already, the next one gets its own in
+    /// its `hello`.
+    IceServers(Vec<IceServer>),
     /// Create the offer, send it, move to [`Phase::AwaitAnswer`].
     Offer,
     /// Apply this SDP answer, add any buffered candidates, move to [`Phase::Live`].
@@ -53,7 +57,10 @@ pub struct Candidate {
 pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
     use Phase::*;
     match (phase, msg) {
-        (AwaitHello, ServerMessage::Hello { .. }) => (Step::Register, AwaitRegistered),
+        (AwaitHello, ServerMessage::Hello { ice_servers, .. }) => {
+            (Step::Register(ice_servers), AwaitRegistered)
+        }
+        (_, ServerMessage::IceServers { ice_servers }) => (Step::IceServers(ice_servers), phase),
         (AwaitRegistered, ServerMessage::Registered { .. }) => (Step::Offer, AwaitAnswer),
         (AwaitAnswer, ServerMessage::Answer { sdp }) => (Step::ApplyAnswer(sdp), Live),
         (
@@ -143,6 +150,14 @@ mod tests {
         }
     }
 
+    fn turn() -> IceServer {
+        IceServer {
+            urls: vec!["turn:10.0.0.9:3478?transport=udp".into()],
+            username: Some("1:pub".into()),
+            credential: Some("c2VjcmV0".into()),
+        }
+    }
+
     fn cand(c: &str) -> ServerMessage {
         ServerMessage::Candidate {
             candidate: c.into(),
@@ -158,9 +173,17 @@ mod tests {
             ServerMessage::Hello {
                 session_id: 1,
                 server_version: "x".into(),
+                ice_servers: vec![turn()],
             },
         );
-        assert_eq!((s, p), (Step::Register, Phase::AwaitRegistered));
+        assert_eq!(
+            (s, p),
+            (Step::Register(vec![turn()]), Phase::AwaitRegistered)
+        );
+        let fresh = ServerMessage::IceServers {
+            ice_servers: vec![turn()],
+        };
+        assert_eq!(on_message(p, fresh), (Step::IceServers(vec![turn()]), p));
         let (s, p) = on_message(
             p,
             ServerMessage::Registered {

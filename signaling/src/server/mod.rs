@@ -31,6 +31,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 use crate::auth::{Auth, AuthMode};
+use crate::ice::{IceConfig, DEFAULT_TURN_TTL};
 use registry::{Registry, SessionId};
 use sightline_protocol::wire::ServerMessage;
 use tls::TlsFiles;
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Origins allowed to call the API from their pages (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// STUN/TURN servers handed to every client (none by default).
+    pub ice: IceConfig,
     /// With TLS, also serve plain HTTP on a loopback port of its own, for clients in this
     /// process (the demo camera) that would otherwise have to check our certificate under a
     /// name that does not point here. Access rules are the same.
@@ -66,6 +69,10 @@ impl ServerConfig {
             auth: AuthMode::LoopbackOnly,
             tls: None,
             cors_origins: Vec::new(),
+            ice: IceConfig {
+                turn_ttl: DEFAULT_TURN_TTL,
+                ..Default::default()
+            },
             plain_loopback: false,
         }
     }
@@ -75,6 +82,7 @@ pub(crate) struct AppState {
     registry: Mutex<Registry>,
     sfu: SfuHandle,
     auth: Auth,
+    ice: IceConfig,
     /// Camera online/offline, to every session.
     events: broadcast::Sender<ServerMessage>,
     /// A camera's viewer count changed: `(camera id, viewers)`. Every session hears it; the
@@ -92,6 +100,11 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// The ICE servers for a session now.
+    fn ice_servers(&self, subject: &str) -> Vec<sightline_protocol::wire::IceServer> {
+        self.ice.servers_for(subject, std::time::SystemTime::now())
+    }
+
     /// Tell every session (the camera's publisher listens) that `camera_id`'s viewer count
     /// changed.
     fn viewers_changed(&self, camera_id: &str) {
@@ -153,6 +166,7 @@ impl RunningServer {
 
 /// Bind HTTP and UDP, start the SFU and serve in the background.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    config.ice.validate().map_err(anyhow::Error::msg)?;
     let sfu = Sfu::start(config.sfu.clone())
         .await
         .context("starting the SFU (UDP media port)")?;
@@ -172,6 +186,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         registry: Mutex::new(Registry::default()),
         sfu: sfu.clone(),
         auth: Auth::new(config.auth.clone()),
+        ice: config.ice.clone(),
         events: broadcast::channel(256).0,
         demand: broadcast::channel(256).0,
         evictions: broadcast::channel(64).0,

@@ -90,10 +90,24 @@ impl Session {
         let hello = ServerMessage::Hello {
             session_id: self.id,
             server_version: env!("CARGO_PKG_VERSION").to_string(),
+            ice_servers: self.state.ice_servers(&self.ice_subject()),
         };
+        // Fresh TURN credentials before the old ones expire (never, without TURN).
+        let refresh = self.state.ice.refresh_every();
+        let mut ice_refresh =
+            tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+        let turn = self.state.ice.expires();
         if send(&mut socket, &hello).await.is_ok() {
             loop {
                 tokio::select! {
+                    _ = ice_refresh.tick(), if turn => {
+                        let fresh = ServerMessage::IceServers {
+                            ice_servers: self.state.ice_servers(&self.ice_subject()),
+                        };
+                        if send(&mut socket, &fresh).await.is_err() {
+                            break;
+                        }
+                    }
                     incoming = socket.recv() => {
                         let Some(Ok(msg)) = incoming else { break };
                         let replies = match msg {
@@ -410,6 +424,13 @@ impl Session {
     /// Tell every session (its publisher listens) that `camera_id`'s viewer count changed.
     fn viewers_changed(&self, camera_id: &str) {
         self.state.viewers_changed(camera_id);
+    }
+
+    /// Who TURN credentials name: the token's subject, else this session.
+    fn ice_subject(&self) -> String {
+        self.grant
+            .subject()
+            .map_or_else(|| format!("session-{}", self.id), str::to_owned)
     }
 
     /// Whether this session is shown a camera event (only cameras its grant covers).

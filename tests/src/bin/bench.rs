@@ -13,7 +13,8 @@
 //! idle on-demand publisher CPU, see `control_bench.rs`), `restart` (server killed and started
 //! again: time until viewers see video, see `restart_bench.rs`), `auth` (token check per connect,
 //! TLS handshakes per second, glass-to-glass and first frame over ws:// and wss:// with
-//! tokens, see `auth_bench.rs`). Run it inside a private network
+//! tokens, see `auth_bench.rs`), `mse` (glass-to-glass and first frame through the MSE door,
+//! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`). Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../auth_bench.rs"]
@@ -24,6 +25,8 @@ mod control_bench;
 mod image_bench;
 #[path = "../mjpeg_bench.rs"]
 mod mjpeg_bench;
+#[path = "../mse_bench.rs"]
+mod mse_bench;
 #[path = "../restart_bench.rs"]
 mod restart_bench;
 #[path = "../rtsp_bench.rs"]
@@ -49,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -82,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("auth") {
         auth_bench::run().await?;
+    }
+    if wants("mse") {
+        mse_bench::run().await?;
     }
     Ok(())
 }
@@ -219,18 +225,9 @@ fn encode() -> anyhow::Result<()> {
 /// (from /proc) counts only forwarding; one 720p publisher, 50 viewers in this process.
 async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
     const VIEWERS: usize = 50;
-    let server = ServerProcess::start(None, false)?;
-    server.wait_up().await?;
+    let (server, _publisher) = server_process_with_camera().await?;
     let pid = server.pid();
     let (base, ws) = (server.http_url(), server.ws_url());
-    let mut cfg = publisher_config(&ws, "bench");
-    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
-    let _publisher = TestPublisher::start(cfg);
-    wait_until(Duration::from_secs(10), "camera online", async || {
-        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
-        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
-    })
-    .await?;
 
     let mut viewers = Vec::new();
     for _ in 0..VIEWERS {
@@ -269,6 +266,23 @@ async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
         v.close().await;
     }
     Ok(())
+}
+
+/// The server in a process of its own, with a 720p30 test-pattern camera `bench` (2 Mbit/s)
+/// publishing from this process, once the camera is online.
+async fn server_process_with_camera() -> anyhow::Result<(ServerProcess, TestPublisher)> {
+    let server = ServerProcess::start(None, false)?;
+    server.wait_up().await?;
+    let base = server.http_url();
+    let mut cfg = publisher_config(&server.ws_url(), "bench");
+    (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
+    let publisher = TestPublisher::start(cfg);
+    wait_until(Duration::from_secs(10), "camera online", async || {
+        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
+        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
+    })
+    .await?;
+    Ok((server, publisher))
 }
 
 fn report(what: &str, samples: &mut [f64], target: &str) {
