@@ -3,12 +3,19 @@
 // Flow (see protocol/src/wire/): WS open → list → cameras → subscribe → subscribed →
 // offer → answer, candidates both ways. A later subscribe replaces the earlier peer
 // connection. After a WebSocket drop or a dead peer connection we subscribe again by ourselves.
+//
+// Two paths to the same <video>: WebRTC (player.js) where the browser has RTCPeerConnection,
+// else the MSE fallback (mse.js: fragmented MP4 over a WebSocket of its own). WebRTC that has
+// decoded no frame FALLBACK_MS after subscribing (UDP blocked, a WebView without codecs)
+// gives way to MSE for the rest of the page's life. `?mode=mse` forces MSE, `?mode=webrtc`
+// forbids the fallback. The signaling socket stays for the camera list either way.
 
 import { Client, ServerType, Signaling, SourceState, defaultUrl, describeSource } from './signaling.js';
 import { Player } from './player.js';
 import { StatsPoller, emptyStats } from './stats.js';
 import { ControlRoom } from './controlroom.js';
 import { LatencyProbe, emptyLatency } from './latency.js';
+import { MsePlayer, mseSupported, mseUrl } from './mse.js';
 
 // No STUN/TURN by default: the SFU advertises an address viewers can reach.
 const ICE_SERVERS = [];
@@ -16,6 +23,10 @@ const LOG_LIMIT = 200;
 const RESUBSCRIBE_DELAY_MS = 1000;
 // The server pushes no viewer-count changes; ask for the list now and then.
 const LIST_REFRESH_MS = 10000;
+// WebRTC that has decoded no frame this long after subscribing gives way to MSE.
+const FALLBACK_MS = 8000;
+const MODE = new URLSearchParams(location.search).get('mode'); // 'mse' | 'webrtc' | null
+const HAS_WEBRTC = typeof window.RTCPeerConnection === 'function';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -40,8 +51,14 @@ const state = {
   stats: emptyStats(),
   log: [], // {time, level, text}, newest last
   refused: null, // why the server refused our token (we stop reconnecting then)
+  // Which path plays: 'webrtc' | 'mse' (null before the first camera). Once WebRTC has
+  // fallen back to MSE, every later camera plays over MSE too.
+  path: null,
+  fellBack: false,
 };
-let player = null;
+let player = null; // WebRTC Player
+let mse = null; // MsePlayer
+let fallbackTimer = null;
 let poller = null;
 let retryTimer = null;
 
@@ -65,9 +82,12 @@ function onWsState(ws, retryMs) {
     log('connected to server');
     signaling.send(Client.list());
   } else if (ws === 'closed') {
-    // The server drops our peer connection with the session; start over on reconnect.
-    if (player || state.pending) log('media stopped: server connection lost', 'warn');
-    stopPlayer();
+    // The server drops our peer connection with the session; start over on reconnect. The
+    // MSE player has a socket of its own and reconnects by itself.
+    if (player || state.pending) {
+      log('media stopped: server connection lost', 'warn');
+      stopPlayer();
+    }
     state.pending = null;
     log(`server connection closed; retrying in ${(retryMs / 1000).toFixed(1)} s`, 'warn');
   }
@@ -81,7 +101,7 @@ function onMessage(msg) {
       break;
     case ServerType.cameras:
       state.cameras = msg.cameras;
-      if (!player && !state.pending) autoSubscribe();
+      if (!player && !mse && !state.pending) autoSubscribe();
       break;
     case ServerType.subscribed:
       upsertCamera(msg.camera);
@@ -109,7 +129,7 @@ function onMessage(msg) {
       upsertCamera(msg.camera);
       log(`camera ${msg.camera.name || msg.camera.id} online`);
       // Nothing playing (yet): take this camera unless we wait for another one that is live.
-      if (!player && !state.pending && !isOnline(state.cameraId, msg.camera.id)) {
+      if (!player && !mse && !state.pending && !isOnline(state.cameraId, msg.camera.id)) {
         subscribe(msg.camera.id);
       }
       break;
@@ -217,14 +237,35 @@ function subscribe(cameraId) {
   clearTimeout(retryTimer);
   stopPlayer();
   state.cameraId = cameraId;
+  if (choosePath() === 'mse') {
+    // The MSE socket is the subscription; signaling only keeps the camera list.
+    state.pending = null;
+    startMse(cameraId);
+    render();
+    return;
+  }
   if (!signaling.send(Client.subscribe(cameraId))) return; // resubscribed on reconnect
   state.pending = cameraId;
   render();
 }
 
+/** The path for the next camera: 'mse' or 'webrtc'. */
+function choosePath() {
+  if (MODE === 'mse') return 'mse';
+  if (MODE === 'webrtc') return 'webrtc';
+  if (!HAS_WEBRTC || state.fellBack) return 'mse';
+  return 'webrtc';
+}
+
 // ---- media ----------------------------------------------------------------------------------
 
 async function startPlayer() {
+  if (!HAS_WEBRTC) {
+    log('this browser has no WebRTC (RTCPeerConnection) and ?mode=webrtc forbids the MSE fallback', 'error');
+    return;
+  }
+  state.path = 'webrtc';
+  armFallback();
   const p = new Player({
     video: ui.video,
     iceServers: ICE_SERVERS,
@@ -275,16 +316,103 @@ function onPcState(p) {
 }
 
 function stopPlayer() {
+  clearTimeout(fallbackTimer);
+  fallbackTimer = null;
   room.detach();
   if (probe) probe.stop();
   probe = null;
   latency = emptyLatency();
   if (poller) poller.stop();
   if (player) player.close();
+  if (mse) mse.close();
   poller = null;
   player = null;
+  mse = null;
   lastPcState = null;
   state.stats = emptyStats();
+}
+
+// ---- the MSE fallback ---------------------------------------------------------------------
+
+/** Has the WebRTC path shown a decoded frame? */
+function webrtcDecoded() {
+  return (state.stats.framesDecoded ?? 0) > 0 || (!!ui.video.srcObject && ui.video.readyState >= 2);
+}
+
+/** Fall back to MSE if WebRTC decodes nothing within FALLBACK_MS (unless ?mode=webrtc). */
+function armFallback() {
+  clearTimeout(fallbackTimer);
+  if (MODE === 'webrtc') return;
+  fallbackTimer = setTimeout(() => {
+    fallbackTimer = null;
+    if (!player || webrtcDecoded()) return;
+    const cam = currentCamera();
+    const source = cam && describeSource(cam.source_state);
+    // No video because the camera has none: MSE would not help. Look again later.
+    if (!cam || cam.state !== 'online' || (source && source.state !== SourceState.live)) {
+      armFallback();
+      return;
+    }
+    if (!mseSupported()) {
+      log(`no video over WebRTC after ${FALLBACK_MS / 1000} s, and this browser has no MSE to fall back to`, 'warn');
+      return;
+    }
+    log(`no video over WebRTC after ${FALLBACK_MS / 1000} s (pc ${player.connectionState}); switching to MSE`, 'warn');
+    state.fellBack = true;
+    subscribe(state.cameraId);
+  }, FALLBACK_MS);
+}
+
+function startMse(cameraId) {
+  if (!mseSupported()) {
+    log('this browser can play neither WebRTC nor MSE (H.264 in MP4)', 'error');
+    state.path = null;
+    return;
+  }
+  state.path = 'mse';
+  const why = MODE === 'mse' ? ' (?mode=mse)' : state.fellBack ? ' (WebRTC fallback)' : ' (no WebRTC in this browser)';
+  log(`playing ${cameraId} over MSE${why}`);
+  const m = new MsePlayer({
+    video: ui.video,
+    url: mseUrl(cameraId),
+    log,
+    onStateChange: (s) => {
+      if (m !== mse) return;
+      if (s === 'open') log('MSE connected');
+      render();
+    },
+    // Camera control rides on the MSE socket: the same messages as the data channel.
+    onControlChannel: (channel) => {
+      if (m === mse) room.attachChannel(channel, { pauseAllowed: false });
+    },
+    onRefused: (e) => {
+      if (m !== mse) return;
+      if (e.code === 'unauthorized') state.refused = e.message;
+      render();
+    },
+  });
+  mse = m;
+  probe = new LatencyProbe(ui.video, (f) => {
+    latency = f;
+    renderStats();
+  });
+  poller = {
+    timer: setInterval(() => {
+      if (m !== mse) return;
+      state.stats = { ...emptyStats(), ...m.stats() };
+      renderStats();
+    }, 1000),
+    stop() {
+      clearInterval(this.timer);
+    },
+  };
+}
+
+/** The media badge's state: the peer connection's, or the MSE socket's. */
+function mediaState() {
+  if (mse) return mse.connectionState === 'open' ? 'connected' : mse.connectionState;
+  if (player) return player.connectionState;
+  return state.pending ? 'subscribing' : 'idle';
 }
 
 // ---- rendering -------------------------------------------------------------------------------
@@ -309,9 +437,9 @@ function currentCamera() {
 function render() {
   ui.wsState.dataset.state = state.ws;
   ui.wsState.textContent = `server: ${state.ws}`;
-  const pcs = player ? player.connectionState : state.pending ? 'subscribing' : 'idle';
+  const pcs = mediaState();
   ui.pcState.dataset.state = pcs;
-  ui.pcState.textContent = `media: ${pcs}`;
+  ui.pcState.textContent = state.path === 'mse' ? `media (MSE): ${pcs}` : `media: ${pcs}`;
 
   const cam = currentCamera();
   ui.cameraName.textContent = cam ? cam.name || cam.id : state.cameraId || 'No camera';
@@ -403,7 +531,11 @@ function renderStats() {
   show('kbps', dash(s.kbps, ' kbps'));
   show('packetsLost', dash(s.packetsLost));
   show('jitter', dash(s.jitterMs, ' ms'));
-  show('ice', player ? player.iceState : '–');
+  show('ice', player ? player.iceState : mse ? 'n/a (MSE)' : '–');
+  show('path', state.path ? state.path : '–');
+  show('buffer', dash(s.bufferedAheadMs, ' ms'));
+  show('frames', dash(s.framesDecoded));
+  show('bytes', s.bytesReceived == null ? '–' : formatBytes(s.bytesReceived));
   show('packets', s.packetsReceived == null ? '–' : `${s.packetsReceived} rx`);
   show('rtt', dash(s.rttMs, ' ms'));
   show('decode', dash(s.decodeMs, ' ms'));
@@ -411,12 +543,18 @@ function renderStats() {
   show('latency', dash(latency.latencyMs, ' ms'));
 }
 
+function formatBytes(n) {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)} kB`;
+  return `${n} B`;
+}
+
 ui.cameras.addEventListener('click', (ev) => {
   const b = ev.target.closest('button[data-id]');
   if (!b) return;
   const id = b.dataset.id;
   // Clicking the camera already playing does nothing; anything else (re)subscribes.
-  if (id === state.cameraId && (player || state.pending)) return;
+  if (id === state.cameraId && (player || mse || state.pending)) return;
   log(`switching to ${id}`);
   subscribe(id);
 });
@@ -440,13 +578,24 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     elapsed_ms); paused (this viewer's pause); pending (commands unanswered); staged
 //     (edited settings awaiting Apply); errors {field: message shown}; unavailable (why
 //     the SFU cannot reach the camera's control, or null); note (the panel's note).
+//   path: which path plays, 'webrtc' | 'mse' (null before a camera); mode: the ?mode= asked
+//     for; fellBack: WebRTC gave way to MSE. On MSE, stats also has bufferedAheadMs,
+//     bytesReceived, fragments, fragmentsDropped, liveJumps, quotaErrors, playbackRate,
+//     codec, firstFrameMs (from opening the MSE socket to the first frame shown).
+//   latencyReadings: every raw barcode latency reading (ms) of this camera, oldest first.
 window.sightline = Object.freeze({
+  get path() { return state.path; },
+  get mode() { return MODE; },
+  get fellBack() { return state.fellBack; },
+  get hasWebRTC() { return HAS_WEBRTC; },
+  get latencyReadings() { return probe ? [...probe.readings] : []; },
   get cameraId() { return state.cameraId; },
   get wsState() { return state.ws; },
   get pcState() { return player ? player.connectionState : null; },
+  get mseState() { return mse ? mse.connectionState : null; },
   get iceState() { return player ? player.iceState : null; },
   get cameras() { return state.cameras.map((c) => ({ ...c })); },
-  get stats() { return { ...state.stats, ...latency }; },
+  get stats() { return { ...state.stats, ...latency, path: state.path }; },
   get control() { return room.snapshot(); },
   get log() { return state.log.map((e) => `${e.time.toISOString()} ${e.level} ${e.text}`); },
 });

@@ -18,7 +18,8 @@
 // before the first broadcast.
 //
 // The channel must exist before the offer is made, so the SFU's answer carries an
-// m=application section: call attach(pc) right after creating the peer connection.
+// m=application section: call attach(pc) right after creating the peer connection. On the
+// MSE fallback the same messages travel on its WebSocket: attachChannel(socketChannel).
 
 export const CONTROL_VERSION = 1;
 export const CONTROL_LABEL = 'control';
@@ -290,10 +291,18 @@ export class ControlClient {
 
   /** Open the control channel on `pc`. Call before pc.createOffer(). */
   attach(pc) {
+    this.attachChannel(pc.createDataChannel(CONTROL_LABEL, { ordered: true }));
+  }
+
+  /**
+   * Use `dc` as the control channel: an RTCDataChannel, or anything that looks like one
+   * (readyState, send, close, onopen/onclose/onmessage), e.g. the MSE socket's
+   * SocketChannel (mse.js).
+   */
+  attachChannel(dc) {
     this.detach();
-    const dc = pc.createDataChannel(CONTROL_LABEL, { ordered: true });
     this.dc = dc;
-    this.setChannel('connecting');
+    this.setChannel(dc.readyState === 'open' ? 'open' : 'connecting');
     dc.onopen = () => {
       if (this.dc === dc) this.setChannel('open');
     };

@@ -53,6 +53,7 @@ export class ControlRoom {
     this.log = log;
     this.onChange = onChange;
     this.paused = false;
+    this.pauseAllowed = true; // false on the MSE socket: pause/resume are data-channel-only
     this.cameraOnline = true;
     this.unavailable = null; // why control is unavailable (the SFU said so)
     this.live = {}; // live edits waiting for the debounce
@@ -134,7 +135,8 @@ export class ControlRoom {
     this.root.dataset.channel = c.channel;
     this.root.dataset.mayControl = String(c.mayControl);
     this.note.textContent = this.noteText();
-    this.pauseButton.disabled = !open;
+    this.pauseButton.disabled = !open || !this.pauseAllowed;
+    this.pauseButton.hidden = !this.pauseAllowed;
     this.pauseButton.textContent = this.paused ? 'Play' : 'Pause';
     this.pauseButton.setAttribute('aria-pressed', String(this.paused));
     for (const b of this.actionButtons) b.disabled = !control || !!this.unavailable;
@@ -167,7 +169,8 @@ export class ControlRoom {
     if (c.channel === 'closed') return 'Control connects with the video.';
     if (c.channel === 'connecting' || !c.welcome) return 'Opening the control channel…';
     if (!c.mayControl) {
-      return 'View only: you may watch, pause and resume, but not change the camera. ' +
+      const may = this.pauseAllowed ? 'watch, pause and resume' : 'watch';
+      return `View only: you may ${may}, but not change the camera. ` +
         'Open this page with ?key=… to control it.';
     }
     if (!this.cameraOnline) return 'Camera offline.';
@@ -180,8 +183,19 @@ export class ControlRoom {
 
   /** A new peer connection: open its control channel (before the offer is made). */
   attach(pc) {
+    this.pauseAllowed = true;
     this.reset();
     this.client.attach(pc);
+  }
+
+  /**
+   * A control channel that is not a peer connection's (the MSE socket, mse.js): the same
+   * messages, but pause/resume are the SFU's per-peer commands and do not exist there.
+   */
+  attachChannel(channel, { pauseAllowed = false } = {}) {
+    this.pauseAllowed = pauseAllowed;
+    this.reset();
+    this.client.attachChannel(channel);
   }
 
   detach() {
@@ -317,6 +331,7 @@ export class ControlRoom {
   // ---- commands ------------------------------------------------------------------------------
 
   async togglePause() {
+    if (!this.pauseAllowed) return;
     const command = this.paused ? 'resume' : 'pause';
     this.pauseButton.disabled = true;
     const r = await this.client.request(command);
@@ -436,6 +451,7 @@ export class ControlRoom {
         : null,
       lastResponse: c.lastResponse ? JSON.parse(JSON.stringify(c.lastResponse)) : null,
       paused: this.paused,
+      pauseAllowed: this.pauseAllowed,
       pending: c.pendingCount,
       staged: Object.keys(this.staged),
       errors: this.panel.errors,

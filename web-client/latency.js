@@ -11,6 +11,8 @@ const MISSES_BEFORE_SLOWING = 8;
 const SLOW_INTERVAL_MS = 1000;
 // The median of the last few readings: one late frame should not make the figure jump.
 const WINDOW = 9;
+// Raw readings kept for whoever wants percentiles (tests, window.sightline.latencyReadings).
+const KEEP_READINGS = 2000;
 
 export function emptyLatency() {
   return { latencyMs: null, barcodeFrame: null, barcodeTag: null, barcodeSeen: false, latencySamples: 0 };
@@ -29,6 +31,7 @@ export class LatencyProbe {
     this.canvas = document.createElement('canvas');
     this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
     this.recent = [];
+    this.readings = []; // every reading, ms, oldest first (at most KEEP_READINGS)
     this.misses = 0;
     this.last = 0;
     this.figures = emptyLatency();
@@ -83,7 +86,10 @@ export class LatencyProbe {
       return;
     }
     this.misses = 0;
-    this.recent.push((nowUs - stamp.captureUs) / 1000);
+    const ms = (nowUs - stamp.captureUs) / 1000;
+    this.recent.push(ms);
+    this.readings.push(Math.round(ms * 10) / 10);
+    if (this.readings.length > KEEP_READINGS) this.readings.shift();
     if (this.recent.length > WINDOW) this.recent.shift();
     this.figures = {
       latencyMs: Math.round(median(this.recent)),

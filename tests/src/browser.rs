@@ -2,7 +2,8 @@
 //!
 //! [`Browser::launch`] starts chromedriver on a free loopback port and opens one session with a
 //! fresh profile; dropping the [`Browser`] ends the session, kills chromedriver (and anything
-//! left in its process group) and deletes the profile.
+//! left in its process group) and deletes the profile. The same [`Browser`] API drives
+//! WebKitGTK too ([`Browser::launch_webkit`], in `webkit.rs`).
 //!
 //! Chromium never uses loopback for ICE, so a page that plays WebRTC needs another local
 //! address: tests run inside a private network namespace holding [`NETNS_IP`] and skip,
@@ -111,6 +112,21 @@ pub struct Browser {
     http: ureq::Agent,
     /// Chromium profile and chromedriver log; removed on drop.
     scratch: PathBuf,
+    /// Processes the browser needs besides its driver (WebKit's Xvfb), ended after it.
+    helpers: Vec<Child>,
+}
+
+/// How to start one WebDriver server and which session to ask it for.
+pub(crate) struct DriverLaunch {
+    /// The driver command, without its port (`port_arg` is added).
+    pub command: Command,
+    pub port_arg: fn(u16) -> String,
+    pub name: &'static str,
+    /// The new-session request body.
+    pub capabilities: Value,
+    /// Started before the driver, ended after it.
+    pub helpers: Vec<Child>,
+    pub scratch: PathBuf,
 }
 
 impl Browser {
@@ -126,35 +142,6 @@ impl Browser {
         let scratch = scratch_dir()?;
         let profile = scratch.join("profile");
         fs::create_dir_all(&profile)?;
-        let port = free_port()?;
-        let log = fs::File::create(scratch.join("chromedriver.log"))?;
-        let driver = Command::new(&opts.chromedriver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Its own process group, so Drop can also end any Chromium left behind.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", opts.chromedriver.display()))?;
-        let http = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .proxy(None)
-                .timeout_global(Some(Duration::from_secs(60)))
-                .build(),
-        );
-        // From here on Drop cleans up, also when the session cannot be created.
-        let mut browser = Browser {
-            driver,
-            session_url: String::new(),
-            http,
-            scratch,
-        };
-        let base = format!("http://127.0.0.1:{port}");
-        browser.wait_ready(&base)?;
-
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         args.push(format!("--window-size={},{}", opts.window.0, opts.window.1));
@@ -171,7 +158,69 @@ impl Browser {
                 }
             }
         });
-        let created = browser.request("POST", &format!("{base}/session"), Some(caps))?;
+        let mut command = Command::new(&opts.chromedriver);
+        command.arg("--allowed-ips=127.0.0.1");
+        Browser::start(DriverLaunch {
+            command,
+            port_arg: |port| format!("--port={port}"),
+            name: "chromedriver",
+            capabilities: caps,
+            helpers: Vec::new(),
+            scratch,
+        })
+    }
+
+    /// Start a WebDriver server on a free loopback port and open one session on it.
+    pub(crate) fn start(launch: DriverLaunch) -> anyhow::Result<Browser> {
+        let DriverLaunch {
+            mut command,
+            port_arg,
+            name,
+            capabilities,
+            helpers,
+            scratch,
+        } = launch;
+        let port = free_port()?;
+        let log = fs::File::create(scratch.join("driver.log"))?;
+        let spawned = command
+            .arg(port_arg(port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group, so Drop can also end any browser left behind.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {name}"));
+        let driver = match spawned {
+            Ok(d) => d,
+            Err(e) => {
+                for mut h in helpers {
+                    let _ = h.kill();
+                    let _ = h.wait();
+                }
+                return Err(e);
+            }
+        };
+        let http = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        );
+        // From here on Drop cleans up, also when the session cannot be created.
+        let mut browser = Browser {
+            driver,
+            session_url: String::new(),
+            http,
+            scratch,
+            helpers,
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        browser.wait_ready(&base, name)?;
+        let created = browser
+            .request("POST", &format!("{base}/session"), Some(capabilities))
+            .with_context(|| format!("{name}: {}", browser.driver_log()))?;
         let id = created["sessionId"]
             .as_str()
             .ok_or_else(|| anyhow!("no sessionId in {created}"))?;
@@ -179,7 +228,7 @@ impl Browser {
         Ok(browser)
     }
 
-    fn wait_ready(&mut self, base: &str) -> anyhow::Result<()> {
+    fn wait_ready(&mut self, base: &str, name: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(v) = self.request("GET", &format!("{base}/status"), None) {
@@ -188,18 +237,18 @@ impl Browser {
                 }
             }
             if let Some(status) = self.driver.try_wait()? {
-                bail!("chromedriver exited ({status}): {}", self.driver_log());
+                bail!("{name} exited ({status}): {}", self.driver_log());
             }
             if Instant::now() > deadline {
-                bail!("chromedriver not ready after 15 s: {}", self.driver_log());
+                bail!("{name} not ready after 15 s: {}", self.driver_log());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// chromedriver's own log (startup errors, crashed Chromium...).
+    /// The driver's own log (startup errors, crashed browser...).
     pub fn driver_log(&self) -> String {
-        fs::read_to_string(self.scratch.join("chromedriver.log")).unwrap_or_default()
+        fs::read_to_string(self.scratch.join("driver.log")).unwrap_or_default()
     }
 
     /// One WebDriver command; returns the response's `value`, or the WebDriver error.
@@ -301,6 +350,20 @@ impl Browser {
         Ok(())
     }
 
+    /// Run `source` in every new document before its own scripts (Chromium only, through
+    /// DevTools): to give a page a broken or missing browser feature.
+    pub fn add_init_script(&self, source: &str) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": source },
+            })),
+        )?;
+        Ok(())
+    }
+
     /// PNG of the viewport.
     pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
         let v = self.command("GET", "/screenshot", None)?;
@@ -360,6 +423,10 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        for h in &mut self.helpers {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
         let _ = fs::remove_dir_all(&self.scratch);
     }
 }
@@ -369,7 +436,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn scratch_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn scratch_dir() -> anyhow::Result<PathBuf> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(

@@ -24,6 +24,7 @@ pub mod stats;
 pub mod synthetic;
 pub mod temp;
 pub mod viewer;
+pub mod webkit;
 
 pub use control_client::{ControlInbox, Received};
 pub use decode::{DecodedFrame, FrameDecoder};
