@@ -17,8 +17,10 @@ import { ControlRoom } from './controlroom.js';
 import { LatencyProbe, emptyLatency } from './latency.js';
 import { MsePlayer, mseSupported, mseUrl } from './mse.js';
 
-// No STUN/TURN by default: the SFU advertises an address viewers can reach.
-const ICE_SERVERS = [];
+// STUN/TURN servers the server hands out in `hello` (with TURN credentials of this session,
+// refreshed by `ice_servers` before they expire). None by default: the SFU advertises an
+// address viewers can reach.
+let iceServers = [];
 const LOG_LIMIT = 200;
 const RESUBSCRIBE_DELAY_MS = 1000;
 // The server pushes no viewer-count changes; ask for the list now and then.
@@ -98,6 +100,13 @@ function onMessage(msg) {
   switch (msg.type) {
     case ServerType.hello:
       log(`session ${msg.session_id} (server ${msg.server_version})`);
+      iceServers = msg.ice_servers || [];
+      if (iceServers.length) log(`ICE servers: ${iceServers.flatMap((s) => s.urls).join(', ')}`);
+      break;
+    case ServerType.iceServers:
+      // Fresh TURN credentials: the next connection and any ICE restart use them.
+      iceServers = msg.ice_servers || [];
+      if (player && player.useIceServers) player.useIceServers(iceServers);
       break;
     case ServerType.cameras:
       state.cameras = msg.cameras;
@@ -268,7 +277,7 @@ async function startPlayer() {
   armFallback();
   const p = new Player({
     video: ui.video,
-    iceServers: ICE_SERVERS,
+    iceServers,
     onLocalCandidate: (c) => signaling.send(Client.candidate(c)),
     onStateChange: () => {
       if (p === player) onPcState(p);

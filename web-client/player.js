@@ -43,6 +43,15 @@ export class Player {
     pc.oniceconnectionstatechange = () => onStateChange();
   }
 
+  /** New STUN/TURN servers (fresh credentials), for ICE restarts from now on. */
+  useIceServers(iceServers) {
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch (e) {
+      // A closed connection, or a browser that refuses the change: the next one uses them.
+    }
+  }
+
   get connectionState() {
     return this.pc.connectionState;
   }
