@@ -13,6 +13,7 @@ pub mod loss;
 pub mod mjpeg_http_server;
 pub mod mse_viewer;
 pub mod noisy_movie;
+pub mod page;
 pub mod peer;
 pub mod pki;
 pub mod raw_http;

@@ -5,8 +5,7 @@
 //! 10.77.0.1 (Chromium ignores loopback for ICE). Outside such a namespace the WebRTC tests
 //! print a loud SKIPPED line and pass; `SIGHTLINE_NETNS=1` turns that skip into a failure.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
@@ -15,6 +14,7 @@ use sightline_signaling::auth::Role;
 use sightline_signaling::server::tls::TlsFiles;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer};
+use sightline_tests::page::{chromium, chromium_with, explain, on_page, page_camera, page_server};
 use sightline_tests::pki::TestPki;
 
 /// What the page must show within this time after loading: generous, a cold Chromium on a
@@ -22,22 +22,6 @@ use sightline_tests::pki::TestPki;
 const PLAY_TIMEOUT: Duration = Duration::from_secs(20);
 /// From the server's return after an outage to new video on the page.
 const BACK_AFTER_RESTART: Duration = Duration::from_secs(3);
-
-/// The server with the web client, its HTTP and media on the namespace address.
-async fn start_server(ip: IpAddr) -> anyhow::Result<TestServer> {
-    let mut config = harness::loopback_server_config();
-    config.http_addr = SocketAddr::new(ip, 0);
-    config.sfu.bind_ips = vec![ip];
-    ensure!(config.web_root.is_some(), "web-client/ not found");
-    TestServer::start_with(config).await
-}
-
-fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublisher {
-    let mut config = harness::publisher_config(&server.ws_url(), id);
-    config.width = width;
-    config.height = height;
-    TestPublisher::start(config)
-}
 
 /// Playback figures of the page's <video>.
 const VIDEO_STATE: &str = r#"
@@ -85,26 +69,6 @@ fn assert_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result
     Ok(())
 }
 
-/// On failure, show what the page knew: its activity log and console.
-fn explain(browser: &Browser, err: anyhow::Error, shot: &str) -> anyhow::Error {
-    let log = browser
-        .execute(
-            "return window.sightline ? window.sightline.log : 'no window.sightline';",
-            &[],
-        )
-        .unwrap_or_default();
-    let console = browser.console_log().unwrap_or_default();
-    let shot = browser
-        .save_screenshot(shot)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("(no screenshot: {e})"));
-    let state = video_state(browser).unwrap_or_default();
-    anyhow::anyhow!(
-        "{err:#}\n--- page state ---\nactivity log: {log:#}\nconsole: {console:#?}\n\
-         video: {state}\nscreenshot: {shot}"
-    )
-}
-
 #[test]
 fn chromium_session_runs_scripts_and_takes_screenshots() -> anyhow::Result<()> {
     let browser = Browser::launch(BrowserOptions::default())?;
@@ -133,9 +97,9 @@ async fn page_plays_the_first_online_camera_and_switches() -> anyhow::Result<()>
     let Some(ip) = netns_or_skip("page_plays_the_first_online_camera_and_switches") else {
         return Ok(());
     };
-    let server = start_server(ip).await?;
-    let cam1 = publish(&server, "cam", 640, 360);
-    let cam2 = publish(&server, "cam2", 320, 240);
+    let server = page_server(ip, ip, false).await?;
+    let cam1 = page_camera(&server, "cam", 640, 360);
+    let cam2 = page_camera(&server, "cam2", 320, 240);
     let url = format!("{}/", server.http_url());
 
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -229,16 +193,6 @@ fn assert_resumes(
     assert_decoding(browser, width, height)
 }
 
-/// Run blocking browser work off the async runtime; on failure attach the page's state.
-async fn on_page<T: Send + 'static>(
-    browser: &Arc<Browser>,
-    shot: &'static str,
-    f: impl FnOnce(&Browser) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let b = browser.clone();
-    tokio::task::spawn_blocking(move || f(&b).map_err(|e| explain(&b, e, shot))).await?
-}
-
 /// On a public host: HTTPS with built-in TLS, tokens on, the page opened with `?token=`.
 /// Chromium trusts the test certificate through its command line (its public key's hash).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,18 +225,14 @@ async fn page_plays_over_https_with_a_token() -> anyhow::Result<()> {
     let token = server.token(Role::View, "cam-https").unwrap();
     let url = format!("{}/?token={token}", server.http_url());
 
-    let browser = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            Browser::launch(BrowserOptions {
-                extra_args: vec![format!(
-                    "--ignore-certificate-errors-spki-list={}",
-                    pki.spki_sha256_base64
-                )],
-                ..BrowserOptions::default()
-            })
-        })
-        .await??,
-    );
+    let browser = chromium_with(BrowserOptions {
+        extra_args: vec![format!(
+            "--ignore-certificate-errors-spki-list={}",
+            pki.spki_sha256_base64
+        )],
+        ..BrowserOptions::default()
+    })
+    .await?;
     let result = on_page(&browser, "https-failure.png", move |b| {
         b.goto(&url)?;
         assert_decoding(b, 320, 240)
@@ -298,12 +248,10 @@ async fn page_recovers_from_camera_and_server_outages() -> anyhow::Result<()> {
     let Some(ip) = netns_or_skip("page_recovers_from_camera_and_server_outages") else {
         return Ok(());
     };
-    let server = start_server(ip).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
-    let browser = Arc::new(
-        tokio::task::spawn_blocking(|| Browser::launch(BrowserOptions::default())).await??,
-    );
+    let browser = chromium().await?;
     on_page(&browser, "browser-outage-start.png", move |b| {
         b.goto(&url)?;
         assert_decoding(b, 640, 360)
@@ -321,7 +269,7 @@ async fn page_recovers_from_camera_and_server_outages() -> anyhow::Result<()> {
         stalled_frames(b)
     })
     .await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let cam = page_camera(&server, "cam", 640, 360);
     on_page(&browser, "browser-camera-back.png", move |b| {
         assert_resumes(b, before, 640, 360, PLAY_TIMEOUT)
     })

@@ -14,8 +14,6 @@
 //! - Ignored until the publisher opens its control channel: the panel appears from the
 //!   capabilities and a resolution change reaches `videoWidth` without a reload.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
@@ -28,31 +26,12 @@ use sightline_protocol::control::{
 use sightline_publisher::barcode::{self, Stamp};
 use sightline_publisher::image::I420Frame;
 use sightline_signaling::auth::Role;
-use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
-use sightline_tests::harness::{self, TestPublisher, TestServer, LOOPBACK};
+use sightline_tests::browser::{netns_or_skip, Browser};
+use sightline_tests::harness::{TestServer, LOOPBACK};
+use sightline_tests::page::{chromium, on_page, page_camera, page_server, CHANGE_RESOLUTION};
 
 /// What the page must do within this time: a cold Chromium on a loaded 2-core machine is slow.
 const TIMEOUT: Duration = Duration::from_secs(25);
-
-/// The server with HTTP and signaling on loopback (without tokens every client there may
-/// control), and media on the namespace address Chromium can use.
-async fn start_server(media_ip: IpAddr, tokens: bool) -> anyhow::Result<TestServer> {
-    let mut config = harness::loopback_server_config();
-    config.http_addr = SocketAddr::new(LOOPBACK, 0);
-    config.sfu.bind_ips = vec![media_ip];
-    if tokens {
-        config = harness::with_tokens(config);
-    }
-    ensure!(config.web_root.is_some(), "web-client/ not found");
-    TestServer::start_with(config).await
-}
-
-fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublisher {
-    let mut config = server.publisher_config(id);
-    config.width = width;
-    config.height = height;
-    TestPublisher::start(config)
-}
 
 /// Run a page script that calls `arguments[arguments.length - 1]` with its result; a thrown
 /// error comes back as `{thrown}` and fails the test with the page's stack.
@@ -96,40 +75,6 @@ fn wait_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result<(
 
 fn control(browser: &Browser) -> anyhow::Result<Value> {
     browser.execute("return window.sightline.control;", &[])
-}
-
-/// On failure, show what the page knew.
-fn explain(browser: &Browser, err: anyhow::Error, shot: &str) -> anyhow::Error {
-    let page = browser
-        .execute(
-            "return window.sightline ? { log: window.sightline.log, control: window.sightline.control,
-                                         stats: window.sightline.stats } : 'no window.sightline';",
-            &[],
-        )
-        .unwrap_or_default();
-    let console = browser.console_log().unwrap_or_default();
-    let shot = browser
-        .save_screenshot(shot)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("(no screenshot: {e})"));
-    anyhow::anyhow!(
-        "{err:#}\n--- page state ---\n{page:#}\nconsole: {console:#?}\nscreenshot: {shot}"
-    )
-}
-
-async fn on_page<T: Send + 'static>(
-    browser: &Arc<Browser>,
-    shot: &'static str,
-    f: impl FnOnce(&Browser) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let b = browser.clone();
-    tokio::task::spawn_blocking(move || f(&b).map_err(|e| explain(&b, e, shot))).await?
-}
-
-async fn launch() -> anyhow::Result<Arc<Browser>> {
-    Ok(Arc::new(
-        tokio::task::spawn_blocking(|| Browser::launch(BrowserOptions::default())).await??,
-    ))
 }
 
 // ---- the page's modules, checked in the browser -------------------------------------------
@@ -346,7 +291,7 @@ async fn page_modules_parse_control_messages_read_barcodes_and_build_the_panel(
         .map(Value::from)
         .collect();
 
-    let browser = launch().await?;
+    let browser = chromium().await?;
     let r = on_page(&browser, "control-modules-failure.png", move |b| {
         b.goto(&url)?;
         b.wait_for("return !!window.sightline;", TIMEOUT)?;
@@ -492,10 +437,10 @@ async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> a
     else {
         return Ok(());
     };
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(LOOPBACK, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
-    let browser = launch().await?;
+    let browser = chromium().await?;
     let tag = barcode::tag_for("cam");
 
     let result = on_page(&browser, "control-failure.png", move |b| {
@@ -648,12 +593,12 @@ async fn the_page_token_decides_who_may_control() -> anyhow::Result<()> {
     let Some(ip) = netns_or_skip("the_page_token_decides_who_may_control") else {
         return Ok(());
     };
-    let server = start_server(ip, true).await?;
-    let cam = publish(&server, "cam", 320, 240);
+    let server = page_server(LOOPBACK, ip, true).await?;
+    let cam = page_camera(&server, "cam", 320, 240);
     let base = format!("{}/", server.http_url());
     let view = server.token(Role::View, "cam").unwrap();
     let controller = server.token(Role::Control, "cam").unwrap();
-    let browser = launch().await?;
+    let browser = chromium().await?;
 
     let result = on_page(&browser, "control-token-failure.png", move |b| {
         // A view token: view only. The panel says so and is disabled; pause is allowed.
@@ -741,45 +686,16 @@ async fn the_page_token_decides_who_may_control() -> anyhow::Result<()> {
 
 // ---- needs the publisher control channel ------------------------------------------------
 
-/// Pick a resolution the capabilities allow that differs from the current one; set it in
-/// the panel's controls the way a person would, and apply.
-const CHANGE_RESOLUTION: &str = r#"
-    const c = window.sightline.control;
-    const caps = c.capabilityTypes;
-    const allowed = (name, v) => {
-      const cap = caps[name];
-      if (!cap) return false;
-      if (cap.type === 'int') return v >= cap.min && v <= cap.max && (v - cap.min) % (cap.step || 1) === 0;
-      if (cap.type === 'enum') return cap.choices.includes(String(v));
-      return false;
-    };
-    const v = document.querySelector('video');
-    // Same shape first: the publisher offers sizes as pairs, each side listed alone.
-    const target = [[320, 180], [480, 270], [160, 90], [640, 360], [1280, 720], [320, 240]]
-      .find(([w, h]) => w !== v.videoWidth && allowed('width', w) && allowed('height', h));
-    if (!target) return { error: `no other resolution allowed by ${JSON.stringify(caps)}` };
-    for (const [name, value] of [['width', target[0]], ['height', target[1]]]) {
-      const input = document.querySelector(`#control [data-setting="${name}"] .setting-input`);
-      if (!input || input.disabled) return { error: `no enabled control for ${name}` };
-      input.value = String(value);
-      input.dispatchEvent(new Event('input', { bubbles: true }));
-      input.dispatchEvent(new Event('change', { bubbles: true }));
-    }
-    const apply = document.getElementById('control-apply');
-    if (apply && !apply.closest('[hidden]')) apply.click();
-    return { width: target[0], height: target[1] };
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_panel_from_capabilities_changes_the_resolution_without_reload(
 ) -> anyhow::Result<()> {
     let Some(ip) = netns_or_skip("control_panel_from_capabilities_changes_the_resolution") else {
         return Ok(());
     };
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(LOOPBACK, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
-    let browser = launch().await?;
+    let browser = chromium().await?;
 
     let result = on_page(&browser, "control-resolution-failure.png", move |b| {
         b.goto(&url)?;

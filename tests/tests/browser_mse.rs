@@ -15,16 +15,17 @@
 //! WebRTC ignores loopback): `scripts/netns cargo test --release --offline -p sightline-tests
 //! --test browser_mse`. Outside it the tests print SKIPPED and pass.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use serde_json::Value;
 use sightline_publisher::barcode;
 use sightline_signaling::auth::Role;
-use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
-use sightline_tests::harness::{self, TestPublisher, TestServer};
+use sightline_tests::browser::{netns_or_skip, Browser};
+use sightline_tests::harness;
+use sightline_tests::page::{
+    chromium, on_page, page_camera, page_server, webkit, CHANGE_RESOLUTION,
+};
 use sightline_tests::webkit::WebKitOptions;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -41,24 +42,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 async fn serial() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().await
-}
-
-async fn start_server(ip: IpAddr, tokens: bool) -> anyhow::Result<TestServer> {
-    let mut config = harness::loopback_server_config();
-    config.http_addr = SocketAddr::new(ip, 0);
-    config.sfu.bind_ips = vec![ip];
-    if tokens {
-        config = harness::with_tokens(config);
-    }
-    ensure!(config.web_root.is_some(), "web-client/ not found");
-    TestServer::start_with(config).await
-}
-
-fn publish(server: &TestServer, id: &str, width: u32, height: u32) -> TestPublisher {
-    let mut config = server.publisher_config(id);
-    config.width = width;
-    config.height = height;
-    TestPublisher::start(config)
 }
 
 /// Count the frames the page's <video> shows, with requestVideoFrameCallback: WebKitGTK's
@@ -166,47 +149,6 @@ fn assert_mse_path(b: &Browser) -> anyhow::Result<Value> {
     Ok(s)
 }
 
-/// On failure, show what the page knew: its activity log, console, state and a screenshot.
-fn explain(browser: &Browser, err: anyhow::Error, shot: &str) -> anyhow::Error {
-    let log = browser
-        .execute(
-            "return window.sightline ? window.sightline.log : 'no window.sightline';",
-            &[],
-        )
-        .unwrap_or_default();
-    let console = browser.console_log().unwrap_or_default();
-    let state = page_state(browser).unwrap_or_default();
-    let shot = browser
-        .save_screenshot(shot)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("(no screenshot: {e})"));
-    anyhow::anyhow!(
-        "{err:#}\n--- page state ---\nactivity log: {log:#}\nconsole: {console:#?}\n\
-         page: {state:#}\nscreenshot: {shot}"
-    )
-}
-
-async fn on_page<T: Send + 'static>(
-    browser: &Arc<Browser>,
-    shot: &'static str,
-    f: impl FnOnce(&Browser) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let b = browser.clone();
-    tokio::task::spawn_blocking(move || f(&b).map_err(|e| explain(&b, e, shot))).await?
-}
-
-async fn chromium() -> anyhow::Result<Arc<Browser>> {
-    Ok(Arc::new(
-        tokio::task::spawn_blocking(|| Browser::launch(BrowserOptions::default())).await??,
-    ))
-}
-
-async fn webkit() -> anyhow::Result<Arc<Browser>> {
-    Ok(Arc::new(
-        tokio::task::spawn_blocking(|| Browser::launch_webkit(WebKitOptions::default())).await??,
-    ))
-}
-
 /// The page's raw barcode latency readings over the next `secs` seconds: (p50, p95, count).
 fn latency_over(b: &Browser, secs: u64) -> anyhow::Result<(f64, f64, usize)> {
     let before = b.execute("return window.sightline.latencyReadings.length;", &[])?;
@@ -264,8 +206,8 @@ async fn webkit_plays_the_camera_through_the_mse_fallback() -> anyhow::Result<()
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = webkit().await?;
     let result = on_page(&browser, "mse-webkit-failure.png", move |b| {
@@ -303,8 +245,8 @@ async fn chromium_plays_over_mse_when_asked_and_stays_live() -> anyhow::Result<(
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     server
         .wait_camera_online("cam", harness::CAMERA_ONLINE_TIMEOUT)
         .await?;
@@ -391,8 +333,8 @@ async fn chromium_without_mode_still_plays_over_webrtc() -> anyhow::Result<()> {
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = chromium().await?;
     let result = on_page(&browser, "mse-webrtc-failure.png", move |b| {
@@ -443,8 +385,8 @@ async fn chromium_falls_back_to_mse_when_webrtc_shows_nothing() -> anyhow::Resul
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/", server.http_url());
     let browser = chromium().await?;
     let result = on_page(&browser, "mse-fallback-failure.png", move |b| {
@@ -482,34 +424,6 @@ async fn chromium_falls_back_to_mse_when_webrtc_shows_nothing() -> anyhow::Resul
     result
 }
 
-/// Pick a resolution the capabilities allow that differs from the current one; set it in the
-/// panel's controls the way a person would, and apply (as tests/browser_control.rs does).
-const CHANGE_RESOLUTION: &str = r#"
-    const c = window.sightline.control;
-    const caps = c.capabilityTypes;
-    const allowed = (name, v) => {
-      const cap = caps[name];
-      if (!cap) return false;
-      if (cap.type === 'int') return v >= cap.min && v <= cap.max && (v - cap.min) % (cap.step || 1) === 0;
-      if (cap.type === 'enum') return cap.choices.includes(String(v));
-      return false;
-    };
-    const v = document.getElementById('video');
-    const target = [[320, 180], [480, 270], [160, 90], [640, 360], [1280, 720], [320, 240]]
-      .find(([w, h]) => w !== v.videoWidth && allowed('width', w) && allowed('height', h));
-    if (!target) return { error: `no other resolution allowed by ${JSON.stringify(caps)}` };
-    for (const [name, value] of [['width', target[0]], ['height', target[1]]]) {
-      const input = document.querySelector(`#control [data-setting="${name}"] .setting-input`);
-      if (!input || input.disabled) return { error: `no enabled control for ${name}` };
-      input.value = String(value);
-      input.dispatchEvent(new Event('input', { bubbles: true }));
-      input.dispatchEvent(new Event('change', { bubbles: true }));
-    }
-    const apply = document.getElementById('control-apply');
-    if (apply && !apply.closest('[hidden]')) apply.click();
-    return { width: target[0], height: target[1] };
-"#;
-
 /// (d) A `control` token over MSE: the panel works on the MSE socket (pause is not offered
 /// there), and a resolution change reaches the <video> through a new init segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,8 +432,8 @@ async fn control_panel_works_over_mse_with_a_control_token() -> anyhow::Result<(
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, true).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, true).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let token = server.token(Role::Control, "cam").unwrap();
     let url = format!("{}/?mode=mse&token={token}", server.http_url());
     let browser = chromium().await?;
@@ -594,8 +508,8 @@ async fn mse_video_comes_back_after_the_camera_restarts() -> anyhow::Result<()> 
         return Ok(());
     };
     let _one = serial().await;
-    let server = start_server(ip, false).await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let server = page_server(ip, ip, false).await?;
+    let cam = page_camera(&server, "cam", 640, 360);
     let url = format!("{}/?mode=mse", server.http_url());
     let browser = chromium().await?;
     on_page(&browser, "mse-restart-start-failure.png", move |b| {
@@ -622,7 +536,7 @@ async fn mse_video_comes_back_after_the_camera_restarts() -> anyhow::Result<()> 
         Ok(z)
     })
     .await?;
-    let cam = publish(&server, "cam", 640, 360);
+    let cam = page_camera(&server, "cam", 640, 360);
     let result = on_page(&browser, "mse-restart-back-failure.png", move |b| {
         b.wait_for(
             &format!("return window.__shown > {stalled} + {MIN_FRAMES};"),
