@@ -6,10 +6,9 @@
 use std::time::{Duration, Instant};
 
 use sightline_publisher::barcode;
-use sightline_tests::{HeadlessViewer, MseEvent, MseViewer, TestServer};
-use sightline_tests::{ViewerConfig, ViewerEvent};
+use sightline_tests::{MseEvent, MseViewer, TestServer};
 
-use super::{process_cpu, report, server_process_with_camera, BenchTls};
+use super::{process_cpu, receiving_viewers, report, server_process_with_camera, BenchTls};
 
 /// Viewers of each kind for the CPU comparison.
 const VIEWERS: usize = 20;
@@ -95,18 +94,7 @@ async fn cpu_per_viewer() -> anyhow::Result<()> {
         r.abort();
     }
 
-    let mut viewers = Vec::new();
-    for _ in 0..VIEWERS {
-        let mut config = ViewerConfig::new(ws.clone(), "bench");
-        config.decode = false;
-        viewers.push(HeadlessViewer::connect(config).await?);
-    }
-    for v in &mut viewers {
-        while !matches!(
-            v.next_event(Duration::from_secs(15)).await?,
-            ViewerEvent::Frame(_)
-        ) {}
-    }
+    let viewers = receiving_viewers(&ws, VIEWERS).await?;
     let webrtc = cpu_over_window().await?;
     for v in viewers {
         v.close().await;

@@ -229,20 +229,7 @@ async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
     let pid = server.pid();
     let (base, ws) = (server.http_url(), server.ws_url());
 
-    let mut viewers = Vec::new();
-    for _ in 0..VIEWERS {
-        let mut config = ViewerConfig::new(ws.clone(), "bench");
-        config.decode = false;
-        viewers.push(HeadlessViewer::connect(config).await?);
-    }
-    // Every viewer receiving before the window opens.
-    for v in &mut viewers {
-        loop {
-            if let ViewerEvent::Frame(_) = v.next_event(Duration::from_secs(15)).await? {
-                break;
-            }
-        }
-    }
+    let viewers = receiving_viewers(&ws, VIEWERS).await?;
     let packets = async || -> anyhow::Result<u64> {
         let s = get_json(format!("{base}/api/stats")).await?;
         s["sfu"]["packets_forwarded"]
@@ -266,6 +253,23 @@ async fn sfu_cpu_per_packet() -> anyhow::Result<()> {
         v.close().await;
     }
     Ok(())
+}
+
+/// `n` WebRTC viewers of camera `bench` that do not decode, each already receiving.
+async fn receiving_viewers(ws: &str, n: usize) -> anyhow::Result<Vec<HeadlessViewer>> {
+    let mut viewers = Vec::new();
+    for _ in 0..n {
+        let mut config = ViewerConfig::new(ws.to_owned(), "bench");
+        config.decode = false;
+        viewers.push(HeadlessViewer::connect(config).await?);
+    }
+    for v in &mut viewers {
+        while !matches!(
+            v.next_event(Duration::from_secs(15)).await?,
+            ViewerEvent::Frame(_)
+        ) {}
+    }
+    Ok(viewers)
 }
 
 /// The server in a process of its own, with a 720p30 test-pattern camera `bench` (2 Mbit/s)
