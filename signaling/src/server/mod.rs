@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::Response;
@@ -332,17 +332,7 @@ async fn websocket(
         .on_upgrade(move |mut socket| async move {
             let grant = match admitted {
                 Ok(grant) => grant,
-                Err(refused) => {
-                    let error = ServerMessage::from(refused.error);
-                    let _ = socket.send(Message::Text(error.to_json().into())).await;
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame {
-                            code: axum::extract::ws::close_code::POLICY,
-                            reason: "unauthorized".into(),
-                        })))
-                        .await;
-                    return;
-                }
+                Err(refused) => return mse::refuse(&mut socket, refused.error).await,
             };
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
             state.open_sessions.fetch_add(1, Ordering::Relaxed);

@@ -81,8 +81,9 @@ pub(super) async fn mse(
         })
 }
 
-/// Tell the client why, then close with 1008 (policy).
-async fn refuse(socket: &mut WebSocket, error: WireError) {
+/// Tell a refused WebSocket client why (an `error` message), then close with 1008 (policy)
+/// and the error code as the reason. `/ws` refuses the same way.
+pub(super) async fn refuse(socket: &mut WebSocket, error: WireError) {
     let reason = error.code.as_str();
     let text = ServerMessage::from(error.clone()).to_json();
     let _ = socket.send(Message::Text(text.into())).await;
