@@ -89,6 +89,15 @@ struct Args {
     #[arg(long, env = "SIGHTLINE_UDP_PORT", default_value_t = 8090)]
     udp_port: u16,
 
+    /// TCP port for ICE over TCP, for viewers whose network lets no UDP out (offered
+    /// alongside UDP, at lower priority). Default: the number of --udp-port.
+    #[arg(long, env = "SIGHTLINE_TCP_PORT", conflicts_with = "no_ice_tcp")]
+    tcp_port: Option<u16>,
+
+    /// Offer media over UDP only (no ICE-TCP listener).
+    #[arg(long, env = "SIGHTLINE_NO_ICE_TCP")]
+    no_ice_tcp: bool,
+
     /// Local IP address to receive media on and advertise to peers; repeat for several.
     /// Default: every local IPv4 address, loopback included.
     #[arg(long = "media-ip", env = "SIGHTLINE_MEDIA_IPS", value_delimiter = ',')]
@@ -237,6 +246,11 @@ async fn main() -> anyhow::Result<()> {
         web_root,
         sfu: SfuConfig {
             udp_port: args.udp_port,
+            tcp_port: if args.no_ice_tcp {
+                None
+            } else {
+                Some(args.tcp_port.unwrap_or(args.udp_port))
+            },
             bind_ips: args.media_ips,
             public_ip: args.public_ip,
             ..SfuConfig::default()

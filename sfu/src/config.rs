@@ -9,6 +9,9 @@ use crate::core::RateLimit;
 pub struct SfuConfig {
     /// UDP port for all media. 0 picks a free port (tests).
     pub udp_port: u16,
+    /// ICE over TCP (passive candidates on every bound address) for viewers that cannot
+    /// send UDP: `None` turns it off; `Some(0)` listens on the UDP port's number.
+    pub tcp_port: Option<u16>,
     /// Addresses to bind (one socket per address, all on `udp_port`) and advertise as host
     /// candidates. Empty means every local IPv4 interface address, loopback included.
     pub bind_ips: Vec<IpAddr>,
@@ -26,6 +29,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         SfuConfig {
             udp_port: 0,
+            tcp_port: Some(0),
             bind_ips: Vec::new(),
             public_ip: None,
             keyframe_request_interval: Duration::from_millis(250),

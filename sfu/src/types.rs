@@ -64,6 +64,11 @@ pub struct SfuStats {
     /// Frames a watcher (an MSE viewer) could not take because its queue was full; it then
     /// waits for the next keyframe.
     pub watcher_frames_dropped: u64,
+    /// Packets an ICE-TCP viewer could not take because its connection's send queue was
+    /// full (256 KiB); it then waits for the next keyframe.
+    pub tcp_packets_dropped: u64,
+    /// Open ICE-TCP connections, including ones still doing ICE.
+    pub tcp_connections: usize,
 }
 
 /// Something the SFU tells signaling without being asked.

@@ -69,6 +69,9 @@ pub(crate) struct CoreConfig {
     pub(crate) local_addrs: Vec<SocketAddr>,
     /// A 1:1 NAT public address, advertised too, and the socket index its traffic uses.
     pub(crate) public: Option<(SocketAddr, usize)>,
+    /// Addresses advertised as passive ICE-TCP candidates (RFC 6544): each listener's,
+    /// then the public one. Empty: no ICE-TCP.
+    pub(crate) tcp_addrs: Vec<SocketAddr>,
     pub(crate) keyframe_request_interval: Duration,
     pub(crate) control_rate_limit: RateLimit,
 }
@@ -77,6 +80,8 @@ pub(crate) struct Core {
     local_addrs: Vec<SocketAddr>,
     /// Host candidates for every new peer: each socket's address, then the public one.
     advertised: Vec<SocketAddr>,
+    /// Passive TCP host candidates for every new peer.
+    advertised_tcp: Vec<SocketAddr>,
     /// Per role (see `rtc_config`): publishers in frame mode, viewers in RTP mode without
     /// congestion-control extensions.
     publisher_config: RtcConfig,
@@ -120,6 +125,7 @@ impl Core {
             transmits: Transmits::new(config.local_addrs.clone(), config.public),
             local_addrs: config.local_addrs,
             advertised,
+            advertised_tcp: config.tcp_addrs,
             publisher_config: rtc_config(Role::Publisher),
             viewer_config: rtc_config(Role::Viewer),
             peers: PeerTable::new(),
@@ -157,17 +163,55 @@ impl Core {
         source: SocketAddr,
         bytes: &[u8],
     ) {
-        self.now = now;
         let Some(&destination) = self.local_addrs.get(socket) else {
             return;
         };
+        self.receive(now, Protocol::Udp, source, destination, bytes);
+    }
+
+    /// One RFC 4571 frame from the ICE-TCP connection `remote` opened to our `local`
+    /// listener address.
+    pub(crate) fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.receive(now, Protocol::Tcp, remote, local, bytes);
+    }
+
+    /// The ICE-TCP connection to `remote` could not take a packet (its send queue is
+    /// full): the viewer on it lost part of a frame, so it waits for the next keyframe,
+    /// which is asked for (coalesced with everyone else's).
+    pub(crate) fn tcp_congested(&mut self, remote: SocketAddr) {
+        self.counters.tcp_packets_dropped += 1;
+        if let Some(id) = self.peers.by_source(remote) {
+            self.members.restart_at_keyframe(id);
+        }
+    }
+
+    /// The driver's count of open ICE-TCP connections, for [`Core::stats`].
+    pub(crate) fn set_tcp_connections(&mut self, n: usize) {
+        self.counters.tcp_connections = n;
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.now = now;
         let Ok(contents) = DatagramRecv::try_from(bytes) else {
             return;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -249,7 +293,12 @@ impl Core {
                     if viewer && is_rtp(&t.contents) {
                         self.counters.packets_forwarded += 1;
                     }
-                    self.transmits.push(t.source, t.destination, &t.contents);
+                    match t.proto {
+                        Protocol::Udp => self.transmits.push(t.source, t.destination, &t.contents),
+                        _ => self
+                            .transmits
+                            .push_tcp(t.source, t.destination, &t.contents),
+                    }
                 }
                 Ok(Output::Event(e)) => {
                     if is_interesting(&e) {

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use str0m::change::SdpOffer;
 use str0m::media::{Mid, Pt};
+use str0m::net::TcpType;
 use str0m::Candidate;
 
 use super::membership::Role;
@@ -76,14 +77,24 @@ impl Core {
         };
         let mut rtc = config.clone().build(now);
         let mut candidates = Vec::new();
-        for &addr in &self.advertised {
-            match Candidate::host(addr, "udp") {
+        let udp = self.advertised.iter().map(|&a| Candidate::host(a, "udp"));
+        // Passive: the viewer connects to us (RFC 6544). Lower priority than UDP, so a
+        // viewer uses TCP only when UDP does not get through.
+        let tcp = self.advertised_tcp.iter().map(|&a| {
+            Candidate::builder()
+                .tcp()
+                .host(a)
+                .tcptype(TcpType::Passive)
+                .build()
+        });
+        for candidate in udp.chain(tcp) {
+            match candidate {
                 Ok(c) => {
                     if let Some(c) = rtc.add_local_candidate(c) {
                         candidates.push(c.to_sdp_string());
                     }
                 }
-                Err(e) => tracing::warn!(%addr, "not advertised: {e}"),
+                Err(e) => tracing::warn!("candidate not advertised: {e}"),
             }
         }
         let answer = rtc

@@ -123,6 +123,11 @@ impl PeerTable {
         self.peers.values().map(Peer::deadline).min()
     }
 
+    /// The peer that last sent from `source`.
+    pub(super) fn by_source(&self, source: SocketAddr) -> Option<PeerId> {
+        self.by_source.get(&source).copied()
+    }
+
     /// The peer a received datagram belongs to: the one that sent from `source` last if
     /// it still accepts it, else the first that does (remembered for next time).
     pub(super) fn find(&mut self, source: SocketAddr, input: &Input) -> Option<PeerId> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::{Core, CoreConfig, RateLimit};
@@ -19,23 +19,34 @@ const SFU: &str = "10.0.0.1:5000";
 struct Remote {
     rtc: Rtc,
     addr: SocketAddr,
+    /// How it reaches the SFU: UDP, or only an active ICE-TCP candidate.
+    proto: Protocol,
     mid: Option<Mid>,
     control: Option<ChannelId>,
     events: Vec<Event>,
 }
 
 impl Remote {
-    fn new(port: u16, now: Instant) -> Remote {
+    fn new(port: u16, now: Instant, proto: Protocol) -> Remote {
         let addr = SocketAddr::from(([10, 0, 0, 2], port));
         let mut config = Rtc::builder().clear_codecs();
         config
             .codec_config()
             .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
         let mut rtc = config.build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let candidate = match proto {
+            Protocol::Udp => Candidate::host(addr, "udp"),
+            _ => Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Active)
+                .build(),
+        };
+        rtc.add_local_candidate(candidate.unwrap());
         Remote {
             rtc,
             addr,
+            proto,
             mid: None,
             control: None,
             events: Vec::new(),
@@ -89,6 +100,7 @@ impl Net {
             CoreConfig {
                 local_addrs: vec![SFU.parse().unwrap()],
                 public: None,
+                tcp_addrs: vec![SFU.parse().unwrap()],
                 keyframe_request_interval: Duration::from_millis(250),
                 control_rate_limit: RateLimit::default(),
             },
@@ -106,8 +118,17 @@ impl Net {
     /// Add a remote that offers video in `dir` (and a `control` channel if asked) for
     /// camera "cam"; returns its index and the SFU's id for it.
     fn join(&mut self, publish: bool, control: Option<ViewerAccess>) -> (usize, PeerId) {
+        self.join_over(Protocol::Udp, publish, control)
+    }
+
+    fn join_over(
+        &mut self,
+        proto: Protocol,
+        publish: bool,
+        control: Option<ViewerAccess>,
+    ) -> (usize, PeerId) {
         let port = 6000 + self.remotes.len() as u16;
-        let mut remote = Remote::new(port, self.now);
+        let mut remote = Remote::new(port, self.now, proto);
         let dir = if publish {
             Direction::SendOnly
         } else {
@@ -154,21 +175,28 @@ impl Net {
         loop {
             let mut moved = false;
             // Core → remotes.
-            let out: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = self
-                .core
-                .transmits()
+            let q = self.core.transmits();
+            let udp = q
                 .iter()
-                .map(|(q, bytes)| (q.source, q.destination, bytes.to_vec()))
-                .collect();
+                .map(|(t, bytes)| (Protocol::Udp, t.source, t.destination, bytes.to_vec()));
+            let tcp = q.tcp_items().iter().map(|t| {
+                let bytes = q.bytes()[t.start..t.start + t.len].to_vec();
+                (Protocol::Tcp, t.local, t.remote, bytes)
+            });
+            let out: Vec<_> = udp.chain(tcp).collect();
             self.core.transmits().clear();
-            for (source, destination, bytes) in out {
+            for (proto, source, destination, bytes) in out {
                 moved = true;
-                let Some(r) = self.remotes.iter_mut().find(|r| r.addr == destination) else {
+                let Some(r) = self
+                    .remotes
+                    .iter_mut()
+                    .find(|r| r.addr == destination && r.proto == proto)
+                else {
                     continue;
                 };
                 let contents = DatagramRecv::try_from(&bytes[..]).unwrap();
                 let input = Receive {
-                    proto: Protocol::Udp,
+                    proto,
                     source,
                     destination,
                     contents,
@@ -180,10 +208,19 @@ impl Net {
                 loop {
                     match r.rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
-                        Output::Transmit(t) => {
+                        Output::Transmit(t) if t.proto == Protocol::Udp => {
                             moved = true;
                             self.core
                                 .handle_datagram(self.now, 0, t.source, &t.contents);
+                        }
+                        Output::Transmit(t) => {
+                            moved = true;
+                            self.core.handle_tcp_frame(
+                                self.now,
+                                t.destination,
+                                t.source,
+                                &t.contents,
+                            );
                         }
                         Output::Event(e) => r.events.push(e),
                     }
@@ -479,4 +516,51 @@ fn a_watcher_is_welcomed_gets_frames_from_a_keyframe_and_commands_reach_the_publ
         watched(&mut net).is_empty(),
         "nothing for a watcher that left"
     );
+}
+
+#[test]
+fn a_viewer_that_reaches_the_sfu_only_over_tcp_gets_frames() {
+    let mut net = Net::new();
+    let (p, _) = net.join(true, None);
+    let (v, vid) = net.join_over(Protocol::Tcp, false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    assert!(net.remotes[v].connected(), "ICE over TCP and DTLS finish");
+    assert!(net.events.contains(&SfuEvent::PeerConnected { peer: vid }));
+    net.write_frame(p, 1, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames = net.remotes[v].frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(frames[0].0 && contains(&frames[0].1, b"00000001"));
+}
+
+#[test]
+fn a_congested_tcp_viewer_skips_to_the_next_keyframe() {
+    let mut net = Net::new();
+    let (p, _) = net.join(true, None);
+    let (v, _) = net.join_over(Protocol::Tcp, false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    net.write_frame(p, 1, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(300));
+    let requests = net.core.stats().keyframe_requests_sent;
+
+    // The driver could not queue a packet for this viewer.
+    let remote = net.remotes[v].addr;
+    net.core.tcp_congested(remote);
+    net.write_frame(p, 2, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(300));
+    assert!(
+        net.core.stats().keyframe_requests_sent > requests,
+        "a keyframe is asked for"
+    );
+    net.write_frame(p, 3, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames = net.remotes[v].frames();
+    let keyframes: Vec<bool> = frames.iter().map(|f| f.0).collect();
+    assert_eq!(
+        keyframes,
+        vec![true, true],
+        "the delta after the loss is skipped"
+    );
+    assert!(contains(&frames[1].1, b"00000003"));
+    assert_eq!(net.core.stats().tcp_packets_dropped, 1);
 }

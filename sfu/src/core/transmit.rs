@@ -5,7 +5,9 @@
 //! before the split too), so the driver can hand a whole turn's datagrams to the kernel in
 //! a few `sendmmsg` calls and nothing is allocated per packet once the buffers have grown.
 //! Each datagram also names the socket (by index) it must leave from: the core knows the
-//! socket addresses from its construction, not the sockets.
+//! socket addresses from its construction, not the sockets. Packets for ICE-TCP
+//! connections share the buffer but sit in their own list: the driver finds their
+//! connection by address pair and frames them.
 
 use std::net::SocketAddr;
 
@@ -22,6 +24,16 @@ pub(crate) struct Queued {
     pub(crate) len: usize,
 }
 
+/// One queued packet for an ICE-TCP connection, named by its two ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TcpQueued {
+    /// Our end: the listener address the connection was accepted on.
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+}
+
 /// Datagrams waiting to be sent, in order.
 #[derive(Debug)]
 pub(crate) struct Transmits {
@@ -29,6 +41,7 @@ pub(crate) struct Transmits {
     public: Option<(SocketAddr, usize)>,
     bytes: Vec<u8>,
     items: Vec<Queued>,
+    tcp: Vec<TcpQueued>,
 }
 
 impl Transmits {
@@ -40,7 +53,23 @@ impl Transmits {
             public,
             bytes: Vec::new(),
             items: Vec::new(),
+            tcp: Vec::new(),
         }
+    }
+
+    /// Queue a packet for the ICE-TCP connection between `local` and `remote`.
+    pub(crate) fn push_tcp(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.tcp.push(TcpQueued {
+            local,
+            remote,
+            start: self.bytes.len(),
+            len: data.len(),
+        });
+        self.bytes.extend_from_slice(data);
+    }
+
+    pub(crate) fn tcp_items(&self) -> &[TcpQueued] {
+        &self.tcp
     }
 
     /// Queue a datagram from `source` (one of our addresses). A source we do not own is
@@ -68,7 +97,7 @@ impl Transmits {
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.tcp.is_empty()
     }
 
     pub(crate) fn items(&self) -> &[Queued] {
@@ -91,6 +120,7 @@ impl Transmits {
     /// Forget everything queued (the caller sent it); the buffers keep their capacity.
     pub(crate) fn clear(&mut self) {
         self.items.clear();
+        self.tcp.clear();
         self.bytes.clear();
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::command::Command;
 use super::sockets::Sockets;
+use super::tcp::TcpMedia;
 use super::watch::{Watch, WATCH_QUEUE};
 use crate::core::{Core, CoreConfig};
 use crate::{PeerAnswer, PeerId, SfuConfig, SfuError, SfuEvent, SfuStats, ViewerAccess};
@@ -24,24 +25,51 @@ impl Sfu {
     pub async fn start(config: SfuConfig) -> Result<SfuHandle, SfuError> {
         let sockets = Sockets::bind(&config)?;
         let addrs: Arc<[SocketAddr]> = sockets.local_addrs().into();
+        let tcp = match config.tcp_port {
+            Some(port) => {
+                let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
+                // Port 0: the same number as UDP, which is what a firewall is opened for.
+                let same = if port == 0 { addrs[0].port() } else { port };
+                match TcpMedia::bind(&ips, same) {
+                    // A UDP port picked at random (tests) may have its number taken on TCP.
+                    Err(_) if port == 0 && config.udp_port == 0 => TcpMedia::bind(&ips, 0)?,
+                    bound => bound?,
+                }
+            }
+            None => TcpMedia::off(),
+        };
+        let tcp_addrs: Arc<[SocketAddr]> = tcp.local_addrs().into();
+        // The public address takes TCP on the listener's port, like UDP.
+        let advertised_tcp = tcp_addrs
+            .iter()
+            .copied()
+            .chain(
+                sockets
+                    .public()
+                    .zip(tcp_addrs.first())
+                    .map(|((public, _), l)| SocketAddr::new(public.ip(), l.port())),
+            )
+            .collect();
         let (commands, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
         let core = Core::new(
             CoreConfig {
                 local_addrs: sockets.local_addrs().to_vec(),
                 public: sockets.public(),
+                tcp_addrs: advertised_tcp,
                 keyframe_request_interval: config.keyframe_request_interval,
                 control_rate_limit: config.control_rate_limit,
             },
             Instant::now(),
             unix_millis(),
         );
-        tokio::spawn(super::run(core, sockets, events.clone(), rx));
-        tracing::info!(?addrs, "SFU started");
+        tokio::spawn(super::run(core, sockets, tcp, events.clone(), rx));
+        tracing::info!(udp = ?addrs, tcp = ?tcp_addrs, "SFU started");
         Ok(SfuHandle {
             commands,
             events,
             addrs,
+            tcp_addrs,
         })
     }
 }
@@ -52,12 +80,18 @@ pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<SfuEvent>,
     addrs: Arc<[SocketAddr]>,
+    tcp_addrs: Arc<[SocketAddr]>,
 }
 
 impl SfuHandle {
     /// The addresses media arrives on (one per bound socket, all on one port).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.addrs.to_vec()
+    }
+
+    /// The addresses ICE-TCP listens on (empty when it is off).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp_addrs.to_vec()
     }
 
     async fn ask<T>(

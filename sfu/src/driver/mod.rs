@@ -1,7 +1,8 @@
 //! The driver: the thin tokio layer around the [`crate::core::Core`].
 //!
 //! It owns what the core must not: the UDP sockets (`sockets`), the batched sends
-//! (`send_batch`: `sendmmsg` with GSO), the command channel from [`SfuHandle`]s and the
+//! (`send_batch`: `sendmmsg` with GSO), the ICE-TCP listeners and connections (`tcp`),
+//! the command channel from [`SfuHandle`]s and the
 //! event broadcast. Its loop only moves things between them and the core: datagrams and
 //! commands in, then the core's transmits out to the sockets, its events out to
 //! subscribers, its answers to API callers' control commands out to whoever waits on
@@ -18,11 +19,13 @@ use crate::{PeerId, SfuEvent, WatchMessage};
 use command::Command;
 use send_batch::SendBatch;
 use sockets::{Recv, Sockets};
+use tcp::TcpMedia;
 
 mod command;
 mod handle;
 mod send_batch;
 mod sockets;
+mod tcp;
 mod watch;
 
 pub use handle::{Sfu, SfuHandle};
@@ -48,11 +51,13 @@ type Watchers = HashMap<PeerId, mpsc::Sender<WatchMessage>>;
 async fn run(
     mut core: Core,
     mut sockets: Sockets,
+    mut tcp: TcpMedia,
     events: broadcast::Sender<SfuEvent>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     let mut batch = SendBatch::default();
+    let mut congested = Vec::new();
     let mut stopped_by = None;
     let mut waiting = Waiting::new();
     let mut watchers = Watchers::new();
@@ -64,8 +69,8 @@ async fn run(
         deliver_replies(&mut core, &mut waiting);
         deliver_watched(&mut core, &mut watchers);
         // Everything this turn produced leaves in as few syscalls as possible, and before
-        // the loop waits.
-        batch.flush(core.transmits(), sockets.senders());
+        // the loop waits (and before the deadline is read: congestion asks for keyframes).
+        send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
         let deadline = core
             .poll_timeout()
             .map_or(now + MAX_SLEEP, |d| d.min(now + MAX_SLEEP));
@@ -91,16 +96,52 @@ async fn run(
                 }
                 publish_events(&mut core, &events);
             }
+            event = tcp.recv() => {
+                take_tcp(&mut core, &mut tcp, event);
+                for _ in 0..MAX_BURST {
+                    let Some(event) = tcp.try_recv() else {
+                        break;
+                    };
+                    take_tcp(&mut core, &mut tcp, event);
+                }
+                publish_events(&mut core, &events);
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
     core.close_all();
     publish_events(&mut core, &events);
-    batch.flush(core.transmits(), sockets.senders());
+    send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
     // Release the sockets before saying so: a restarted server binds the same port.
     drop(sockets);
+    drop(tcp);
     if let Some(reply) = stopped_by {
         let _ = reply.send(());
+    }
+}
+
+/// Send the core's transmits: UDP in batches, TCP onto each connection's queue. A TCP
+/// viewer whose queue is full is told to the core, after the queue is cleared.
+fn send_all(
+    core: &mut Core,
+    batch: &mut SendBatch,
+    sockets: &Sockets,
+    tcp: &mut TcpMedia,
+    congested: &mut Vec<std::net::SocketAddr>,
+) {
+    let transmits = core.transmits();
+    batch.flush(transmits, sockets.senders());
+    tcp.send(transmits, congested);
+    transmits.clear();
+    for remote in congested.drain(..) {
+        core.tcp_congested(remote);
+    }
+}
+
+fn take_tcp(core: &mut Core, tcp: &mut TcpMedia, event: tcp::TcpEvent) {
+    match tcp.track(event) {
+        Some((local, remote, data)) => core.handle_tcp_frame(Instant::now(), local, remote, &data),
+        None => core.set_tcp_connections(tcp.connections()),
     }
 }
 

@@ -56,8 +56,9 @@ impl Default for SendBatch {
 impl SendBatch {
     /// Send everything queued, in order. UDP is lossy anyway: a full send buffer drops
     /// the rest of a chunk rather than stalling every peer's media, and a datagram the
-    /// kernel refuses (e.g. ICMP unreachable reported back) is skipped.
-    pub(crate) fn flush(&mut self, queue: &mut Transmits, sockets: &[UdpSocket]) {
+    /// kernel refuses (e.g. ICMP unreachable reported back) is skipped. The queue is left
+    /// as it is: its ICE-TCP packets are sent next, then it is cleared.
+    pub(crate) fn flush(&mut self, queue: &Transmits, sockets: &[UdpSocket]) {
         let items = queue.items();
         let bytes = queue.bytes();
         let mut i = 0;
@@ -84,7 +85,6 @@ impl SendBatch {
             }
             i += run;
         }
-        queue.clear();
     }
 }
 
@@ -266,7 +266,7 @@ mod tests {
             let to = if i % 3 == 0 { b } else { a };
             q.push(from, to, &(i as u32).to_be_bytes());
         }
-        batch.flush(&mut q, std::slice::from_ref(&tx));
+        batch.flush(&q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 16];
         for i in 0..n {
             let rx = if i % 3 == 0 { &rx_b } else { &rx_a };
@@ -274,8 +274,9 @@ mod tests {
             assert_eq!(from, tx.local_addr().unwrap());
             assert_eq!(&buf[..len], &(i as u32).to_be_bytes());
         }
-        // Flushed: nothing is sent twice.
-        batch.flush(&mut q, std::slice::from_ref(&tx));
+        // Cleared after the flush: nothing is sent twice.
+        q.clear();
+        batch.flush(&q, std::slice::from_ref(&tx));
         rx_a.set_nonblocking(true).unwrap();
         assert!(rx_a.recv_from(&mut buf).is_err());
     }
@@ -293,7 +294,7 @@ mod tests {
         q.push(from, SocketAddr::from(([127, 0, 0, 1], 0)), b"bad");
         q.push(from, rx.local_addr().unwrap(), b"good");
         q.push(other, rx.local_addr().unwrap(), b"unknown socket");
-        batch.flush(&mut q, std::slice::from_ref(&tx));
+        batch.flush(&q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 16];
         let (len, _) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"good");
@@ -359,7 +360,7 @@ mod tests {
         for (i, &len) in sizes.iter().enumerate() {
             q.push(from, to, &vec![i as u8; len]);
         }
-        batch.flush(&mut q, std::slice::from_ref(&tx));
+        batch.flush(&q, std::slice::from_ref(&tx));
         let mut buf = [0u8; 2048];
         for (i, &len) in sizes.iter().enumerate() {
             let (n, _) = rx.recv_from(&mut buf).unwrap();
