@@ -24,6 +24,7 @@ pub mod signal;
 pub mod stats;
 pub mod synthetic;
 pub mod temp;
+pub mod topology;
 pub mod viewer;
 pub mod webkit;
 
