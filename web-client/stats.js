@@ -3,7 +3,8 @@
 // From the video inbound-rtp report: resolution, fps, kbps, packets received and lost,
 // jitter, decode time per frame (totalDecodeTime / framesDecoded, over the last second when
 // it can), freezes (freezeCount, totalFreezesDuration). From the selected candidate pair:
-// the round-trip time (currentRoundTripTime).
+// the round-trip time (currentRoundTripTime) and the route media takes (server, TURN relay
+// or direct; UDP or TCP).
 
 const INTERVAL_MS = 1000;
 
@@ -12,7 +13,7 @@ export function emptyStats() {
   return {
     width: null, height: null, fps: null, kbps: null, packetsLost: null, jitterMs: null,
     framesDecoded: null, packetsReceived: null, rttMs: null, decodeMs: null,
-    freezeCount: null, freezeMs: null,
+    freezeCount: null, freezeMs: null, route: null,
   };
 }
 
@@ -54,17 +55,37 @@ function round1(x) {
   return Math.round(x * 10) / 10;
 }
 
-/**
- * The round-trip time of the candidate pair in use, in ms: the transport's selected pair,
- * else a nominated pair that succeeded.
- */
-export function selectedRttMs(reports) {
+/** The candidate pair in use: the transport's selected pair, else a nominated pair that succeeded. */
+function selectedPair(reports, byId) {
   let pair = null;
-  const byId = new Map(reports.map((r) => [r.id, r]));
   for (const r of reports) {
     if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId) || pair;
   }
-  if (!pair) pair = reports.find((r) => r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded');
+  return pair || reports.find((r) => r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded');
+}
+
+/**
+ * The way media takes, from the selected candidate pair: {via, protocol, text}. via is
+ * 'relay' when either end is a TURN relay, else 'server' (the SFU) or 'direct' when
+ * `direct` (a peer-to-peer connection to the camera); protocol is how this browser sends
+ * ('udp' or 'tcp'; to a relay, the relay protocol).
+ */
+export function route(reports, direct = false) {
+  const byId = new Map(reports.map((r) => [r.id, r]));
+  const pair = selectedPair(reports, byId);
+  if (!pair) return null;
+  const local = byId.get(pair.localCandidateId) || {};
+  const remote = byId.get(pair.remoteCandidateId) || {};
+  const relayed = local.candidateType === 'relay' || remote.candidateType === 'relay';
+  const via = relayed ? 'relay' : direct ? 'direct' : 'server';
+  const protocol = (local.candidateType === 'relay' && local.relayProtocol) || local.protocol || remote.protocol || null;
+  const words = { relay: 'relayed by TURN', server: 'via the server', direct: 'direct to the camera' };
+  return { via, protocol, text: `${words[via]}${protocol ? ` (${protocol.toUpperCase()})` : ''}` };
+}
+
+/** The round-trip time of the candidate pair in use, in ms. */
+export function selectedRttMs(reports) {
+  const pair = selectedPair(reports, new Map(reports.map((r) => [r.id, r])));
   if (!pair || pair.currentRoundTripTime == null) return null;
   return round1(pair.currentRoundTripTime * 1000);
 }
@@ -94,6 +115,7 @@ export class StatsPoller {
     if (this.timer === null) return;
     const s = summarize(inbound, this.prev);
     s.rttMs = selectedRttMs(all);
+    s.route = route(all);
     this.onStats(s);
     this.prev = inbound;
   }

@@ -87,6 +87,9 @@ pub struct BrowserOptions {
     pub window: (u32, u32),
     /// Flags added to [`CHROMIUM_ARGS`].
     pub extra_args: Vec<String>,
+    /// A named network namespace (`ip netns`) to run the browser in, e.g. a
+    /// [`crate::topology`] site; the driver stays here and talks to it over a pipe.
+    pub netns: Option<String>,
 }
 
 impl Default for BrowserOptions {
@@ -99,6 +102,7 @@ impl Default for BrowserOptions {
             chromedriver: from_env("CHROMEDRIVER", "/usr/bin/chromedriver"),
             window: (1280, 800),
             extra_args: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -146,12 +150,21 @@ impl Browser {
         args.push(format!("--user-data-dir={}", profile.display()));
         args.push(format!("--window-size={},{}", opts.window.0, opts.window.1));
         args.extend(opts.extra_args);
+        let binary = match &opts.netns {
+            None => opts.chromium.clone(),
+            Some(ns) => {
+                // DevTools over the inherited pipe: a TCP port inside the namespace would be
+                // out of the driver's reach.
+                args.push("--remote-debugging-pipe".into());
+                netns_wrapper(&scratch, ns, &opts.chromium)?
+            }
+        };
         let caps = json!({
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
                     "goog:chromeOptions": {
-                        "binary": opts.chromium,
+                        "binary": binary,
                         "args": args,
                     },
                     "goog:loggingPrefs": { "browser": "ALL" },
@@ -434,6 +447,20 @@ impl Drop for Browser {
 fn free_port() -> anyhow::Result<u16> {
     // Tiny race (the port is free again until chromedriver binds it); fine for tests.
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A script that starts `chromium` inside network namespace `ns`, for chromedriver's
+/// `binary`: its arguments, and the DevTools pipe on fds 3 and 4, pass straight through.
+fn netns_wrapper(scratch: &Path, ns: &str, chromium: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch.join("chromium-in-netns");
+    let script = format!(
+        "#!/bin/sh\nexec ip netns exec '{ns}' '{}' \"$@\"\n",
+        chromium.display()
+    );
+    fs::write(&path, script)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    Ok(path)
 }
 
 pub(crate) fn scratch_dir() -> anyhow::Result<PathBuf> {

@@ -5,8 +5,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::ensure;
+use anyhow::{ensure, Context};
+use serde_json::Value;
+use sightline_signaling::server::ServerConfig;
 
 use crate::browser::{Browser, BrowserOptions};
 use crate::harness::{self, TestPublisher, TestServer};
@@ -19,14 +22,20 @@ pub async fn page_server(
     media_ip: IpAddr,
     tokens: bool,
 ) -> anyhow::Result<TestServer> {
-    let mut config = harness::loopback_server_config();
-    config.http_addr = SocketAddr::new(http_ip, 0);
-    config.sfu.bind_ips = vec![media_ip];
+    let mut config = page_server_config(http_ip, media_ip)?;
     if tokens {
         config = harness::with_tokens(config);
     }
-    ensure!(config.web_root.is_some(), "web-client/ not found");
     TestServer::start_with(config).await
+}
+
+/// The config [`page_server`] starts from, for tests that change more.
+pub fn page_server_config(http_ip: IpAddr, media_ip: IpAddr) -> anyhow::Result<ServerConfig> {
+    let mut config = harness::loopback_server_config();
+    config.http_addr = SocketAddr::new(http_ip, 0);
+    config.sfu.bind_ips = vec![media_ip];
+    ensure!(config.web_root.is_some(), "web-client/ not found");
+    Ok(config)
 }
 
 /// A test-pattern camera `id` of `width`×`height` on `server` (with a token when it has
@@ -36,6 +45,56 @@ pub fn page_camera(server: &TestServer, id: &str, width: u32, height: u32) -> Te
     config.width = width;
     config.height = height;
     TestPublisher::start(config)
+}
+
+/// What the page must show within this time after loading: generous, a cold Chromium on a
+/// loaded 2-core machine is slow.
+pub const PLAY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Playback figures of the page's <video>.
+const VIDEO_STATE: &str = r#"
+    const v = document.querySelector('video');
+    const q = v.getVideoPlaybackQuality();
+    return { frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
+             width: v.videoWidth, height: v.videoHeight, paused: v.paused,
+             time: v.currentTime };
+"#;
+
+pub fn video_state(browser: &Browser) -> anyhow::Result<Value> {
+    browser.execute(VIDEO_STATE, &[])
+}
+
+/// Wait until the video decodes frames of `width`×`height`, then check for 3 s that the
+/// decoded-frame counter keeps climbing.
+pub fn assert_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result<()> {
+    let check = format!(
+        "const v = document.querySelector('video');
+         return v.videoWidth === {width} && v.videoHeight === {height}
+             && v.getVideoPlaybackQuality().totalVideoFrames > 0;"
+    );
+    browser
+        .wait_for(&check, PLAY_TIMEOUT)
+        .with_context(|| format!("video never played at {width}x{height}"))?;
+    let mut last = video_state(browser)?;
+    for second in 1..=3 {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = video_state(browser)?;
+        let (before, after) = (last["frames"].as_u64(), now["frames"].as_u64());
+        ensure!(
+            after > before,
+            "decoding stalled in second {second}: {last} → {now}"
+        );
+        ensure!(
+            !now["paused"].as_bool().unwrap_or(true),
+            "video paused: {now}"
+        );
+        last = now;
+    }
+    ensure!(
+        last["width"].as_u64() == Some(width) && last["height"].as_u64() == Some(height),
+        "video is not {width}x{height}: {last}"
+    );
+    Ok(())
 }
 
 pub async fn chromium() -> anyhow::Result<Arc<Browser>> {

@@ -14,60 +14,14 @@ use sightline_signaling::auth::Role;
 use sightline_signaling::server::tls::TlsFiles;
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
 use sightline_tests::harness::{self, TestPublisher, TestServer};
-use sightline_tests::page::{chromium, chromium_with, explain, on_page, page_camera, page_server};
+use sightline_tests::page::{
+    assert_decoding, chromium, chromium_with, explain, on_page, page_camera, page_server,
+    video_state, PLAY_TIMEOUT,
+};
 use sightline_tests::pki::TestPki;
 
-/// What the page must show within this time after loading: generous, a cold Chromium on a
-/// loaded 2-core machine is slow.
-const PLAY_TIMEOUT: Duration = Duration::from_secs(20);
 /// From the server's return after an outage to new video on the page.
 const BACK_AFTER_RESTART: Duration = Duration::from_secs(3);
-
-/// Playback figures of the page's <video>.
-const VIDEO_STATE: &str = r#"
-    const v = document.querySelector('video');
-    const q = v.getVideoPlaybackQuality();
-    return { frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
-             width: v.videoWidth, height: v.videoHeight, paused: v.paused,
-             time: v.currentTime };
-"#;
-
-fn video_state(browser: &Browser) -> anyhow::Result<Value> {
-    browser.execute(VIDEO_STATE, &[])
-}
-
-/// Wait until the video decodes frames of `width`×`height`, then check for 3 s that the
-/// decoded-frame counter keeps climbing.
-fn assert_decoding(browser: &Browser, width: u64, height: u64) -> anyhow::Result<()> {
-    let check = format!(
-        "const v = document.querySelector('video');
-         return v.videoWidth === {width} && v.videoHeight === {height}
-             && v.getVideoPlaybackQuality().totalVideoFrames > 0;"
-    );
-    browser
-        .wait_for(&check, PLAY_TIMEOUT)
-        .with_context(|| format!("video never played at {width}x{height}"))?;
-    let mut last = video_state(browser)?;
-    for second in 1..=3 {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = video_state(browser)?;
-        let (before, after) = (last["frames"].as_u64(), now["frames"].as_u64());
-        ensure!(
-            after > before,
-            "decoding stalled in second {second}: {last} → {now}"
-        );
-        ensure!(
-            !now["paused"].as_bool().unwrap_or(true),
-            "video paused: {now}"
-        );
-        last = now;
-    }
-    ensure!(
-        last["width"].as_u64() == Some(width) && last["height"].as_u64() == Some(height),
-        "video is not {width}x{height}: {last}"
-    );
-    Ok(())
-}
 
 #[test]
 fn chromium_session_runs_scripts_and_takes_screenshots() -> anyhow::Result<()> {
