@@ -300,8 +300,10 @@ async function startPlayer() {
     latency = f;
     renderStats();
   });
+  mediaSeen = { packets: null, at: performance.now() };
   poller = new StatsPoller(p.pc, (s) => {
     state.stats = s;
+    if (p === player) watchMedia(p, s);
     renderStats();
   });
   try {
@@ -310,6 +312,47 @@ async function startPlayer() {
   } catch (e) {
     log(`could not create offer: ${e.message}`, 'error');
   }
+}
+
+// A phone that moves to another network (Wi-Fi to cellular, a new NAT) keeps its peer
+// connection "connected": the SFU answers its consent checks at the new address, but sends
+// media to the old one, and the signaling socket's path is dead too. No video packets for
+// STALL_MS while the camera is live means that: start over on a fresh socket at once, which
+// resubscribes, instead of waiting for timeouts. (An ICE restart would not help here: the
+// SFU's ICE agent follows the browser's nomination, which does not change.)
+const STALL_MS = 2000;
+let mediaSeen = { packets: null, at: 0 };
+
+function watchMedia(p, s) {
+  const now = performance.now();
+  if (s.packetsReceived !== mediaSeen.packets) {
+    mediaSeen = { packets: s.packetsReceived, at: now };
+    return;
+  }
+  if (p.connectionState !== 'connected' || !cameraSends()) {
+    mediaSeen.at = now;
+  } else if (now - mediaSeen.at >= STALL_MS) {
+    mediaSeen.at = now;
+    networkChanged(`no video for ${STALL_MS / 1000} s while connected`);
+  }
+}
+
+/** The camera we watch is online, its source live and this viewer not paused. */
+function cameraSends() {
+  const cam = state.cameras.find((c) => c.id === state.cameraId);
+  const source = cam && cam.source_state ? cam.source_state.state : SourceState.live;
+  return !!cam && cam.state === 'online' && source === SourceState.live && !room.paused;
+}
+
+function networkChanged(why) {
+  log(`${why}: the network may have changed; reconnecting`, 'warn');
+  signaling.reconnectNow();
+}
+
+// Phones say when they change networks (not every browser has navigator.connection).
+window.addEventListener('online', () => networkChanged('back online'));
+if (navigator.connection && navigator.connection.addEventListener) {
+  navigator.connection.addEventListener('change', () => networkChanged('network changed'));
 }
 
 let lastPcState = null;

@@ -149,6 +149,26 @@ export class Signaling {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
+  /**
+   * Drop the socket at once and connect afresh: the network under it changed, and a socket
+   * on a dead path can take minutes to notice. Its close event is not waited for (on a dead
+   * path that waits too).
+   */
+  reconnectNow() {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close();
+    }
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.onState('closed', 0);
+    this.connect();
+  }
+
   /** Send a message; returns false (and drops it) when the socket is not open. */
   send(msg) {
     if (!this.isOpen) return false;

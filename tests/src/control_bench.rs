@@ -28,7 +28,9 @@ use sightline_tests::noisy_movie::noisy_movie;
 use sightline_tests::temp::TempPath;
 use sightline_tests::{DecodedFrame, HeadlessViewer, TestPublisher, TestServer, ViewerConfig};
 
-use super::{process_cpu, report, ChildGuard};
+use sightline_tests::child::{workspace_binary, ChildGuard};
+
+use super::{process_cpu, report};
 
 /// Changes measured per setting.
 const CHANGES: usize = 10;
@@ -241,16 +243,7 @@ async fn first_frame(
 async fn idle_on_demand_cpu() -> anyhow::Result<()> {
     const IDLE: Duration = Duration::from_secs(30);
     const WATCHED: Duration = Duration::from_secs(10);
-    let exe = std::env::current_exe()?
-        .parent()
-        .context("bench has no folder")?
-        .join("sightline-publisher");
-    if !exe.is_file() {
-        bail!(
-            "{} not built: run `cargo build --release -p sightline-publisher` first",
-            exe.display()
-        );
-    }
+    let exe = workspace_binary("sightline-publisher")?;
     let server = TestServer::start().await?;
     let child = ChildGuard(
         Command::new(&exe)

@@ -3,6 +3,7 @@
 //! reuse the same pieces (latency = `DecodedFrame::received_at_us - Stamp::capture_us`).
 
 pub mod browser;
+pub mod child;
 pub mod control_client;
 pub mod coturn;
 pub mod decode;

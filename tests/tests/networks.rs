@@ -7,7 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sightline_signaling::ice::IceConfig;
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
 use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
+use sightline_tests::child::{workspace_binary, ChildGuard};
 use sightline_tests::coturn::Coturn;
 use sightline_tests::harness::TestServer;
 use sightline_tests::page::{
@@ -47,6 +52,76 @@ async fn plays_by(
         Ok(text.as_str().unwrap_or_default().to_owned())
     })
     .await
+}
+
+/// The publisher binary on the host of `site`, publishing a 320×240 test pattern as
+/// `camera` to `server`.
+fn publisher_at(
+    topology: &Topology,
+    site: Site,
+    server: &TestServer,
+    camera: &str,
+) -> anyhow::Result<ChildGuard> {
+    let child = topology
+        .command(site, workspace_binary("sightline-publisher")?)
+        .args(["--server", &server.ws_url(), "--camera-id", camera])
+        .args(["--width", "320", "--height", "240", "--no-state"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the publisher")?;
+    Ok(ChildGuard(child))
+}
+
+/// The test pattern's frame number on screen, as the page's barcode reader last read it.
+const SHOWN: &str = "(window.sightline.stats.barcodeFrame || 0)";
+
+/// The camera at home behind a NAT, the viewer on a phone behind a symmetric NAT: video
+/// goes through the SFU. Then the phone moves to another public address (its NAT is
+/// re-addressed, every mapping gone) and video must be back within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> {
+    const BACK_WITHIN: Duration = Duration::from_secs(5);
+    let Some(ip) = netns_or_skip("a_home_camera_plays_on_a_phone_that_then_moves") else {
+        return Ok(());
+    };
+    let topology = Arc::new(Topology::up()?);
+    let server = page_server(ip, ip, false).await?;
+    let publisher = publisher_at(&topology, Site::Home, &server, "cam-home")?;
+    let browser = chromium_at(&topology, Site::Phone).await?;
+    let url = server.http_url();
+    let moving = topology.clone();
+    let result = on_page(&browser, "phone-moves.png", move |b| {
+        b.goto(&url)?;
+        assert_decoding(b, 320, 240)?;
+        let route = "const r = window.sightline.stats.route; return r && r.via === 'server' ? r.text : null;";
+        b.wait_for(route, PLAY_TIMEOUT)?;
+        moving.readdress(Site::Phone)?;
+        let moved = Instant::now();
+        let at_move = b.execute(&format!("return {SHOWN};"), &[])?.as_u64().unwrap_or(0);
+        // Back: showing a picture taken half a second (15 frames) after the one on screen at
+        // the move. The test pattern's frame number counts on across reconnections, where
+        // the decoded-frame counter starts over.
+        let back = format!("return {SHOWN} >= {};", at_move + 15);
+        b.wait_for(&back, Duration::from_secs(20))?;
+        let elapsed = moved.elapsed();
+        println!("{:#}", b.execute("return window.sightline.log;", &[])?);
+        Ok(elapsed)
+    })
+    .await;
+    drop(browser);
+    drop(publisher);
+    server.shutdown().await;
+    let back_after = result?;
+    println!(
+        "video back {} ms after the phone moved",
+        back_after.as_millis()
+    );
+    ensure!(
+        back_after <= BACK_WITHIN,
+        "video came back only after {back_after:?}"
+    );
+    Ok(())
 }
 
 /// The office lets no UDP out: ICE over TCP to the SFU's media port carries the video,
@@ -103,10 +178,7 @@ async fn turn_only_server(ip: IpAddr, port: u16) -> anyhow::Result<TestServer> {
     config.sfu.tcp_port = None;
     config.ice = IceConfig {
         stun_urls: Vec::new(),
-        turn_urls: vec![format!(
-            "turn:{}?transport=tcp",
-            SocketAddr::new(ip, port)
-        )],
+        turn_urls: vec![format!("turn:{}?transport=tcp", SocketAddr::new(ip, port))],
         turn_secret: Some(SECRET.as_bytes().to_vec()),
         turn_ttl: Duration::from_secs(600),
     };

@@ -33,13 +33,14 @@ mod restart_bench;
 mod rtsp_bench;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use sightline_publisher::barcode;
 use sightline_publisher::h264::encoder::{Encoder, EncoderSettings};
 use sightline_publisher::source::TestPattern;
+use sightline_tests::child::{workspace_binary, ChildGuard};
 use sightline_tests::harness::{get_json, publisher_config, wait_until};
 use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
 
@@ -372,16 +373,7 @@ impl ServerProcess {
 
     /// Start the server (again) on the same ports.
     fn start_again(&mut self) -> anyhow::Result<()> {
-        let exe = std::env::current_exe()?
-            .parent()
-            .context("bench has no folder")?
-            .join("sightline");
-        if !exe.is_file() {
-            bail!(
-                "{} not built: run `cargo build --release -p sightline` first",
-                exe.display()
-            );
-        }
+        let exe = workspace_binary("sightline")?;
         let mut args = vec![
             "--http".to_owned(),
             format!("127.0.0.1:{}", self.http_port),
@@ -430,15 +422,5 @@ impl ServerProcess {
 
     fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.http_port)
-    }
-}
-
-/// Kills the child when the benchmark ends, however it ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
