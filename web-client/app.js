@@ -28,6 +28,9 @@ const LIST_REFRESH_MS = 10000;
 // WebRTC that has decoded no frame this long after subscribing gives way to MSE.
 const FALLBACK_MS = 8000;
 const MODE = new URLSearchParams(location.search).get('mode'); // 'mse' | 'webrtc' | null
+// ?relay=1: media only through the TURN relay the server names, never a direct path (to
+// keep this browser's addresses from the server, or to try the relay).
+const RELAY_ONLY = new URLSearchParams(location.search).get('relay') === '1';
 const HAS_WEBRTC = typeof window.RTCPeerConnection === 'function';
 
 const $ = (id) => document.getElementById(id);
@@ -278,6 +281,7 @@ async function startPlayer() {
   const p = new Player({
     video: ui.video,
     iceServers,
+    relayOnly: RELAY_ONLY,
     onLocalCandidate: (c) => signaling.send(Client.candidate(c)),
     onStateChange: () => {
       if (p === player) onPcState(p);

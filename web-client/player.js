@@ -15,11 +15,12 @@ export class Player {
    * @param {object} opts
    * @param {HTMLVideoElement} opts.video where the remote track plays
    * @param {RTCIceServer[]} [opts.iceServers] empty by default: the SFU has a reachable address
+   * @param {boolean} [opts.relayOnly] use TURN relay candidates only
    * @param {(c: RTCIceCandidate) => void} opts.onLocalCandidate
    * @param {() => void} opts.onStateChange called on any PC or ICE state change
    * @param {(reason: string) => void} opts.onDead the connection is beyond saving; resubscribe
    */
-  constructor({ video, iceServers = [], onLocalCandidate, onStateChange, onDead }) {
+  constructor({ video, iceServers = [], relayOnly = false, onLocalCandidate, onStateChange, onDead }) {
     this.video = video;
     this.onDead = onDead;
     this.closed = false;
@@ -27,7 +28,7 @@ export class Player {
     this.remoteSet = false;
     this.timers = { disconnect: null, connect: null };
 
-    const pc = new RTCPeerConnection({ iceServers });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.onicecandidate = (ev) => {

@@ -310,3 +310,41 @@ async fn the_demo_runs_with_tokens_and_tls() {
         "the log shows the secret"
     );
 }
+
+/// ICE-TCP is on by default, on the UDP port's number; `--no-ice-tcp` turns it off, and
+/// asking for both is an error.
+#[test]
+fn media_takes_tcp_on_the_udp_port_unless_turned_off() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_arg = port.to_string();
+    let media = ["--media-ip", "127.0.0.1", "--udp-port", port_arg.as_str()];
+    let mut args = vec!["--http", "127.0.0.1:0"];
+    args.extend(media);
+    let running = Running::start(&args);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "TCP on the media port"
+    );
+    drop(running);
+
+    args.push("--no-ice-tcp");
+    let running = Running::start(&args);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no TCP listener with --no-ice-tcp"
+    );
+    drop(running);
+
+    args.extend(["--tcp-port", "9"]);
+    let out = sightline(&args).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--no-ice-tcp") && err.contains("--tcp-port"),
+        "{err}"
+    );
+}

@@ -11,10 +11,13 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use sightline_signaling::ice::IceConfig;
+
 use crate::temp::TempPath;
 
 pub struct Coturn {
     child: Child,
+    pub ip: IpAddr,
     pub port: u16,
     /// The secret coturn checks credentials against.
     pub secret: String,
@@ -86,11 +89,26 @@ impl Coturn {
         }
         Ok(Coturn {
             child,
+            ip,
             port,
             secret: secret.to_owned(),
             _secret_file: secret_file,
             log,
         })
+    }
+
+    /// Servers handing out this coturn as the only ICE server, over `transport` (`udp` or
+    /// `tcp`), with credentials signed with its secret.
+    pub fn ice_config(&self, transport: &str) -> IceConfig {
+        IceConfig {
+            stun_urls: Vec::new(),
+            turn_urls: vec![format!(
+                "turn:{}?transport={transport}",
+                std::net::SocketAddr::new(self.ip, self.port)
+            )],
+            turn_secret: Some(self.secret.as_bytes().to_vec()),
+            turn_ttl: Duration::from_secs(3600),
+        }
     }
 
     /// What coturn printed so far.

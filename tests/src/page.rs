@@ -107,6 +107,15 @@ pub async fn chromium_with(options: BrowserOptions) -> anyhow::Result<Arc<Browse
     ))
 }
 
+/// Chromium inside network namespace `ns` (a [`crate::topology`] site's host).
+pub async fn chromium_in(ns: String) -> anyhow::Result<Arc<Browser>> {
+    chromium_with(BrowserOptions {
+        netns: Some(ns),
+        ..BrowserOptions::default()
+    })
+    .await
+}
+
 pub async fn webkit() -> anyhow::Result<Arc<Browser>> {
     Ok(Arc::new(
         tokio::task::spawn_blocking(|| Browser::launch_webkit(WebKitOptions::default())).await??,

@@ -12,13 +12,14 @@
 use std::ffi::OsStr;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
 use crate::browser::NETNS_IP;
+use crate::child::{workspace_binary, ChildGuard};
 
 /// Where a host sits, i.e. which NAT it is behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +121,31 @@ impl Topology {
 
     /// `site`'s public address: its gateway's outside address, what the server sees as
     /// the source (the host itself never knows it).
+    /// The publisher binary on the host of `site`, publishing the test pattern at `size`
+    /// as `camera` to the server at `ws_url`; killed when the guard drops.
+    pub fn publisher(
+        &self,
+        site: Site,
+        ws_url: &str,
+        camera: &str,
+        size: (u32, u32),
+    ) -> anyhow::Result<ChildGuard> {
+        let child = self
+            .command(site, workspace_binary("sightline-publisher")?)
+            .args(["--server", ws_url, "--camera-id", camera, "--no-state"])
+            .args([
+                "--width",
+                &size.0.to_string(),
+                "--height",
+                &size.1.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the publisher")?;
+        Ok(ChildGuard(child))
+    }
+
     pub fn public_ip(&self, site: Site) -> IpAddr {
         self.public.lock().unwrap()[site.index()]
     }

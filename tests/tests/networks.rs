@@ -2,35 +2,21 @@
 //! (`tests/scripts/topology`: hosts behind nftables NATs hanging off the test namespace,
 //! where the server, the camera and coturn run). Skips loudly outside the test namespace.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sightline_signaling::ice::IceConfig;
-use std::process::Stdio;
-use std::time::Instant;
-
-use anyhow::{ensure, Context};
-use sightline_tests::browser::{netns_or_skip, Browser, BrowserOptions};
-use sightline_tests::child::{workspace_binary, ChildGuard};
+use anyhow::ensure;
+use sightline_tests::browser::{netns_or_skip, Browser};
 use sightline_tests::coturn::Coturn;
 use sightline_tests::harness::TestServer;
 use sightline_tests::page::{
-    assert_decoding, chromium_with, on_page, page_camera, page_server, page_server_config,
+    assert_decoding, chromium_in, on_page, page_camera, page_server, page_server_config,
     PLAY_TIMEOUT,
 };
 use sightline_tests::topology::{Site, Topology};
 
 const SECRET: &str = "networks-test-turn-secret-42";
-
-/// Chromium on the host of `site`.
-async fn chromium_at(topology: &Topology, site: Site) -> anyhow::Result<Arc<Browser>> {
-    chromium_with(BrowserOptions {
-        netns: Some(topology.host_ns(site)),
-        ..BrowserOptions::default()
-    })
-    .await
-}
 
 /// Open the page, check it decodes, then wait until the page's route (from the selected
 /// candidate pair) is `via` over `protocol`; returns the route's text.
@@ -54,25 +40,6 @@ async fn plays_by(
     .await
 }
 
-/// The publisher binary on the host of `site`, publishing a 320×240 test pattern as
-/// `camera` to `server`.
-fn publisher_at(
-    topology: &Topology,
-    site: Site,
-    server: &TestServer,
-    camera: &str,
-) -> anyhow::Result<ChildGuard> {
-    let child = topology
-        .command(site, workspace_binary("sightline-publisher")?)
-        .args(["--server", &server.ws_url(), "--camera-id", camera])
-        .args(["--width", "320", "--height", "240", "--no-state"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting the publisher")?;
-    Ok(ChildGuard(child))
-}
-
 /// The test pattern's frame number on screen, as the page's barcode reader last read it.
 const SHOWN: &str = "(window.sightline.stats.barcodeFrame || 0)";
 
@@ -87,8 +54,8 @@ async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> 
     };
     let topology = Arc::new(Topology::up()?);
     let server = page_server(ip, ip, false).await?;
-    let publisher = publisher_at(&topology, Site::Home, &server, "cam-home")?;
-    let browser = chromium_at(&topology, Site::Phone).await?;
+    let publisher = topology.publisher(Site::Home, &server.ws_url(), "cam-home", (320, 240))?;
+    let browser = chromium_in(topology.host_ns(Site::Phone)).await?;
     let url = server.http_url();
     let moving = topology.clone();
     let result = on_page(&browser, "phone-moves.png", move |b| {
@@ -134,7 +101,7 @@ async fn an_office_viewer_plays_over_ice_tcp() -> anyhow::Result<()> {
     let topology = Topology::up()?;
     let server = page_server(ip, ip, false).await?;
     let camera = page_camera(&server, "cam-office", 320, 240);
-    let browser = chromium_at(&topology, Site::Office).await?;
+    let browser = chromium_in(topology.host_ns(Site::Office)).await?;
     let url = server.http_url();
     let result = plays_by(&browser, url, "server", "tcp", "office-ice-tcp.png").await;
     let stats = server.sfu().stats().await;
@@ -157,9 +124,9 @@ async fn without_ice_tcp_an_office_viewer_plays_through_turn_over_tcp() -> anyho
     };
     let topology = Topology::up()?;
     let coturn = Coturn::start(ip, ip, SECRET).await?;
-    let server = turn_only_server(ip, coturn.port).await?;
+    let server = turn_only_server(ip, &coturn).await?;
     let camera = page_camera(&server, "cam-office-turn", 320, 240);
-    let browser = chromium_at(&topology, Site::Office).await?;
+    let browser = chromium_in(topology.host_ns(Site::Office)).await?;
     let url = server.http_url();
     let result = plays_by(&browser, url, "relay", "tcp", "office-turn-tcp.png").await;
     let stats = server.sfu().stats().await;
@@ -172,15 +139,10 @@ async fn without_ice_tcp_an_office_viewer_plays_through_turn_over_tcp() -> anyho
     Ok(())
 }
 
-/// A page server without ICE-TCP, handing out TURN over TCP on coturn at `ip:port`.
-async fn turn_only_server(ip: IpAddr, port: u16) -> anyhow::Result<TestServer> {
+/// A page server without ICE-TCP, handing out `coturn` over TCP.
+async fn turn_only_server(ip: IpAddr, coturn: &Coturn) -> anyhow::Result<TestServer> {
     let mut config = page_server_config(ip, ip)?;
     config.sfu.tcp_port = None;
-    config.ice = IceConfig {
-        stun_urls: Vec::new(),
-        turn_urls: vec![format!("turn:{}?transport=tcp", SocketAddr::new(ip, port))],
-        turn_secret: Some(SECRET.as_bytes().to_vec()),
-        turn_ttl: Duration::from_secs(600),
-    };
+    config.ice = coturn.ice_config("tcp");
     TestServer::start_with(config).await
 }

@@ -14,7 +14,9 @@
 //! again: time until viewers see video, see `restart_bench.rs`), `auth` (token check per connect,
 //! TLS handshakes per second, glass-to-glass and first frame over ws:// and wss:// with
 //! tokens, see `auth_bench.rs`), `mse` (glass-to-glass and first frame through the MSE door,
-//! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`). Run it inside a private network
+//! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`), `paths` (first frame
+//! and glass-to-glass on UDP, ICE-TCP, TURN over UDP and over TCP,
+//! Chromium behind real NATs, see `paths_bench.rs`). Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../auth_bench.rs"]
@@ -27,6 +29,8 @@ mod image_bench;
 mod mjpeg_bench;
 #[path = "../mse_bench.rs"]
 mod mse_bench;
+#[path = "../paths_bench.rs"]
+mod paths_bench;
 #[path = "../restart_bench.rs"]
 mod restart_bench;
 #[path = "../rtsp_bench.rs"]
@@ -53,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -89,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("mse") {
         mse_bench::run().await?;
+    }
+    if wants("paths") {
+        paths_bench::run().await?;
     }
     Ok(())
 }
