@@ -16,6 +16,7 @@ import { StatsPoller, emptyStats } from './stats.js';
 import { ControlRoom } from './controlroom.js';
 import { LatencyProbe, emptyLatency } from './latency.js';
 import { MsePlayer, mseSupported, mseUrl } from './mse.js';
+import { FullscreenButton, TapToPlay } from './screen.js';
 
 // STUN/TURN servers the server hands out in `hello` (with TURN credentials of this session,
 // refreshed by `ice_servers` before they expire). None by default: the SFU advertises an
@@ -37,6 +38,9 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   video: $('video'),
   overlay: $('overlay'),
+  screen: document.querySelector('.screen'),
+  tapToPlay: $('tap-to-play'),
+  fullscreen: $('fullscreen'),
   wsState: $('ws-state'),
   pcState: $('pc-state'),
   ctlState: $('ctl-state'),
@@ -66,6 +70,11 @@ let mse = null; // MsePlayer
 let fallbackTimer = null;
 let poller = null;
 let retryTimer = null;
+
+// Both media paths start the video through `tap`: where the browser refuses to play without a
+// gesture (iOS Low Power Mode, some WebViews) it shows a "Tap to play" button.
+const tap = new TapToPlay(ui.tapToPlay, ui.video, { log, onChange: () => render() });
+const fullscreen = new FullscreenButton(ui.fullscreen, ui.screen, ui.video, { log });
 
 // Camera control on the peer connection's `control` data channel (controlroom.js). What
 // this viewer may do comes from the `?token=` in the page URL (see defaultUrl).
@@ -283,6 +292,7 @@ async function startPlayer() {
     iceServers,
     relayOnly: RELAY_ONLY,
     onLocalCandidate: (c) => signaling.send(Client.candidate(c)),
+    play: () => tap.play(),
     onStateChange: () => {
       if (p === player) onPcState(p);
     },
@@ -404,8 +414,9 @@ function armFallback() {
     if (!player || webrtcDecoded()) return;
     const cam = currentCamera();
     const source = cam && describeSource(cam.source_state);
-    // No video because the camera has none: MSE would not help. Look again later.
-    if (!cam || cam.state !== 'online' || (source && source.state !== SourceState.live)) {
+    // No video because the camera has none, or because the video waits for a tap: MSE
+    // would not help. Look again later.
+    if (!cam || cam.state !== 'online' || (source && source.state !== SourceState.live) || tap.shown) {
       armFallback();
       return;
     }
@@ -432,6 +443,7 @@ function startMse(cameraId) {
     video: ui.video,
     url: mseUrl(cameraId),
     log,
+    play: () => tap.play(),
     onStateChange: (s) => {
       if (m !== mse) return;
       if (s === 'open') log('MSE connected');
@@ -516,7 +528,8 @@ function render() {
   ui.ctlState.dataset.state = ctl.state;
   ui.ctlState.textContent = ctl.text;
   ui.overlay.textContent = overlayText(cam, pcs);
-  ui.overlay.hidden = ui.overlay.textContent === '';
+  // The tap-to-play button covers the video and says what to do; no text under it.
+  ui.overlay.hidden = ui.overlay.textContent === '' || tap.shown;
   renderCameras();
   renderStats();
 }
@@ -641,11 +654,16 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     bytesReceived, fragments, fragmentsDropped, liveJumps, quotaErrors, playbackRate,
 //     codec, firstFrameMs (from opening the MSE socket to the first frame shown).
 //   latencyReadings: every raw barcode latency reading (ms) of this camera, oldest first.
+//   tapToPlay: true while the "Tap to play" button shows (the browser refused play() with
+//     NotAllowedError and wants a user gesture); false once a tap, or any gesture, let the
+//     video play. fullscreen: the video's container (or, on iPhone, the video) is full screen.
 window.sightline = Object.freeze({
   get path() { return state.path; },
   get mode() { return MODE; },
   get fellBack() { return state.fellBack; },
   get hasWebRTC() { return HAS_WEBRTC; },
+  get tapToPlay() { return tap.shown; },
+  get fullscreen() { return fullscreen.shown; },
   get latencyReadings() { return probe ? [...probe.readings] : []; },
   get cameraId() { return state.cameraId; },
   get wsState() { return state.ws; },

@@ -26,6 +26,12 @@ const CATCHUP_RATE = 1.08;
 /** The playhead has not moved for this long with data ahead of it: a stall, jump over it. */
 const STALL_MS = 1000;
 /**
+ * A paused video (the browser refused to play: "Tap to play") stays on the picture it shows:
+ * every jump would decode and show another, a slideshow that costs battery. Only this far
+ * behind does it jump, so that what is buffered stays bounded (trim frees what lies behind).
+ */
+const PAUSED_MAX_AHEAD_S = 30;
+/**
  * Remove played video once this much of it is buffered (memory stays bounded). Only up to
  * the keyframe that starts what plays now: removing part of a group of pictures removes the
  * frames that depend on it too (the MSE coded frame removal algorithm), up to the next
@@ -210,9 +216,12 @@ export class MsePlayer {
    * @param {(channel: SocketChannel) => void} [opts.onControlChannel] a new control channel
    *   (each socket connection has one; the server welcomes it)
    * @param {(error: {code: string, message: string}) => void} [opts.onRefused] a final refusal
+   * @param {() => void} [opts.play] starts the video (the page's TapToPlay)
    */
-  constructor({ video, url, onStateChange = () => {}, log = () => {}, onControlChannel = () => {}, onRefused = () => {} }) {
+  constructor({ video, url, onStateChange = () => {}, log = () => {}, onControlChannel = () => {}, onRefused = () => {}, play }) {
     this.video = video;
+    // The page's TapToPlay offers a button when the browser wants a gesture first.
+    this.play = play || (() => video.play().catch(() => {}));
     this.url = url;
     this.onStateChange = onStateChange;
     this.log = log;
@@ -440,7 +449,7 @@ export class MsePlayer {
       this.sb.addEventListener('error', () => this.log('MSE: SourceBuffer error', 'error'));
       this.pump();
     }, { once: true });
-    v.play().catch(() => {});
+    this.play();
   }
 
   closeMediaSource() {
@@ -554,8 +563,9 @@ export class MsePlayer {
       this.lastTime = t;
       this.lastMoveAt = now;
     }
-    const stalled = now - this.lastMoveAt > STALL_MS && ahead > TARGET_AHEAD_S;
-    if (t < start || ahead > JUMP_AHEAD_S || stalled) {
+    const stalled = !v.paused && now - this.lastMoveAt > STALL_MS && ahead > TARGET_AHEAD_S;
+    const behind = ahead > (v.paused ? PAUSED_MAX_AHEAD_S : JUMP_AHEAD_S);
+    if (t < start || behind || stalled) {
       v.currentTime = Math.max(start, end - TARGET_AHEAD_S);
       this.jumps++;
       this.lastMoveAt = now;
@@ -563,7 +573,7 @@ export class MsePlayer {
       const rate = ahead > CATCHUP_AHEAD_S ? CATCHUP_RATE : 1;
       if (v.playbackRate !== rate) v.playbackRate = rate;
     }
-    if (v.paused && v.readyState >= 2) v.play().catch(() => {});
+    if (v.paused && v.readyState >= 2) this.play();
     this.trim(t);
   }
 

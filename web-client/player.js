@@ -19,9 +19,12 @@ export class Player {
    * @param {(c: RTCIceCandidate) => void} opts.onLocalCandidate
    * @param {() => void} opts.onStateChange called on any PC or ICE state change
    * @param {(reason: string) => void} opts.onDead the connection is beyond saving; resubscribe
+   * @param {() => void} [opts.play] starts the video (the page's TapToPlay, which offers a
+   *   button when the browser wants a gesture first)
    */
-  constructor({ video, iceServers = [], relayOnly = false, onLocalCandidate, onStateChange, onDead }) {
+  constructor({ video, iceServers = [], relayOnly = false, onLocalCandidate, onStateChange, onDead, play }) {
     this.video = video;
+    this.play = play || (() => video.play().catch(() => {}));
     this.onDead = onDead;
     this.closed = false;
     this.pendingCandidates = [];
@@ -103,8 +106,9 @@ export class Player {
     // The answer may carry no msid, in which case the track comes with no stream.
     const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
     this.video.srcObject = stream;
-    // Muted + playsinline lets this play without a user gesture, also in mobile WebViews.
-    this.video.play().catch(() => {});
+    // Muted + playsinline lets this play without a user gesture in most browsers and
+    // WebViews; where it does not, `play` offers "Tap to play".
+    this.play();
   }
 
   // Turn PC state changes into "give up" decisions.

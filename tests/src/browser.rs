@@ -324,6 +324,44 @@ impl Browser {
         )
     }
 
+    /// The WebDriver reference of the first element matching the CSS `selector`.
+    fn element(&self, selector: &str) -> anyhow::Result<String> {
+        let found = self.command(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": selector })),
+        )?;
+        // W3C's element reference key.
+        found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no element reference for `{selector}`: {found}"))
+    }
+
+    /// Click the first element matching the CSS `selector` the way a person would: WebDriver's
+    /// element click scrolls it into view and sends real (trusted) pointer events to its
+    /// centre, which counts as a user gesture (play(), full screen). Fails when another
+    /// element covers it.
+    pub fn click(&self, selector: &str) -> anyhow::Result<()> {
+        let id = self.element(selector)?;
+        self.command("POST", &format!("/element/{id}/click"), None)
+            .with_context(|| format!("clicking `{selector}`"))?;
+        Ok(())
+    }
+
+    /// Focus the first element matching `selector` and type `keys` into it as real key
+    /// events; WebDriver's special keys are private-use characters (Enter is `\u{E007}`).
+    pub fn send_keys(&self, selector: &str, keys: &str) -> anyhow::Result<()> {
+        let id = self.element(selector)?;
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": keys })),
+        )
+        .with_context(|| format!("typing into `{selector}`"))?;
+        Ok(())
+    }
+
     /// Poll `script` (a function body) every 200 ms until it returns something truthy;
     /// returns that value, or an error saying what it last returned.
     pub fn wait_for(&self, script: &str, timeout: Duration) -> anyhow::Result<Value> {
