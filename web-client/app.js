@@ -636,8 +636,8 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 // Read-only status for tests and debugging. Tests should check real decoding
 // (video.getVideoPlaybackQuality()), not just these flags.
 //   stats: resolution (width, height), fps, kbps, packetsReceived, packetsLost, jitterMs,
-//     framesDecoded, rttMs (selected candidate pair), route {via: 'server' | 'relay' |
-//     'direct', protocol: 'udp' | 'tcp', text} (from the selected pair), decodeMs (per frame, last second),
+//     framesDecoded, rttMs (selected candidate pair), route {via: 'server' | 'relay',
+//     protocol: 'udp' | 'tcp', text} (from the selected pair), decodeMs (per frame, last second),
 //     freezeCount, freezeMs; from the barcode (same-clock test pattern only): latencyMs
 //     (median of the last readings), barcodeFrame, barcodeTag, barcodeSeen, latencySamples.
 //   control (controlroom.js snapshot): channel 'closed' | 'connecting' | 'open'; viewer,

@@ -65,29 +65,23 @@ function selectedPair(reports, byId) {
 }
 
 /**
- * The way media takes, from the selected candidate pair: {via, protocol, text}. via is
- * 'relay' when either end is a TURN relay, else 'server' (the SFU) or 'direct' when
- * `direct` (a peer-to-peer connection to the camera); protocol is how this browser sends
- * ('udp' or 'tcp'; to a relay, the relay protocol).
+ * What the candidate pair in use says: rttMs (its round-trip time) and route, the way media
+ * takes, {via, protocol, text}. via is 'relay' when either end is a TURN relay, else 'server'
+ * (the SFU); protocol is how this browser sends ('udp' or 'tcp'; to a relay, the relay
+ * protocol).
  */
-export function route(reports, direct = false) {
+export function pairFigures(reports) {
   const byId = new Map(reports.map((r) => [r.id, r]));
   const pair = selectedPair(reports, byId);
-  if (!pair) return null;
+  if (!pair) return { rttMs: null, route: null };
+  const rttMs = pair.currentRoundTripTime == null ? null : round1(pair.currentRoundTripTime * 1000);
   const local = byId.get(pair.localCandidateId) || {};
   const remote = byId.get(pair.remoteCandidateId) || {};
-  const relayed = local.candidateType === 'relay' || remote.candidateType === 'relay';
-  const via = relayed ? 'relay' : direct ? 'direct' : 'server';
+  const via = local.candidateType === 'relay' || remote.candidateType === 'relay' ? 'relay' : 'server';
   const protocol = (local.candidateType === 'relay' && local.relayProtocol) || local.protocol || remote.protocol || null;
-  const words = { relay: 'relayed by TURN', server: 'via the server', direct: 'direct to the camera' };
-  return { via, protocol, text: `${words[via]}${protocol ? ` (${protocol.toUpperCase()})` : ''}` };
-}
-
-/** The round-trip time of the candidate pair in use, in ms. */
-export function selectedRttMs(reports) {
-  const pair = selectedPair(reports, new Map(reports.map((r) => [r.id, r])));
-  if (!pair || pair.currentRoundTripTime == null) return null;
-  return round1(pair.currentRoundTripTime * 1000);
+  const words = { relay: 'relayed by TURN', server: 'via the server' };
+  const route = { via, protocol, text: `${words[via]}${protocol ? ` (${protocol.toUpperCase()})` : ''}` };
+  return { rttMs, route };
 }
 
 /** Polls one peer connection until stopped; calls onStats(summary) each second. */
@@ -114,8 +108,7 @@ export class StatsPoller {
     });
     if (this.timer === null) return;
     const s = summarize(inbound, this.prev);
-    s.rttMs = selectedRttMs(all);
-    s.route = route(all);
+    Object.assign(s, pairFigures(all));
     this.onStats(s);
     this.prev = inbound;
   }
