@@ -16,6 +16,11 @@ use sightline_tests::page::{
 };
 use sightline_tests::topology::{Site, Topology};
 
+/// One topology at a time in this file: a camera published from this namespace (the
+/// in-process `page_camera`) may pick another topology's internet-side address as its ICE
+/// host candidate, and loses its path when that topology is torn down.
+static ONE_TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SECRET: &str = "networks-test-turn-secret-42";
 
 /// Open the page, check it decodes, then wait until the page's route (from the selected
@@ -52,6 +57,7 @@ async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> 
     let Some(ip) = netns_or_skip("a_home_camera_plays_on_a_phone_that_then_moves") else {
         return Ok(());
     };
+    let _one = ONE_TOPOLOGY.lock().await;
     let topology = Arc::new(Topology::up()?);
     let server = page_server(ip, ip, false).await?;
     let publisher = topology.publisher(Site::Home, &server.ws_url(), "cam-home", (320, 240))?;
@@ -98,6 +104,7 @@ async fn an_office_viewer_plays_over_ice_tcp() -> anyhow::Result<()> {
     let Some(ip) = netns_or_skip("an_office_viewer_plays_over_ice_tcp") else {
         return Ok(());
     };
+    let _one = ONE_TOPOLOGY.lock().await;
     let topology = Topology::up()?;
     let server = page_server(ip, ip, false).await?;
     let camera = page_camera(&server, "cam-office", 320, 240);
@@ -122,6 +129,7 @@ async fn without_ice_tcp_an_office_viewer_plays_through_turn_over_tcp() -> anyho
     else {
         return Ok(());
     };
+    let _one = ONE_TOPOLOGY.lock().await;
     let topology = Topology::up()?;
     let coturn = Coturn::start(ip, ip, SECRET).await?;
     let server = turn_only_server(ip, &coturn).await?;
