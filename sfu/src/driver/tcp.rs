@@ -154,32 +154,49 @@ impl TcpMedia {
         }
     }
 
-    /// Queue the turn's TCP packets on their connections. The remote address of each
-    /// packet that did not fit goes to `dropped`; packets for connections that are gone
-    /// are forgotten.
+    /// Queue the turn's TCP packets on their connections: a connection's run of packets
+    /// (a frame for a viewer) goes out framed in one buffer, one allocation and one write.
+    /// The remote address of each packet that did not fit goes to `dropped`; packets for
+    /// connections that are gone are forgotten.
     pub(crate) fn send(&mut self, transmits: &Transmits, dropped: &mut Vec<SocketAddr>) {
         let bytes = transmits.bytes();
+        let mut run: Option<((SocketAddr, SocketAddr), Vec<u8>)> = None;
         for t in transmits.tcp_items() {
-            let Some(conn) = self.conns.get(&(t.local, t.remote)) else {
+            let key = (t.local, t.remote);
+            if run.as_ref().is_some_and(|(k, _)| *k != key) {
+                self.enqueue(run.take());
+            }
+            let Some(conn) = self.conns.get(&key) else {
                 tracing::debug!(remote = %t.remote, "TCP packet for a closed connection");
                 continue;
             };
             let Ok(len) = u16::try_from(t.len) else {
                 continue;
             };
-            let framed = 2 + t.len;
-            if conn.queued.load(Ordering::Relaxed) + framed > MAX_QUEUED {
+            let buf = &mut run.get_or_insert_with(|| (key, Vec::new())).1;
+            if conn.queued.load(Ordering::Relaxed) + buf.len() + 2 + t.len > MAX_QUEUED {
                 dropped.push(t.remote);
                 continue;
             }
-            let mut buf = Vec::with_capacity(framed);
             buf.extend_from_slice(&len.to_be_bytes());
             buf.extend_from_slice(&bytes[t.start..t.start + t.len]);
-            conn.queued.fetch_add(framed, Ordering::Relaxed);
-            if conn.out.send(buf).is_err() {
-                // The writer ended; its Closed event is on the way.
-                conn.queued.fetch_sub(framed, Ordering::Relaxed);
-            }
+        }
+        self.enqueue(run);
+    }
+
+    /// Hand one connection's framed packets to its writer.
+    fn enqueue(&self, run: Option<((SocketAddr, SocketAddr), Vec<u8>)>) {
+        let Some((key, buf)) = run.filter(|(_, buf)| !buf.is_empty()) else {
+            return;
+        };
+        let Some(conn) = self.conns.get(&key) else {
+            return;
+        };
+        let n = buf.len();
+        conn.queued.fetch_add(n, Ordering::Relaxed);
+        if conn.out.send(buf).is_err() {
+            // The writer ended; its Closed event is on the way.
+            conn.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
 }
@@ -381,12 +398,13 @@ mod tests {
 
         let mut q = Transmits::new(Vec::new(), None);
         q.push_tcp(addr, client.local_addr().unwrap(), b"hello");
+        q.push_tcp(addr, client.local_addr().unwrap(), b"ab");
         let mut dropped = Vec::new();
         tcp.send(&q, &mut dropped);
         assert!(dropped.is_empty());
-        let mut buf = [0u8; 7];
+        let mut buf = [0u8; 11];
         client.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"\0\x05hello");
+        assert_eq!(&buf, b"\0\x05hello\0\x02ab");
     }
 
     #[tokio::test]
