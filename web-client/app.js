@@ -9,8 +9,13 @@
 // decoded no frame FALLBACK_MS after subscribing (UDP blocked, a WebView without codecs)
 // gives way to MSE for the rest of the page's life. `?mode=mse` forces MSE, `?mode=webrtc`
 // forbids the fallback. The signaling socket stays for the camera list either way.
+//
+// `?mode=p2p` asks for each camera directly (P2P, straight from its publisher; the server
+// relays offer and candidates). When the server says the camera is full (`subscribed` with
+// path `server`), the camera ends the direct connection (`direct_failed`), or ICE has not
+// connected within DIRECT_TIMEOUT_MS, we subscribe again through the server, without a click.
 
-import { Client, ServerType, Signaling, SourceState, defaultUrl, describeSource } from './signaling.js';
+import { Client, MediaPath, ServerType, Signaling, SourceState, defaultUrl, describeSource } from './signaling.js';
 import { Player } from './player.js';
 import { StatsPoller, emptyStats } from './stats.js';
 import { ControlRoom } from './controlroom.js';
@@ -28,7 +33,10 @@ const RESUBSCRIBE_DELAY_MS = 1000;
 const LIST_REFRESH_MS = 10000;
 // WebRTC that has decoded no frame this long after subscribing gives way to MSE.
 const FALLBACK_MS = 8000;
-const MODE = new URLSearchParams(location.search).get('mode'); // 'mse' | 'webrtc' | null
+const MODE = new URLSearchParams(location.search).get('mode'); // 'mse' | 'webrtc' | 'p2p' | null
+const WANT_DIRECT = MODE === 'p2p';
+// A direct connection that has not connected this long after `subscribed` gives way to the SFU.
+const DIRECT_TIMEOUT_MS = 5000;
 // ?relay=1: media only through the TURN relay the server names, never a direct path (to
 // keep this browser's addresses from the server, or to try the relay).
 const RELAY_ONLY = new URLSearchParams(location.search).get('relay') === '1';
@@ -64,10 +72,13 @@ const state = {
   // fallen back to MSE, every later camera plays over MSE too.
   path: null,
   fellBack: false,
+  direct: false, // this subscription's media comes straight from the publisher (P2P)
+  noDirect: null, // camera id whose direct path failed: watched through the server from now on
 };
 let player = null; // WebRTC Player
 let mse = null; // MsePlayer
 let fallbackTimer = null;
+let directTimer = null;
 let poller = null;
 let retryTimer = null;
 
@@ -128,7 +139,9 @@ function onMessage(msg) {
       upsertCamera(msg.camera);
       if (msg.camera.id !== state.pending) break; // an older subscribe, already replaced
       state.pending = null;
-      log(`subscribed to ${msg.camera.name || msg.camera.id}`);
+      state.direct = msg.path === MediaPath.direct;
+      log(`subscribed to ${msg.camera.name || msg.camera.id}${state.direct ? ' (direct, P2P)' : ''}`);
+      if (msg.note) log(msg.note, 'warn');
       // Joining a camera whose source is down: say so now, not only at its next change.
       if (msg.camera.source_state && msg.camera.source_state.state !== SourceState.live) {
         logSourceState(msg.camera.name || msg.camera.id, msg.camera.source_state);
@@ -156,6 +169,9 @@ function onMessage(msg) {
       break;
     case ServerType.sourceState:
       onSourceState(msg);
+      break;
+    case ServerType.directFailed:
+      if (state.direct && player) leaveDirect(`the camera ended the direct connection: ${msg.reason}`);
       break;
     case ServerType.cameraOffline: {
       const cam = state.cameras.find((c) => c.id === msg.camera_id);
@@ -265,7 +281,8 @@ function subscribe(cameraId) {
     render();
     return;
   }
-  if (!signaling.send(Client.subscribe(cameraId))) return; // resubscribed on reconnect
+  const direct = WANT_DIRECT && state.noDirect !== cameraId;
+  if (!signaling.send(Client.subscribe(cameraId, direct))) return; // resubscribed on reconnect
   state.pending = cameraId;
   render();
 }
@@ -298,6 +315,10 @@ async function startPlayer() {
     },
     onDead: (reason) => {
       if (p !== player) return;
+      if (state.direct) {
+        leaveDirect(`direct connection lost (${reason})`);
+        return;
+      }
       log(`media connection lost (${reason}); resubscribing`, 'warn');
       stopPlayer();
       render();
@@ -319,7 +340,15 @@ async function startPlayer() {
     state.stats = s;
     if (p === player) watchMedia(p, s);
     renderStats();
-  });
+  }, state.direct);
+  if (state.direct) {
+    directTimer = setTimeout(() => {
+      directTimer = null;
+      if (p === player && p.connectionState !== 'connected') {
+        leaveDirect(`no direct connection within ${DIRECT_TIMEOUT_MS / 1000} s (ICE ${p.iceState})`);
+      }
+    }, DIRECT_TIMEOUT_MS);
+  }
   try {
     const sdp = await p.createOffer();
     if (p === player) signaling.send(Client.offer(sdp));
@@ -381,9 +410,19 @@ function onPcState(p) {
   render();
 }
 
+/** Give up the direct path to this camera and watch it through the server. */
+function leaveDirect(why) {
+  log(`${why}; watching through the server`, 'warn');
+  state.noDirect = state.cameraId;
+  state.direct = false;
+  subscribe(state.cameraId);
+}
+
 function stopPlayer() {
   clearTimeout(fallbackTimer);
   fallbackTimer = null;
+  clearTimeout(directTimer);
+  directTimer = null;
   room.detach();
   if (probe) probe.stop();
   probe = null;
@@ -636,7 +675,7 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 // Read-only status for tests and debugging. Tests should check real decoding
 // (video.getVideoPlaybackQuality()), not just these flags.
 //   stats: resolution (width, height), fps, kbps, packetsReceived, packetsLost, jitterMs,
-//     framesDecoded, rttMs (selected candidate pair), route {via: 'server' | 'relay',
+//     framesDecoded, rttMs (selected candidate pair), route {via: 'server' | 'relay' | 'direct',
 //     protocol: 'udp' | 'tcp', text} (from the selected pair), decodeMs (per frame, last second),
 //     freezeCount, freezeMs; from the barcode (same-clock test pattern only): latencyMs
 //     (median of the last readings), barcodeFrame, barcodeTag, barcodeSeen, latencySamples.
@@ -650,7 +689,8 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     (edited settings awaiting Apply); errors {field: message shown}; unavailable (why
 //     the SFU cannot reach the camera's control, or null); note (the panel's note).
 //   path: which path plays, 'webrtc' | 'mse' (null before a camera); mode: the ?mode= asked
-//     for; fellBack: WebRTC gave way to MSE. On MSE, stats also has bufferedAheadMs,
+//     for; fellBack: WebRTC gave way to MSE; direct: this WebRTC connection goes straight to
+//     the camera's publisher (?mode=p2p, granted). On MSE, stats also has bufferedAheadMs,
 //     bytesReceived, fragments, fragmentsDropped, liveJumps, quotaErrors, playbackRate,
 //     codec, firstFrameMs (from opening the MSE socket to the first frame shown).
 //   latencyReadings: every raw barcode latency reading (ms) of this camera, oldest first.
@@ -661,6 +701,7 @@ window.sightline = Object.freeze({
   get path() { return state.path; },
   get mode() { return MODE; },
   get fellBack() { return state.fellBack; },
+  get direct() { return state.direct; },
   get hasWebRTC() { return HAS_WEBRTC; },
   get tapToPlay() { return tap.shown; },
   get fullscreen() { return fullscreen.shown; },

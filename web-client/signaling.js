@@ -8,7 +8,13 @@ export const Client = Object.freeze({
   list: () => ({ type: 'list' }),
   // Whether this viewer may control the camera comes from the page's ?token= (its role),
   // or from the server having no tokens at all; not from this message.
-  subscribe: (cameraId) => ({ type: 'subscribe', camera_id: cameraId }),
+  // direct: ask for media straight from the camera's publisher (P2P); `subscribed` says
+  // which path was granted.
+  subscribe: (cameraId, direct = false) => ({
+    type: 'subscribe',
+    camera_id: cameraId,
+    path: direct ? MediaPath.direct : MediaPath.server,
+  }),
   offer: (sdp) => ({ type: 'offer', sdp }),
   candidate: (c) => ({
     type: 'candidate',
@@ -29,7 +35,14 @@ export const ServerType = Object.freeze({
   cameraOnline: 'camera_online',
   cameraOffline: 'camera_offline',
   sourceState: 'source_state',
+  directFailed: 'direct_failed',
   error: 'error',
+});
+
+/** Where a viewer's media comes from (wire/mod.rs `MediaPath`). */
+export const MediaPath = Object.freeze({
+  server: 'server',
+  direct: 'direct',
 });
 
 /** A camera source's `state` values (wire/camera.rs `SourceState`). */

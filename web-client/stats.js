@@ -66,28 +66,33 @@ function selectedPair(reports, byId) {
 
 /**
  * What the candidate pair in use says: rttMs (its round-trip time) and route, the way media
- * takes, {via, protocol, text}. via is 'relay' when either end is a TURN relay, else 'server'
- * (the SFU); protocol is how this browser sends ('udp' or 'tcp'; to a relay, the relay
- * protocol).
+ * takes, {via, protocol, text}. via is 'relay' when either end is a TURN relay, else
+ * 'direct' on a direct (P2P) connection to the camera, else 'server' (the SFU); protocol is
+ * how this browser sends ('udp' or 'tcp'; to a relay, the relay protocol).
  */
-export function pairFigures(reports) {
+export function pairFigures(reports, direct = false) {
   const byId = new Map(reports.map((r) => [r.id, r]));
   const pair = selectedPair(reports, byId);
   if (!pair) return { rttMs: null, route: null };
   const rttMs = pair.currentRoundTripTime == null ? null : round1(pair.currentRoundTripTime * 1000);
   const local = byId.get(pair.localCandidateId) || {};
   const remote = byId.get(pair.remoteCandidateId) || {};
-  const via = local.candidateType === 'relay' || remote.candidateType === 'relay' ? 'relay' : 'server';
+  const relayed = local.candidateType === 'relay' || remote.candidateType === 'relay';
+  const via = relayed ? 'relay' : direct ? 'direct' : 'server';
   const protocol = (local.candidateType === 'relay' && local.relayProtocol) || local.protocol || remote.protocol || null;
-  const words = { relay: 'relayed by TURN', server: 'via the server' };
+  const words = { relay: 'relayed by TURN', server: 'via the server', direct: 'direct from the camera' };
   const route = { via, protocol, text: `${words[via]}${protocol ? ` (${protocol.toUpperCase()})` : ''}` };
   return { rttMs, route };
 }
 
-/** Polls one peer connection until stopped; calls onStats(summary) each second. */
+/**
+ * Polls one peer connection until stopped; calls onStats(summary) each second. `direct`: the
+ * connection goes to the camera's publisher, not the SFU.
+ */
 export class StatsPoller {
-  constructor(pc, onStats) {
+  constructor(pc, onStats, direct = false) {
     this.pc = pc;
+    this.direct = direct;
     this.onStats = onStats;
     this.prev = null;
     this.timer = setInterval(() => this.sample(), INTERVAL_MS);
@@ -108,7 +113,7 @@ export class StatsPoller {
     });
     if (this.timer === null) return;
     const s = summarize(inbound, this.prev);
-    Object.assign(s, pairFigures(all));
+    Object.assign(s, pairFigures(all, this.direct));
     this.onStats(s);
     this.prev = inbound;
   }

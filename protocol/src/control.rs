@@ -35,6 +35,8 @@ mod command_type;
 mod envelope;
 mod error;
 mod message;
+mod rate_limit;
+pub mod relay;
 mod settings;
 
 pub use capabilities::{validate_update, ApplyMode, Capabilities, Capability};
@@ -46,6 +48,7 @@ pub use message::{
     parse_message, unix_millis, ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus,
     Welcome,
 };
+pub use rate_limit::{RateLimit, TokenBucket};
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};
 
 pub use crate::ids::{

@@ -50,7 +50,13 @@ pub struct PublisherConfig {
     /// Send media only through the TURN servers the server names (a network that allows
     /// nothing else, or a check that TURN works).
     pub relay_only: bool,
+    /// How many viewers may watch straight from this publisher (P2P) at once; 0: none.
+    /// Each one is a copy of the stream on the camera's uplink.
+    pub p2p_max: u32,
 }
+
+/// Direct viewers by default: a home uplink carries two more copies of a 2 Mbit/s stream.
+pub const DEFAULT_P2P_MAX: u32 = 2;
 
 impl PublisherConfig {
     /// Defaults for a camera id: 1280×720 at 30 fps, 2 Mbit/s, IDR every 10 s.
@@ -74,6 +80,7 @@ impl PublisherConfig {
             on_demand: false,
             idle_stop: Duration::from_secs(10),
             relay_only: false,
+            p2p_max: DEFAULT_P2P_MAX,
         }
     }
 
@@ -113,6 +120,7 @@ impl fmt::Debug for PublisherConfig {
             on_demand,
             idle_stop,
             relay_only,
+            p2p_max,
         } = self;
         f.debug_struct("PublisherConfig")
             .field("server", server)
@@ -132,6 +140,7 @@ impl fmt::Debug for PublisherConfig {
             .field("on_demand", on_demand)
             .field("idle_stop", idle_stop)
             .field("relay_only", relay_only)
+            .field("p2p_max", p2p_max)
             .finish()
     }
 }

@@ -105,6 +105,13 @@ struct Args {
     /// --turn-url`): for networks that allow nothing else, or to check TURN works.
     #[arg(long)]
     relay_only: bool,
+    /// How many viewers may watch straight from this publisher (P2P: the page's
+    /// `?mode=p2p`) at once. Each is one more copy of the stream on this network's uplink;
+    /// viewers beyond it, and any whose direct connection fails, watch through the server.
+    /// 0 turns direct viewing off.
+    #[arg(long, default_value_t = sightline_publisher::config::DEFAULT_P2P_MAX, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(sightline_protocol::wire::MAX_P2P_VIEWERS)))]
+    p2p_max: u32,
     /// Print every V4L2 camera with its formats (for --source v4l2:...) and exit.
     #[arg(long)]
     list_cameras: bool,
@@ -154,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
     config.on_demand = args.on_demand;
     config.idle_stop = Duration::from_secs(args.idle_stop);
     config.relay_only = args.relay_only;
+    config.p2p_max = args.p2p_max;
     tokio::select! {
         r = sightline_publisher::run(config) => r,
         _ = tokio::signal::ctrl_c() => {

@@ -216,6 +216,7 @@ impl Station {
             width: s.width.unwrap_or(native.0),
             height: s.height.unwrap_or(native.1),
             fps: s.fps.unwrap_or(config.fps).clamp(1, 240),
+            p2p_max: config.p2p_max,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use sightline_protocol::control::{parse_message, ControlMessage, Welcome};
+use sightline_protocol::wire::MediaPath;
 use sightline_protocol::{parse_server_message, ClientMessage, ErrorCode, ServerMessage};
 use sightline_sfu::SfuConfig;
 use sightline_signaling::auth::{AuthMode, Role, Scope, TokenKeys};
@@ -102,6 +103,7 @@ async fn register(server: &RunningServer, token: Option<&str>) -> Ws {
             width: 320,
             height: 240,
             fps: 30,
+            p2p_max: 0,
         },
     )
     .await;
@@ -115,6 +117,7 @@ async fn register(server: &RunningServer, token: Option<&str>) -> Ws {
 fn subscribe() -> ClientMessage {
     ClientMessage::Subscribe {
         camera_id: "cam".into(),
+        path: MediaPath::Server,
     }
 }
 

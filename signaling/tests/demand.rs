@@ -3,61 +3,14 @@
 //! Re-subscribing to the same camera changes nothing. Signaling only (no media), over
 //! 127.0.0.1.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use sightline_protocol::{parse_server_message, ClientMessage, ServerMessage};
-use sightline_sfu::SfuConfig;
-use sightline_signaling::server::{self, RunningServer, ServerConfig};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use sightline_protocol::wire::MediaPath;
+use sightline_protocol::{ClientMessage, ServerMessage};
+use sightline_signaling::server::RunningServer;
 
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const WAIT: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn start() -> RunningServer {
-    server::start(ServerConfig::open(
-        SocketAddr::new(LOOPBACK, 0),
-        SfuConfig {
-            bind_ips: vec![LOOPBACK],
-            ..SfuConfig::default()
-        },
-    ))
-    .await
-    .unwrap()
-}
-
-async fn ws(server: &RunningServer) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .unwrap();
-    ws
-}
-
-async fn send(ws: &mut Ws, msg: ClientMessage) {
-    ws.send(Message::text(msg.to_json())).await.unwrap();
-}
-
-/// The next message `pick` takes, skipping others.
-async fn next<T>(ws: &mut Ws, mut pick: impl FnMut(ServerMessage) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .expect("the expected message in time")
-            .expect("socket open")
-            .unwrap();
-        if let Message::Text(t) = msg {
-            if let Some(v) = pick(parse_server_message(t.as_str()).unwrap()) {
-                return v;
-            }
-        }
-    }
-}
+mod common;
+use common::{next, send, start, ws, Ws, WAIT};
 
 /// The next `demand` the publisher gets, checked to be for `camera`.
 async fn demand(publisher: &mut Ws, camera: &str) -> u32 {
@@ -89,6 +42,7 @@ fn register(id: &str) -> ClientMessage {
         width: 320,
         height: 240,
         fps: 30,
+        p2p_max: 0,
     }
 }
 
@@ -105,6 +59,7 @@ async fn subscribe(server: &RunningServer, camera: &str) -> Ws {
 fn sub(camera: &str) -> ClientMessage {
     ClientMessage::Subscribe {
         camera_id: camera.into(),
+        path: MediaPath::Server,
     }
 }
 

@@ -111,6 +111,11 @@ impl Coturn {
         }
     }
 
+    /// coturn's STUN service (it answers binding requests on its TURN port).
+    pub fn stun_url(&self) -> String {
+        format!("stun:{}", std::net::SocketAddr::new(self.ip, self.port))
+    }
+
     /// What coturn printed so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")

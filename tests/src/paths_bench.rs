@@ -24,54 +24,77 @@ const SECRET: &str = "bench-paths-turn-secret-0123";
 
 /// One way from the camera to the viewer.
 struct Path {
+    /// What `bench paths KEY...` picks it by.
+    key: &'static str,
     name: &'static str,
     site: Site,
     ice_tcp: bool,
     /// TURN (`udp` or `tcp` transport) handed to clients.
     turn: Option<&'static str>,
-    /// The page's `?relay=1`.
-    relay_only: bool,
+    /// STUN handed to clients (so both ends of a direct path learn their public address).
+    stun: bool,
+    /// The page's query: `?relay=1` (TURN only), `?mode=p2p` (straight from the camera).
+    query: &'static str,
     /// What the page's route must say.
     via: &'static str,
     protocol: &'static str,
 }
 
-const PATHS: [Path; 4] = [
+const PATHS: [Path; 5] = [
     Path {
+        key: "udp",
         name: "UDP (cafe, behind NAT)",
         site: Site::Cafe,
         ice_tcp: true,
         turn: None,
-        relay_only: false,
+        stun: false,
+        query: "",
         via: "server",
         protocol: "udp",
     },
     Path {
+        key: "ice-tcp",
         name: "ICE-TCP (office, no UDP out)",
         site: Site::Office,
         ice_tcp: true,
         turn: None,
-        relay_only: false,
+        stun: false,
+        query: "",
         via: "server",
         protocol: "tcp",
     },
     Path {
+        key: "turn-udp",
         name: "TURN over UDP (phone, symmetric NAT, ?relay=1)",
         site: Site::Phone,
         ice_tcp: true,
         turn: Some("udp"),
-        relay_only: true,
+        stun: false,
+        query: "?relay=1",
         via: "relay",
         protocol: "udp",
     },
     Path {
+        key: "turn-tcp",
         name: "TURN over TCP (office, ICE-TCP off)",
         site: Site::Office,
         ice_tcp: false,
         turn: Some("tcp"),
-        relay_only: false,
+        stun: false,
+        query: "",
         via: "relay",
         protocol: "tcp",
+    },
+    Path {
+        key: "p2p",
+        name: "P2P direct (cafe, ?mode=p2p, STUN)",
+        site: Site::Cafe,
+        ice_tcp: true,
+        turn: None,
+        stun: true,
+        query: "?mode=p2p",
+        via: "direct",
+        protocol: "udp",
     },
 ];
 
@@ -86,13 +109,20 @@ const FIRST_FRAME: &str = r#"
     });
 "#;
 
-pub async fn run() -> anyhow::Result<()> {
+/// Measure the paths whose keys are among `args` (every path when none is).
+pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    let named = |p: &Path| args.iter().any(|a| a == p.key);
+    let picked: Vec<&Path> = if PATHS.iter().any(named) {
+        PATHS.iter().filter(|p| named(p)).collect()
+    } else {
+        PATHS.iter().collect()
+    };
     println!("## Network paths (issue 9): {W}x{H}@{FPS} from home, Chromium per site");
     let ip = netns_ip()?
         .context("run inside the test namespace: scripts/netns target/release/bench paths")?;
     let topology = Topology::up()?;
     let coturn = Coturn::start(ip, ip, SECRET).await?;
-    for path in &PATHS {
+    for path in picked {
         measure(&topology, ip, &coturn, path)
             .await
             .with_context(|| format!("{}: {}", path.name, coturn.log()))?;
@@ -113,6 +143,9 @@ async fn measure(
     if let Some(transport) = path.turn {
         config.ice = coturn.ice_config(transport);
     }
+    if path.stun {
+        config.ice.stun_urls = vec![coturn.stun_url()];
+    }
     let server = TestServer::start_with(config).await?;
     let _publisher = topology.publisher(Site::Home, &server.ws_url(), "bench-path", (W, H))?;
     let base = server.http_url();
@@ -123,11 +156,7 @@ async fn measure(
     .await?;
     let browser = chromium_in(topology.host_ns(path.site)).await?;
     browser.add_init_script(FIRST_FRAME)?;
-    let url = if path.relay_only {
-        format!("{base}/?relay=1")
-    } else {
-        base.clone()
-    };
+    let url = format!("{base}/{}", path.query);
 
     let mut first_frame = Vec::new();
     let mut glass = Vec::new();

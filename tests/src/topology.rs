@@ -139,8 +139,15 @@ impl Topology {
                 "--height",
                 &size.1.to_string(),
             ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            // PUBLISHER_LOG=info (a RUST_LOG filter) shows its log among the test's output.
+            .env(
+                "RUST_LOG",
+                std::env::var("PUBLISHER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(match std::env::var_os("PUBLISHER_LOG") {
+                Some(_) => Stdio::inherit(),
+                None => Stdio::null(),
+            })
             .spawn()
             .context("starting the publisher")?;
         Ok(ChildGuard(child))

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use sightline_protocol::control::{ControlMessage, Response, Welcome};
+use sightline_protocol::wire::MediaPath;
 use sightline_protocol::{CameraInfo, ClientMessage, ErrorCode, ServerMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -65,6 +66,8 @@ pub struct ViewerConfig {
     pub token: Option<String>,
     /// Trust for a `wss://` signaling URL (a private CA); `None`: the system's roots.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Ask for media straight from the publisher (P2P); the server may grant `server`.
+    pub path: MediaPath,
 }
 
 impl ViewerConfig {
@@ -84,6 +87,7 @@ impl ViewerConfig {
             control: false,
             token: None,
             tls: None,
+            path: MediaPath::Server,
         }
     }
 }
@@ -95,6 +99,8 @@ pub enum ViewerEvent {
     Subscribed {
         session: u32,
         camera: CameraInfo,
+        /// Where the media comes from (direct only when asked for and granted).
+        path: MediaPath,
         at_us: u64,
     },
     /// ICE and DTLS are up.
@@ -317,11 +323,12 @@ async fn establish(
     signal
         .send(&ClientMessage::Subscribe {
             camera_id: config.camera_id.clone(),
+            path: config.path,
         })
         .await?;
-    let camera = signal
+    let (camera, path) = signal
         .recv_until(t, |m| match m {
-            ServerMessage::Subscribed { camera } => Some(camera.clone()),
+            ServerMessage::Subscribed { camera, path, .. } => Some((camera.clone(), *path)),
             _ => None,
         })
         .await
@@ -330,6 +337,7 @@ async fn establish(
     let _ = events.send(ViewerEvent::Subscribed {
         session: number,
         camera,
+        path,
         at_us: sightline_publisher::barcode::now_us(),
     });
 

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use control_support::{control_viewer, WAIT};
 use serde_json::json;
+use sightline_protocol::wire::MediaPath;
 use sightline_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use sightline_signaling::auth::{Claims, Role, Scope};
 use sightline_tests::harness::{loopback_server_config, test_token_keys, with_tokens};
@@ -80,6 +81,7 @@ fn register(camera: &str) -> ClientMessage {
         width: 320,
         height: 240,
         fps: 15,
+        p2p_max: 0,
     }
 }
 
@@ -160,6 +162,7 @@ async fn each_bad_token_gets_its_own_refusal() {
     viewer
         .send(&ClientMessage::Subscribe {
             camera_id: "other".into(),
+            path: MediaPath::Server,
         })
         .await
         .unwrap();
@@ -172,6 +175,7 @@ async fn each_bad_token_gets_its_own_refusal() {
     viewer
         .send(&ClientMessage::Subscribe {
             camera_id: "cam".into(),
+            path: MediaPath::Server,
         })
         .await
         .unwrap();

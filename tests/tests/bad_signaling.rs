@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sightline_protocol::wire::MAX_MESSAGE_BYTES;
+use sightline_protocol::wire::{MediaPath, MAX_MESSAGE_BYTES};
 use sightline_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use sightline_tests::{SignalClient, TestServer};
 
@@ -53,6 +53,7 @@ async fn register(server: &TestServer, camera_id: &str) -> SignalClient {
         width: 320,
         height: 240,
         fps: 30,
+        p2p_max: 0,
     })
     .await
     .unwrap();
@@ -136,6 +137,7 @@ async fn an_offer_with_unusable_sdp_is_refused() {
     viewer
         .send(&ClientMessage::Subscribe {
             camera_id: "cam-sdp".into(),
+            path: MediaPath::Server,
         })
         .await
         .unwrap();
@@ -173,6 +175,7 @@ async fn a_second_publisher_cannot_take_a_live_camera() {
         width: 320,
         height: 240,
         fps: 30,
+        p2p_max: 0,
     }
     .to_json();
     sends_error(&mut second, text, ErrorCode::CameraAlreadyLive).await;

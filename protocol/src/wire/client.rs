@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    validate_camera_id, ErrorCode, SourceState, WireError, MAX_CAMERA_NAME_LEN, MAX_MESSAGE_BYTES,
-    MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
+    validate_camera_id, ErrorCode, MediaPath, SourceState, WireError, MAX_CAMERA_NAME_LEN,
+    MAX_MESSAGE_BYTES, MAX_P2P_VIEWERS, MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN,
+    MAX_SOURCE_NAME_LEN,
 };
 
 /// Messages a client (publisher or viewer) sends to the server.
@@ -19,6 +20,9 @@ pub enum ClientMessage {
         width: u32,
         height: u32,
         fps: u32,
+        /// How many viewers may watch directly (P2P) at once; 0 (or absent): none.
+        #[serde(default)]
+        p2p_max: u32,
     },
     /// Ask for the camera list; answered with [`ServerMessage::Cameras`](super::ServerMessage::Cameras).
     List,
@@ -26,7 +30,13 @@ pub enum ClientMessage {
     /// (the old peer connection is closed; the client makes a new one).
     /// What the viewer may do (watch only, or control too) comes from the token it
     /// connected with, not from this message.
-    Subscribe { camera_id: String },
+    Subscribe {
+        camera_id: String,
+        /// `direct` asks for a peer connection straight to the publisher; the server may
+        /// still answer `server` (see `subscribed`).
+        #[serde(default)]
+        path: MediaPath,
+    },
     /// SDP offer from the client's peer connection (sendonly video for a publisher,
     /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`](super::ServerMessage::Answer).
     Offer { sdp: String },
@@ -54,6 +64,19 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// Publisher: the answer to a direct viewer's offer (`direct_offer`).
+    DirectAnswer { viewer: u64, sdp: String },
+    /// Publisher: one ICE candidate of its peer connection to a direct viewer.
+    DirectCandidate {
+        viewer: u64,
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_mline_index: Option<u16>,
+    },
+    /// Publisher: it refused a direct viewer, or lost it; the viewer falls back to the SFU.
+    DirectEnded { viewer: u64, reason: String },
 }
 
 impl ClientMessage {
@@ -65,10 +88,19 @@ impl ClientMessage {
         "offer",
         "candidate",
         "source_state",
+        "direct_answer",
+        "direct_candidate",
+        "direct_ended",
     ];
 
     /// The ones only a publisher sends (about its own camera); a viewer never does.
-    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["register", "source_state"];
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &[
+        "register",
+        "source_state",
+        "direct_answer",
+        "direct_candidate",
+        "direct_ended",
+    ];
 }
 
 /// Parse one text message from a client, telling apart the ways it can be wrong so the
@@ -123,8 +155,14 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             width,
             height,
             fps,
+            p2p_max,
         } => {
             validate_camera_id(camera_id)?;
+            if *p2p_max > MAX_P2P_VIEWERS {
+                return Err(invalid(format!(
+                    "p2p_max: {p2p_max} is above {MAX_P2P_VIEWERS} (a camera's uplink carries few streams)"
+                )));
+            }
             if name.chars().count() > MAX_CAMERA_NAME_LEN {
                 return Err(invalid(format!(
                     "name: at most {MAX_CAMERA_NAME_LEN} characters"
@@ -141,8 +179,17 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             Ok(())
         }
         ClientMessage::Subscribe { camera_id, .. } => validate_camera_id(camera_id),
-        ClientMessage::Offer { sdp } if sdp.trim().is_empty() => {
+        ClientMessage::Offer { sdp } | ClientMessage::DirectAnswer { sdp, .. }
+            if sdp.trim().is_empty() =>
+        {
             Err(WireError::new(ErrorCode::InvalidSdp, "sdp is empty"))
+        }
+        ClientMessage::DirectEnded { reason, .. }
+            if reason.trim().is_empty() || reason.chars().count() > MAX_SOURCE_ERROR_LEN =>
+        {
+            Err(invalid(format!(
+                "reason: must be 1..{MAX_SOURCE_ERROR_LEN} characters"
+            )))
         }
         ClientMessage::SourceState {
             state,
@@ -222,10 +269,12 @@ mod tests {
                 width: 640,
                 height: 480,
                 fps: 30,
+                p2p_max: 0,
             },
             ClientMessage::List,
             ClientMessage::Subscribe {
                 camera_id: "c".into(),
+                path: MediaPath::Server,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Candidate {
@@ -239,6 +288,20 @@ mod tests {
                 source: "s".into(),
                 detail: None,
             },
+            ClientMessage::DirectAnswer {
+                viewer: 1,
+                sdp: "v=0".into(),
+            },
+            ClientMessage::DirectCandidate {
+                viewer: 1,
+                candidate: String::new(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ClientMessage::DirectEnded {
+                viewer: 1,
+                reason: "r".into(),
+            },
         ]
     }
 
@@ -251,7 +314,10 @@ mod tests {
             | ClientMessage::Subscribe { .. }
             | ClientMessage::Offer { .. }
             | ClientMessage::Candidate { .. }
-            | ClientMessage::SourceState { .. } => {
+            | ClientMessage::SourceState { .. }
+            | ClientMessage::DirectAnswer { .. }
+            | ClientMessage::DirectCandidate { .. }
+            | ClientMessage::DirectEnded { .. } => {
                 let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
                 v["type"].as_str().unwrap().to_owned()
             }
@@ -272,10 +338,12 @@ mod tests {
                 width: 1280,
                 height: 720,
                 fps: 30,
+                p2p_max: 2,
             },
             ClientMessage::List,
             ClientMessage::Subscribe {
                 camera_id: "cam-1".into(),
+                path: MediaPath::Direct,
             },
             ClientMessage::Offer {
                 sdp: "v=0\r\n".into(),
@@ -323,6 +391,56 @@ mod tests {
             parse_client_message(r#"{"type":"list"}"#).unwrap(),
             ClientMessage::List
         );
+    }
+
+    #[test]
+    fn malformed_direct_messages_are_refused() {
+        assert_eq!(
+            code(r#"{"type":"subscribe","camera_id":"c","path":"sideways"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"direct_answer","viewer":"7","sdp":"v=0"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"direct_answer","viewer":-1,"sdp":"v=0"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"direct_answer","viewer":7,"sdp":"  "}"#),
+            ErrorCode::InvalidSdp
+        );
+        assert_eq!(
+            code(r#"{"type":"direct_candidate","candidate":"candidate:1"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"direct_ended","viewer":7,"reason":""}"#),
+            ErrorCode::InvalidField
+        );
+        let long = "x".repeat(MAX_SOURCE_ERROR_LEN + 1);
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"direct_ended","viewer":7,"reason":"{long}"}}"#
+            )),
+            ErrorCode::InvalidField
+        );
+        let register = |p2p: u32| {
+            format!(
+                r#"{{"type":"register","camera_id":"c","name":"C","width":640,"height":480,"fps":30,"p2p_max":{p2p}}}"#
+            )
+        };
+        assert_eq!(
+            code(&register(MAX_P2P_VIEWERS + 1)),
+            ErrorCode::InvalidField
+        );
+        assert!(parse_client_message(&register(MAX_P2P_VIEWERS)).is_ok());
+        // Older clients leave both fields out: no direct viewers, the SFU path.
+        match parse_client_message(r#"{"type":"subscribe","camera_id":"c"}"#).unwrap() {
+            ClientMessage::Subscribe { path, .. } => assert_eq!(path, MediaPath::Server),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

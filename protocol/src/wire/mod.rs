@@ -10,6 +10,13 @@
 //!             source_state (whenever its video source connects, goes live or is lost, or
 //!             its `detail` changes: how the live source runs, e.g. H.264 passthrough)
 //! Viewer:     list → cameras, subscribe → subscribed, offer → answer, candidate ⇄ candidate
+//! Direct (P2P) viewer: subscribe {path: direct} → subscribed {path: direct}; its offer and
+//!             candidates go to the publisher as direct_offer / direct_candidate {viewer},
+//!             whose direct_answer / direct_candidate come back to it as answer / candidate.
+//!             Over the publisher's p2p_max, `subscribed` says path `server` (with a note)
+//!             and the SFU answers as usual. direct_ended from the publisher reaches the
+//!             viewer as direct_failed; a viewer that leaves makes the server send
+//!             direct_close. The viewer falls back to the SFU by subscribing again.
 //! Server → publisher: demand {viewers} after `registered` and whenever its camera's viewer
 //!             count changes (an on-demand publisher starts and stops capturing by it)
 //! Everyone:   camera_online / camera_offline / source_state events, error {code, message};
@@ -28,6 +35,8 @@ mod ice;
 mod mse;
 mod server;
 
+use serde::{Deserialize, Serialize};
+
 pub use crate::ids::{validate_camera_id, MAX_CAMERA_ID_LEN};
 pub use camera::{CameraInfo, CameraState, SourceState, SourceStatus};
 pub use client::{parse_client_message, ClientMessage};
@@ -35,6 +44,20 @@ pub use error::{ErrorCode, WireError};
 pub use ice::IceServer;
 pub use mse::MseInit;
 pub use server::{parse_server_message, ServerMessage};
+
+/// The way a viewer's media takes: through the SFU (`server`, the default) or straight from
+/// the camera's publisher (`direct`, P2P). A viewer asks for one in `subscribe`; the server
+/// says which it got in `subscribed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaPath {
+    #[default]
+    Server,
+    Direct,
+}
+
+/// The most direct viewers a publisher may take (`register`'s `p2p_max`).
+pub const MAX_P2P_VIEWERS: u32 = 16;
 
 /// Largest signaling message the server reads. An SDP offer from a browser is 3–6 KiB; 64 KiB
 /// leaves room for any sane offer while bounding what a misbehaving client can make us parse.

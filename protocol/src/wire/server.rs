@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CameraInfo, ErrorCode, IceServer, SourceState, WireError};
+use super::{CameraInfo, ErrorCode, IceServer, MediaPath, SourceState, WireError};
 
 /// Messages the server sends to a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,8 +24,16 @@ pub enum ServerMessage {
     Registered { camera_id: String },
     /// Answer to [`ClientMessage::List`](super::ClientMessage::List).
     Cameras { cameras: Vec<CameraInfo> },
-    /// The viewer's subscription is recorded; it may now send its offer.
-    Subscribed { camera: CameraInfo },
+    /// The viewer's subscription is recorded; it may now send its offer. `path`: where the
+    /// offer goes (the SFU, or the publisher when a direct path was asked for and granted);
+    /// `note` says why a direct request got `server`.
+    Subscribed {
+        camera: CameraInfo,
+        #[serde(default)]
+        path: MediaPath,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// SDP answer to the client's offer.
     Answer { sdp: String },
     /// One of the server's ICE candidates.
@@ -55,6 +63,26 @@ pub enum ServerMessage {
     /// (a viewer subscribes, moves to another camera, or its session ends). An on-demand
     /// publisher captures and encodes only while this is above zero.
     Demand { camera_id: String, viewers: u32 },
+    /// To a publisher: a direct viewer's offer. `viewer` names it in every direct message;
+    /// `may_control`: whether it may change the camera (its token), which the publisher
+    /// enforces on the direct control channel as the SFU would.
+    DirectOffer {
+        viewer: u64,
+        sdp: String,
+        may_control: bool,
+    },
+    /// To a publisher: one ICE candidate of a direct viewer.
+    DirectCandidate {
+        viewer: u64,
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    },
+    /// To a publisher: the direct viewer left (or moved to the SFU); close its connection.
+    DirectClose { viewer: u64 },
+    /// To a direct viewer: the publisher refused or lost the direct connection; subscribe
+    /// again (without `direct`) to watch through the server.
+    DirectFailed { reason: String },
     /// Something the client sent was refused. The session stays open.
     Error { code: ErrorCode, message: String },
 }
@@ -82,11 +110,21 @@ impl ServerMessage {
         "camera_offline",
         "source_state",
         "demand",
+        "direct_offer",
+        "direct_candidate",
+        "direct_close",
+        "direct_failed",
         "error",
     ];
 
     /// The ones only a publisher gets (about its own camera); a viewer never sees them.
-    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &["registered", "demand"];
+    pub const PUBLISHER_ONLY_TYPES: &'static [&'static str] = &[
+        "registered",
+        "demand",
+        "direct_offer",
+        "direct_candidate",
+        "direct_close",
+    ];
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server messages always serialize")
@@ -134,6 +172,8 @@ mod tests {
             ServerMessage::Cameras { cameras: vec![] },
             ServerMessage::Subscribed {
                 camera: camera.clone(),
+                path: MediaPath::Direct,
+                note: None,
             },
             ServerMessage::Answer { sdp: "v=0".into() },
             ServerMessage::Candidate {
@@ -156,6 +196,19 @@ mod tests {
                 camera_id: "c".into(),
                 viewers: 0,
             },
+            ServerMessage::DirectOffer {
+                viewer: 1,
+                sdp: "v=0".into(),
+                may_control: false,
+            },
+            ServerMessage::DirectCandidate {
+                viewer: 1,
+                candidate: "candidate:1".into(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            },
+            ServerMessage::DirectClose { viewer: 1 },
+            ServerMessage::DirectFailed { reason: "r".into() },
             ServerMessage::Error {
                 code: ErrorCode::Internal,
                 message: "m".into(),
@@ -174,6 +227,10 @@ mod tests {
             | ServerMessage::CameraOffline { .. }
             | ServerMessage::SourceState { .. }
             | ServerMessage::Demand { .. }
+            | ServerMessage::DirectOffer { .. }
+            | ServerMessage::DirectCandidate { .. }
+            | ServerMessage::DirectClose { .. }
+            | ServerMessage::DirectFailed { .. }
             | ServerMessage::Error { .. } => {
                 let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
                 v["type"].as_str().unwrap().to_owned()

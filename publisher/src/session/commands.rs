@@ -26,19 +26,31 @@ impl Session<'_> {
         self.control.send_all(&texts).await;
     }
 
-    /// Broadcasts before the channel is open are dropped: the announcement carries them.
+    /// To every viewer: the SFU's (it relays to each) and the direct ones. Broadcasts before
+    /// a channel is open are dropped: its announcement carries them.
     pub(super) async fn broadcast(&self, texts: Vec<String>) {
         if self.control_open {
             self.control.send_all(&texts).await;
         }
+        for channel in self.res.direct.channels() {
+            channel.send_all(&texts).await;
+        }
     }
 
-    /// One command from a viewer (relayed by the SFU): the station decides and carries it
-    /// out in one call; this sends the reply to its sender and any broadcast, then does the
-    /// I/O it left.
-    pub(super) async fn command(&mut self, text: &str) -> anyhow::Result<()> {
+    /// One command from a viewer, relayed by the SFU (`from` is `None`) or by us for a
+    /// direct viewer (already judged by the relay's rules): the station decides and carries
+    /// it out in one call; this sends the reply to its sender and any broadcast to everyone,
+    /// then does the I/O it left.
+    pub(super) async fn command(&mut self, text: &str, from: Option<u64>) -> anyhow::Result<()> {
         let handled = self.station.command(text);
-        self.control.send_all(&handled.messages).await;
+        let mut messages = handled.messages.into_iter();
+        if let Some(reply) = messages.next() {
+            self.reply(from, reply).await;
+        }
+        let broadcasts: Vec<String> = messages.collect();
+        if !broadcasts.is_empty() {
+            self.broadcast(broadcasts).await;
+        }
         if handled.keyframe {
             self.keyframes.request();
         }

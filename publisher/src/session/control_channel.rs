@@ -35,8 +35,22 @@ impl ControlChannel {
         ControlChannel { channel }
     }
 
+    /// The channel's label (`control` for ours); empty if it cannot be read.
+    pub async fn label(&self) -> String {
+        self.channel.label().await.unwrap_or_default()
+    }
+
     /// Read the channel's events into `events` until it closes. Abort the task at teardown.
     pub fn spawn_reader(&self, events: mpsc::UnboundedSender<ControlEvent>) -> JoinHandle<()> {
+        self.spawn_reader_with(move |e| events.send(e).is_ok())
+    }
+
+    /// Hand the channel's events to `deliver` until it closes or `deliver` says the session
+    /// is gone (returns false). Abort the task at teardown.
+    pub fn spawn_reader_with(
+        &self,
+        deliver: impl Fn(ControlEvent) -> bool + Send + 'static,
+    ) -> JoinHandle<()> {
         let channel = Arc::clone(&self.channel);
         tokio::spawn(async move {
             while let Some(event) = channel.poll().await {
@@ -50,7 +64,7 @@ impl ControlChannel {
                         }
                     },
                     DataChannelEvent::OnClose => {
-                        let _ = events.send(ControlEvent::Closed);
+                        deliver(ControlEvent::Closed);
                         return;
                     }
                     other => {
@@ -58,11 +72,11 @@ impl ControlChannel {
                         continue;
                     }
                 };
-                if events.send(out).is_err() {
+                if !deliver(out) {
                     return; // the session is gone
                 }
             }
-            let _ = events.send(ControlEvent::Closed);
+            deliver(ControlEvent::Closed);
         })
     }
 

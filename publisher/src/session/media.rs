@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
+use super::direct::{Outlet, Outlets};
 use super::keyframe_feedback::is_keyframe_request;
 use super::peer;
 use super::Session;
@@ -26,32 +27,15 @@ impl Session<'_> {
     /// Connected: the track writer and the keyframe-request listener run for the rest of the
     /// session; the encode thread comes and goes with the capture ([`Self::sync`]).
     pub(super) async fn start_media(&mut self) {
-        let payload_type = match self.peer.sender.get_parameters().await {
-            Ok(p) => p
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type)
-                .unwrap_or(peer::H264_PAYLOAD_TYPE),
-            Err(e) => {
-                debug!(
-                    "sender parameters: {e}; using payload type {}",
-                    peer::H264_PAYLOAD_TYPE
-                );
-                peer::H264_PAYLOAD_TYPE
-            }
-        };
+        let payload_type = peer::payload_type(self.peer.sender.as_ref()).await;
         let (tx, rx) = mpsc::channel(FRAME_QUEUE);
         self.frames = Some(tx);
-        let track = Arc::clone(&self.peer.track);
-        let (ssrc, fps) = (self.peer.ssrc, self.config.fps);
-        self.res.tasks.push(tokio::spawn(write_frames(
-            track,
-            ssrc,
-            payload_type,
-            rx,
-            fps,
-        )));
+        let sfu = Outlet::sfu(Arc::clone(&self.peer.track), self.peer.ssrc, payload_type);
+        let direct = Arc::clone(&self.res.direct.outlets);
+        let fps = self.config.fps;
+        self.res
+            .tasks
+            .push(tokio::spawn(write_frames(sfu, direct, rx, fps)));
         self.res
             .tasks
             .push(tokio::spawn(listen_for_keyframe_requests(
@@ -62,16 +46,17 @@ impl Session<'_> {
     }
 }
 
-/// Hand each access unit to the track as one sample; the packetizer splits it into RTP.
+/// Hand each access unit to the SFU's track, and to each direct viewer's that takes it
+/// ([`super::direct::Gate`]), as one sample; the packetizer splits it into RTP.
 async fn write_frames(
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
+    sfu: Outlet,
+    direct: Outlets,
     mut frames: mpsc::Receiver<OutFrame>,
     fps: u32,
 ) {
     let mut failures = 0u64;
     let mut last_capture_us: Option<u64> = None;
+    let mut targets = Vec::new();
     while let Some(frame) = frames.recv().await {
         // RTP time follows capture time, so a camera slower than its nominal rate or a
         // pause while the source was lost plays at the right speed. (The packetizer advances
@@ -84,19 +69,30 @@ async fn write_frames(
             duration,
             ..Sample::new(Instant::now())
         };
-        if let Err(e) = track
-            .sample_writer(ssrc, payload_type)
-            .write_sample(&sample)
-            .await
-        {
-            failures += 1;
-            // Log the first and then every 100th, not 30 lines a second.
-            if failures == 1 || failures.is_multiple_of(100) {
-                warn!(
-                    failures,
-                    frame = frame.index,
-                    "writing a sample failed: {e}"
-                );
+        // The SFU's track, then the direct viewers' (cloned out: the lock is not held
+        // across a write).
+        targets.clear();
+        targets.push((Arc::clone(&sfu.track), sfu.ssrc, sfu.payload_type));
+        for o in direct.lock().unwrap().iter_mut() {
+            if o.gate.passes(frame.encoded.keyframe) {
+                targets.push((Arc::clone(&o.track), o.ssrc, o.payload_type));
+            }
+        }
+        for (track, ssrc, payload_type) in &targets {
+            if let Err(e) = track
+                .sample_writer(*ssrc, *payload_type)
+                .write_sample(&sample)
+                .await
+            {
+                failures += 1;
+                // Log the first and then every 100th, not 30 lines a second.
+                if failures == 1 || failures.is_multiple_of(100) {
+                    warn!(
+                        failures,
+                        frame = frame.index,
+                        "writing a sample failed: {e}"
+                    );
+                }
             }
         }
     }
@@ -115,8 +111,8 @@ fn sample_duration(last_capture_us: Option<u64>, capture_us: u64, fps: u32) -> D
     }
 }
 
-/// Turn PLI/FIR from the SFU into encoder keyframes.
-async fn listen_for_keyframe_requests(
+/// Turn PLI/FIR from the SFU (or a direct viewer) into encoder keyframes.
+pub(super) async fn listen_for_keyframe_requests(
     track: Arc<TrackLocalStaticSample>,
     keyframes: KeyframeRequest,
 ) {

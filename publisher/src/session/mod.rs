@@ -29,6 +29,7 @@
 
 mod commands;
 pub mod control_channel;
+mod direct;
 mod follow;
 pub mod keyframe_feedback;
 mod media;
@@ -44,7 +45,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use futures_util::StreamExt;
 use rustls::ClientConfig;
-use sightline_protocol::wire::{ClientMessage, ServerMessage};
+use sightline_protocol::wire::{ClientMessage, IceServer, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
@@ -56,6 +57,7 @@ use crate::pipeline::{EncodeThread, FrameReport, OutFrame};
 use crate::source::supervisor::SourceReport;
 use crate::station::Station;
 use control_channel::{ControlChannel, ControlEvent};
+use direct::DirectEvent;
 use peer::{Peer, PeerEvent};
 use resources::Resources;
 use signaling::{Candidate, Phase, Step};
@@ -115,6 +117,7 @@ async fn drive(
             msg = s.ws.next() => s.on_websocket(msg).await,
             ev = s.peer_events.recv() => s.on_peer_event(ev).await,
             ev = s.control_events.recv(), if !s.control_closed => s.on_control_event(ev).await,
+            ev = s.direct_events.recv() => s.on_direct_event(ev).await.map(|()| None),
             changed = source_changed(&mut s.source_state), if watch_source => s.on_source_state(changed).await,
             changed = s.frame_reports.changed() => s.on_frame_report(changed).await,
             _ = sleep_until_some(idle_stop_at), if idle_stop_at.is_some() => s.on_idle_timer().await,
@@ -149,6 +152,11 @@ struct Session<'a> {
     /// The control channel closed for good (the next session opens a new one).
     control_closed: bool,
     keyframes: KeyframeRequest,
+    /// The STUN/TURN servers from the server (`hello`, refreshed by `ice_servers`): direct
+    /// viewers' connections use the newest.
+    ice_servers: Vec<IceServer>,
+    /// What direct viewers' connections and channels do.
+    direct_events: mpsc::UnboundedReceiver<DirectEvent>,
     /// Where the encode thread sends frames; set once the peer connection is up.
     frames: Option<mpsc::Sender<OutFrame>>,
     report: watch::Sender<FrameReport>,
@@ -190,6 +198,7 @@ impl<'a> Session<'a> {
         let (control_tx, control_events) = mpsc::unbounded_channel();
         res.tasks.push(control.spawn_reader(control_tx));
         let (report, frame_reports) = watch::channel(FrameReport::default());
+        let direct_events = res.direct.take_events();
         Ok(Session {
             config,
             station,
@@ -205,6 +214,8 @@ impl<'a> Session<'a> {
             control_open: false,
             control_closed: false,
             keyframes: KeyframeRequest::default(),
+            ice_servers: Vec::new(),
+            direct_events,
             frames: None,
             report,
             frame_reports,
@@ -241,6 +252,7 @@ impl<'a> Session<'a> {
                     )
                     .await?;
                 }
+                self.ice_servers = ice_servers;
                 let register = self.station.register_message(self.config);
                 websocket::send(&mut self.ws, &register).await?;
             }
@@ -265,9 +277,17 @@ impl<'a> Session<'a> {
                 self.follow(switched).await?;
             }
             Step::Fail(reason) => return Err(anyhow!(reason)),
-            Step::IceServers(_) => {
-                debug!("fresh TURN credentials: the next connection gets its own in `hello`")
+            Step::IceServers(ice_servers) => {
+                debug!("fresh TURN credentials: for direct viewers from now on (the SFU connection is up)");
+                self.ice_servers = ice_servers;
             }
+            Step::DirectOffer {
+                viewer,
+                sdp,
+                may_control,
+            } => self.on_direct_offer(viewer, sdp, may_control).await?,
+            Step::DirectCandidate(viewer, c) => self.on_direct_candidate(viewer, c).await,
+            Step::DirectClose(viewer) => self.on_direct_close(viewer).await,
             Step::Note(note) => warn!("{note}"),
             Step::Ignore => {}
         }
@@ -312,6 +332,8 @@ impl<'a> Session<'a> {
                     _ => {}
                 }
             }
+            // The SFU opens no channels; ours is the one we opened.
+            Some(PeerEvent::DataChannel(_)) => debug!("the SFU opened a data channel: ignored"),
             None => return Err(anyhow!("peer connection event stream ended")),
         }
         Ok(None)
@@ -320,7 +342,7 @@ impl<'a> Session<'a> {
     async fn on_control_event(&mut self, ev: Option<ControlEvent>) -> Flow {
         match ev {
             Some(ControlEvent::Open) => self.announce().await,
-            Some(ControlEvent::Text(text)) => self.command(&text).await?,
+            Some(ControlEvent::Text(text)) => self.command(&text, None).await?,
             Some(ControlEvent::Closed) | None => {
                 // For good: the next session opens a new one. Video goes on meanwhile.
                 if self.control_open {

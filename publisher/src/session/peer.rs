@@ -19,7 +19,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sightline_protocol::wire::{ClientMessage, IceServer};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -41,29 +41,33 @@ pub const H264_PAYLOAD_TYPE: u8 = 102;
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
 /// What the peer connection tells the session loop.
-#[derive(Debug)]
 pub enum PeerEvent {
     /// A local candidate to trickle to the server.
     LocalCandidate(RTCIceCandidateInit),
     State(RTCPeerConnectionState),
+    /// The other side opened a data channel (a direct viewer's `control`; the SFU opens
+    /// none).
+    DataChannel(Arc<dyn DataChannel>),
 }
 
-/// Forwards the peer connection's callbacks into a channel the session loop selects on.
-struct Events(mpsc::UnboundedSender<PeerEvent>);
+/// Hands the peer connection's callbacks to the session loop (into a channel it selects on).
+struct Events<F>(F);
 
 #[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
+impl<F: Fn(PeerEvent) + Send + Sync + 'static> PeerConnectionEventHandler for Events<F> {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
-            Ok(init) => {
-                let _ = self.0.send(PeerEvent::LocalCandidate(init));
-            }
+            Ok(init) => (self.0)(PeerEvent::LocalCandidate(init)),
             Err(e) => warn!("cannot serialise local candidate: {e}"),
         }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.0.send(PeerEvent::State(state));
+        (self.0)(PeerEvent::State(state));
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        (self.0)(PeerEvent::DataChannel(channel));
     }
 }
 
@@ -116,13 +120,55 @@ pub async fn use_ice_servers(
         .context("the server's ICE servers")
 }
 
-/// Build a peer connection with a sendonly H.264 track. `bind_ips` are the local addresses
-/// to gather host candidates on, in addition to every non-loopback interface.
+/// Build the peer connection to the SFU, with a sendonly H.264 track and the control
+/// channel. `bind_ips` are the local addresses to gather host candidates on, in addition to
+/// every non-loopback interface.
 pub async fn build(
     stream_id: &str,
     bind_ips: &[IpAddr],
     events: mpsc::UnboundedSender<PeerEvent>,
 ) -> anyhow::Result<Peer> {
+    let pc = connection(bind_ips, move |e| {
+        let _ = events.send(e);
+    })
+    .await?;
+    let (track, ssrc) = video_track(stream_id)?;
+    let transceiver = pc
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![stream_id.to_owned()],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .context("adding the video transceiver")?;
+    let sender = transceiver
+        .sender()
+        .await
+        .context("video transceiver")?
+        .context("video transceiver has no sender")?;
+    // Created before the offer, so the offer has its m=application section.
+    let control = pc
+        .create_data_channel(sightline_protocol::control::CHANNEL_LABEL, None)
+        .await
+        .context("creating the control data channel")?;
+    Ok(Peer {
+        pc,
+        track,
+        sender,
+        ssrc,
+        control,
+    })
+}
+
+/// A peer connection that sends H.264 Constrained Baseline only, gathering host candidates
+/// on `bind_ips` and every non-loopback interface; `on_event` gets its events.
+pub async fn connection(
+    bind_ips: &[IpAddr],
+    on_event: impl Fn(PeerEvent) + Send + Sync + 'static,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -156,62 +202,52 @@ pub async fn build(
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Events(events)))
+        .with_handler(Arc::new(Events(on_event)))
         .with_udp_addrs(addrs)
         .build()
         .await
         .context("building the peer connection")?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    Ok(Arc::new(pc))
+}
 
+/// A video track for H.264 samples, with its SSRC.
+pub fn video_track(stream_id: &str) -> anyhow::Result<(Arc<TrackLocalStaticSample>, u32)> {
     let ssrc = rand::random::<u32>();
-    let track = Arc::new(
-        TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                stream_id.to_owned(),
-                "video".to_owned(),
-                format!("{stream_id} video"),
-                RtpCodecKind::Video,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: h264_codec(),
+    let track = TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            stream_id.to_owned(),
+            "video".to_owned(),
+            format!("{stream_id} video"),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
                     ..Default::default()
-                }],
-            ),
-        )
-        .context("creating the video track")?,
-    );
-    let transceiver = pc
-        .add_transceiver_from_track(
-            Arc::clone(&track) as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![stream_id.to_owned()],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .context("adding the video transceiver")?;
-    let sender = transceiver
-        .sender()
-        .await
-        .context("video transceiver")?
-        .context("video transceiver has no sender")?;
-    // Created before the offer, so the offer has its m=application section.
-    let control = pc
-        .create_data_channel(sightline_protocol::control::CHANNEL_LABEL, None)
-        .await
-        .context("creating the control data channel")?;
-    Ok(Peer {
-        pc,
-        track,
-        sender,
-        ssrc,
-        control,
-    })
+                },
+                codec: h264_codec(),
+                ..Default::default()
+            }],
+        ),
+    )
+    .context("creating the video track")?;
+    Ok((Arc::new(track), ssrc))
+}
+
+/// The payload type the other side chose for our video (from the negotiated parameters),
+/// else our own.
+pub async fn payload_type(sender: &dyn RtpSender) -> u8 {
+    match sender.get_parameters().await {
+        Ok(p) => p
+            .rtp_parameters
+            .codecs
+            .first()
+            .map_or(H264_PAYLOAD_TYPE, |c| c.payload_type),
+        Err(e) => {
+            debug!("sender parameters: {e}; using payload type {H264_PAYLOAD_TYPE}");
+            H264_PAYLOAD_TYPE
+        }
+    }
 }
 
 /// The local address the OS would use to reach `server` (no packet is sent): the address the

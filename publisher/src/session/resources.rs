@@ -10,11 +10,14 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use webrtc::peer_connection::PeerConnection;
 
+use super::direct::DirectPeers;
 use crate::pipeline::EncodeThread;
 
 #[derive(Default)]
 pub(super) struct Resources {
     pub(super) pc: Option<Arc<dyn PeerConnection>>,
+    /// The connections of viewers served directly (P2P).
+    pub(super) direct: DirectPeers,
     pub(super) encode: Option<EncodeThread>,
     pub(super) tasks: Vec<JoinHandle<()>>,
     /// Media got flowing (the peer connection reached `connected`).
@@ -31,6 +34,7 @@ impl Resources {
             let _ = t.await;
         }
         self.stop_encoding().await;
+        self.direct.close_all().await;
         if let Some(pc) = self.pc.take() {
             if let Err(e) = pc.close().await {
                 debug!("closing the peer connection: {e}");
@@ -58,6 +62,7 @@ impl Drop for Resources {
         if let Some(encode) = self.encode.take() {
             encode.request_stop();
         }
+        self.direct.abandon();
         if let Some(pc) = self.pc.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {

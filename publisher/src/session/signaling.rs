@@ -26,9 +26,19 @@ pub enum Step {
     /// Use these ICE servers (the server's `hello`; may be empty), send `register` and move
     /// to [`Phase::AwaitRegistered`].
     Register(Vec<IceServer>),
-    /// Fresh TURN credentials; this connection is up already, the next one gets its own in
-    /// its `hello`.
+    /// Fresh TURN credentials: the SFU connection is up already (the next one gets its own
+    /// in its `hello`); direct viewers' connections use them.
     IceServers(Vec<IceServer>),
+    /// Answer a direct viewer's offer with a connection of our own.
+    DirectOffer {
+        viewer: u64,
+        sdp: String,
+        may_control: bool,
+    },
+    /// A direct viewer's candidate.
+    DirectCandidate(u64, Candidate),
+    /// Close a direct viewer's connection (it left).
+    DirectClose(u64),
     /// Create the offer, send it, move to [`Phase::AwaitAnswer`].
     Offer,
     /// Apply this SDP answer, add any buffered candidates, move to [`Phase::Live`].
@@ -85,6 +95,44 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
                 (Step::BufferCandidate(c), phase)
             }
         }
+        // Direct viewers come once we are registered, whether or not the SFU answered yet.
+        (
+            AwaitAnswer | Live,
+            ServerMessage::DirectOffer {
+                viewer,
+                sdp,
+                may_control,
+            },
+        ) => (
+            Step::DirectOffer {
+                viewer,
+                sdp,
+                may_control,
+            },
+            phase,
+        ),
+        (
+            AwaitAnswer | Live,
+            ServerMessage::DirectCandidate {
+                viewer,
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            },
+        ) if !candidate.trim().is_empty() => (
+            Step::DirectCandidate(
+                viewer,
+                Candidate {
+                    candidate,
+                    sdp_mid,
+                    sdp_mline_index,
+                },
+            ),
+            phase,
+        ),
+        // End of its candidates.
+        (AwaitAnswer | Live, ServerMessage::DirectCandidate { .. }) => (Step::Ignore, phase),
+        (_, ServerMessage::DirectClose { viewer }) => (Step::DirectClose(viewer), phase),
         // Sent right after `registered` and on every change, whatever our phase.
         (AwaitRegistered | AwaitAnswer | Live, ServerMessage::Demand { viewers, .. }) => {
             (Step::Demand(viewers), phase)
@@ -156,6 +204,51 @@ mod tests {
             username: Some("1:pub".into()),
             credential: Some("c2VjcmV0".into()),
         }
+    }
+
+    #[test]
+    fn direct_viewers_come_once_registered() {
+        let offer = || ServerMessage::DirectOffer {
+            viewer: 7,
+            sdp: "v=0".into(),
+            may_control: true,
+        };
+        for phase in [Phase::AwaitAnswer, Phase::Live] {
+            assert_eq!(
+                on_message(phase, offer()),
+                (
+                    Step::DirectOffer {
+                        viewer: 7,
+                        sdp: "v=0".into(),
+                        may_control: true
+                    },
+                    phase
+                )
+            );
+            let c = ServerMessage::DirectCandidate {
+                viewer: 7,
+                candidate: "candidate:1 1 udp 1 10.0.0.2 5000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+            };
+            assert!(matches!(on_message(phase, c), (Step::DirectCandidate(7, _), p) if p == phase));
+            let end = ServerMessage::DirectCandidate {
+                viewer: 7,
+                candidate: " ".into(),
+                sdp_mid: None,
+                sdp_mline_index: None,
+            };
+            assert_eq!(on_message(phase, end).0, Step::Ignore);
+        }
+        // Not before we are registered: nothing to answer with.
+        assert!(matches!(
+            on_message(Phase::AwaitRegistered, offer()).0,
+            Step::Note(_)
+        ));
+        assert_eq!(
+            on_message(Phase::Live, ServerMessage::DirectClose { viewer: 7 }),
+            (Step::DirectClose(7), Phase::Live)
+        );
     }
 
     fn cand(c: &str) -> ServerMessage {

@@ -24,7 +24,8 @@
 //! `forward` (frame fan-out), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
 //! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
 //! to which camera, read by its `routing` for media and its `control_relay` for control),
-//! `keyframe`, `feed`, `rate_limit`.
+//! `keyframe`, `feed`. A viewer's control message is judged by the protocol's relay rules
+//! (`sightline_protocol::control::relay`), shared with publishers serving direct viewers.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -49,7 +50,6 @@ mod membership;
 mod negotiate;
 mod offer;
 mod peers;
-mod rate_limit;
 mod rtc_config;
 #[cfg(test)]
 mod tests;
@@ -58,7 +58,7 @@ mod transmit;
 mod viewer_tx;
 mod watch;
 
-pub use rate_limit::RateLimit;
+pub use sightline_protocol::control::RateLimit;
 pub(crate) use transmit::{Queued, Transmits};
 
 /// What the core is built from: addresses and limits, no sockets.

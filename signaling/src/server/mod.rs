@@ -12,6 +12,7 @@ pub mod registry;
 mod session;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,7 +27,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use sightline_sfu::{Sfu, SfuConfig, SfuHandle};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
@@ -91,6 +92,9 @@ pub(crate) struct AppState {
     /// A publisher session whose camera was taken over by a newer session of the same
     /// subject: it ends.
     evictions: broadcast::Sender<SessionId>,
+    /// Each session's inbox for messages another session sends it: the offers, answers and
+    /// candidates of a direct (P2P) path, relayed between its viewer and publisher.
+    mailboxes: Mutex<HashMap<SessionId, mpsc::Sender<ServerMessage>>>,
     /// Flips to true once, on shutdown.
     shutdown: watch::Sender<bool>,
     next_session: AtomicU64,
@@ -112,7 +116,29 @@ impl AppState {
         // Nobody listening is fine.
         let _ = self.demand.send((camera_id.to_owned(), viewers));
     }
+
+    /// A session's inbox, open until [`Self::close_mailbox`].
+    fn open_mailbox(&self, session: SessionId) -> mpsc::Receiver<ServerMessage> {
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        self.mailboxes.lock().unwrap().insert(session, tx);
+        rx
+    }
+
+    fn close_mailbox(&self, session: SessionId) {
+        self.mailboxes.lock().unwrap().remove(&session);
+    }
+
+    /// Hand `msg` to another session. False when that session is gone or too far behind
+    /// (its inbox full): the sender says so to its client rather than waiting on it.
+    fn deliver(&self, to: SessionId, msg: ServerMessage) -> bool {
+        let mailbox = self.mailboxes.lock().unwrap().get(&to).cloned();
+        mailbox.is_some_and(|m| m.try_send(msg).is_ok())
+    }
 }
+
+/// Messages one session may have waiting from others: an offer and its candidates come in
+/// a burst of a few dozen.
+const MAILBOX: usize = 256;
 
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
 /// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
@@ -190,6 +216,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         events: broadcast::channel(256).0,
         demand: broadcast::channel(256).0,
         evictions: broadcast::channel(64).0,
+        mailboxes: Mutex::default(),
         shutdown,
         next_session: AtomicU64::new(1),
         next_request: AtomicU64::new(1),

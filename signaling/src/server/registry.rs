@@ -20,6 +20,10 @@ struct Camera {
     /// The live publisher's token subject, when it may be taken over by the same subject.
     publisher_subject: Option<String>,
     viewers: BTreeSet<SessionId>,
+    /// How many viewers the current publisher takes directly (P2P); 0: none.
+    p2p_max: u32,
+    /// The viewers (a subset of `viewers`) whose media comes straight from the publisher.
+    direct: BTreeSet<SessionId>,
     /// What the current publisher last said about its source (`None` before it said
     /// anything, and while offline).
     source: Option<SourceStatus>,
@@ -33,6 +37,8 @@ pub struct Registration {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// How many direct (P2P) viewers the publisher takes.
+    pub p2p_max: u32,
     /// The publisher's token subject (tokens only). A registration with the same subject
     /// as the live publisher's takes the camera over at once: the same device reconnecting
     /// should not wait for its old session to time out.
@@ -72,6 +78,8 @@ impl Registry {
                 publisher: None,
                 publisher_subject: None,
                 viewers: BTreeSet::new(),
+                p2p_max: 0,
+                direct: BTreeSet::new(),
                 source: None,
             });
         let mut replaced = None;
@@ -96,6 +104,9 @@ impl Registry {
         entry.fps = reg.fps;
         entry.publisher = Some(session);
         entry.publisher_subject = reg.subject;
+        entry.p2p_max = reg.p2p_max;
+        // Direct viewers were the old publisher's peers; they fall back and ask again.
+        entry.direct.clear();
         // A new publisher's source is unknown until it reports.
         entry.source = None;
         Ok(Registered {
@@ -114,6 +125,7 @@ impl Registry {
         cam.publisher = None;
         cam.publisher_subject = None;
         cam.source = None;
+        cam.direct.clear();
         Some(camera_id.to_string())
     }
 
@@ -162,7 +174,69 @@ impl Registry {
     pub fn unsubscribe(&mut self, session: SessionId, camera_id: &str) {
         if let Some(cam) = self.cameras.get_mut(camera_id) {
             cam.viewers.remove(&session);
+            cam.direct.remove(&session);
         }
+    }
+
+    /// A subscribed viewer asks for media straight from the publisher. Granted while the
+    /// camera is online, its publisher takes direct viewers and has a free slot; otherwise
+    /// the reason, for the viewer (it watches through the SFU instead).
+    pub fn grant_direct(&mut self, viewer: SessionId, camera_id: &str) -> Result<(), String> {
+        let cam = self
+            .cameras
+            .get_mut(camera_id)
+            .filter(|c| c.viewers.contains(&viewer))
+            .ok_or_else(|| format!("not subscribed to `{camera_id}`"))?;
+        if cam.publisher.is_none() {
+            return Err(format!("camera `{camera_id}` is offline"));
+        }
+        if cam.direct.contains(&viewer) {
+            return Ok(());
+        }
+        if cam.p2p_max == 0 {
+            return Err(format!(
+                "camera `{camera_id}` takes no direct viewers (its publisher runs with --p2p-max 0 or predates P2P)"
+            ));
+        }
+        if cam.direct.len() as u32 >= cam.p2p_max {
+            return Err(format!(
+                "camera `{camera_id}` already has {} direct viewers, its most (--p2p-max)",
+                cam.p2p_max
+            ));
+        }
+        cam.direct.insert(viewer);
+        Ok(())
+    }
+
+    /// The viewer's direct path ends (it left, moved to the SFU, or the publisher gave it
+    /// up). Returns the publisher to tell, if the viewer had a direct slot.
+    pub fn end_direct(&mut self, viewer: SessionId, camera_id: &str) -> Option<SessionId> {
+        let cam = self.cameras.get_mut(camera_id)?;
+        if cam.direct.remove(&viewer) {
+            cam.publisher
+        } else {
+            None
+        }
+    }
+
+    /// The publisher session that serves `viewer` directly on `camera_id`, if any.
+    pub fn direct_publisher(&self, viewer: SessionId, camera_id: &str) -> Option<SessionId> {
+        let cam = self.cameras.get(camera_id)?;
+        cam.direct
+            .contains(&viewer)
+            .then_some(cam.publisher)
+            .flatten()
+    }
+
+    /// Whether `publisher` publishes `camera_id` and `viewer` watches it directly: a
+    /// publisher may only speak to its own direct viewers.
+    pub fn serves_directly(
+        &self,
+        publisher: SessionId,
+        camera_id: &str,
+        viewer: SessionId,
+    ) -> bool {
+        self.direct_publisher(viewer, camera_id) == Some(publisher)
     }
 
     /// How many viewer sessions are subscribed to `camera_id` (0 for an unknown camera).
@@ -213,8 +287,57 @@ mod tests {
             width: 640,
             height: 480,
             fps: 30,
+            p2p_max: 0,
             subject: None,
         }
+    }
+
+    #[test]
+    fn direct_slots_are_capped_and_freed() {
+        let mut r = Registry::default();
+        let p2p = |n| Registration {
+            p2p_max: n,
+            ..reg("a")
+        };
+        r.register(1, p2p(2)).unwrap();
+        for v in [10, 11, 12] {
+            r.subscribe(v, "a").unwrap();
+        }
+        assert_eq!(r.grant_direct(10, "a"), Ok(()));
+        assert_eq!(
+            r.grant_direct(10, "a"),
+            Ok(()),
+            "asking again is no new slot"
+        );
+        assert_eq!(r.grant_direct(11, "a"), Ok(()));
+        let full = r.grant_direct(12, "a").unwrap_err();
+        assert!(full.contains("--p2p-max"), "{full}");
+        assert!(r.serves_directly(1, "a", 10));
+        assert!(!r.serves_directly(2, "a", 10), "another session");
+        assert!(!r.serves_directly(1, "a", 12));
+        // Leaving frees a slot, and says whom to tell.
+        assert_eq!(r.end_direct(10, "a"), Some(1));
+        assert_eq!(r.end_direct(10, "a"), None);
+        assert_eq!(r.grant_direct(12, "a"), Ok(()));
+        r.unsubscribe(11, "a");
+        assert_eq!(r.direct_publisher(11, "a"), None);
+        // Not subscribed, or an unknown camera: refused.
+        assert!(r.grant_direct(99, "a").is_err());
+        assert!(r.grant_direct(10, "nope").is_err());
+        // A publisher without P2P, and an offline camera, take nobody directly.
+        r.register(2, reg("b")).unwrap();
+        r.subscribe(10, "b").unwrap();
+        assert!(r
+            .grant_direct(10, "b")
+            .unwrap_err()
+            .contains("no direct viewers"));
+        assert_eq!(r.unregister(1, "a"), Some("a".into()));
+        assert_eq!(
+            r.direct_publisher(12, "a"),
+            None,
+            "the slots went with the publisher"
+        );
+        assert!(r.grant_direct(12, "a").unwrap_err().contains("offline"));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::registry::{Registration, SessionId};
 use super::AppState;
 use crate::auth::{AuthMode, Grant, Role as Needs};
 use sightline_protocol::wire::{
-    parse_client_message, ClientMessage, ErrorCode, ServerMessage, SourceStatus, WireError,
-    MAX_MESSAGE_BYTES,
+    parse_client_message, ClientMessage, ErrorCode, MediaPath, ServerMessage, SourceStatus,
+    WireError, MAX_MESSAGE_BYTES,
 };
 
 /// What the session has become.
@@ -33,11 +33,13 @@ enum Role {
         peer: Option<PeerId>,
     },
     /// Watching `camera_id`; `peer` once its offer was answered. `access`: what it may do
-    /// on its control data channel.
+    /// on its control data channel. `direct`: its media comes straight from the publisher
+    /// (its offer and candidates go there, and `peer` stays `None`).
     Viewer {
         camera_id: String,
         peer: Option<PeerId>,
         access: ViewerAccess,
+        direct: bool,
     },
 }
 
@@ -85,6 +87,7 @@ impl Session {
         let mut sfu_events = self.state.sfu.events();
         let mut evictions = self.state.evictions.subscribe();
         let mut shutdown = self.state.shutdown.subscribe();
+        let mut inbox = self.state.open_mailbox(self.id);
         tracing::debug!(session = self.id, remote = %self.remote, subject = self.grant.subject().unwrap_or(""), "session open");
 
         let hello = ServerMessage::Hello {
@@ -169,10 +172,16 @@ impl Session {
                             break;
                         }
                     }
+                    Some(msg) = inbox.recv() => {
+                        if send(&mut socket, &msg).await.is_err() {
+                            break;
+                        }
+                    }
                     _ = shutdown.changed() => break,
                 }
             }
         }
+        self.state.close_mailbox(self.id);
         self.release().await;
         tracing::debug!(session = self.id, "session closed");
     }
@@ -208,6 +217,7 @@ impl Session {
                 width,
                 height,
                 fps,
+                p2p_max,
             } => {
                 if self.role != Role::Idle {
                     return Err(wrong_state(
@@ -223,6 +233,7 @@ impl Session {
                     width,
                     height,
                     fps,
+                    p2p_max,
                     subject: self.grant.subject().map(str::to_owned),
                 };
                 let registered = self
@@ -265,7 +276,7 @@ impl Session {
                     ServerMessage::Demand { camera_id, viewers },
                 ])
             }
-            ClientMessage::Subscribe { camera_id } => {
+            ClientMessage::Subscribe { camera_id, path } => {
                 if matches!(self.role, Role::Publisher { .. }) {
                     return Err(wrong_state("a publisher session cannot subscribe"));
                 }
@@ -281,13 +292,61 @@ impl Session {
                 // A new subscription replaces the old one and its peer connection.
                 self.release_viewer(Some(&camera_id)).await;
                 self.viewers_changed(&camera_id);
-                tracing::info!(session = self.id, camera = %camera_id, ?access, "viewer subscribed");
+                let (path, note) = match path {
+                    MediaPath::Server => (MediaPath::Server, None),
+                    MediaPath::Direct => {
+                        let granted = self
+                            .state
+                            .registry
+                            .lock()
+                            .unwrap()
+                            .grant_direct(self.id, &camera_id);
+                        match granted {
+                            Ok(()) => (MediaPath::Direct, None),
+                            Err(why) => (
+                                MediaPath::Server,
+                                Some(format!(
+                                    "no direct path: {why}; watching through the server"
+                                )),
+                            ),
+                        }
+                    }
+                };
+                tracing::info!(session = self.id, camera = %camera_id, ?access, ?path, "viewer subscribed");
                 self.role = Role::Viewer {
                     camera_id,
                     peer: None,
                     access,
+                    direct: path == MediaPath::Direct,
                 };
-                Ok(vec![ServerMessage::Subscribed { camera }])
+                Ok(vec![ServerMessage::Subscribed { camera, path, note }])
+            }
+            ClientMessage::DirectAnswer { viewer, sdp } => {
+                self.to_direct_viewer(viewer, ServerMessage::Answer { sdp })
+            }
+            ClientMessage::DirectCandidate {
+                viewer,
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => self.to_direct_viewer(
+                viewer,
+                ServerMessage::Candidate {
+                    candidate,
+                    sdp_mid,
+                    sdp_mline_index,
+                },
+            ),
+            ClientMessage::DirectEnded { viewer, reason } => {
+                let reply = self.to_direct_viewer(viewer, ServerMessage::DirectFailed { reason });
+                if let Some(camera_id) = self.publisher_camera() {
+                    self.state
+                        .registry
+                        .lock()
+                        .unwrap()
+                        .end_direct(viewer, &camera_id);
+                }
+                reply
             }
             ClientMessage::Offer { sdp } => self.offer(&sdp).await,
             ClientMessage::SourceState {
@@ -334,7 +393,20 @@ impl Session {
                 }
                 Ok(vec![])
             }
-            ClientMessage::Candidate { candidate, .. } => {
+            ClientMessage::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                if let Some(publisher) = self.direct_publisher()? {
+                    let msg = ServerMessage::DirectCandidate {
+                        viewer: self.id,
+                        candidate,
+                        sdp_mid,
+                        sdp_mline_index,
+                    };
+                    return self.to_publisher(publisher, msg);
+                }
                 let Some(peer) = self.role.peer() else {
                     return Err(wrong_state("send your offer before ICE candidates"));
                 };
@@ -364,8 +436,18 @@ impl Session {
                 camera_id,
                 peer,
                 access,
+                ..
             } => (camera_id.clone(), *peer, Some(*access)),
         };
+        if let Some(publisher) = self.direct_publisher()? {
+            let msg = ServerMessage::DirectOffer {
+                viewer: self.id,
+                sdp: sdp.to_owned(),
+                may_control: viewer_access == Some(ViewerAccess::Control),
+            };
+            tracing::info!(session = self.id, camera = %camera_id, publisher, "direct offer relayed to the publisher");
+            return self.to_publisher(publisher, msg);
+        }
         let publishing = viewer_access.is_none();
         // A new offer starts a new peer connection; the old one goes.
         if let Some(old) = old_peer {
@@ -408,6 +490,18 @@ impl Session {
             if let Some(peer) = peer {
                 self.state.sfu.close_peer(*peer).await;
             }
+            let publisher = self
+                .state
+                .registry
+                .lock()
+                .unwrap()
+                .end_direct(self.id, camera_id);
+            if let Some(publisher) = publisher {
+                // Gone or behind: its direct connection to us fails by itself.
+                let _ = self
+                    .state
+                    .deliver(publisher, ServerMessage::DirectClose { viewer: self.id });
+            }
             if keep != Some(camera_id.as_str()) {
                 let camera_id = camera_id.clone();
                 self.state
@@ -441,6 +535,73 @@ impl Session {
             | ServerMessage::SourceState { camera_id, .. } => self.grant.sees(camera_id),
             _ => true,
         }
+    }
+
+    /// For a direct viewer, the publisher session serving it; `None` for any other session.
+    /// A direct viewer whose publisher left is told to subscribe again.
+    fn direct_publisher(&self) -> Result<Option<SessionId>, WireError> {
+        let Role::Viewer {
+            camera_id,
+            direct: true,
+            ..
+        } = &self.role
+        else {
+            return Ok(None);
+        };
+        let publisher = self
+            .state
+            .registry
+            .lock()
+            .unwrap()
+            .direct_publisher(self.id, camera_id);
+        publisher.map(Some).ok_or_else(|| {
+            wrong_state(
+                "the direct path to this camera ended (its publisher left); subscribe again",
+            )
+        })
+    }
+
+    /// Relay a direct viewer's message to its publisher session.
+    fn to_publisher(
+        &self,
+        publisher: SessionId,
+        msg: ServerMessage,
+    ) -> Result<Vec<ServerMessage>, WireError> {
+        if self.state.deliver(publisher, msg) {
+            Ok(vec![])
+        } else {
+            Err(WireError::new(
+                ErrorCode::WrongState,
+                "the camera's publisher is not taking messages now; subscribe again to watch through the server",
+            ))
+        }
+    }
+
+    /// Relay a publisher's message to one of its direct viewers. A viewer that has left (or
+    /// was never its direct viewer) is an error the publisher logs.
+    fn to_direct_viewer(
+        &self,
+        viewer: SessionId,
+        msg: ServerMessage,
+    ) -> Result<Vec<ServerMessage>, WireError> {
+        let Some(camera_id) = self.publisher_camera() else {
+            return Err(wrong_state(
+                "only a registered publisher answers direct viewers",
+            ));
+        };
+        let serves = self
+            .state
+            .registry
+            .lock()
+            .unwrap()
+            .serves_directly(self.id, &camera_id, viewer);
+        if !serves || !self.state.deliver(viewer, msg) {
+            return Err(WireError::new(
+                ErrorCode::WrongState,
+                format!("session {viewer} is not a direct viewer of `{camera_id}` (any more)"),
+            ));
+        }
+        Ok(vec![])
     }
 
     fn publisher_camera(&self) -> Option<String> {

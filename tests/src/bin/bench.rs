@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...]   (default: all)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         mse_bench::run().await?;
     }
     if wants("paths") {
-        paths_bench::run().await?;
+        paths_bench::run(&which).await?;
     }
     Ok(())
 }

@@ -18,16 +18,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sightline_protocol::control::relay::{admit, refusal_text, welcome_text, Admission, Sender};
 use sightline_protocol::control::{
-    peek_request_id, CommandType, ControlError, ControlErrorCode, RateLimitInfo, Refusal,
+    ControlError, ControlErrorCode, RateLimit, Refusal, TokenBucket,
 };
 
 use super::{Membership, Role};
-use crate::core::control_wire::{
-    ok_text, parse_viewer_command, refusal_text, route_publisher_message, welcome_text, CacheSlot,
-    PublisherRoute,
-};
-use crate::core::rate_limit::{RateLimit, TokenBucket};
+use crate::core::control_wire::{route_publisher_message, CacheSlot, PublisherRoute};
 use crate::{PeerId, ViewerAccess};
 
 /// Something the core must do.
@@ -125,15 +122,7 @@ impl Membership {
         v.control_open = true;
         let may_control = v.access == ViewerAccess::Control;
         let camera = &self.members[&peer].camera;
-        let text = welcome_text(
-            peer,
-            camera,
-            may_control,
-            RateLimitInfo {
-                per_second: limit.per_second,
-                burst: limit.burst,
-            },
-        );
+        let text = welcome_text(&peer.to_string(), camera, may_control, limit);
         out.push(Outgoing::Send {
             to: peer,
             text: text.into(),
@@ -237,8 +226,8 @@ impl Membership {
         self.api.tickets.remove(&ticket).is_some()
     }
 
-    /// The one path of every command, once its sender's bucket was charged (`taken`):
-    /// rate limit, envelope, pause/resume, permission, then the camera's publisher.
+    /// The one path of every command, once its sender's bucket was charged (`taken`): the
+    /// relay's rules decide; a command for the camera goes to its publisher.
     fn command(
         &self,
         from: Caller<'_>,
@@ -248,76 +237,27 @@ impl Membership {
         clock: Clock,
         out: &mut Vec<Outgoing>,
     ) {
-        let limit = self.limit;
-        let mut refuse = |request_id: Option<String>, error: ControlError, retry: Option<u64>| {
-            let text = refusal_text(Refusal { request_id, error }, retry, clock.unix_ms);
-            out.push(Outgoing::Send {
-                to: from.id,
-                text: text.into(),
-            })
+        let id = from.id.to_string();
+        let sender = Sender {
+            id: &id,
+            may_control: from.access == ViewerAccess::Control,
+            has_video: from.origin == Origin::Viewer,
         };
-        // Every message counts, refused ones too: a flood of garbage is a flood.
-        if let Err(wait) = taken {
-            let ms = wait.as_millis() as u64;
-            let error = ControlError::new(
-                ControlErrorCode::RateLimited,
-                format!(
-                    "too many control messages: at most {} per second (bursts of {}); retry after {ms} ms",
-                    limit.per_second, limit.burst
-                ),
-            );
-            refuse(peek_request_id(data), error, Some(ms));
-            return;
-        }
-        let cmd = match parse_viewer_command(data, binary) {
-            Ok(cmd) => cmd,
-            Err(r) => {
-                refuse(r.request_id, r.error, None);
-                return;
-            }
+        let send = |text: String| Outgoing::Send {
+            to: from.id,
+            text: text.into(),
         };
-        let request_id = Some(cmd.request_id.clone());
-        match cmd.command {
-            // The viewer-local commands (`CommandType::is_viewer_local`): answered here.
-            CommandType::Pause | CommandType::Resume if from.origin == Origin::Api => {
-                let error = ControlError::new(
-                    ControlErrorCode::BadMessage,
-                    "pause/resume apply to a viewer's own video; not available here",
-                );
-                refuse(request_id, error, None);
-            }
-            CommandType::Pause | CommandType::Resume => {
-                let (action, message) = if cmd.command == CommandType::Pause {
-                    (
-                        Outgoing::Pause(from.id),
-                        "paused: no video is sent to this viewer until it resumes",
-                    )
+        match admit(sender, taken, self.limit, data, binary, clock.unix_ms) {
+            Admission::Refuse(text) => out.push(send(text)),
+            Admission::Pause { pause, reply } => {
+                out.push(if pause {
+                    Outgoing::Pause(from.id)
                 } else {
-                    (
-                        Outgoing::Resume(from.id),
-                        "resumed: video restarts at the next keyframe",
-                    )
-                };
-                out.push(action);
-                out.push(Outgoing::Send {
-                    to: from.id,
-                    text: ok_text(&cmd.request_id, message, clock.unix_ms).into(),
+                    Outgoing::Resume(from.id)
                 });
+                out.push(send(reply));
             }
-            command if from.access != ViewerAccess::Control && !command.view_only_may_send() => {
-                let who = match from.origin {
-                    Origin::Viewer => "viewer",
-                    Origin::Api => "caller",
-                };
-                // Signaling decides access (a `control` token); the SFU only enforces it.
-                let message = format!(
-                    "this {who} is view-only: `{command}` changes the camera and needs \
-                     control access (a `control` token)"
-                );
-                let error = ControlError::new(ControlErrorCode::Forbidden, message);
-                refuse(request_id, error, None);
-            }
-            _ => {
+            Admission::Relay { text, request_id } => {
                 let publisher = self
                     .cameras
                     .get(from.camera)
@@ -327,7 +267,7 @@ impl Membership {
                 match publisher {
                     Some(publisher) => out.push(Outgoing::Send {
                         to: publisher,
-                        text: cmd.tagged(from.id).into(),
+                        text: text.into(),
                     }),
                     None => {
                         let error = ControlError::new(
@@ -337,7 +277,11 @@ impl Membership {
                                 from.camera
                             ),
                         );
-                        refuse(request_id, error, None);
+                        let refusal = Refusal {
+                            request_id: Some(request_id),
+                            error,
+                        };
+                        out.push(send(refusal_text(refusal, None, clock.unix_ms)));
                     }
                 }
             }

@@ -17,8 +17,8 @@ use str0m::media::Mid;
 
 use super::feed::Feed;
 use super::keyframe::KeyframeGate;
-use super::rate_limit::{RateLimit, TokenBucket};
 use crate::{PeerId, ViewerAccess};
+use sightline_protocol::control::{RateLimit, TokenBucket};
 
 pub(super) mod control_relay;
 mod routing;

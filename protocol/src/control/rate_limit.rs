@@ -24,7 +24,7 @@ impl Default for RateLimit {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct TokenBucket {
+pub struct TokenBucket {
     limit: RateLimit,
     tokens: f64,
     last: Instant,
@@ -32,7 +32,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket.
-    pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
+    pub fn new(limit: RateLimit, now: Instant) -> Self {
         TokenBucket {
             limit,
             tokens: f64::from(limit.burst),
@@ -42,13 +42,13 @@ impl TokenBucket {
 
     /// Full again at `now`: as good as a new bucket, so it can be forgotten and made anew
     /// later without anyone gaining or losing a token.
-    pub(crate) fn is_full(&self, now: Instant) -> bool {
+    pub fn is_full(&self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens + elapsed * self.limit.per_second.max(0.0) >= f64::from(self.limit.burst)
     }
 
     /// Take one token, or say how long until one is there.
-    pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
         let rate = self.limit.per_second.max(f64::MIN_POSITIVE);
