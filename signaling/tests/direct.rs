@@ -35,20 +35,25 @@ async fn publisher(server: &RunningServer, p2p_max: u32) -> Ws {
 /// A viewer that asked for a direct path, and the path and note it got.
 async fn viewer(server: &RunningServer) -> (Ws, MediaPath, Option<String>) {
     let mut v = ws(server).await;
+    let (path, note) = ask_direct(&mut v).await;
+    (v, path, note)
+}
+
+/// Subscribe asking for a direct path: the path and note the server answers with.
+async fn ask_direct(v: &mut Ws) -> (MediaPath, Option<String>) {
     send(
-        &mut v,
+        v,
         ClientMessage::Subscribe {
             camera_id: "cam".into(),
             path: MediaPath::Direct,
         },
     )
     .await;
-    let (path, note) = next(&mut v, |m| match m {
+    next(v, |m| match m {
         ServerMessage::Subscribed { path, note, .. } => Some((path, note)),
         _ => None,
     })
-    .await;
-    (v, path, note)
+    .await
 }
 
 fn offer() -> ClientMessage {
@@ -192,20 +197,7 @@ async fn the_cap_holds_and_a_freed_slot_is_taken_again() {
     })
     .await;
     assert!(reason.contains("failed"), "{reason}");
-    send(
-        &mut second,
-        ClientMessage::Subscribe {
-            camera_id: "cam".into(),
-            path: MediaPath::Direct,
-        },
-    )
-    .await;
-    let path = next(&mut second, |m| match m {
-        ServerMessage::Subscribed { path, .. } => Some(path),
-        _ => None,
-    })
-    .await;
-    assert_eq!(path, MediaPath::Direct);
+    assert_eq!(ask_direct(&mut second).await.0, MediaPath::Direct);
     server.shutdown().await;
 }
 
@@ -221,20 +213,7 @@ async fn a_publisher_without_p2p_and_a_departed_one_take_nobody_directly() {
     // A direct viewer whose publisher went away is told to subscribe again, not left
     // waiting for an answer.
     let p = publisher(&server, 2).await;
-    send(
-        &mut v,
-        ClientMessage::Subscribe {
-            camera_id: "cam".into(),
-            path: MediaPath::Direct,
-        },
-    )
-    .await;
-    let path = next(&mut v, |m| match m {
-        ServerMessage::Subscribed { path, .. } => Some(path),
-        _ => None,
-    })
-    .await;
-    assert_eq!(path, MediaPath::Direct);
+    assert_eq!(ask_direct(&mut v).await.0, MediaPath::Direct);
     drop(p);
     // The camera goes offline once the server noticed the socket close.
     next(&mut v, |m| {
