@@ -207,7 +207,7 @@ impl Session {
     async fn handle(&mut self, msg: ClientMessage) -> Result<Vec<ServerMessage>, WireError> {
         match msg {
             ClientMessage::List => {
-                let mut cameras = self.state.registry.lock().unwrap().list();
+                let mut cameras = self.registry().list();
                 cameras.retain(|c| self.grant.sees(&c.id));
                 Ok(vec![ServerMessage::Cameras { cameras }])
             }
@@ -236,23 +236,20 @@ impl Session {
                     p2p_max,
                     subject: self.grant.subject().map(str::to_owned),
                 };
-                let registered = self
-                    .state
-                    .registry
-                    .lock()
-                    .unwrap()
-                    .register(self.id, reg)
-                    .map_err(|e| match e.code {
-                        // With tokens, someone else's camera is simply not yours.
-                        ErrorCode::CameraAlreadyLive if tokens => WireError::new(
-                            ErrorCode::Forbidden,
-                            format!(
-                                "camera `{camera_id}` is live from another publisher; only a \
+                let registered =
+                    self.registry()
+                        .register(self.id, reg)
+                        .map_err(|e| match e.code {
+                            // With tokens, someone else's camera is simply not yours.
+                            ErrorCode::CameraAlreadyLive if tokens => WireError::new(
+                                ErrorCode::Forbidden,
+                                format!(
+                                    "camera `{camera_id}` is live from another publisher; only a \
                                  token with the same subject may take it over"
+                                ),
                             ),
-                        ),
-                        _ => e,
-                    })?;
+                            _ => e,
+                        })?;
                 let camera = registered.camera;
                 if let Some(old) = registered.replaced {
                     tracing::info!(session = self.id, camera = %camera_id, old_session = old, "publisher took its camera over");
@@ -283,24 +280,14 @@ impl Session {
                 self.grant
                     .check(Needs::View, &camera_id, SystemTime::now())?;
                 let access = self.grant.viewer_access();
-                let camera = self
-                    .state
-                    .registry
-                    .lock()
-                    .unwrap()
-                    .subscribe(self.id, &camera_id)?;
+                let camera = self.registry().subscribe(self.id, &camera_id)?;
                 // A new subscription replaces the old one and its peer connection.
                 self.release_viewer(Some(&camera_id)).await;
                 self.viewers_changed(&camera_id);
                 let (path, note) = match path {
                     MediaPath::Server => (MediaPath::Server, None),
                     MediaPath::Direct => {
-                        let granted = self
-                            .state
-                            .registry
-                            .lock()
-                            .unwrap()
-                            .grant_direct(self.id, &camera_id);
+                        let granted = self.registry().grant_direct(self.id, &camera_id);
                         match granted {
                             Ok(()) => (MediaPath::Direct, None),
                             Err(why) => (
@@ -340,11 +327,7 @@ impl Session {
             ClientMessage::DirectEnded { viewer, reason } => {
                 let reply = self.to_direct_viewer(viewer, ServerMessage::DirectFailed { reason });
                 if let Some(camera_id) = self.publisher_camera() {
-                    self.state
-                        .registry
-                        .lock()
-                        .unwrap()
-                        .end_direct(viewer, &camera_id);
+                    self.registry().end_direct(viewer, &camera_id);
                 }
                 reply
             }
@@ -367,11 +350,9 @@ impl Session {
                     source,
                     detail,
                 };
-                let changed = self.state.registry.lock().unwrap().set_source_state(
-                    self.id,
-                    &camera_id,
-                    status.clone(),
-                )?;
+                let changed =
+                    self.registry()
+                        .set_source_state(self.id, &camera_id, status.clone())?;
                 if changed {
                     tracing::info!(
                         session = self.id,
@@ -490,12 +471,7 @@ impl Session {
             if let Some(peer) = peer {
                 self.state.sfu.close_peer(*peer).await;
             }
-            let publisher = self
-                .state
-                .registry
-                .lock()
-                .unwrap()
-                .end_direct(self.id, camera_id);
+            let publisher = self.registry().end_direct(self.id, camera_id);
             if let Some(publisher) = publisher {
                 // Gone or behind: its direct connection to us fails by itself.
                 let _ = self
@@ -504,15 +480,16 @@ impl Session {
             }
             if keep != Some(camera_id.as_str()) {
                 let camera_id = camera_id.clone();
-                self.state
-                    .registry
-                    .lock()
-                    .unwrap()
-                    .unsubscribe(self.id, &camera_id);
+                self.registry().unsubscribe(self.id, &camera_id);
                 self.viewers_changed(&camera_id);
             }
         }
         self.role = Role::Idle;
+    }
+
+    /// The camera registry, locked for one call.
+    fn registry(&self) -> std::sync::MutexGuard<'_, super::registry::Registry> {
+        self.state.registry.lock().unwrap()
     }
 
     /// Tell every session (its publisher listens) that `camera_id`'s viewer count changed.
@@ -548,12 +525,7 @@ impl Session {
         else {
             return Ok(None);
         };
-        let publisher = self
-            .state
-            .registry
-            .lock()
-            .unwrap()
-            .direct_publisher(self.id, camera_id);
+        let publisher = self.registry().direct_publisher(self.id, camera_id);
         publisher.map(Some).ok_or_else(|| {
             wrong_state(
                 "the direct path to this camera ended (its publisher left); subscribe again",
@@ -589,12 +561,7 @@ impl Session {
                 "only a registered publisher answers direct viewers",
             ));
         };
-        let serves = self
-            .state
-            .registry
-            .lock()
-            .unwrap()
-            .serves_directly(self.id, &camera_id, viewer);
+        let serves = self.registry().serves_directly(self.id, &camera_id, viewer);
         if !serves || !self.state.deliver(viewer, msg) {
             return Err(WireError::new(
                 ErrorCode::WrongState,
@@ -618,8 +585,7 @@ impl Session {
         if mine != camera {
             return None;
         }
-        let viewers =
-            viewers.unwrap_or_else(|| self.state.registry.lock().unwrap().viewer_count(camera));
+        let viewers = viewers.unwrap_or_else(|| self.registry().viewer_count(camera));
         Some(ServerMessage::Demand {
             camera_id: mine,
             viewers,
@@ -638,12 +604,7 @@ impl Session {
                 if let Some(peer) = peer {
                     self.state.sfu.close_peer(peer).await;
                 }
-                let gone = self
-                    .state
-                    .registry
-                    .lock()
-                    .unwrap()
-                    .unregister(self.id, &camera_id);
+                let gone = self.registry().unregister(self.id, &camera_id);
                 if let Some(camera_id) = gone {
                     tracing::info!(session = self.id, camera = %camera_id, "camera offline");
                     let _ = self
