@@ -82,29 +82,19 @@ impl Gate {
     }
 }
 
-/// One direct viewer's video as the track writer sees it.
-pub(super) struct Outlet {
-    viewer: u64,
+/// Where the track writer puts a frame: a track, with the SSRC and payload type to send as.
+#[derive(Clone)]
+pub(super) struct Sink {
     pub(super) track: Arc<TrackLocalStaticSample>,
     pub(super) ssrc: u32,
     pub(super) payload_type: u8,
-    pub(super) gate: Gate,
 }
 
-impl Outlet {
-    /// The SFU's track: it takes every frame (the SFU does its own gating per viewer).
-    pub(super) fn sfu(track: Arc<TrackLocalStaticSample>, ssrc: u32, payload_type: u8) -> Self {
-        Outlet {
-            viewer: 0,
-            track,
-            ssrc,
-            payload_type,
-            gate: Gate {
-                paused: false,
-                need_keyframe: false,
-            },
-        }
-    }
+/// One direct viewer's video as the track writer sees it.
+pub(super) struct Outlet {
+    viewer: u64,
+    pub(super) sink: Sink,
+    pub(super) gate: Gate,
 }
 
 /// The outlets, shared between the session loop (which adds, pauses and drops them) and the
@@ -414,9 +404,11 @@ impl Session<'_> {
                 let payload_type = peer::payload_type(peer.sender.as_ref()).await;
                 let outlet = Outlet {
                     viewer,
-                    track: Arc::clone(&peer.track),
-                    ssrc: peer.ssrc,
-                    payload_type,
+                    sink: Sink {
+                        track: Arc::clone(&peer.track),
+                        ssrc: peer.ssrc,
+                        payload_type,
+                    },
                     gate: Gate::new(),
                 };
                 let mut outlets = self.res.direct.outlets.lock().unwrap();

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
-use super::direct::{Outlet, Outlets};
+use super::direct::{Outlets, Sink};
 use super::keyframe_feedback::is_keyframe_request;
 use super::peer;
 use super::Session;
@@ -30,7 +30,11 @@ impl Session<'_> {
         let payload_type = peer::payload_type(self.peer.sender.as_ref()).await;
         let (tx, rx) = mpsc::channel(FRAME_QUEUE);
         self.frames = Some(tx);
-        let sfu = Outlet::sfu(Arc::clone(&self.peer.track), self.peer.ssrc, payload_type);
+        let sfu = Sink {
+            track: Arc::clone(&self.peer.track),
+            ssrc: self.peer.ssrc,
+            payload_type,
+        };
         let direct = Arc::clone(&self.res.direct.outlets);
         let fps = self.config.fps;
         self.res
@@ -48,12 +52,7 @@ impl Session<'_> {
 
 /// Hand each access unit to the SFU's track, and to each direct viewer's that takes it
 /// ([`super::direct::Gate`]), as one sample; the packetizer splits it into RTP.
-async fn write_frames(
-    sfu: Outlet,
-    direct: Outlets,
-    mut frames: mpsc::Receiver<OutFrame>,
-    fps: u32,
-) {
+async fn write_frames(sfu: Sink, direct: Outlets, mut frames: mpsc::Receiver<OutFrame>, fps: u32) {
     let mut failures = 0u64;
     let mut last_capture_us: Option<u64> = None;
     let mut targets = Vec::new();
@@ -72,13 +71,18 @@ async fn write_frames(
         // The SFU's track, then the direct viewers' (cloned out: the lock is not held
         // across a write).
         targets.clear();
-        targets.push((Arc::clone(&sfu.track), sfu.ssrc, sfu.payload_type));
+        targets.push(sfu.clone());
         for o in direct.lock().unwrap().iter_mut() {
             if o.gate.passes(frame.encoded.keyframe) {
-                targets.push((Arc::clone(&o.track), o.ssrc, o.payload_type));
+                targets.push(o.sink.clone());
             }
         }
-        for (track, ssrc, payload_type) in &targets {
+        for Sink {
+            track,
+            ssrc,
+            payload_type,
+        } in &targets
+        {
             if let Err(e) = track
                 .sample_writer(*ssrc, *payload_type)
                 .write_sample(&sample)
