@@ -1,5 +1,5 @@
-//! Sightline SFU: forwards H.264 from one publisher per camera to any number of viewers,
-//! without decoding, over one UDP port, on str0m (ice-lite).
+//! Sightline SFU: forwards H.264 (and VP8, for viewers without H.264) from one publisher per
+//! camera to any number of viewers, without decoding, over one UDP port, on str0m (ice-lite).
 //!
 //! The public surface is [`Sfu::start`] and the cloneable [`SfuHandle`]. Signaling hands
 //! the SFU SDP offers and trickled candidates; the SFU answers and runs the media.
@@ -48,5 +48,6 @@ pub use crate::core::RateLimit;
 pub use config::SfuConfig;
 pub use driver::{Sfu, SfuHandle, Watch};
 pub use types::{
-    PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, ViewerAccess, WatchFrame, WatchMessage,
+    PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, VideoCodec, ViewerAccess, WatchFrame,
+    WatchMessage,
 };

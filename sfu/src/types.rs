@@ -31,10 +31,31 @@ pub enum ViewerAccess {
     Control,
 }
 
+/// The video codecs the SFU forwards. Each camera's publisher sends H.264, and VP8 too
+/// while viewers that can decode only VP8 watch (browsers without H.264, such as Debian's
+/// Firefox ESR); each viewer gets one of them, chosen from its offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    H264,
+    Vp8,
+}
+
+impl VideoCodec {
+    pub const ALL: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
+
+    /// Its place in per-codec arrays.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The SDP answer for a new peer, and the candidates it advertises.
 #[derive(Debug, Clone)]
 pub struct PeerAnswer {
     pub peer: PeerId,
+    /// For a viewer, the codec it gets (H.264 whenever its offer has it); for a publisher,
+    /// H.264.
+    pub codec: VideoCodec,
     pub sdp: String,
     /// The SFU's host candidates as `candidate:...` strings (also inside `sdp`), so signaling
     /// can trickle them too.

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use sightline_sfu::{Sfu, SfuConfig, SfuError, ViewerAccess};
+use sightline_sfu::{Sfu, SfuConfig, SfuError, VideoCodec, ViewerAccess};
 
 const FINGERPRINT: &str = "a=fingerprint:sha-256 3A:1B:27:5C:0F:8E:9D:44:21:6A:7B:CC:DE:01:23:45:67:89:AB:CD:EF:10:32:54:76:98:BA:DC:FE:11:22:33";
 
@@ -60,6 +60,7 @@ async fn chromium_viewer_offer_is_answered_with_h264_only() {
         .await
         .unwrap();
     let sdp = &answer.sdp;
+    assert_eq!(answer.codec, VideoCodec::H264);
     assert!(sdp.contains("a=sendonly"), "{sdp}");
     assert!(sdp.contains("H264/90000"), "{sdp}");
     assert!(sdp.contains("profile-level-id=42e01f"), "{sdp}");
@@ -80,21 +81,44 @@ async fn chromium_publisher_offer_is_accepted() {
     assert_eq!(sfu.stats().await.publishers, 1);
 }
 
+/// A browser without H.264 (Debian's Firefox ESR) is answered with VP8 alone.
 #[tokio::test]
-async fn offer_without_h264_is_rejected_clearly() {
+async fn viewer_offer_without_h264_is_answered_with_vp8_only() {
     let sfu = start().await;
-    match sfu
+    let answer = sfu
         .subscribe(
             "cam",
             &chrome_offer("recvonly", false),
             ViewerAccess::ViewOnly,
         )
         .await
+        .unwrap();
+    let sdp = &answer.sdp;
+    assert_eq!(answer.codec, VideoCodec::Vp8);
+    assert!(sdp.contains("VP8/90000"), "{sdp}");
+    assert!(!sdp.contains("H264") && !sdp.contains("AV1"), "{sdp}");
+}
+
+#[tokio::test]
+async fn offer_with_neither_codec_is_rejected_clearly() {
+    let sfu = start().await;
+    let vp9_and_av1 =
+        chrome_offer("recvonly", false).replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP9/90000");
+    match sfu
+        .subscribe("cam", &vp9_and_av1, ViewerAccess::ViewOnly)
+        .await
     {
-        Err(SfuError::InvalidSdp(m)) => assert!(m.contains("H.264"), "{m}"),
+        Err(SfuError::InvalidSdp(m)) => {
+            assert!(m.contains("H.264 or VP8"), "{m}")
+        }
         other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.sdp)),
     }
     assert_eq!(sfu.stats().await.peers, 0);
+    // A publisher must send H.264.
+    match sfu.publish("cam", &chrome_offer("sendonly", false)).await {
+        Err(SfuError::InvalidSdp(m)) => assert!(m.contains("H.264"), "{m}"),
+        other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.sdp)),
+    }
 }
 
 #[tokio::test]

@@ -11,13 +11,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::unversioned::{H264Packetizer, Packetizer};
+use str0m::unversioned::{H264Packetizer, Packetizer, Vp8Packetizer};
+
+use crate::VideoCodec;
 
 /// RTP payload budget, as str0m's own packetiser computes it: its 1150-byte datagram target
 /// less the 16-byte SRTP tag, rounded down to the 16-byte SRTP block.
 pub(crate) const PAYLOAD_MTU: usize = 1120;
 
-/// H.264's RTP clock.
+/// The video RTP clock (H.264 and VP8 alike).
 const CLOCK_RATE: u128 = 90_000;
 
 /// One frame, ready for every viewer: the payloads of one access unit in order; the last
@@ -31,10 +33,43 @@ pub(crate) struct FramePackets {
     pub(crate) payloads: Vec<Arc<[u8]>>,
 }
 
+/// str0m's packetiser for the feed's codec.
+#[derive(Debug)]
+enum CodecPacketizer {
+    /// Stateful: an SPS/PPS pair waits for the next slice to share a STAP-A with it.
+    H264(H264Packetizer),
+    /// Stateful: numbers pictures (the payload descriptor's picture id).
+    Vp8(Vp8Packetizer),
+}
+
+impl CodecPacketizer {
+    fn new(codec: VideoCodec) -> Self {
+        match codec {
+            VideoCodec::H264 => CodecPacketizer::H264(H264Packetizer::default()),
+            VideoCodec::Vp8 => CodecPacketizer::Vp8(Vp8Packetizer::default()),
+        }
+    }
+
+    fn codec(&self) -> VideoCodec {
+        match self {
+            CodecPacketizer::H264(_) => VideoCodec::H264,
+            CodecPacketizer::Vp8(_) => VideoCodec::Vp8,
+        }
+    }
+
+    fn packetize(&mut self, mtu: usize, frame: &[u8]) -> Vec<Vec<u8>> {
+        let chunks = match self {
+            CodecPacketizer::H264(p) => p.packetize(mtu, frame),
+            CodecPacketizer::Vp8(p) => p.packetize(mtu, frame),
+        };
+        // str0m's packetisers do not fail on these codecs (an empty frame gives nothing).
+        chunks.unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Feed {
-    /// Stateful: an SPS/PPS pair waits for the next slice to share a STAP-A with it.
-    packetizer: H264Packetizer,
+    packetizer: CodecPacketizer,
     /// Added to the publisher's RTP time. Recomputed on the first frame of a new publisher.
     offset: u32,
     rebase: bool,
@@ -43,9 +78,9 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(codec: VideoCodec) -> Self {
         Feed {
-            packetizer: H264Packetizer::default(),
+            packetizer: CodecPacketizer::new(codec),
             offset: 0,
             rebase: true,
             last: None,
@@ -55,23 +90,25 @@ impl Feed {
     /// Another publisher feeds the camera: forget the old one's parameter sets and re-anchor
     /// its clock on the next frame.
     pub(crate) fn publisher_changed(&mut self) {
-        self.packetizer = H264Packetizer::default();
+        self.packetizer = CodecPacketizer::new(self.packetizer.codec());
         self.rebase = true;
     }
 
-    /// Cut one Annex-B access unit (publisher RTP time `time`, 90 kHz) into RTP payloads.
+    /// Cut one frame (an Annex-B access unit, or a VP8 frame; publisher RTP time `time`,
+    /// 90 kHz) into RTP payloads.
     pub(crate) fn packetize(
         &mut self,
         time: u32,
         wallclock: Instant,
-        annex_b: &[u8],
+        frame: &[u8],
     ) -> FramePackets {
         let rtp_time = self.map_time(time, wallclock);
-        // str0m's H.264 packetiser never fails (an empty frame gives no payloads).
-        let payloads = match self.packetizer.packetize(PAYLOAD_MTU, annex_b) {
-            Ok(chunks) => chunks.into_iter().map(Arc::<[u8]>::from).collect(),
-            Err(_) => Vec::new(),
-        };
+        let payloads = self
+            .packetizer
+            .packetize(PAYLOAD_MTU, frame)
+            .into_iter()
+            .map(Arc::<[u8]>::from)
+            .collect();
         FramePackets {
             rtp_time,
             wallclock,
@@ -124,7 +161,7 @@ mod tests {
 
     #[test]
     fn small_frame_is_one_single_nal_packet() {
-        let mut f = Feed::new();
+        let mut f = Feed::new(VideoCodec::H264);
         let slice = nalu(0x41, 300);
         let frame = f.packetize(1000, Instant::now(), &annex_b(&[&slice]));
         assert_eq!(frame.payloads.len(), 1);
@@ -133,7 +170,7 @@ mod tests {
 
     #[test]
     fn keyframe_puts_parameter_sets_in_stap_a_and_fragments_the_idr() {
-        let mut f = Feed::new();
+        let mut f = Feed::new(VideoCodec::H264);
         let sps = nalu(0x67, 10);
         let pps = nalu(0x68, 4);
         let idr = nalu(0x65, 3000);
@@ -157,8 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn a_vp8_frame_is_cut_with_payload_descriptors() {
+        let mut f = Feed::new(VideoCodec::Vp8);
+        // A keyframe's frame tag (P bit clear) and filler.
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        frame.resize(3000, 7);
+        let p = f.packetize(0, Instant::now(), &frame).payloads;
+        assert!(p.len() >= 3, "split to fit the MTU");
+        assert!(p.iter().all(|x| x.len() <= PAYLOAD_MTU));
+        // The S bit (start of partition) marks the first packet only.
+        assert!(p[0][0] & 0x10 != 0);
+        assert!(p[1..].iter().all(|x| x[0] & 0x10 == 0));
+        f.publisher_changed();
+        assert_eq!(f.packetizer.codec(), VideoCodec::Vp8, "stays VP8");
+    }
+
+    #[test]
     fn time_passes_through_for_the_first_publisher() {
-        let mut f = Feed::new();
+        let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
         assert_eq!(f.packetize(5000, t0, &[]).rtp_time, 5000);
         assert_eq!(f.packetize(8000, t0, &[]).rtp_time, 8000);
@@ -166,7 +219,7 @@ mod tests {
 
     #[test]
     fn timeline_continues_across_a_publisher_change() {
-        let mut f = Feed::new();
+        let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
         assert_eq!(
             f.packetize(u32::MAX - 100, t0, &[]).rtp_time,
@@ -184,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_change_without_time_passing_still_moves_forward() {
-        let mut f = Feed::new();
+        let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
         f.packetize(100, t0, &[]);
         f.publisher_changed();

@@ -6,21 +6,28 @@ use super::Core;
 use crate::PeerId;
 
 impl Core {
-    /// A whole Annex-B frame from `publisher`. It is packetised once (the camera's
-    /// [`super::feed::Feed`]) and the same payloads go to every viewer under the viewer's
-    /// own SSRC, sequence numbers and payload type, so the publisher's never reach viewers
-    /// and a publisher change is invisible to them apart from the picture.
+    /// A whole frame from `publisher`: an Annex-B access unit, or a VP8 frame on its VP8
+    /// m-line. It is packetised once (the camera's [`super::feed::Feed`] for that codec)
+    /// and the same payloads go to every viewer of the codec under the viewer's own SSRC,
+    /// sequence numbers and payload type, so the publisher's never reach viewers and a
+    /// publisher change is invisible to them apart from the picture.
     pub(super) fn forward(&mut self, publisher: PeerId, data: MediaData) {
         self.counters.frames_received += 1;
+        let Some(codec) = self.members.publisher_codec(publisher, data.mid) else {
+            return;
+        };
         if !data.contiguous {
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
             // break until the next keyframe.
-            self.members.keyframe_wanted_by(publisher);
+            self.members.stream_broken(publisher, codec);
         }
         let mut targets = std::mem::take(&mut self.targets);
         self.members
-            .frame_targets(publisher, data.is_keyframe(), &mut targets);
-        let feed = self.members.feed(publisher).filter(|_| !targets.is_empty());
+            .frame_targets(publisher, codec, data.is_keyframe(), &mut targets);
+        let feed = self
+            .members
+            .feed(publisher, codec)
+            .filter(|_| !targets.is_empty());
         if let Some(feed) = feed {
             let time = data.time.rebase(Frequency::NINETY_KHZ).numer() as u32;
             let frame = feed.packetize(time, data.network_time, &data.data);

@@ -35,7 +35,7 @@ use str0m::media::Mid;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
 
-use crate::{PeerId, SfuEvent, SfuStats, WatchMessage};
+use crate::{PeerId, SfuEvent, SfuStats, VideoCodec, WatchMessage};
 use membership::control_relay::Clock;
 use membership::{Membership, Role};
 use peers::PeerTable;
@@ -82,10 +82,11 @@ pub(crate) struct Core {
     advertised: Vec<SocketAddr>,
     /// Passive TCP host candidates for every new peer.
     advertised_tcp: Vec<SocketAddr>,
-    /// Per role (see `rtc_config`): publishers in frame mode, viewers in RTP mode without
-    /// congestion-control extensions.
+    /// Per role (see `rtc_config`): publishers in frame mode with both codecs, viewers in
+    /// RTP mode without congestion-control extensions, one config per codec (by
+    /// [`crate::VideoCodec::index`]) so a viewer's answer names only the codec it is sent.
     publisher_config: RtcConfig,
-    viewer_config: RtcConfig,
+    viewer_configs: [RtcConfig; 2],
     peers: PeerTable,
     /// Who belongs to which camera, with each side's state: media routing (keyframe gate,
     /// feed) and camera control (permissions, rate limits, caches).
@@ -126,8 +127,8 @@ impl Core {
             local_addrs: config.local_addrs,
             advertised,
             advertised_tcp: config.tcp_addrs,
-            publisher_config: rtc_config(Role::Publisher),
-            viewer_config: rtc_config(Role::Viewer),
+            publisher_config: rtc_config(Role::Publisher, &VideoCodec::ALL),
+            viewer_configs: VideoCodec::ALL.map(|c| rtc_config(Role::Viewer, &[c])),
             peers: PeerTable::new(),
             members: Membership::new(config.keyframe_request_interval, config.control_rate_limit),
             counters: SfuStats::default(),

@@ -8,12 +8,12 @@ use str0m::net::TcpType;
 use str0m::Candidate;
 
 use super::membership::Role;
-use super::offer::video_mids;
+use super::offer::{offers_h264, video_mids};
 use super::peers::Peer;
-use super::rtc_config::negotiated_h264;
+use super::rtc_config::negotiated;
 use super::viewer_tx::ViewerTx;
 use super::Core;
-use crate::{PeerAnswer, PeerId, SfuError, ViewerAccess};
+use crate::{PeerAnswer, PeerId, SfuError, VideoCodec, ViewerAccess};
 
 impl Core {
     /// A publisher's offer for `camera`; a publisher already on it is closed and replaced.
@@ -68,12 +68,16 @@ impl Core {
         access: Option<ViewerAccess>,
     ) -> Result<PeerAnswer, SfuError> {
         let video_mids = video_mids(offer);
+        let h264 = offers_h264(offer);
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let now = self.now;
+        // A viewer is sent H.264 if its offer has it, else VP8 (if its offer has neither,
+        // no video m-line matches below and it is refused).
         let config = match role {
             Role::Publisher => &self.publisher_config,
-            Role::Viewer => &self.viewer_config,
+            Role::Viewer if h264 => &self.viewer_configs[VideoCodec::H264.index()],
+            Role::Viewer => &self.viewer_configs[VideoCodec::Vp8.index()],
         };
         let mut rtc = config.clone().build(now);
         let mut candidates = Vec::new();
@@ -105,8 +109,8 @@ impl Core {
         let id = self.peers.insert(Peer::new(rtc, role, now));
         self.drain(id);
 
-        let mid = match self.video_mid(id, role, &video_mids) {
-            Ok(mid) => mid,
+        let video = match self.video_mids(id, role, &video_mids) {
+            Ok(video) => video,
             Err(e) => {
                 // Never announced, so it goes without a PeerClosed.
                 self.peers.remove(id);
@@ -115,65 +119,90 @@ impl Core {
                 return Err(e);
             }
         };
-        match role {
+        let codec = match role {
             Role::Publisher => {
                 if let Some(old) = self.members.set_publisher(camera, id) {
                     self.close(old, "replaced by a new publisher");
                 }
-                self.members.set_publisher_mid(id, mid.0);
+                for &(codec, mid, _) in &video {
+                    self.members.set_publisher_mid(id, codec, mid);
+                }
+                VideoCodec::H264
             }
             Role::Viewer => {
                 let access = access.unwrap_or(ViewerAccess::ViewOnly);
-                self.members.add_viewer(camera, id, mid.0, access, now);
+                let (codec, mid, pt) = video[0];
+                self.members.add_viewer(camera, id, mid, access, now);
+                self.members.set_viewer_codec(id, codec);
                 if let Some(peer) = self.peers.get_mut(id) {
-                    peer.tx = Some(ViewerTx::new(mid.0, mid.1));
+                    peer.tx = Some(ViewerTx::new(mid, pt));
                 }
+                codec
             }
-        }
-        tracing::info!(peer = %id, camera, ?role, "peer added");
+        };
+        tracing::info!(peer = %id, camera, ?role, ?codec, "peer added");
         Ok(PeerAnswer {
             peer: id,
+            codec,
             sdp: answer.to_sdp_string(),
             candidates,
         })
     }
 
-    /// The m-line this peer's video uses: the first H.264 video m-line in the direction
-    /// its role needs, and its H.264 payload type.
-    fn video_mid(
+    /// The m-lines this peer's video uses, in the direction its role needs, with their
+    /// codec and payload type. A publisher: the first m-line with H.264 (required), and the
+    /// next one with VP8 if there is one. A viewer: one m-line, with H.264 if its offer has
+    /// it anywhere, else VP8 (browsers without H.264).
+    fn video_mids(
         &self,
         id: PeerId,
         role: Role,
         video_mids: &[String],
-    ) -> Result<(Mid, Pt), SfuError> {
+    ) -> Result<Vec<(VideoCodec, Mid, Pt)>, SfuError> {
         let (verb, want) = match role {
             Role::Publisher => ("receive", "sendonly or sendrecv"),
             Role::Viewer => ("send", "recvonly or sendrecv"),
         };
         let rtc = &self.peers.get(id).ok_or(SfuError::UnknownPeer(id))?.rtc;
-        let mut saw_video = false;
-        for mid in video_mids {
-            let mid = Mid::from(mid.as_str());
-            let Some(media) = rtc.media(mid) else {
-                continue;
-            };
-            let usable = match role {
-                Role::Publisher => media.direction().is_receiving(),
-                Role::Viewer => media.direction().is_sending(),
-            };
-            if !usable {
-                continue;
-            }
-            saw_video = true;
-            if let Some(pt) = negotiated_h264(rtc, mid) {
-                return Ok((mid, pt));
-            }
-        }
-        Err(SfuError::InvalidSdp(if saw_video {
-            "no H.264 in the video m-line (the SFU forwards H.264 only)".into()
-        } else {
-            format!("no video m-line the SFU can {verb} on (need a {want} video m-line)")
-        }))
+        let usable: Vec<Mid> = video_mids
+            .iter()
+            .map(|m| Mid::from(m.as_str()))
+            .filter(|&mid| {
+                rtc.media(mid).is_some_and(|media| match role {
+                    Role::Publisher => media.direction().is_receiving(),
+                    Role::Viewer => media.direction().is_sending(),
+                })
+            })
+            .collect();
+        let find = |codec, skip: Option<Mid>| {
+            usable
+                .iter()
+                .filter(|&&m| Some(m) != skip)
+                .find_map(|&mid| negotiated(rtc, mid, codec).map(|pt| (codec, mid, pt)))
+        };
+        let found = match role {
+            Role::Publisher => find(VideoCodec::H264, None).map(|h264| {
+                let vp8 = find(VideoCodec::Vp8, Some(h264.1));
+                std::iter::once(h264).chain(vp8).collect()
+            }),
+            Role::Viewer => find(VideoCodec::H264, None)
+                .or_else(|| find(VideoCodec::Vp8, None))
+                .map(|v| vec![v]),
+        };
+        found.ok_or_else(|| {
+            SfuError::InvalidSdp(match (usable.is_empty(), role) {
+                (true, _) => {
+                    format!("no video m-line the SFU can {verb} on (need a {want} video m-line)")
+                }
+                (false, Role::Publisher) => {
+                    "no H.264 in the video m-line (publishers must send H.264)".into()
+                }
+                (false, Role::Viewer) => {
+                    "no codec in common: the SFU sends H.264 or VP8, and the offer has neither"
+                        .into()
+                }
+            })
+        })
     }
 
     fn add_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {

@@ -17,9 +17,39 @@ pub(crate) fn video_mids(sdp: &str) -> Vec<String> {
     mids
 }
 
+/// Whether any `m=video` section offers H.264 (an `a=rtpmap:<pt> H264/90000` line).
+pub(crate) fn offers_h264(sdp: &str) -> bool {
+    let mut in_video = false;
+    sdp.lines().map(str::trim).any(|line| {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_video = m.starts_with("video ");
+            return false;
+        }
+        in_video
+            && line
+                .strip_prefix("a=rtpmap:")
+                .and_then(|r| r.split_whitespace().nth(1))
+                .is_some_and(|codec| codec.to_ascii_uppercase().starts_with("H264/"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::video_mids;
+    use super::{offers_h264, video_mids};
+
+    #[test]
+    fn finds_h264_in_video_sections_only() {
+        let h264 = "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 VP8/90000\r\n\
+                    a=rtpmap:102 h264/90000\r\n";
+        assert!(offers_h264(h264));
+        let vp8 = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+        assert!(!offers_h264(vp8), "H.264 outside video does not count");
+        assert!(!offers_h264(""));
+        assert!(!offers_h264(
+            "m=video 9 x 96\r\na=rtpmap:\r\na=rtpmap:96\r\n"
+        ));
+    }
 
     #[test]
     fn finds_video_mids_only() {

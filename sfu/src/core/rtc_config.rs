@@ -2,30 +2,34 @@
 //! whole frames), one for viewers (RTP mode, fed ready-made packets; no congestion-control
 //! extensions).
 
-use str0m::format::Codec;
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, MediaKind, Mid, Pt};
 use str0m::rtp::Extension;
 use str0m::{Rtc, RtcConfig};
 
 use super::membership::Role;
+use crate::VideoCodec;
 
 /// H.264 Constrained Baseline level 3.1: what browsers (Safari included) all decode.
 pub(crate) const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
 /// str0m's own defaults for this profile; offers may renumber them, str0m maps.
 const H264_PT: u8 = 108;
 const H264_RTX_PT: u8 = 109;
+const VP8_PT: u8 = 96;
+const VP8_RTX_PT: u8 = 97;
 
-/// ice-lite (the SFU has a public address and answers checks, it does not make them) and
-/// H.264 only, so every viewer is offered exactly the payload format the publisher sends and
-/// frames can be forwarded without transcoding. The RTX payload type makes str0m answer
-/// viewers' NACKs from its send buffer.
+/// ice-lite (the SFU has a public address and answers checks, it does not make them), and
+/// the two codecs a publisher sends: H.264, and VP8 for viewers without H.264 (only while
+/// such viewers watch). Each viewer is sent exactly one payload format the publisher
+/// sends, so frames are forwarded without transcoding. The RTX payload types make str0m
+/// answer viewers' NACKs from its send buffer.
 ///
 /// Viewers get no transport-wide congestion control extensions: the SFU runs no bandwidth
 /// estimator, so the TWCC feedback a viewer would send every 50 ms (and the per-packet
 /// transport sequence number and abs-send-time stamps we would write) is pure cost: it was
 /// about as many datagrams in as media packets out at low bitrates. Publishers keep the
 /// standard set, so their own congestion control gets TWCC feedback from us.
-pub(crate) fn rtc_config(role: Role) -> RtcConfig {
+pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
     let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
     if role == Role::Viewer {
         // Viewers get ready-made RTP packets (see `feed`): str0m's frame API would
@@ -40,25 +44,41 @@ pub(crate) fn rtc_config(role: Role) -> RtcConfig {
             }
         }
     }
-    config.codec_config().add_h264(
-        H264_PT.into(),
-        Some(H264_RTX_PT.into()),
-        true,
-        H264_PROFILE_LEVEL_ID,
-    );
+    for codec in codecs {
+        match codec {
+            VideoCodec::H264 => config.codec_config().add_h264(
+                H264_PT.into(),
+                Some(H264_RTX_PT.into()),
+                true,
+                H264_PROFILE_LEVEL_ID,
+            ),
+            VideoCodec::Vp8 => config.codec_config().add_config(
+                VP8_PT.into(),
+                Some(VP8_RTX_PT.into()),
+                Codec::Vp8,
+                Frequency::NINETY_KHZ,
+                None,
+                FormatParams::default(),
+            ),
+        }
+    }
     config
 }
 
-/// The H.264 payload type negotiated on the m-line, if any.
-pub(crate) fn negotiated_h264(rtc: &Rtc, mid: Mid) -> Option<Pt> {
+/// The `codec` payload type negotiated on the m-line, if any.
+pub(crate) fn negotiated(rtc: &Rtc, mid: Mid, codec: VideoCodec) -> Option<Pt> {
     let media = rtc.media(mid)?;
     if media.kind() != MediaKind::Video {
         return None;
     }
+    let want = match codec {
+        VideoCodec::H264 => Codec::H264,
+        VideoCodec::Vp8 => Codec::Vp8,
+    };
     let pts = media.remote_pts();
     rtc.codec_config()
         .params()
         .iter()
-        .find(|p| p.spec().codec == Codec::H264 && pts.contains(&p.pt()))
+        .find(|p| p.spec().codec == want && pts.contains(&p.pt()))
         .map(|p| p.pt())
 }

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
+use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::{Core, CoreConfig, RateLimit};
-use crate::{PeerId, SfuEvent, ViewerAccess};
+use crate::{PeerId, SfuEvent, VideoCodec, ViewerAccess};
 
 const SFU: &str = "10.0.0.1:5000";
 
@@ -22,17 +23,32 @@ struct Remote {
     /// How it reaches the SFU: UDP, or only an active ICE-TCP candidate.
     proto: Protocol,
     mid: Option<Mid>,
+    /// A publisher's second video m-line, for VP8.
+    vp8_mid: Option<Mid>,
     control: Option<ChannelId>,
     events: Vec<Event>,
 }
 
+/// The codecs a remote offers.
+#[derive(Clone, Copy, PartialEq)]
+enum Offers {
+    H264,
+    Vp8,
+    Both,
+}
+
 impl Remote {
-    fn new(port: u16, now: Instant, proto: Protocol) -> Remote {
+    fn new(port: u16, now: Instant, proto: Protocol, offers: Offers) -> Remote {
         let addr = SocketAddr::from(([10, 0, 0, 2], port));
         let mut config = Rtc::builder().clear_codecs();
-        config
-            .codec_config()
-            .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        if offers != Offers::Vp8 {
+            config
+                .codec_config()
+                .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        }
+        if offers != Offers::H264 {
+            config.codec_config().enable_vp8(true);
+        }
         let mut rtc = config.build(now);
         let candidate = match proto {
             Protocol::Udp => Candidate::host(addr, "udp"),
@@ -48,6 +64,7 @@ impl Remote {
             addr,
             proto,
             mid: None,
+            vp8_mid: None,
             control: None,
             events: Vec::new(),
         }
@@ -127,8 +144,20 @@ impl Net {
         publish: bool,
         control: Option<ViewerAccess>,
     ) -> (usize, PeerId) {
+        self.join_offering(proto, Offers::H264, publish, control)
+    }
+
+    /// As [`Self::join_over`], offering `offers`. A publisher offering both codecs has two
+    /// video m-lines, the second for VP8 (as ours do).
+    fn join_offering(
+        &mut self,
+        proto: Protocol,
+        offers: Offers,
+        publish: bool,
+        control: Option<ViewerAccess>,
+    ) -> (usize, PeerId) {
         let port = 6000 + self.remotes.len() as u16;
-        let mut remote = Remote::new(port, self.now, proto);
+        let mut remote = Remote::new(port, self.now, proto, offers);
         let dir = if publish {
             Direction::SendOnly
         } else {
@@ -136,6 +165,9 @@ impl Net {
         };
         let mut api = remote.rtc.sdp_api();
         remote.mid = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        if publish && offers == Offers::Both {
+            remote.vp8_mid = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        }
         if control.is_some() {
             remote.control = Some(api.add_channel("control".into()));
         }
@@ -237,17 +269,27 @@ impl Net {
 
     /// Write one frame on the publisher's m-line.
     fn write_frame(&mut self, publisher: usize, n: u32, keyframe: bool) {
+        let mid = self.remotes[publisher].mid.unwrap();
+        self.write(publisher, mid, Codec::H264, n, frame(n, keyframe));
+    }
+
+    /// Write one VP8 frame on the publisher's VP8 m-line.
+    fn write_vp8_frame(&mut self, publisher: usize, n: u32, keyframe: bool) {
+        let mid = self.remotes[publisher].vp8_mid.unwrap();
+        self.write(publisher, mid, Codec::Vp8, n, vp8_frame(n, keyframe));
+    }
+
+    fn write(&mut self, publisher: usize, mid: Mid, codec: Codec, n: u32, data: Vec<u8>) {
         let now = self.now;
         let r = &mut self.remotes[publisher];
-        let writer = r.rtc.writer(r.mid.unwrap()).unwrap();
-        let pt = writer.payload_params().next().unwrap().pt();
+        let writer = r.rtc.writer(mid).unwrap();
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .unwrap()
+            .pt();
         writer
-            .write(
-                pt,
-                now,
-                MediaTime::from_90khz(u64::from(n) * 3000),
-                frame(n, keyframe),
-            )
+            .write(pt, now, MediaTime::from_90khz(u64::from(n) * 3000), data)
             .unwrap();
         self.exchange();
     }
@@ -276,6 +318,14 @@ fn frame(n: u32, keyframe: bool) -> Vec<u8> {
     f
 }
 
+/// A fake VP8 frame carrying `n`: the frame tag's P bit (bit 0) is clear on keyframes.
+fn vp8_frame(n: u32, keyframe: bool) -> Vec<u8> {
+    let mut f = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
+    f.extend_from_slice(format!("{n:08x}").as_bytes());
+    f.extend((0..1500).map(|i| 0x10 + (i % 200) as u8));
+    f
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -287,6 +337,81 @@ fn live(control: Option<ViewerAccess>) -> (Net, usize, usize, PeerId, PeerId) {
     let (v, vid) = net.join(false, control);
     net.run(Duration::from_millis(10), Duration::from_secs(2));
     (net, p, v, pid, vid)
+}
+
+/// A viewer without H.264 is sent the publisher's VP8, an H.264 viewer beside it H.264; each
+/// from its own codec's keyframe, and a VP8 PLI reaches the VP8 m-line.
+#[test]
+fn a_viewer_without_h264_gets_the_vp8_stream() {
+    let mut net = Net::new();
+    let (p, _) = net.join_offering(Protocol::Udp, Offers::Both, true, None);
+    let (h, _) = net.join_offering(Protocol::Udp, Offers::Both, false, None);
+    let (v, _) = net.join_offering(Protocol::Udp, Offers::Vp8, false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    assert!(net.remotes.iter().all(Remote::connected));
+    assert_eq!(net.core.members.viewers_of("cam", VideoCodec::Vp8), 1);
+    assert_eq!(net.core.members.viewers_of("cam", VideoCodec::H264), 1);
+    let plis = |net: &Net, mid| {
+        net.remotes[p]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::KeyframeRequest(r) if r.mid == mid))
+            .count()
+    };
+    assert!(
+        plis(&net, net.remotes[p].vp8_mid.unwrap()) >= 1,
+        "VP8 asked for"
+    );
+    assert!(
+        plis(&net, net.remotes[p].mid.unwrap()) >= 1,
+        "H.264 asked for"
+    );
+    net.write_vp8_frame(p, 1, false);
+    net.write_vp8_frame(p, 2, true);
+    net.write_frame(p, 3, true);
+    net.write_vp8_frame(p, 4, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let got = |r: &Remote| {
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaData(d) => {
+                    Some((d.params.spec().codec, d.is_keyframe(), d.data.to_vec()))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let vp8 = got(&net.remotes[v]);
+    assert_eq!(vp8.len(), 2, "from the VP8 keyframe on: {vp8:?}");
+    assert!(vp8.iter().all(|(c, ..)| *c == Codec::Vp8));
+    assert!(vp8[0].1 && contains(&vp8[0].2, b"00000002"));
+    assert!(!vp8[1].1 && contains(&vp8[1].2, b"00000004"));
+    let h264 = got(&net.remotes[h]);
+    assert_eq!(h264.len(), 1, "{h264:?}");
+    assert!(h264[0].0 == Codec::H264 && contains(&h264[0].2, b"00000003"));
+}
+
+/// An offer with no codec the SFU sends is refused with a reason a person can act on.
+#[test]
+fn a_viewer_with_neither_codec_is_told_why() {
+    let mut net = Net::new();
+    let mut config = Rtc::builder().clear_codecs();
+    config.codec_config().enable_vp9(true);
+    let mut rtc = config.build(net.now);
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    let err = net
+        .core
+        .subscribe(
+            net.now,
+            "cam",
+            &offer.to_sdp_string(),
+            ViewerAccess::ViewOnly,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("neither"), "{err}");
 }
 
 #[test]

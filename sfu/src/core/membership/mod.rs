@@ -17,7 +17,7 @@ use str0m::media::Mid;
 
 use super::feed::Feed;
 use super::keyframe::KeyframeGate;
-use crate::{PeerId, ViewerAccess};
+use crate::{PeerId, VideoCodec, ViewerAccess};
 use sightline_protocol::control::{RateLimit, TokenBucket};
 
 pub(super) mod control_relay;
@@ -41,16 +41,17 @@ struct Member {
 #[derive(Debug)]
 struct Publisher {
     peer: PeerId,
-    /// The m-line the publisher's video arrives on (where PLIs go).
-    mid: Option<Mid>,
+    /// The m-line each codec's video arrives on (where its PLIs go), by
+    /// [`VideoCodec::index`]. A publisher without VP8 has no VP8 m-line.
+    mids: [Option<Mid>; 2],
     connected: bool,
     /// Its `control` data channel is open.
     control_open: bool,
 }
 
 impl Publisher {
-    fn ready(&self) -> Option<Mid> {
-        self.mid.filter(|_| self.connected)
+    fn ready(&self, codec: VideoCodec) -> Option<Mid> {
+        self.mids[codec.index()].filter(|_| self.connected)
     }
 }
 
@@ -59,6 +60,8 @@ struct Viewer {
     peer: PeerId,
     /// The viewer's m-line we send on.
     mid: Mid,
+    /// What it is sent: one of the publisher's codecs.
+    codec: VideoCodec,
     /// Media written before ICE+DTLS are up is dropped by str0m, so wait for it.
     connected: bool,
     /// No delta frame may go out until the viewer has had a keyframe from the current
@@ -73,13 +76,20 @@ struct Viewer {
     control_open: bool,
 }
 
+/// One codec's stream of a camera: its viewers' keyframe needs and its outgoing frames.
+#[derive(Debug)]
+struct Lane {
+    gate: KeyframeGate,
+    /// The frames going out to the lane's viewers, packetised once.
+    feed: Feed,
+}
+
 #[derive(Debug)]
 struct Camera {
     publisher: Option<Publisher>,
     viewers: Vec<Viewer>,
-    gate: KeyframeGate,
-    /// The frames going out to the viewers, packetised once.
-    feed: Feed,
+    /// By [`VideoCodec::index`]. Viewers of one codec wait for that codec's keyframes only.
+    lanes: [Lane; 2],
     /// The publisher's last `capabilities` and `state` broadcasts, for viewers who join later.
     capabilities: Option<Arc<str>>,
     state: Option<Arc<str>>,
@@ -96,13 +106,20 @@ impl Camera {
         for v in &mut self.viewers {
             v.waiting_keyframe = true;
         }
-        self.gate.publisher_changed();
-        self.feed.publisher_changed();
-        if self.viewers.iter().any(|v| v.connected) {
-            self.gate.want();
+        for (lane, codec) in self.lanes.iter_mut().zip(VideoCodec::ALL) {
+            lane.gate.publisher_changed();
+            lane.feed.publisher_changed();
+            if self.viewers.iter().any(|v| v.connected && v.codec == codec) {
+                lane.gate.want();
+            }
         }
         self.capabilities = None;
         self.state = None;
+    }
+
+    /// Ask for a keyframe of `codec`.
+    fn want_keyframe(&mut self, codec: VideoCodec) {
+        self.lanes[codec.index()].gate.want();
     }
 
     fn viewer_mut(&mut self, peer: PeerId) -> Option<&mut Viewer> {
@@ -146,8 +163,10 @@ impl Membership {
                 Camera {
                     publisher: None,
                     viewers: Vec::new(),
-                    gate: KeyframeGate::new(self.keyframe_interval),
-                    feed: Feed::new(),
+                    lanes: VideoCodec::ALL.map(|codec| Lane {
+                        gate: KeyframeGate::new(self.keyframe_interval),
+                        feed: Feed::new(codec),
+                    }),
                     capabilities: None,
                     state: None,
                 },
@@ -172,7 +191,7 @@ impl Membership {
         let cam = self.camera_mut(camera);
         let old = cam.publisher.replace(Publisher {
             peer,
-            mid: None,
+            mids: [None; 2],
             connected: false,
             control_open: false,
         });
@@ -205,6 +224,7 @@ impl Membership {
         self.camera_mut(camera).viewers.push(Viewer {
             peer,
             mid,
+            codec: VideoCodec::H264,
             connected: false,
             waiting_keyframe: true,
             paused: false,
@@ -247,7 +267,7 @@ impl Membership {
         for cam in self.cameras.values() {
             if let Some(p) = &cam.publisher {
                 c.publishers += 1;
-                c.tracks += usize::from(p.mid.is_some());
+                c.tracks += p.mids.iter().flatten().count();
             }
             c.viewers += cam.viewers.len();
             c.tracks += cam.viewers.len();

@@ -8,16 +8,42 @@ use str0m::media::Mid;
 
 use super::{Membership, Role};
 use crate::core::feed::Feed;
-use crate::PeerId;
+use crate::{PeerId, VideoCodec};
 
 impl Membership {
-    /// The m-line the publisher's video arrives on.
-    pub(crate) fn set_publisher_mid(&mut self, peer: PeerId, mid: Mid) {
+    /// The m-line the publisher's `codec` video arrives on.
+    pub(crate) fn set_publisher_mid(&mut self, peer: PeerId, codec: VideoCodec, mid: Mid) {
         if let Some((cam, Role::Publisher)) = self.camera_of(peer) {
             if let Some(p) = cam.publisher.as_mut().filter(|p| p.peer == peer) {
-                p.mid = Some(mid);
+                p.mids[codec.index()] = Some(mid);
             }
         }
+    }
+
+    /// The codec a viewer is sent (H.264 unless set here, before it connects).
+    pub(crate) fn set_viewer_codec(&mut self, viewer: PeerId, codec: VideoCodec) {
+        if let Some((cam, Role::Viewer)) = self.camera_of(viewer) {
+            if let Some(v) = cam.viewer_mut(viewer) {
+                v.codec = codec;
+            }
+        }
+    }
+
+    /// Which codec arrives on a publisher's m-line `mid`, if it is one of its video m-lines.
+    pub(crate) fn publisher_codec(&mut self, publisher: PeerId, mid: Mid) -> Option<VideoCodec> {
+        let (cam, _) = self.camera_of(publisher)?;
+        let p = cam.publisher.as_ref().filter(|p| p.peer == publisher)?;
+        VideoCodec::ALL
+            .into_iter()
+            .find(|c| p.mids[c.index()] == Some(mid))
+    }
+
+    /// How many of a camera's viewers are sent `codec`.
+    #[cfg(test)]
+    pub(crate) fn viewers_of(&self, camera: &str, codec: VideoCodec) -> usize {
+        self.cameras
+            .get(camera)
+            .map_or(0, |c| c.viewers.iter().filter(|v| v.codec == codec).count())
     }
 
     /// The peer's ICE and DTLS are up.
@@ -32,12 +58,14 @@ impl Membership {
                 }
                 // Viewers already waiting get their first picture from an immediate
                 // request, not from the publisher's next periodic IDR.
-                if cam
-                    .viewers
-                    .iter()
-                    .any(|v| v.connected && v.waiting_keyframe)
-                {
-                    cam.gate.want();
+                for codec in VideoCodec::ALL {
+                    if cam
+                        .viewers
+                        .iter()
+                        .any(|v| v.connected && v.waiting_keyframe && v.codec == codec)
+                    {
+                        cam.want_keyframe(codec);
+                    }
                 }
             }
             Role::Viewer => {
@@ -57,15 +85,25 @@ impl Membership {
         };
         if let Some(v) = cam.viewer_mut(viewer).filter(|v| v.connected) {
             v.waiting_keyframe = true;
-            cam.gate.want();
+            let codec = v.codec;
+            cam.want_keyframe(codec);
         }
     }
 
-    /// A viewer sent PLI/FIR, or the publisher's stream had a gap: the picture is broken
-    /// until the next keyframe, so ask for one (coalesced with everyone else's).
-    pub(crate) fn keyframe_wanted_by(&mut self, peer: PeerId) {
-        if let Some((cam, _)) = self.camera_of(peer) {
-            cam.gate.want();
+    /// A viewer sent PLI/FIR: its picture is broken until the next keyframe of its codec,
+    /// so ask for one (coalesced with everyone else's).
+    pub(crate) fn keyframe_wanted_by(&mut self, viewer: PeerId) {
+        if let Some((cam, Role::Viewer)) = self.camera_of(viewer) {
+            if let Some(codec) = cam.viewer_mut(viewer).map(|v| v.codec) {
+                cam.want_keyframe(codec);
+            }
+        }
+    }
+
+    /// The publisher's `codec` stream had a gap: its viewers' pictures are broken.
+    pub(crate) fn stream_broken(&mut self, publisher: PeerId, codec: VideoCodec) {
+        if let Some((cam, Role::Publisher)) = self.camera_of(publisher) {
+            cam.want_keyframe(codec);
         }
     }
 
@@ -79,22 +117,25 @@ impl Membership {
         let Some(v) = cam.viewers.iter_mut().find(|v| v.peer == viewer) else {
             return false;
         };
-        if v.paused && !paused {
+        let resumed = v.paused && !paused;
+        v.paused = paused;
+        if resumed {
             v.waiting_keyframe = true;
             if v.connected {
-                cam.gate.want();
+                let codec = v.codec;
+                cam.want_keyframe(codec);
             }
         }
-        v.paused = paused;
         true
     }
 
-    /// Where a frame from `publisher` goes: pushes `(viewer, mid)` into `out` (cleared
-    /// first; the caller reuses it so the hot path does not allocate). A keyframe releases
-    /// waiting viewers and answers the camera's outstanding keyframe request.
+    /// Where a `codec` frame from `publisher` goes: pushes `(viewer, mid)` into `out`
+    /// (cleared first; the caller reuses it so the hot path does not allocate). A keyframe
+    /// releases the codec's waiting viewers and answers its outstanding keyframe request.
     pub(crate) fn frame_targets(
         &mut self,
         publisher: PeerId,
+        codec: VideoCodec,
         is_keyframe: bool,
         out: &mut Vec<(PeerId, Mid)>,
     ) {
@@ -106,7 +147,7 @@ impl Membership {
             return;
         }
         for v in &mut cam.viewers {
-            if !v.connected || v.paused {
+            if !v.connected || v.paused || v.codec != codec {
                 continue;
             }
             if v.waiting_keyframe {
@@ -118,23 +159,27 @@ impl Membership {
             out.push((v.peer, v.mid));
         }
         if is_keyframe {
-            cam.gate.keyframe_arrived();
+            cam.lanes[codec.index()].gate.keyframe_arrived();
         }
     }
 
-    /// The camera feed `publisher` currently feeds, if it is the camera's publisher.
-    pub(crate) fn feed(&mut self, publisher: PeerId) -> Option<&mut Feed> {
+    /// The `codec` feed `publisher` currently feeds, if it is the camera's publisher.
+    pub(crate) fn feed(&mut self, publisher: PeerId, codec: VideoCodec) -> Option<&mut Feed> {
         let (cam, role) = self.camera_of(publisher)?;
         let current = cam.publisher.as_ref().is_some_and(|p| p.peer == publisher);
-        (role == Role::Publisher && current).then_some(&mut cam.feed)
+        (role == Role::Publisher && current).then_some(&mut cam.lanes[codec.index()].feed)
     }
 
     /// The earliest time a keyframe request is due (only for publishers able to take one).
     pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.cameras
             .values()
-            .filter(|c| c.publisher.as_ref().and_then(|p| p.ready()).is_some())
-            .filter_map(|c| c.gate.next_deadline(now))
+            .flat_map(|c| {
+                VideoCodec::ALL.into_iter().filter_map(move |codec| {
+                    c.publisher.as_ref()?.ready(codec)?;
+                    c.lanes[codec.index()].gate.next_deadline(now)
+                })
+            })
             .min()
     }
 
@@ -143,15 +188,16 @@ impl Membership {
     pub(crate) fn due_keyframe_requests(&mut self, now: Instant, out: &mut Vec<(PeerId, Mid)>) {
         out.clear();
         for cam in self.cameras.values_mut() {
-            let Some((peer, mid)) = cam
-                .publisher
-                .as_ref()
-                .and_then(|p| p.ready().map(|m| (p.peer, m)))
-            else {
+            let Some(publisher) = cam.publisher.as_ref() else {
                 continue;
             };
-            if cam.gate.poll_request(now) {
-                out.push((peer, mid));
+            for codec in VideoCodec::ALL {
+                let Some(mid) = publisher.ready(codec) else {
+                    continue;
+                };
+                if cam.lanes[codec.index()].gate.poll_request(now) {
+                    out.push((publisher.peer, mid));
+                }
             }
         }
     }
@@ -174,7 +220,7 @@ mod tests {
 
     fn targets(r: &mut Membership, publisher: PeerId, kf: bool) -> Vec<PeerId> {
         let mut out = Vec::new();
-        r.frame_targets(publisher, kf, &mut out);
+        r.frame_targets(publisher, VideoCodec::H264, kf, &mut out);
         out.into_iter().map(|(p, _)| p).collect()
     }
 
@@ -199,7 +245,7 @@ mod tests {
     fn live_camera() -> Membership {
         let mut r = Membership::new(IV, RateLimit::default());
         assert_eq!(r.set_publisher("cam", PeerId(1)), None);
-        r.set_publisher_mid(PeerId(1), mid("0"));
+        r.set_publisher_mid(PeerId(1), VideoCodec::H264, mid("0"));
         r.peer_connected(PeerId(1));
         r
     }
@@ -286,7 +332,7 @@ mod tests {
         assert_eq!(r.next_deadline(t0), None);
         assert!(due(&mut r, t0).is_empty());
         r.set_publisher("cam", PeerId(1));
-        r.set_publisher_mid(PeerId(1), mid("0"));
+        r.set_publisher_mid(PeerId(1), VideoCodec::H264, mid("0"));
         assert!(due(&mut r, t0).is_empty(), "publisher not connected");
         r.peer_connected(PeerId(1));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
@@ -319,7 +365,7 @@ mod tests {
         assert_eq!(r.remove_peer(PeerId(1)), Some(Role::Publisher));
         assert_eq!(r.counts().viewers, 1);
         r.set_publisher("cam", PeerId(3));
-        r.set_publisher_mid(PeerId(3), mid("1"));
+        r.set_publisher_mid(PeerId(3), VideoCodec::H264, mid("1"));
         r.peer_connected(PeerId(3));
         // Asked at once although the old publisher was asked a moment ago.
         assert_eq!(due(&mut r, t0 + Duration::from_millis(1)), vec![PeerId(3)]);
@@ -340,7 +386,7 @@ mod tests {
         assert_eq!(r.set_publisher("cam", PeerId(3)), Some(PeerId(1)));
         assert_eq!(r.role(PeerId(1)), None);
         assert_eq!(r.remove_peer(PeerId(1)), None, "already forgotten");
-        r.set_publisher_mid(PeerId(3), mid("0"));
+        r.set_publisher_mid(PeerId(3), VideoCodec::H264, mid("0"));
         r.peer_connected(PeerId(3));
         assert!(
             targets(&mut r, PeerId(3), false).is_empty(),
@@ -390,11 +436,65 @@ mod tests {
         assert!(!r.set_paused(PeerId(42), true));
     }
 
+    /// A VP8 viewer beside an H.264 one: each gets only its codec's frames, from its
+    /// codec's keyframe on, and asks for keyframes on its codec's m-line only.
+    #[test]
+    fn each_codec_is_a_lane_of_its_own() {
+        let mut r = live_camera();
+        r.set_publisher_mid(PeerId(1), VideoCodec::Vp8, mid("1"));
+        assert_eq!(
+            r.publisher_codec(PeerId(1), mid("1")),
+            Some(VideoCodec::Vp8)
+        );
+        assert_eq!(
+            r.publisher_codec(PeerId(1), mid("0")),
+            Some(VideoCodec::H264)
+        );
+        assert_eq!(r.publisher_codec(PeerId(1), mid("9")), None);
+        let t0 = Instant::now();
+        watch(&mut r, "cam", PeerId(2));
+        watch(&mut r, "cam", PeerId(3));
+        r.set_viewer_codec(PeerId(3), VideoCodec::Vp8);
+        assert_eq!(r.viewers_of("cam", VideoCodec::Vp8), 1);
+        r.peer_connected(PeerId(3));
+        let mut out = Vec::new();
+        r.due_keyframe_requests(t0, &mut out);
+        assert_eq!(
+            out,
+            vec![(PeerId(1), mid("1"))],
+            "a VP8 keyframe is asked for"
+        );
+        let vp8 = |r: &mut Membership, kf| {
+            let mut out = Vec::new();
+            r.frame_targets(PeerId(1), VideoCodec::Vp8, kf, &mut out);
+            out.into_iter().map(|(p, _)| p).collect::<Vec<_>>()
+        };
+        assert!(
+            targets(&mut r, PeerId(1), true).is_empty(),
+            "no H.264 viewer connected"
+        );
+        assert_eq!(vp8(&mut r, true), vec![PeerId(3)]);
+        r.peer_connected(PeerId(2));
+        r.due_keyframe_requests(t0 + IV, &mut out);
+        assert_eq!(
+            out,
+            vec![(PeerId(1), mid("0"))],
+            "the H.264 viewer asks on mid 0"
+        );
+        assert!(vp8(&mut r, true).contains(&PeerId(3)));
+        assert!(!vp8(&mut r, true).contains(&PeerId(2)));
+        assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
+        // A broken VP8 stream asks for VP8 only.
+        r.stream_broken(PeerId(1), VideoCodec::Vp8);
+        r.due_keyframe_requests(t0 + IV * 3, &mut out);
+        assert_eq!(out, vec![(PeerId(1), mid("1"))]);
+    }
+
     #[test]
     fn cameras_are_independent() {
         let mut r = live_camera();
         r.set_publisher("other", PeerId(5));
-        r.set_publisher_mid(PeerId(5), mid("0"));
+        r.set_publisher_mid(PeerId(5), VideoCodec::H264, mid("0"));
         r.peer_connected(PeerId(5));
         watch(&mut r, "cam", PeerId(2));
         watch(&mut r, "other", PeerId(6));
