@@ -15,7 +15,9 @@ use common::{next, send, start, ws, Ws, WAIT};
 /// The next `demand` the publisher gets, checked to be for `camera`.
 async fn demand(publisher: &mut Ws, camera: &str) -> u32 {
     let (id, viewers) = next(publisher, |m| match m {
-        ServerMessage::Demand { camera_id, viewers } => Some((camera_id, viewers)),
+        ServerMessage::Demand {
+            camera_id, viewers, ..
+        } => Some((camera_id, viewers)),
         _ => None,
     })
     .await;
@@ -122,5 +124,67 @@ async fn the_publisher_follows_its_viewer_count() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(demand(&mut q2, "other").await, 2);
+    server.shutdown().await;
+}
+
+/// A viewer offer with `codecs` configured (str0m), video recvonly.
+fn viewer_offer(vp8_only: bool) -> String {
+    let mut config = str0m::Rtc::builder().clear_codecs();
+    if vp8_only {
+        config.codec_config().enable_vp8(true);
+    } else {
+        config.codec_config().enable_h264(true);
+    }
+    let mut rtc = config.build(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        str0m::media::MediaKind::Video,
+        str0m::media::Direction::RecvOnly,
+        None,
+        None,
+        None,
+    );
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+/// The next `demand` the publisher gets, as (viewers, of them VP8).
+async fn vp8_demand(publisher: &mut Ws) -> (u32, u32) {
+    next(publisher, |m| match m {
+        ServerMessage::Demand {
+            viewers,
+            vp8_viewers,
+            ..
+        } => Some((viewers, vp8_viewers)),
+        _ => None,
+    })
+    .await
+}
+
+/// The publisher hears how many viewers the SFU sends VP8 (their offers have no H.264), so
+/// it encodes VP8 only while there are any.
+#[tokio::test]
+async fn the_publisher_hears_of_vp8_viewers() {
+    let server = start().await;
+    let mut p = ws(&server).await;
+    send(&mut p, register("cam")).await;
+    assert_eq!(vp8_demand(&mut p).await, (0, 0));
+    let mut firefox = subscribe(&server, "cam").await;
+    assert_eq!(vp8_demand(&mut p).await, (1, 0));
+    let mut chrome = subscribe(&server, "cam").await;
+    assert_eq!(vp8_demand(&mut p).await, (2, 0));
+    let offer = |vp8_only| ClientMessage::Offer {
+        sdp: viewer_offer(vp8_only),
+    };
+    send(&mut chrome, offer(false)).await;
+    send(&mut firefox, offer(true)).await;
+    assert_eq!(vp8_demand(&mut p).await, (2, 1));
+    // A new offer from the same viewer, with H.264 this time: no VP8 viewer left.
+    send(&mut firefox, offer(false)).await;
+    assert_eq!(vp8_demand(&mut p).await, (2, 0));
+    send(&mut firefox, offer(true)).await;
+    assert_eq!(vp8_demand(&mut p).await, (2, 1));
+    drop(firefox);
+    assert_eq!(vp8_demand(&mut p).await, (1, 0));
+    quiet(&mut p).await;
     server.shutdown().await;
 }

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{CameraInfo, ErrorCode, IceServer, MediaPath, SourceState, WireError};
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Messages the server sends to a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -62,7 +66,16 @@ pub enum ServerMessage {
     /// Sent right after [`ServerMessage::Registered`] and then whenever the count changes
     /// (a viewer subscribes, moves to another camera, or its session ends). An on-demand
     /// publisher captures and encodes only while this is above zero.
-    Demand { camera_id: String, viewers: u32 },
+    ///
+    /// `vp8_viewers`: how many of them the SFU sends VP8 (their browsers cannot decode
+    /// H.264). The publisher runs its VP8 encoder only while this is above zero; left out
+    /// when zero, so older publishers read the message as before.
+    Demand {
+        camera_id: String,
+        viewers: u32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        vp8_viewers: u32,
+    },
     /// To a publisher: a direct viewer's offer. `viewer` names it in every direct message;
     /// `may_control`: whether it may change the camera (its token), which the publisher
     /// enforces on the direct control channel as the SFU would.
@@ -195,6 +208,7 @@ mod tests {
             ServerMessage::Demand {
                 camera_id: "c".into(),
                 viewers: 0,
+                vp8_viewers: 0,
             },
             ServerMessage::DirectOffer {
                 viewer: 1,
@@ -296,10 +310,26 @@ mod tests {
         let m = ServerMessage::Demand {
             camera_id: "porch".into(),
             viewers: 3,
+            vp8_viewers: 0,
         };
         let json = m.to_json();
         assert_eq!(json, r#"{"type":"demand","camera_id":"porch","viewers":3}"#);
         assert_eq!(parse_server_message(&json).unwrap(), m);
+        let vp8 = ServerMessage::Demand {
+            camera_id: "porch".into(),
+            viewers: 3,
+            vp8_viewers: 1,
+        };
+        let json = vp8.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"demand","camera_id":"porch","viewers":3,"vp8_viewers":1}"#
+        );
+        assert_eq!(parse_server_message(&json).unwrap(), vp8);
+        assert!(parse_server_message(
+            r#"{"type":"demand","camera_id":"p","viewers":1,"vp8_viewers":"x"}"#
+        )
+        .is_err());
         assert!(parse_server_message(r#"{"type":"demand","camera_id":"p","viewers":-1}"#).is_err());
         assert!(parse_server_message(r#"{"type":"demand","camera_id":"p"}"#).is_err());
     }

@@ -33,7 +33,7 @@ use tower_http::services::ServeDir;
 
 use crate::auth::{Auth, AuthMode};
 use crate::ice::{IceConfig, DEFAULT_TURN_TTL};
-use registry::{Registry, SessionId};
+use registry::{Demand, Registry, SessionId};
 use sightline_protocol::wire::ServerMessage;
 use tls::TlsFiles;
 
@@ -88,7 +88,7 @@ pub(crate) struct AppState {
     events: broadcast::Sender<ServerMessage>,
     /// A camera's viewer count changed: `(camera id, viewers)`. Every session hears it; the
     /// camera's publisher session passes it on as `demand`.
-    demand: broadcast::Sender<(String, u32)>,
+    demand: broadcast::Sender<(String, Demand)>,
     /// A publisher session whose camera was taken over by a newer session of the same
     /// subject: it ends.
     evictions: broadcast::Sender<SessionId>,
@@ -109,12 +109,12 @@ impl AppState {
         self.ice.servers_for(subject, std::time::SystemTime::now())
     }
 
-    /// Tell every session (the camera's publisher listens) that `camera_id`'s viewer count
-    /// changed.
+    /// Tell every session (the camera's publisher listens) that `camera_id`'s viewer count,
+    /// or how many of them are sent VP8, changed.
     fn viewers_changed(&self, camera_id: &str) {
-        let viewers = self.registry.lock().unwrap().viewer_count(camera_id);
+        let demand = self.registry.lock().unwrap().demand(camera_id);
         // Nobody listening is fine.
-        let _ = self.demand.send((camera_id.to_owned(), viewers));
+        let _ = self.demand.send((camera_id.to_owned(), demand));
     }
 
     /// A session's inbox, open until [`Self::close_mailbox`].

@@ -24,6 +24,9 @@ struct Camera {
     p2p_max: u32,
     /// The viewers (a subset of `viewers`) whose media comes straight from the publisher.
     direct: BTreeSet<SessionId>,
+    /// The viewers (a subset of `viewers`) the SFU sends VP8: the publisher encodes VP8
+    /// only while there are any.
+    vp8: BTreeSet<SessionId>,
     /// What the current publisher last said about its source (`None` before it said
     /// anything, and while offline).
     source: Option<SourceStatus>,
@@ -53,6 +56,14 @@ pub struct Registered {
     pub replaced: Option<SessionId>,
 }
 
+/// What a camera's publisher is told in `demand`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    pub viewers: u32,
+    /// Of them, those sent VP8.
+    pub vp8_viewers: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     cameras: BTreeMap<String, Camera>,
@@ -80,6 +91,7 @@ impl Registry {
                 viewers: BTreeSet::new(),
                 p2p_max: 0,
                 direct: BTreeSet::new(),
+                vp8: BTreeSet::new(),
                 source: None,
             });
         let mut replaced = None;
@@ -175,7 +187,34 @@ impl Registry {
         if let Some(cam) = self.cameras.get_mut(camera_id) {
             cam.viewers.remove(&session);
             cam.direct.remove(&session);
+            cam.vp8.remove(&session);
         }
+    }
+
+    /// Whether the SFU sends this subscribed viewer VP8. Returns whether that changed.
+    pub fn set_vp8(&mut self, session: SessionId, camera_id: &str, vp8: bool) -> bool {
+        let Some(cam) = self
+            .cameras
+            .get_mut(camera_id)
+            .filter(|c| c.viewers.contains(&session))
+        else {
+            return false;
+        };
+        if vp8 {
+            cam.vp8.insert(session)
+        } else {
+            cam.vp8.remove(&session)
+        }
+    }
+
+    /// What the camera's publisher should be told now.
+    pub fn demand(&self, camera_id: &str) -> Demand {
+        self.cameras
+            .get(camera_id)
+            .map_or(Demand::default(), |c| Demand {
+                viewers: c.viewers.len() as u32,
+                vp8_viewers: c.vp8.len() as u32,
+            })
     }
 
     /// A subscribed viewer asks for media straight from the publisher. Granted while the
@@ -237,13 +276,6 @@ impl Registry {
         viewer: SessionId,
     ) -> bool {
         self.direct_publisher(viewer, camera_id) == Some(publisher)
-    }
-
-    /// How many viewer sessions are subscribed to `camera_id` (0 for an unknown camera).
-    pub fn viewer_count(&self, camera_id: &str) -> u32 {
-        self.cameras
-            .get(camera_id)
-            .map_or(0, |c| c.viewers.len() as u32)
     }
 
     pub fn get(&self, camera_id: &str) -> Option<CameraInfo> {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::ws::{Message, WebSocket};
-use sightline_sfu::{PeerId, SfuError, SfuEvent, ViewerAccess};
+use sightline_sfu::{PeerId, SfuError, SfuEvent, VideoCodec, ViewerAccess};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::registry::{Registration, SessionId};
+use super::registry::{Demand, Registration, SessionId};
 use super::AppState;
 use crate::auth::{AuthMode, Grant, Role as Needs};
 use sightline_protocol::wire::{
@@ -141,7 +141,7 @@ impl Session {
                     },
                     change = demand.recv() => {
                         let note = match change {
-                            Ok((camera, viewers)) => self.demand_for(&camera, Some(viewers)),
+                            Ok((camera, demand)) => self.demand_for(&camera, Some(demand)),
                             // Missed some: tell our publisher the count as it is now.
                             Err(RecvError::Lagged(_)) => self.publisher_camera().and_then(|c| self.demand_for(&c, None)),
                             Err(RecvError::Closed) => break,
@@ -157,6 +157,7 @@ impl Session {
                             if self.role.peer() == Some(peer) {
                                 tracing::info!(session = self.id, %peer, %reason, "media peer closed");
                                 self.role.clear_peer();
+                                self.sent_vp8(false);
                             }
                         }
                     }
@@ -260,7 +261,7 @@ impl Session {
                     camera_id: camera_id.clone(),
                     peer: None,
                 };
-                let viewers = camera.viewers;
+                let demand = self.registry().demand(&camera_id);
                 // Nobody listening is fine.
                 let _ = self
                     .state
@@ -270,7 +271,11 @@ impl Session {
                     ServerMessage::Registered {
                         camera_id: camera_id.clone(),
                     },
-                    ServerMessage::Demand { camera_id, viewers },
+                    ServerMessage::Demand {
+                        camera_id,
+                        viewers: demand.viewers,
+                        vp8_viewers: demand.vp8_viewers,
+                    },
                 ])
             }
             ClientMessage::Subscribe { camera_id, path } => {
@@ -434,17 +439,19 @@ impl Session {
         if let Some(old) = old_peer {
             self.state.sfu.close_peer(old).await;
             self.role.clear_peer();
+            self.sent_vp8(false);
         }
         let answer = match viewer_access {
             None => self.state.sfu.publish(&camera_id, sdp).await,
             Some(access) => self.state.sfu.subscribe(&camera_id, sdp, access).await,
         }
         .map_err(sfu_error)?;
-        tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, publishing, "offer answered");
+        tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, publishing, codec = ?answer.codec, "offer answered");
         match &mut self.role {
             Role::Publisher { peer, .. } | Role::Viewer { peer, .. } => *peer = Some(answer.peer),
             Role::Idle => {}
         }
+        self.sent_vp8(answer.codec == VideoCodec::Vp8);
         let mut replies = vec![ServerMessage::Answer { sdp: answer.sdp }];
         // The answer already carries our candidates; trickling them too helps clients that
         // only look at candidate messages.
@@ -479,9 +486,12 @@ impl Session {
                     .deliver(publisher, ServerMessage::DirectClose { viewer: self.id });
             }
             if keep != Some(camera_id.as_str()) {
+                // Its VP8 mark goes with the subscription: one `demand` says both.
                 let camera_id = camera_id.clone();
                 self.registry().unsubscribe(self.id, &camera_id);
                 self.viewers_changed(&camera_id);
+            } else {
+                self.sent_vp8(false);
             }
         }
         self.role = Role::Idle;
@@ -495,6 +505,16 @@ impl Session {
     /// Tell every session (its publisher listens) that `camera_id`'s viewer count changed.
     fn viewers_changed(&self, camera_id: &str) {
         self.state.viewers_changed(camera_id);
+    }
+
+    /// A viewer's media peer is (or is no longer) sent VP8: its publisher encodes VP8 only
+    /// while some viewer is, so it hears of every change.
+    fn sent_vp8(&self, vp8: bool) {
+        if let Role::Viewer { camera_id, .. } = &self.role {
+            if self.registry().set_vp8(self.id, camera_id, vp8) {
+                self.viewers_changed(camera_id);
+            }
+        }
     }
 
     /// Who TURN credentials name: the token's subject, else this session.
@@ -579,16 +599,17 @@ impl Session {
     }
 
     /// The `demand` message for our publisher, if `camera` is the camera it publishes.
-    /// `viewers`: the count as reported; `None`: read it now.
-    fn demand_for(&self, camera: &str, viewers: Option<u32>) -> Option<ServerMessage> {
+    /// `demand`: as reported; `None`: read it now.
+    fn demand_for(&self, camera: &str, demand: Option<Demand>) -> Option<ServerMessage> {
         let mine = self.publisher_camera()?;
         if mine != camera {
             return None;
         }
-        let viewers = viewers.unwrap_or_else(|| self.registry().viewer_count(camera));
+        let demand = demand.unwrap_or_else(|| self.registry().demand(camera));
         Some(ServerMessage::Demand {
             camera_id: mine,
-            viewers,
+            viewers: demand.viewers,
+            vp8_viewers: demand.vp8_viewers,
         })
     }
 
