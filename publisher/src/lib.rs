@@ -52,6 +52,8 @@ pub mod session;
 pub mod source;
 pub mod station;
 pub mod units;
+#[cfg(sightline_vp8)]
+pub mod vp8;
 
 pub use config::{default_state_dir, PublisherConfig};
 

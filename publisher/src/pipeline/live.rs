@@ -74,6 +74,11 @@ impl FramePipeline {
         self.report
     }
 
+    /// The VP8 frame made with the last access unit (see [`FrameEncoder::take_vp8`]).
+    pub fn take_vp8(&mut self) -> Option<EncodedFrame> {
+        self.encoder.take_vp8()
+    }
+
     /// The access unit to send for `frame`, if any. `source_fps`: the source's nominal rate.
     pub fn process(&mut self, frame: SourceFrame, source_fps: u32) -> Option<EncodedFrame> {
         let (settings, _) = self.settings.get();
@@ -231,7 +236,11 @@ mod tests {
             keyframe_interval: Duration::from_secs(60),
         };
         FramePipeline::new(
-            FrameEncoder::new(settings, KeyframeRequest::default()),
+            FrameEncoder::new(
+                settings,
+                KeyframeRequest::default(),
+                crate::pipeline::Vp8Lane::new(Default::default(), KeyframeRequest::default(), 0),
+            ),
             handle.reader(),
             applied,
         )

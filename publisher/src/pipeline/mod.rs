@@ -22,8 +22,10 @@ use tracing::{debug, info, warn};
 
 pub mod capture;
 pub mod live;
+pub mod vp8_lane;
 
 pub use live::{ApplyLog, FramePipeline, FrameReport};
+pub use vp8_lane::{Vp8Demand, Vp8Lane};
 
 use crate::control::PipelineSettingsReader;
 use crate::h264::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
@@ -35,6 +37,8 @@ use crate::source::{H264AccessUnit, Payload};
 #[derive(Debug)]
 pub struct OutFrame {
     pub encoded: EncodedFrame,
+    /// The same picture in VP8, while VP8 viewers watch (see [`vp8_lane`]).
+    pub vp8: Option<EncodedFrame>,
     pub index: u32,
     pub capture_us: u64,
 }
@@ -76,13 +80,18 @@ pub struct FrameEncoder {
     /// Deltas dropped while waiting for a keyframe, and encode failures (for the logs).
     dropped_deltas: u64,
     encode_errors: u64,
+    /// VP8 of the same frames, while wanted; the last one waits in `vp8_out`.
+    vp8: Vp8Lane,
+    vp8_out: Option<EncodedFrame>,
 }
 
 impl FrameEncoder {
-    pub fn new(settings: EncodeSettings, keyframes: KeyframeRequest) -> Self {
+    pub fn new(settings: EncodeSettings, keyframes: KeyframeRequest, vp8: Vp8Lane) -> Self {
         FrameEncoder {
             settings,
             keyframes,
+            vp8,
+            vp8_out: None,
             encoder: None,
             refused: None,
             last_seq: None,
@@ -98,6 +107,7 @@ impl FrameEncoder {
     /// encoder is re-created with them at the next frame (costing one IDR).
     pub fn set_rates(&mut self, bitrate: u32, fps: u32) {
         self.settings.bitrate = bitrate;
+        self.vp8.set_bitrate(bitrate);
         let Some(encoder) = self.encoder.as_mut() else {
             return;
         };
@@ -115,9 +125,15 @@ impl FrameEncoder {
         }
     }
 
+    /// The VP8 frame made with the last access unit, if VP8 is wanted.
+    pub fn take_vp8(&mut self) -> Option<EncodedFrame> {
+        self.vp8_out.take()
+    }
+
     /// The access unit to send for `frame`, if any. `fps`: the rate frames arrive at (a new
     /// encoder is made for it).
     pub fn process(&mut self, frame: SourceFrame, fps: u32) -> Option<EncodedFrame> {
+        self.vp8_out = None;
         // Frames dropped before us, or a reopened source: references are broken.
         let gap = self.last_seq.is_none_or(|l| frame.seq != l.wrapping_add(1));
         self.last_seq = Some(frame.seq);
@@ -133,8 +149,17 @@ impl FrameEncoder {
             // A raw gap needs no keyframe: the encoder predicts from its own last output,
             // which viewers have. After a loss we send one anyway, so the picture viewers
             // held is replaced at once and anyone who joined meanwhile gets video.
-            Payload::Raw(raw) => self.encode_raw(&raw, fps, frame.resumed || switched),
-            Payload::H264(au) => self.pass_through(au, gap || switched),
+            Payload::Raw(raw) => {
+                let keyframe = frame.resumed || switched;
+                let out = self.encode_raw(&raw, fps, keyframe);
+                self.vp8_out = self.vp8.raw(&raw, fps, keyframe);
+                out
+            }
+            Payload::H264(au) => {
+                let out = self.pass_through(au, gap || switched)?;
+                self.vp8_out = self.vp8.h264(&out.data, fps);
+                Some(out)
+            }
         }
     }
 
@@ -225,6 +250,9 @@ pub struct EncodeContext {
     /// Periodic IDR interval (a safety net; zero disables it).
     pub keyframe_interval: Duration,
     pub keyframes: KeyframeRequest,
+    /// Whether VP8 is wanted, and PLI/FIR on the VP8 track.
+    pub vp8: Vp8Demand,
+    pub vp8_keyframes: KeyframeRequest,
     /// The viewers' settings, read once per frame; the encoder's start bitrate is theirs
     /// (the command line's `--bitrate` until saved or viewers' settings say otherwise).
     pub live: PipelineSettingsReader,
@@ -256,6 +284,8 @@ impl EncodeThread {
                 let EncodeContext {
                     keyframe_interval,
                     keyframes,
+                    vp8,
+                    vp8_keyframes,
                     mut live,
                     report,
                     applied,
@@ -264,8 +294,9 @@ impl EncodeThread {
                     bitrate: live.get().0.bitrate,
                     keyframe_interval,
                 };
-                let mut pipeline =
-                    FramePipeline::new(FrameEncoder::new(settings, keyframes), live, applied);
+                let vp8 = Vp8Lane::new(vp8, vp8_keyframes, settings.bitrate);
+                let encoder = FrameEncoder::new(settings, keyframes, vp8);
+                let mut pipeline = FramePipeline::new(encoder, live, applied);
                 while !stop_flag.load(Ordering::Relaxed) {
                     // Nothing comes while the source is lost: viewers keep the last picture.
                     let Some(frame) = reader.next(IDLE_POLL) else {
@@ -284,6 +315,7 @@ impl EncodeThread {
                     };
                     let frame = OutFrame {
                         encoded,
+                        vp8: pipeline.take_vp8(),
                         index,
                         capture_us,
                     };

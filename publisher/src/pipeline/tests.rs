@@ -36,6 +36,11 @@ fn h264(keyframe: bool, seq: u64) -> SourceFrame {
     }
 }
 
+/// A VP8 lane nobody asks for.
+fn no_vp8() -> Vp8Lane {
+    Vp8Lane::new(Vp8Demand::default(), KeyframeRequest::default(), 0)
+}
+
 /// Whether `au` decodes, and to what size.
 fn decoded_size(dec: &mut Decoder, au: &EncodedFrame) -> (usize, usize) {
     dec.decode(&au.data)
@@ -46,7 +51,7 @@ fn decoded_size(dec: &mut Decoder, au: &EncodedFrame) -> (usize, usize) {
 
 #[test]
 fn the_encoder_follows_the_frames_size() {
-    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default(), no_vp8());
     let mut dec = Decoder::new().unwrap();
     // Created from the first frame's size, whatever was configured.
     let first = fe.process(raw(160, 120, 1, false), 30).unwrap();
@@ -70,7 +75,7 @@ fn the_encoder_follows_the_frames_size() {
 #[test]
 fn frames_after_a_loss_and_keyframe_requests_start_with_an_idr() {
     let requests = KeyframeRequest::default();
-    let mut fe = FrameEncoder::new(SETTINGS, requests.clone());
+    let mut fe = FrameEncoder::new(SETTINGS, requests.clone(), no_vp8());
     assert!(fe.process(raw(64, 64, 1, false), 30).unwrap().keyframe);
     assert!(!fe.process(raw(64, 64, 2, false), 30).unwrap().keyframe);
     // A raw gap (dropped frames) needs no IDR: the encoder predicts from what it sent.
@@ -84,7 +89,7 @@ fn frames_after_a_loss_and_keyframe_requests_start_with_an_idr() {
 
 #[test]
 fn passthrough_waits_for_a_keyframe_after_any_gap() {
-    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default(), no_vp8());
     // Joining mid-stream: deltas reference pictures nobody has.
     assert!(fe.process(h264(false, 1), 30).is_none());
     assert!(fe.process(h264(false, 2), 30).is_none());
@@ -101,7 +106,7 @@ fn passthrough_waits_for_a_keyframe_after_any_gap() {
 
 #[test]
 fn switching_between_raw_and_passthrough_restarts_cleanly() {
-    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default(), no_vp8());
     assert!(fe.process(raw(64, 64, 1, false), 30).unwrap().keyframe);
     // Passthrough right after raw: even consecutive, its deltas need its own keyframe.
     assert!(fe.process(h264(false, 2), 30).is_none());
@@ -112,7 +117,7 @@ fn switching_between_raw_and_passthrough_restarts_cleanly() {
 
 #[test]
 fn frames_the_encoder_cannot_take_are_dropped_not_fatal() {
-    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default());
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default(), no_vp8());
     let odd = SourceFrame {
         captured: CapturedFrame::raw(I420Frame::black(18, 18), 0, 0),
         seq: 1,
@@ -156,9 +161,12 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
     .unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let (report, _) = watch::channel(FrameReport::default());
+    let vp8 = Vp8Demand::default();
     let ctx = EncodeContext {
         keyframe_interval: SETTINGS.keyframe_interval,
         keyframes: KeyframeRequest::default(),
+        vp8: vp8.clone(),
+        vp8_keyframes: KeyframeRequest::default(),
         live: live_settings(None).reader(),
         report,
         applied: ApplyLog::default(),
@@ -179,6 +187,23 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
         assert_eq!(stamp.frame, f.index);
         prev = f.index;
     }
+    // VP8 viewers arrive: the same frames come in VP8 too, from a keyframe on; they leave:
+    // no more VP8.
+    vp8.set(true);
+    let f = rx.recv().await.unwrap();
+    let mut sent_vp8 = f.vp8.into_iter().collect::<Vec<_>>();
+    for _ in 0..5 {
+        sent_vp8.extend(rx.recv().await.unwrap().vp8);
+    }
+    if cfg!(sightline_vp8) {
+        assert!(sent_vp8.len() >= 5, "VP8 with (nearly) every frame");
+        assert!(sent_vp8[0].keyframe);
+    } else {
+        assert!(sent_vp8.is_empty(), "a build without VP8 sends none");
+    }
+    vp8.set(false);
+    rx.recv().await.unwrap();
+    assert!(rx.recv().await.unwrap().vp8.is_none());
     drop(rx);
     t.stop().await.unwrap();
 }

@@ -175,7 +175,8 @@ impl DirectPeers {
             bail!("this publisher already serves {max} direct viewers (--p2p-max)");
         }
         let events = self.events.clone();
-        let pc = peer::connection(&[], move |e| {
+        // H.264 only: a viewer without it is served through the SFU (its VP8).
+        let pc = peer::connection(&[], false, move |e| {
             let _ = events.send(DirectEvent {
                 viewer,
                 kind: DirectKind::Peer(e),
@@ -186,7 +187,7 @@ impl DirectPeers {
             if !ice_servers.is_empty() {
                 peer::use_ice_servers(pc.as_ref(), ice_servers, relay_only).await?;
             }
-            let (track, ssrc) = peer::video_track(stream_id)?;
+            let (track, ssrc) = peer::video_track(stream_id, "video", peer::h264_codec())?;
             let sender = pc
                 .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                 .await
@@ -401,7 +402,8 @@ impl Session<'_> {
         match state {
             RTCPeerConnectionState::Connected => {
                 let peer = &self.res.direct.peers[&viewer];
-                let payload_type = peer::payload_type(peer.sender.as_ref()).await;
+                let payload_type =
+                    peer::payload_type(peer.sender.as_ref(), &peer::h264_codec()).await;
                 let outlet = Outlet {
                     viewer,
                     sink: Sink {

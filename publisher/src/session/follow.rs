@@ -49,6 +49,8 @@ impl Session<'_> {
         let ctx = EncodeContext {
             keyframe_interval: self.config.keyframe_interval,
             keyframes: self.keyframes.clone(),
+            vp8: self.vp8.clone(),
+            vp8_keyframes: self.vp8_keyframes.clone(),
             live: self.station.control.pipeline().reader(),
             report: self.report.clone(),
             applied: self.station.applied.clone(),

@@ -27,7 +27,7 @@ impl Session<'_> {
     /// Connected: the track writer and the keyframe-request listener run for the rest of the
     /// session; the encode thread comes and goes with the capture ([`Self::sync`]).
     pub(super) async fn start_media(&mut self) {
-        let payload_type = peer::payload_type(self.peer.sender.as_ref()).await;
+        let payload_type = peer::payload_type(self.peer.sender.as_ref(), &peer::h264_codec()).await;
         let (tx, rx) = mpsc::channel(FRAME_QUEUE);
         self.frames = Some(tx);
         let sfu = Sink {
@@ -35,24 +35,45 @@ impl Session<'_> {
             ssrc: self.peer.ssrc,
             payload_type,
         };
+        let mut sfu_vp8 = None;
+        if let Some(vp8) = &self.peer.vp8 {
+            sfu_vp8 = Some(Sink {
+                track: Arc::clone(&vp8.track),
+                ssrc: vp8.ssrc,
+                payload_type: peer::payload_type(vp8.sender.as_ref(), &peer::vp8_codec()).await,
+            });
+            self.res
+                .tasks
+                .push(tokio::spawn(listen_for_keyframe_requests(
+                    Arc::clone(&vp8.track),
+                    self.vp8_keyframes.clone(),
+                )));
+        }
         let direct = Arc::clone(&self.res.direct.outlets);
         let fps = self.config.fps;
         self.res
             .tasks
-            .push(tokio::spawn(write_frames(sfu, direct, rx, fps)));
+            .push(tokio::spawn(write_frames(sfu, sfu_vp8, direct, rx, fps)));
         self.res
             .tasks
             .push(tokio::spawn(listen_for_keyframe_requests(
                 Arc::clone(&self.peer.track),
                 self.keyframes.clone(),
             )));
-        info!(camera = %self.config.camera_id, payload_type, "media connected");
+        info!(camera = %self.config.camera_id, payload_type, vp8 = self.peer.vp8.is_some(), "media connected");
     }
 }
 
 /// Hand each access unit to the SFU's track, and to each direct viewer's that takes it
-/// ([`super::direct::Gate`]), as one sample; the packetizer splits it into RTP.
-async fn write_frames(sfu: Sink, direct: Outlets, mut frames: mpsc::Receiver<OutFrame>, fps: u32) {
+/// ([`super::direct::Gate`]), as one sample; the packetizer splits it into RTP. A frame's
+/// VP8 twin, while there is one, goes to the SFU's VP8 track.
+async fn write_frames(
+    sfu: Sink,
+    sfu_vp8: Option<Sink>,
+    direct: Outlets,
+    mut frames: mpsc::Receiver<OutFrame>,
+    fps: u32,
+) {
     let mut failures = 0u64;
     let mut last_capture_us: Option<u64> = None;
     let mut targets = Vec::new();
@@ -63,28 +84,37 @@ async fn write_frames(sfu: Sink, direct: Outlets, mut frames: mpsc::Receiver<Out
         // steady rate, one frame late where the rate changes.)
         let duration = sample_duration(last_capture_us, frame.capture_us, fps);
         last_capture_us = Some(frame.capture_us);
-        let sample = Sample {
-            data: Bytes::from(frame.encoded.data),
-            duration,
-            ..Sample::new(Instant::now())
-        };
+        let vp8 = frame.vp8.zip(sfu_vp8.as_ref());
+        let keyframe = frame.encoded.keyframe;
+        let h264 = Bytes::from(frame.encoded.data);
         // The SFU's track, then the direct viewers' (cloned out: the lock is not held
-        // across a write).
+        // across a write), then the SFU's VP8 track.
         targets.clear();
-        targets.push(sfu.clone());
+        targets.push((sfu.clone(), h264.clone()));
         for o in direct.lock().unwrap().iter_mut() {
-            if o.gate.passes(frame.encoded.keyframe) {
-                targets.push(o.sink.clone());
+            if o.gate.passes(keyframe) {
+                targets.push((o.sink.clone(), h264.clone()));
             }
         }
-        for Sink {
-            track,
-            ssrc,
-            payload_type,
-        } in &targets
+        if let Some((f, sink)) = vp8 {
+            targets.push((sink.clone(), Bytes::from(f.data)));
+        }
+        for (
+            Sink {
+                track,
+                ssrc,
+                payload_type,
+            },
+            data,
+        ) in targets.drain(..)
         {
+            let sample = Sample {
+                data,
+                duration,
+                ..Sample::new(Instant::now())
+            };
             if let Err(e) = track
-                .sample_writer(*ssrc, *payload_type)
+                .sample_writer(ssrc, payload_type)
                 .write_sample(&sample)
                 .await
             {

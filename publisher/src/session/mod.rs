@@ -53,6 +53,7 @@ use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::config::PublisherConfig;
 use crate::h264::encoder::KeyframeRequest;
+use crate::pipeline::Vp8Demand;
 use crate::pipeline::{EncodeThread, FrameReport, OutFrame};
 use crate::source::supervisor::SourceReport;
 use crate::station::Station;
@@ -152,6 +153,9 @@ struct Session<'a> {
     /// The control channel closed for good (the next session opens a new one).
     control_closed: bool,
     keyframes: KeyframeRequest,
+    /// Whether the SFU sends VP8 to anyone (from `demand`), and PLI/FIR on our VP8 track.
+    vp8: Vp8Demand,
+    vp8_keyframes: KeyframeRequest,
     /// The STUN/TURN servers from the server (`hello`, refreshed by `ice_servers`): direct
     /// viewers' connections use the newest.
     ice_servers: Vec<IceServer>,
@@ -214,6 +218,8 @@ impl<'a> Session<'a> {
             control_open: false,
             control_closed: false,
             keyframes: KeyframeRequest::default(),
+            vp8: Vp8Demand::default(),
+            vp8_keyframes: KeyframeRequest::default(),
             ice_servers: Vec::new(),
             direct_events,
             frames: None,
@@ -271,8 +277,11 @@ impl<'a> Session<'a> {
             }
             Step::AddCandidate(c) => peer::add_candidate(self.peer.pc.as_ref(), c).await,
             Step::BufferCandidate(c) => self.pending.push(c),
-            Step::Demand(viewers) => {
-                debug!(viewers, "demand");
+            Step::Demand(viewers, vp8_viewers) => {
+                debug!(viewers, vp8_viewers, "demand");
+                if self.peer.vp8.is_some() {
+                    self.vp8.set(vp8_viewers > 0);
+                }
                 let switched = self.station.viewers_changed(viewers);
                 self.follow(switched).await?;
             }

@@ -1,5 +1,6 @@
-//! Building the publisher's WebRTC peer connection (webrtc 0.21): H.264 Constrained Baseline
-//! only, one sendonly video track, the `control` data channel (ours to open: the SFU never
+//! Building the publisher's WebRTC peer connection (webrtc 0.21): one sendonly H.264
+//! Constrained Baseline track, and a VP8 track (sent only while viewers without H.264
+//! watch; builds without the `vp8` feature have none), the `control` data channel (ours to open: the SFU never
 //! opens channels), no STUN/TURN servers, host candidates that include the address facing
 //! the server (loopback included, for local and test setups); and the SDP and ICE details
 //! the session trades with the server (candidates in and out, the video m-line's mid).
@@ -11,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -38,6 +39,7 @@ use super::signaling::Candidate;
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub const H264_PAYLOAD_TYPE: u8 = 102;
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
 /// What the peer connection tells the session loop.
@@ -77,16 +79,33 @@ pub struct Peer {
     pub track: Arc<TrackLocalStaticSample>,
     pub sender: Arc<dyn RtpSender>,
     pub ssrc: u32,
+    /// The VP8 track, on its own m-line (the SFU sends it to viewers without H.264).
+    pub vp8: Option<SendTrack>,
     /// The `control` data channel (ordered, reliable), open once the connection is up.
     pub control: Arc<dyn DataChannel>,
 }
 
+/// A sendonly video track on its m-line.
+pub struct SendTrack {
+    pub track: Arc<TrackLocalStaticSample>,
+    pub sender: Arc<dyn RtpSender>,
+    pub ssrc: u32,
+}
+
 pub fn h264_codec() -> RTCRtpCodec {
+    video_codec(MIME_TYPE_H264, H264_FMTP)
+}
+
+pub fn vp8_codec() -> RTCRtpCodec {
+    video_codec(MIME_TYPE_VP8, "")
+}
+
+fn video_codec(mime_type: &str, fmtp: &str) -> RTCRtpCodec {
     RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
+        mime_type: mime_type.to_owned(),
         clock_rate: VIDEO_CLOCK_RATE,
         channels: 0,
-        sdp_fmtp_line: H264_FMTP.to_owned(),
+        sdp_fmtp_line: fmtp.to_owned(),
         // `nack` and `nack pli` are added by the default interceptors; FIR we add ourselves
         // so receivers that prefer it can ask for keyframes too.
         rtcp_feedback: vec![RTCPFeedback {
@@ -120,19 +139,71 @@ pub async fn use_ice_servers(
         .context("the server's ICE servers")
 }
 
-/// Build the peer connection to the SFU, with a sendonly H.264 track and the control
-/// channel. `bind_ips` are the local addresses to gather host candidates on, in addition to
-/// every non-loopback interface.
+/// Build the peer connection to the SFU, with a sendonly H.264 track (the first video
+/// m-line), a VP8 track if this build has VP8 (the second), and the control channel.
+/// `bind_ips` are the local addresses to gather host candidates on, in addition to every
+/// non-loopback interface.
 pub async fn build(
     stream_id: &str,
     bind_ips: &[IpAddr],
     events: mpsc::UnboundedSender<PeerEvent>,
 ) -> anyhow::Result<Peer> {
-    let pc = connection(bind_ips, move |e| {
+    let vp8 = crate::pipeline::vp8_lane::AVAILABLE;
+    let pc = connection(bind_ips, vp8, move |e| {
         let _ = events.send(e);
     })
     .await?;
-    let (track, ssrc) = video_track(stream_id)?;
+    // webrtc-rs (like pion) learns the codecs it may send from the first video m-line of
+    // the answer only: that one lists VP8 too, so the VP8 track's sender may use it.
+    let mut first_line = vec![codec_parameters(h264_codec())];
+    if vp8 {
+        first_line.push(codec_parameters(vp8_codec()));
+    }
+    let h264 = send_track(pc.as_ref(), stream_id, "video", h264_codec(), first_line).await?;
+    let vp8 = match vp8 {
+        true => {
+            let only = vec![codec_parameters(vp8_codec())];
+            Some(send_track(pc.as_ref(), stream_id, "video-vp8", vp8_codec(), only).await?)
+        }
+        false => None,
+    };
+    // Created before the offer, so the offer has its m=application section.
+    let control = pc
+        .create_data_channel(sightline_protocol::control::CHANNEL_LABEL, None)
+        .await
+        .context("creating the control data channel")?;
+    Ok(Peer {
+        pc,
+        track: h264.track,
+        sender: h264.sender,
+        ssrc: h264.ssrc,
+        vp8,
+        control,
+    })
+}
+
+/// Our payload type for `codec`.
+fn codec_parameters(codec: RTCRtpCodec) -> RTCRtpCodecParameters {
+    let payload_type = if codec.mime_type == MIME_TYPE_VP8 {
+        VP8_PAYLOAD_TYPE
+    } else {
+        H264_PAYLOAD_TYPE
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: codec,
+        payload_type,
+    }
+}
+
+/// Add a sendonly video track for `codec` on an m-line of its own, which offers `offered`.
+async fn send_track(
+    pc: &dyn PeerConnection,
+    stream_id: &str,
+    track_id: &str,
+    codec: RTCRtpCodec,
+    offered: Vec<RTCRtpCodecParameters>,
+) -> anyhow::Result<SendTrack> {
+    let (track, ssrc) = video_track(stream_id, track_id, codec)?;
     let transceiver = pc
         .add_transceiver_from_track(
             Arc::clone(&track) as Arc<dyn TrackLocal>,
@@ -143,42 +214,40 @@ pub async fn build(
             }),
         )
         .await
-        .context("adding the video transceiver")?;
+        .with_context(|| format!("adding the {track_id} transceiver"))?;
+    transceiver
+        .set_codec_preferences(offered)
+        .await
+        .with_context(|| format!("codecs of the {track_id} transceiver"))?;
     let sender = transceiver
         .sender()
         .await
-        .context("video transceiver")?
-        .context("video transceiver has no sender")?;
-    // Created before the offer, so the offer has its m=application section.
-    let control = pc
-        .create_data_channel(sightline_protocol::control::CHANNEL_LABEL, None)
-        .await
-        .context("creating the control data channel")?;
-    Ok(Peer {
-        pc,
+        .with_context(|| format!("{track_id} transceiver"))?
+        .with_context(|| format!("{track_id} transceiver has no sender"))?;
+    Ok(SendTrack {
         track,
         sender,
         ssrc,
-        control,
     })
 }
 
-/// A peer connection that sends H.264 Constrained Baseline only, gathering host candidates
-/// on `bind_ips` and every non-loopback interface; `on_event` gets its events.
+/// A peer connection that sends H.264 Constrained Baseline (and VP8 with `vp8`), gathering
+/// host candidates on `bind_ips` and every non-loopback interface; `on_event` gets its
+/// events.
 pub async fn connection(
     bind_ips: &[IpAddr],
+    vp8: bool,
     on_event: impl Fn(PeerEvent) + Send + Sync + 'static,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media = MediaEngine::default();
     media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(),
-                payload_type: H264_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
+        .register_codec(codec_parameters(h264_codec()), RtpCodecKind::Video)
         .context("registering H.264")?;
+    if vp8 {
+        media
+            .register_codec(codec_parameters(vp8_codec()), RtpCodecKind::Video)
+            .context("registering VP8")?;
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .context("default interceptors")?
         .with(keyframe_feedback::slot(), KeyframeFeedback::default());
@@ -210,22 +279,26 @@ pub async fn connection(
     Ok(Arc::new(pc))
 }
 
-/// A video track for H.264 samples, with its SSRC.
-pub fn video_track(stream_id: &str) -> anyhow::Result<(Arc<TrackLocalStaticSample>, u32)> {
+/// A video track for `codec` samples, with its SSRC.
+pub fn video_track(
+    stream_id: &str,
+    track_id: &str,
+    codec: RTCRtpCodec,
+) -> anyhow::Result<(Arc<TrackLocalStaticSample>, u32)> {
     let ssrc = rand::random::<u32>();
     let track = TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(
             stream_id.to_owned(),
-            "video".to_owned(),
-            format!("{stream_id} video"),
+            track_id.to_owned(),
+            format!("{stream_id} {track_id}"),
             RtpCodecKind::Video,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: h264_codec(),
+                codec,
                 ..Default::default()
             }],
         ),
@@ -234,18 +307,20 @@ pub fn video_track(stream_id: &str) -> anyhow::Result<(Arc<TrackLocalStaticSampl
     Ok((Arc::new(track), ssrc))
 }
 
-/// The payload type the other side chose for our video (from the negotiated parameters),
-/// else our own.
-pub async fn payload_type(sender: &dyn RtpSender) -> u8 {
+/// The payload type the other side chose for `codec` on this sender's m-line (from the
+/// negotiated parameters), else our own.
+pub async fn payload_type(sender: &dyn RtpSender, codec: &RTCRtpCodec) -> u8 {
+    let ours = codec_parameters(codec.clone()).payload_type;
     match sender.get_parameters().await {
         Ok(p) => p
             .rtp_parameters
             .codecs
-            .first()
-            .map_or(H264_PAYLOAD_TYPE, |c| c.payload_type),
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type))
+            .map_or(ours, |c| c.payload_type),
         Err(e) => {
-            debug!("sender parameters: {e}; using payload type {H264_PAYLOAD_TYPE}");
-            H264_PAYLOAD_TYPE
+            debug!("sender parameters: {e}; using payload type {ours}");
+            ours
         }
     }
 }

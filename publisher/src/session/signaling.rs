@@ -47,8 +47,9 @@ pub enum Step {
     AddCandidate(Candidate),
     /// Keep this remote candidate until the answer is applied.
     BufferCandidate(Candidate),
-    /// The server says how many viewers the camera has (on-demand start and stop).
-    Demand(u32),
+    /// The server says how many viewers the camera has (on-demand start and stop), and how
+    /// many of them are sent VP8 (the VP8 encoder runs only for them).
+    Demand(u32, u32),
     /// Give up on this session (it is torn down and retried after a backoff).
     Fail(String),
     /// Worth a log line, nothing else.
@@ -134,9 +135,14 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
         (AwaitAnswer | Live, ServerMessage::DirectCandidate { .. }) => (Step::Ignore, phase),
         (_, ServerMessage::DirectClose { viewer }) => (Step::DirectClose(viewer), phase),
         // Sent right after `registered` and on every change, whatever our phase.
-        (AwaitRegistered | AwaitAnswer | Live, ServerMessage::Demand { viewers, .. }) => {
-            (Step::Demand(viewers), phase)
-        }
+        (
+            AwaitRegistered | AwaitAnswer | Live,
+            ServerMessage::Demand {
+                viewers,
+                vp8_viewers,
+                ..
+            },
+        ) => (Step::Demand(viewers, vp8_viewers), phase),
         // Before we are live an error means registration or the offer was refused: this
         // session cannot go anywhere. Once live, the server is complaining about something
         // minor (a stray candidate): log it and carry on.
@@ -367,9 +373,13 @@ mod tests {
         let demand = ServerMessage::Demand {
             camera_id: "c".into(),
             viewers: 2,
+            vp8_viewers: 1,
         };
         for phase in [Phase::AwaitRegistered, Phase::AwaitAnswer, Phase::Live] {
-            assert_eq!(on_message(phase, demand.clone()), (Step::Demand(2), phase));
+            assert_eq!(
+                on_message(phase, demand.clone()),
+                (Step::Demand(2, 1), phase)
+            );
         }
         assert!(matches!(
             on_message(Phase::AwaitHello, demand).0,
