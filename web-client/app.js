@@ -41,6 +41,21 @@ const DIRECT_TIMEOUT_MS = 5000;
 // keep this browser's addresses from the server, or to try the relay).
 const RELAY_ONLY = new URLSearchParams(location.search).get('relay') === '1';
 const HAS_WEBRTC = typeof window.RTCPeerConnection === 'function';
+// The SFU sends H.264, or VP8 to a browser without it (Debian's Firefox ESR has no H.264 for
+// WebRTC). A browser that says it receives neither gets nothing but black over WebRTC.
+const WEBRTC_CODECS = receivableCodecs();
+const WEBRTC_PLAYABLE = HAS_WEBRTC && (WEBRTC_CODECS === null || WEBRTC_CODECS.has('video/h264') || WEBRTC_CODECS.has('video/vp8'));
+const NO_CODEC = 'this browser can decode neither H.264 nor VP8, the video formats the server sends';
+
+/** Lower-case video mime types this browser receives over WebRTC; null if it does not say. */
+function receivableCodecs() {
+  try {
+    const caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities('video');
+    return caps ? new Set(caps.codecs.map((c) => c.mimeType.toLowerCase())) : null;
+  } catch {
+    return null;
+  }
+}
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -74,6 +89,7 @@ const state = {
   fellBack: false,
   direct: false, // this subscription's media comes straight from the publisher (P2P)
   noDirect: null, // camera id whose direct path failed: watched through the server from now on
+  unplayable: null, // why this browser can play nothing the server sends (shown on the picture)
 };
 let player = null; // WebRTC Player
 let mse = null; // MsePlayer
@@ -291,7 +307,7 @@ function subscribe(cameraId) {
 function choosePath() {
   if (MODE === 'mse') return 'mse';
   if (MODE === 'webrtc') return 'webrtc';
-  if (!HAS_WEBRTC || state.fellBack) return 'mse';
+  if (!WEBRTC_PLAYABLE || state.fellBack) return 'mse';
   return 'webrtc';
 }
 
@@ -300,6 +316,12 @@ function choosePath() {
 async function startPlayer() {
   if (!HAS_WEBRTC) {
     log('this browser has no WebRTC (RTCPeerConnection) and ?mode=webrtc forbids the MSE fallback', 'error');
+    return;
+  }
+  if (!WEBRTC_PLAYABLE) {
+    state.unplayable = NO_CODEC;
+    log(`${NO_CODEC}; ?mode=webrtc forbids the MSE fallback`, 'error');
+    render();
     return;
   }
   state.path = 'webrtc';
@@ -471,12 +493,18 @@ function armFallback() {
 
 function startMse(cameraId) {
   if (!mseSupported()) {
-    log('this browser can play neither WebRTC nor MSE (H.264 in MP4)', 'error');
+    state.unplayable = HAS_WEBRTC ? NO_CODEC : 'this browser can play neither WebRTC nor MSE (H.264 in MP4)';
+    log(state.unplayable, 'error');
     state.path = null;
+    render();
     return;
   }
   state.path = 'mse';
-  const why = MODE === 'mse' ? ' (?mode=mse)' : state.fellBack ? ' (WebRTC fallback)' : ' (no WebRTC in this browser)';
+  const why = MODE === 'mse'
+    ? ' (?mode=mse)'
+    : state.fellBack
+      ? ' (WebRTC fallback)'
+      : HAS_WEBRTC ? ' (WebRTC here decodes neither H.264 nor VP8)' : ' (no WebRTC in this browser)';
   log(`playing ${cameraId} over MSE${why}`);
   const m = new MsePlayer({
     video: ui.video,
@@ -575,6 +603,7 @@ function render() {
 
 function overlayText(cam, pcs) {
   if (state.refused) return `Not authorized: ${state.refused}. Open the page with a valid ?token=`;
+  if (state.unplayable) return `No video: ${state.unplayable}`;
   if (state.ws !== 'open') return 'Connecting to server…';
   if (!state.cameraId) return state.cameras.length ? 'Pick a camera' : 'No camera online';
   if (cam && cam.state === 'offline') return 'Camera offline';
@@ -647,6 +676,7 @@ function renderStats() {
   show('packets', s.packetsReceived == null ? '–' : `${s.packetsReceived} rx`);
   show('rtt', dash(s.rttMs, ' ms'));
   show('route', s.route ? s.route.text : '–');
+  show('codec', s.codec || '–');
   show('decode', dash(s.decodeMs, ' ms'));
   show('freezes', s.freezeCount == null ? '–' : `${s.freezeCount} (${s.freezeMs} ms)`);
   show('latency', dash(latency.latencyMs, ' ms'));
@@ -703,6 +733,8 @@ window.sightline = Object.freeze({
   get fellBack() { return state.fellBack; },
   get direct() { return state.direct; },
   get hasWebRTC() { return HAS_WEBRTC; },
+  get webrtcCodecs() { return WEBRTC_CODECS ? [...WEBRTC_CODECS] : null; },
+  get unplayable() { return state.unplayable; },
   get tapToPlay() { return tap.shown; },
   get fullscreen() { return fullscreen.shown; },
   get latencyReadings() { return probe ? [...probe.readings] : []; },

@@ -2,7 +2,8 @@
 //
 // From the video inbound-rtp report: resolution, fps, kbps, packets received and lost,
 // jitter, decode time per frame (totalDecodeTime / framesDecoded, over the last second when
-// it can), freezes (freezeCount, totalFreezesDuration). From the selected candidate pair:
+// it can), freezes (freezeCount, totalFreezesDuration), and its codec. From the selected
+// candidate pair:
 // the round-trip time (currentRoundTripTime) and the route media takes (server, TURN relay
 // or direct; UDP or TCP).
 
@@ -13,7 +14,7 @@ export function emptyStats() {
   return {
     width: null, height: null, fps: null, kbps: null, packetsLost: null, jitterMs: null,
     framesDecoded: null, packetsReceived: null, rttMs: null, decodeMs: null,
-    freezeCount: null, freezeMs: null, route: null,
+    freezeCount: null, freezeMs: null, route: null, codec: null,
   };
 }
 
@@ -113,6 +114,9 @@ export class StatsPoller {
     });
     if (this.timer === null) return;
     const s = summarize(inbound, this.prev);
+    // 'H264' or 'VP8': the SFU sends VP8 to browsers without H.264.
+    const codec = inbound && all.find((r) => r.id === inbound.codecId);
+    s.codec = codec && codec.mimeType ? codec.mimeType.replace(/^video\//i, '') : null;
     Object.assign(s, pairFigures(all, this.direct));
     this.onStats(s);
     this.prev = inbound;
