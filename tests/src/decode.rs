@@ -1,5 +1,6 @@
-//! Decode whole H.264 access units (what str0m's frame mode hands out) with openh264 and
-//! read back the barcode the test-pattern source burned into each frame.
+//! Decode whole H.264 access units (what str0m's frame mode hands out) with openh264, or VP8
+//! frames with libvpx (the publisher's binding), and read back the barcode the test-pattern
+//! source burned into each frame.
 
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
@@ -32,31 +33,63 @@ pub enum DecodeError {
     Init(String),
 }
 
-/// An openh264 decoder for one stream. Make a new one for each new peer connection.
-pub struct FrameDecoder {
-    decoder: Decoder,
+/// A decoder for one stream. Make a new one for each new peer connection.
+pub enum FrameDecoder {
+    H264(Decoder),
+    Vp8(sightline_publisher::vp8::Vp8Decoder),
 }
 
 impl FrameDecoder {
+    /// For H.264 (openh264).
     pub fn new() -> Result<Self, DecodeError> {
         let decoder = Decoder::new().map_err(|e| DecodeError::Init(e.to_string()))?;
-        Ok(FrameDecoder { decoder })
+        Ok(FrameDecoder::H264(decoder))
     }
 
-    /// Decode one Annex-B access unit. `Ok(None)`: accepted but no picture yet (e.g. only
-    /// parameter sets). The returned frame has `session` 0 and `received_at_us` set now.
+    /// For VP8 (libvpx).
+    pub fn vp8() -> Result<Self, DecodeError> {
+        let decoder = sightline_publisher::vp8::Vp8Decoder::new()
+            .map_err(|e| DecodeError::Init(format!("{e:#}")))?;
+        Ok(FrameDecoder::Vp8(decoder))
+    }
+
+    /// Whether decoding may start at this frame: an IDR, or a VP8 keyframe (the frame
+    /// tag's inverted key-frame bit is clear).
+    pub fn is_keyframe(&self, frame: &[u8]) -> bool {
+        match self {
+            FrameDecoder::H264(_) => has_idr(frame),
+            FrameDecoder::Vp8(_) => frame.first().is_some_and(|b| b & 1 == 0),
+        }
+    }
+
+    /// Decode one frame (for H.264 an Annex-B access unit). `Ok(None)`: accepted but no
+    /// picture yet (e.g. only parameter sets). The returned frame has `session` 0 and
+    /// `received_at_us` set now.
     pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<DecodedFrame>, DecodeError> {
-        let keyframe = has_idr(access_unit);
-        let picture = self
-            .decoder
-            .decode(access_unit)
-            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-        let Some(yuv) = picture else {
-            return Ok(None);
+        let keyframe = self.is_keyframe(access_unit);
+        let (stamp, w, h) = match self {
+            FrameDecoder::H264(decoder) => {
+                let picture = decoder
+                    .decode(access_unit)
+                    .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+                let Some(yuv) = picture else {
+                    return Ok(None);
+                };
+                let (w, h) = yuv.dimensions();
+                let (y_stride, _, _) = yuv.strides();
+                (barcode::read(yuv.y(), y_stride, w, h), w, h)
+            }
+            FrameDecoder::Vp8(decoder) => {
+                let picture = decoder
+                    .decode(access_unit)
+                    .map_err(|e| DecodeError::Corrupt(format!("{e:#}")))?;
+                let Some(f) = picture else {
+                    return Ok(None);
+                };
+                let (w, h) = (f.width as usize, f.height as usize);
+                (barcode::read(&f.y, w, w, h), w, h)
+            }
         };
-        let (w, h) = yuv.dimensions();
-        let (y_stride, _, _) = yuv.strides();
-        let stamp = barcode::read(yuv.y(), y_stride, w, h);
         Ok(Some(DecodedFrame {
             stamp,
             width: w as u32,

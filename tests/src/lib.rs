@@ -8,6 +8,7 @@ pub mod control_client;
 pub mod coturn;
 pub mod decode;
 pub mod esp32_device;
+pub mod firefox;
 pub mod harness;
 pub mod jpeg_fixture;
 pub mod loss;

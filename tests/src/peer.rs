@@ -81,15 +81,30 @@ impl ViewerPeer {
         now: Instant,
         control: bool,
     ) -> anyhow::Result<(Self, String)> {
+        Self::offering(local, now, control, false)
+    }
+
+    /// Like [`ViewerPeer::with_control`]; with `vp8_only`, the offer has VP8 and no H.264, as
+    /// a browser without H.264 (Debian's Firefox ESR) writes it.
+    pub fn offering(
+        local: SocketAddr,
+        now: Instant,
+        control: bool,
+        vp8_only: bool,
+    ) -> anyhow::Result<(Self, String)> {
         let mut config = RtcConfig::new()
             .clear_codecs()
             .set_stats_interval(Some(STATS_INTERVAL));
-        config.codec_config().add_h264(
-            H264_PT.into(),
-            Some(H264_RTX_PT.into()),
-            true,
-            H264_PROFILE_LEVEL_ID,
-        );
+        if vp8_only {
+            config.codec_config().enable_vp8(true);
+        } else {
+            config.codec_config().add_h264(
+                H264_PT.into(),
+                Some(H264_RTX_PT.into()),
+                true,
+                H264_PROFILE_LEVEL_ID,
+            );
+        }
         let mut rtc = config.build(now);
         let candidate = Candidate::host(local, "udp").context("host candidate")?;
         rtc.add_local_candidate(candidate)
@@ -135,7 +150,9 @@ impl ViewerPeer {
             .codec_config()
             .params()
             .iter()
-            .find(|p| p.spec().codec == Codec::H264 && remote.contains(&p.pt()))
+            .find(|p| {
+                matches!(p.spec().codec, Codec::H264 | Codec::Vp8) && remote.contains(&p.pt())
+            })
             .map(|p| VideoPts {
                 media: *p.pt(),
                 rtx: p.resend().map(|r| *r),

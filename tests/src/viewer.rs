@@ -68,6 +68,9 @@ pub struct ViewerConfig {
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Ask for media straight from the publisher (P2P); the server may grant `server`.
     pub path: MediaPath,
+    /// Offer VP8 and no H.264, as a browser without H.264 does: the SFU sends VP8, which
+    /// is decoded (libvpx) and its barcodes read as H.264's are.
+    pub vp8_only: bool,
 }
 
 impl ViewerConfig {
@@ -88,6 +91,7 @@ impl ViewerConfig {
             token: None,
             tls: None,
             path: MediaPath::Server,
+            vp8_only: false,
         }
     }
 }
@@ -348,8 +352,12 @@ async fn establish(
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .with_context(|| format!("binding a UDP socket on {ip}"))?;
-    let (mut peer, offer) =
-        ViewerPeer::with_control(socket.local_addr()?, Instant::now(), config.control)?;
+    let (mut peer, offer) = ViewerPeer::offering(
+        socket.local_addr()?,
+        Instant::now(),
+        config.control,
+        config.vp8_only,
+    )?;
     signal.send(&ClientMessage::Offer { sdp: offer }).await?;
     // Candidates may be trickled before the answer; keep them for after.
     let mut early = Vec::new();
@@ -376,7 +384,11 @@ async fn establish(
         signal,
         socket,
         peer,
-        decoder: FrameDecoder::new()?,
+        decoder: if config.vp8_only {
+            FrameDecoder::vp8()?
+        } else {
+            FrameDecoder::new()?
+        },
         incoming,
         nacks_reported: 0,
     })
@@ -598,7 +610,7 @@ impl Driver {
                         width: 0,
                         height: 0,
                         received_at_us: sightline_publisher::barcode::now_us(),
-                        keyframe: crate::decode::has_idr(&data),
+                        keyframe: s.decoder.is_keyframe(&data),
                         session: s.number,
                         bytes: data.len(),
                     }));

@@ -254,6 +254,16 @@ async fn a_passthrough_camera_reaches_a_viewer_over_tcp_and_udp() {
             detail.starts_with("passthrough (Constrained Baseline "),
             "{camera}: {detail}"
         );
+        if query.is_empty() {
+            // A viewer without H.264: the camera's H.264 is decoded and encoded again in
+            // VP8 for it (from the camera's next keyframe), every frame still in order.
+            let mut config = ViewerConfig::new(server.ws_url(), camera);
+            config.vp8_only = true;
+            let mut vp8 = HeadlessViewer::connect(config).await.unwrap();
+            let frames = in_order_from_keyframe(&mut vp8, camera, 30).await.unwrap();
+            assert!(frames.iter().all(|f| (f.width, f.height) == (320, 240)));
+            vp8.close().await;
+        }
         viewer.close().await;
         publisher.stop().await;
     }
