@@ -2,7 +2,8 @@
 //! per forwarded RTP packet. A benchmark, not a pass/fail test:
 //! `cargo test --release -p sightline-sfu --test bench_fanout -- --ignored --nocapture`
 //! `SFU_BENCH_FRAME_LEN=1500` mimics a low-bitrate camera (~2 packets per frame), where
-//! per-peer fixed costs (timers, RTCP) weigh more than per-packet ones.
+//! per-peer fixed costs (timers, RTCP) weigh more than per-packet ones. `SFU_BENCH_TCP=1`:
+//! the viewers reach the SFU over ICE-TCP only (one connection each), for TCP against UDP.
 
 mod support;
 
@@ -73,8 +74,13 @@ fn fanout_cpu_per_packet() {
         .unwrap();
     rt.block_on(async move {
         let frames_seen = Arc::new(AtomicU32::new(0));
+        let tcp = std::env::var_os("SFU_BENCH_TCP").is_some_and(|v| v == "1");
         for _ in 0..VIEWERS {
-            let mut v = Client::new().await;
+            let mut v = if tcp {
+                Client::new_tcp(sfu.tcp_addrs()[0]).await
+            } else {
+                Client::new().await
+            };
             v.connect(&sfu, "cam", false).await;
             let seen = frames_seen.clone();
             tokio::spawn(async move {
@@ -123,10 +129,11 @@ fn fanout_cpu_per_packet() {
         let (user, sys) = (c1.0 - c0.0, c1.1 - c0.1);
         let cpu = user + sys;
         println!(
-            "{VIEWERS} viewers, {:.1} s: {frames} frames / {packets} packets forwarded, \
+            "{VIEWERS} viewers over {}, {:.1} s: {frames} frames / {packets} packets forwarded, \
              SFU thread CPU {cpu:.2} s (user {user:.2} s, system {sys:.2} s) = {:.2} us per \
              packet ({:.0} packets/s); \
              viewers saw {} frames in total",
+            if tcp { "ICE-TCP" } else { "UDP" },
             t0.elapsed().as_secs_f64(),
             cpu * 1e6 / packets.max(1) as f64,
             packets as f64 / t0.elapsed().as_secs_f64(),

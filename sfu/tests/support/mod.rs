@@ -1,4 +1,5 @@
-//! A minimal str0m client peer over 127.0.0.1 for driving the SFU in tests.
+//! A minimal str0m client peer over 127.0.0.1 for driving the SFU in tests: over UDP, or
+//! over ICE-TCP (one connection to the SFU's TCP port, RFC 4571 framing).
 
 #![allow(dead_code)]
 
@@ -9,13 +10,25 @@ use sightline_sfu::{PeerAnswer, SfuHandle, ViewerAccess};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// How a client reaches the SFU.
+enum Link {
+    Udp(UdpSocket),
+    /// Connected to the SFU's TCP port; `pending` holds bytes of a frame not complete yet.
+    Tcp {
+        stream: TcpStream,
+        sfu: SocketAddr,
+        pending: Vec<u8>,
+    },
+}
 
 pub struct Client {
     pub rtc: Rtc,
-    socket: UdpSocket,
+    link: Link,
     addr: SocketAddr,
     pub mid: Option<Mid>,
     /// The `control` data channel, when the offer had one (usable once it opened).
@@ -27,15 +40,42 @@ impl Client {
     pub async fn new() -> Client {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
+        Client::with_link(
+            Link::Udp(socket),
+            Candidate::host(addr, "udp").unwrap(),
+            addr,
+        )
+    }
+
+    /// A client whose only path is one TCP connection to the SFU's ICE-TCP port `sfu`.
+    pub async fn new_tcp(sfu: SocketAddr) -> Client {
+        let stream = TcpStream::connect(sfu).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let addr = stream.local_addr().unwrap();
+        let candidate = Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Active)
+            .build()
+            .unwrap();
+        let link = Link::Tcp {
+            stream,
+            sfu,
+            pending: Vec::new(),
+        };
+        Client::with_link(link, candidate, addr)
+    }
+
+    fn with_link(link: Link, candidate: Candidate, addr: SocketAddr) -> Client {
         let mut config = Rtc::builder().clear_codecs();
         config
             .codec_config()
             .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
         let mut rtc = config.build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        rtc.add_local_candidate(candidate);
         Client {
             rtc,
-            socket,
+            link,
             addr,
             mid: None,
             control: None,
@@ -128,9 +168,17 @@ impl Client {
             let timeout = loop {
                 match self.rtc.poll_output().unwrap() {
                     Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
-                    }
+                    Output::Transmit(t) => match &mut self.link {
+                        Link::Udp(socket) => {
+                            let _ = socket.send_to(&t.contents, t.destination).await;
+                        }
+                        Link::Tcp { stream, .. } => {
+                            // RFC 4571: each packet behind its 16-bit length.
+                            let mut framed = (t.contents.len() as u16).to_be_bytes().to_vec();
+                            framed.extend_from_slice(&t.contents);
+                            let _ = stream.write_all(&framed).await;
+                        }
+                    },
                     Output::Event(e) => events.push(e),
                 }
             };
@@ -144,21 +192,51 @@ impl Client {
                 return events;
             }
             let wake = timeout.min(end);
-            tokio::select! {
-                r = self.socket.recv_from(&mut self.buf) => {
-                    if let Ok((n, source)) = r {
-                        if let Ok(input) =
-                            Receive::new(Protocol::Udp, source, self.addr, &self.buf[..n])
-                        {
+            let received = match &mut self.link {
+                Link::Udp(socket) => tokio::select! {
+                    r = socket.recv_from(&mut self.buf) => r.ok().map(|(n, from)| {
+                        vec![(Protocol::Udp, from, self.buf[..n].to_vec())]
+                    }),
+                    _ = tokio::time::sleep_until(wake.into()) => None,
+                },
+                Link::Tcp {
+                    stream,
+                    sfu,
+                    pending,
+                } => tokio::select! {
+                    r = stream.read(&mut self.buf) => match r {
+                        Ok(n) if n > 0 => {
+                            pending.extend_from_slice(&self.buf[..n]);
+                            let mut packets = Vec::new();
+                            while pending.len() >= 2 {
+                                let len = u16::from_be_bytes([pending[0], pending[1]]) as usize;
+                                if pending.len() < 2 + len {
+                                    break;
+                                }
+                                packets.push((Protocol::Tcp, *sfu, pending[2..2 + len].to_vec()));
+                                pending.drain(..2 + len);
+                            }
+                            Some(packets)
+                        }
+                        _ => None,
+                    },
+                    _ = tokio::time::sleep_until(wake.into()) => None,
+                },
+            };
+            match received {
+                Some(packets) => {
+                    for (proto, source, data) in packets {
+                        if let Ok(input) = Receive::new(proto, source, self.addr, &data) {
                             self.rtc
                                 .handle_input(Input::Receive(Instant::now(), input))
                                 .unwrap();
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(wake.into()) => {
-                    self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
-                }
+                None => self
+                    .rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .unwrap(),
             }
         }
     }

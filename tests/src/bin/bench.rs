@@ -203,24 +203,10 @@ fn encode() -> anyhow::Result<()> {
     };
     let mut encoder = Encoder::new(settings)?;
     let pattern = TestPattern::new(W, H, FPS, barcode::tag_for("bench"))?;
-    let frames = 300u32;
-    let mut per_frame = Vec::new();
-    let cpu0 = thread_cpu();
-    let wall0 = Instant::now();
-    for i in 0..frames {
-        let t = Instant::now();
-        let frame = pattern.render(i, barcode::now_us());
-        encoder.encode(&frame)?;
-        per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let cpu = thread_cpu().map(|c| c - cpu0.unwrap_or_default());
-    let wall = wall0.elapsed();
-    report(
-        "publisher test pattern + encode per 720p frame (ms)",
-        &mut per_frame,
-        "",
-    );
-    let busy = cpu.unwrap_or(wall).as_secs_f64() / frames as f64;
+    let busy = time_frames("publisher test pattern + encode per 720p frame (ms)", |i| {
+        encoder.encode(&pattern.render(i, barcode::now_us()))?;
+        Ok(())
+    })?;
     println!(
         "publisher CPU at 720p30: {:.1} % of one core ({:.2} ms CPU per frame × {FPS} fps; target < 25 %)",
         busy * FPS as f64 * 100.0,
@@ -235,24 +221,15 @@ fn encode() -> anyhow::Result<()> {
             fps: FPS,
             bitrate: 2_000_000,
         })?;
-    let mut per_frame = Vec::new();
-    let cpu0 = thread_cpu();
-    let wall0 = Instant::now();
-    for i in 0..frames {
-        let t = Instant::now();
-        let frame = pattern.render(i, barcode::now_us());
-        encoder.encode(&frame)?;
-        vp8.encode(&frame)?;
-        per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let cpu = thread_cpu().map(|c| c - cpu0.unwrap_or_default());
-    let wall = wall0.elapsed();
-    report(
+    let with_vp8 = time_frames(
         "publisher test pattern + H.264 + VP8 encode per 720p frame (ms)",
-        &mut per_frame,
-        "",
-    );
-    let with_vp8 = cpu.unwrap_or(wall).as_secs_f64() / frames as f64;
+        |i| {
+            let frame = pattern.render(i, barcode::now_us());
+            encoder.encode(&frame)?;
+            vp8.encode(&frame)?;
+            Ok(())
+        },
+    )?;
     println!(
         "publisher CPU at 720p30 with the VP8 encoder too: {:.1} % of one core ({:.2} ms CPU per frame; VP8 adds {:.1} %)",
         with_vp8 * FPS as f64 * 100.0,
@@ -260,6 +237,27 @@ fn encode() -> anyhow::Result<()> {
         (with_vp8 - busy) * FPS as f64 * 100.0
     );
     Ok(())
+}
+
+/// Run `work` for 300 frames on this thread, report each frame's wall time under `label`,
+/// and return the thread's CPU seconds per frame (wall time where the OS does not say).
+fn time_frames(
+    label: &str,
+    mut work: impl FnMut(u32) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let frames = 300u32;
+    let mut per_frame = Vec::new();
+    let cpu0 = thread_cpu();
+    let wall0 = Instant::now();
+    for i in 0..frames {
+        let t = Instant::now();
+        work(i)?;
+        per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let cpu = thread_cpu().map(|c| c - cpu0.unwrap_or_default());
+    let wall = wall0.elapsed();
+    report(label, &mut per_frame, "");
+    Ok(cpu.unwrap_or(wall).as_secs_f64() / frames as f64)
 }
 
 /// SFU CPU per forwarded packet: the server runs alone in a child process, so its CPU time
