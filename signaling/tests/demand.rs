@@ -10,7 +10,7 @@ use sightline_protocol::{ClientMessage, ServerMessage};
 use sightline_signaling::server::RunningServer;
 
 mod common;
-use common::{next, send, start, ws, Ws, WAIT};
+use common::{next, register, send, start, ws, Ws, WAIT};
 
 /// The next `demand` the publisher gets, checked to be for `camera`.
 async fn demand(publisher: &mut Ws, camera: &str) -> u32 {
@@ -37,17 +37,6 @@ async fn quiet(publisher: &mut Ws) {
     assert!(got.is_err(), "unexpected {got:?}");
 }
 
-fn register(id: &str) -> ClientMessage {
-    ClientMessage::Register {
-        camera_id: id.into(),
-        name: id.into(),
-        width: 320,
-        height: 240,
-        fps: 30,
-        p2p_max: 0,
-    }
-}
-
 async fn subscribe(server: &RunningServer, camera: &str) -> Ws {
     let mut v = ws(server).await;
     send(&mut v, sub(camera)).await;
@@ -69,7 +58,7 @@ fn sub(camera: &str) -> ClientMessage {
 async fn the_publisher_follows_its_viewer_count() {
     let server = start().await;
     let mut p = ws(&server).await;
-    send(&mut p, register("cam")).await;
+    send(&mut p, register("cam", 0)).await;
     next(&mut p, |m| {
         matches!(m, ServerMessage::Registered { .. }).then_some(())
     })
@@ -91,7 +80,7 @@ async fn the_publisher_follows_its_viewer_count() {
 
     // Another camera's viewers are not ours.
     let mut q = ws(&server).await;
-    send(&mut q, register("other")).await;
+    send(&mut q, register("other", 0)).await;
     assert_eq!(demand(&mut q, "other").await, 0);
     let _c = subscribe(&server, "other").await;
     assert_eq!(demand(&mut q, "other").await, 1);
@@ -110,7 +99,7 @@ async fn the_publisher_follows_its_viewer_count() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         // The old session may still hold the camera for a moment after its socket dropped.
-        send(&mut q2, register("other")).await;
+        send(&mut q2, register("other", 0)).await;
         let registered = next(&mut q2, |m| match m {
             ServerMessage::Registered { .. } => Some(true),
             ServerMessage::Error { .. } => Some(false),
@@ -166,7 +155,7 @@ async fn vp8_demand(publisher: &mut Ws) -> (u32, u32) {
 async fn the_publisher_hears_of_vp8_viewers() {
     let server = start().await;
     let mut p = ws(&server).await;
-    send(&mut p, register("cam")).await;
+    send(&mut p, register("cam", 0)).await;
     assert_eq!(vp8_demand(&mut p).await, (0, 0));
     let mut firefox = subscribe(&server, "cam").await;
     assert_eq!(vp8_demand(&mut p).await, (1, 0));

@@ -9,22 +9,11 @@ use sightline_protocol::{ClientMessage, ServerMessage};
 use sightline_signaling::server::RunningServer;
 
 mod common;
-use common::{next, send, start, ws, Ws};
+use common::{next, register, send, start, ws, Ws};
 
 async fn publisher(server: &RunningServer, p2p_max: u32) -> Ws {
     let mut p = ws(server).await;
-    send(
-        &mut p,
-        ClientMessage::Register {
-            camera_id: "cam".into(),
-            name: "Cam".into(),
-            width: 320,
-            height: 240,
-            fps: 30,
-            p2p_max,
-        },
-    )
-    .await;
+    send(&mut p, register("cam", p2p_max)).await;
     next(&mut p, |m| {
         matches!(m, ServerMessage::Registered { .. }).then_some(())
     })

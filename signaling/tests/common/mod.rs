@@ -38,6 +38,19 @@ pub async fn ws(server: &RunningServer) -> Ws {
     ws
 }
 
+/// A publisher's `register` for camera `id` (320x240 at 30 fps) taking `p2p_max` direct
+/// viewers.
+pub fn register(id: &str, p2p_max: u32) -> ClientMessage {
+    ClientMessage::Register {
+        camera_id: id.into(),
+        name: id.into(),
+        width: 320,
+        height: 240,
+        fps: 30,
+        p2p_max,
+    }
+}
+
 pub async fn send(ws: &mut Ws, msg: ClientMessage) {
     ws.send(Message::text(msg.to_json())).await.unwrap();
 }
