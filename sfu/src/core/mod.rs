@@ -341,6 +341,16 @@ impl Core {
                     self.events.push_back(SfuEvent::PeerConnected { peer: id });
                 }
             }
+            // Back after an ICE restart: frames sent while the path moved are lost, so the
+            // viewer resumes at a keyframe, asked for now.
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) => {
+                if let Some(peer) = self.peers.get_mut(id).filter(|p| p.restarting) {
+                    peer.restarting = false;
+                    self.members.restart_at_keyframe(id);
+                }
+            }
             // Before the first connection str0m may pass through Disconnected while
             // trickled candidates come and go; CONNECT_TIMEOUT covers that phase.
             Event::IceConnectionStateChange(IceConnectionState::Disconnected)

@@ -44,6 +44,19 @@ impl Core {
         answer
     }
 
+    /// A viewer's ICE restart (see [`crate::SfuHandle::restart_ice`]).
+    pub(crate) fn restart_ice(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        offer: &str,
+    ) -> Result<PeerAnswer, SfuError> {
+        self.now = now;
+        let answer = self.renegotiate(id, offer);
+        self.settle();
+        answer
+    }
+
     /// A trickled candidate (see [`crate::SfuHandle::add_remote_candidate`]).
     pub(crate) fn add_remote_candidate(
         &mut self,
@@ -202,6 +215,33 @@ impl Core {
                         .into()
                 }
             })
+        })
+    }
+
+    /// Answer a connected viewer's re-offer on its own `Rtc`: str0m sees the new ICE
+    /// credentials and restarts ICE, keeping our candidates (the answer lists them under the
+    /// new credentials), DTLS and every stream.
+    fn renegotiate(&mut self, id: PeerId, offer: &str) -> Result<PeerAnswer, SfuError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let codec = self
+            .members
+            .viewer_codec(id)
+            .ok_or(SfuError::UnknownPeer(id))?;
+        let peer = self.peers.get_mut(id).ok_or(SfuError::UnknownPeer(id))?;
+        let answer = peer
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        peer.restarting = true;
+        self.drain(id);
+        tracing::info!(peer = %id, "ICE restart answered");
+        Ok(PeerAnswer {
+            peer: id,
+            codec,
+            sdp: answer.to_sdp_string(),
+            candidates: Vec::new(),
         })
     }
 

@@ -26,6 +26,8 @@ pub(super) struct Peer {
     pub(super) control: Option<ChannelId>,
     /// ICE+DTLS came up at least once.
     pub(super) connected: bool,
+    /// An ICE restart was answered and ICE is not back yet.
+    pub(super) restarting: bool,
     pub(super) created: Instant,
     /// When str0m next wants `Input::Timeout`.
     pub(super) next_timeout: Instant,
@@ -39,6 +41,7 @@ impl Peer {
             tx: None,
             control: None,
             connected: false,
+            restarting: false,
             created: now,
             next_timeout: now,
         }

@@ -689,3 +689,84 @@ fn a_congested_tcp_viewer_skips_to_the_next_keyframe() {
     assert!(contains(&frames[1].1, b"00000003"));
     assert_eq!(net.core.stats().tcp_packets_dropped, 1);
 }
+
+/// A viewer whose network changed (a new address, the old one dead) restarts ICE on the
+/// same connection: same peer, no new DTLS, frames at the new address from a keyframe on.
+#[test]
+fn a_viewer_that_moves_restarts_ice_and_resumes_at_a_keyframe() {
+    let (mut net, p, v, _, vid) = live(None);
+    net.write_frame(p, 1, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    assert_eq!(net.remotes[v].frames().len(), 1);
+
+    // The phone moves: what the SFU sends to the old address is lost from now on.
+    let moved = SocketAddr::from(([10, 0, 0, 3], 7000));
+    net.remotes[v].addr = moved;
+    net.write_frame(p, 2, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    assert_eq!(net.remotes[v].frames().len(), 1, "lost on the old path");
+
+    // Garbage and an unknown peer are refused; the connection is untouched by either.
+    assert!(matches!(
+        net.core.restart_ice(net.now, vid, "not sdp"),
+        Err(crate::SfuError::InvalidSdp(_))
+    ));
+    let (offer, pending) = {
+        let mut api = net.remotes[v].rtc.sdp_api();
+        api.ice_restart(false);
+        api.apply().unwrap()
+    };
+    let offer = offer.to_sdp_string();
+    assert!(matches!(
+        net.core.restart_ice(net.now, PeerId(99), &offer),
+        Err(crate::SfuError::UnknownPeer(_))
+    ));
+    let answer = net.core.restart_ice(net.now, vid, &offer).unwrap();
+    assert_eq!((answer.peer, answer.codec), (vid, VideoCodec::H264));
+    let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+    let remote = &mut net.remotes[v].rtc;
+    remote.sdp_api().accept_answer(pending, sdp).unwrap();
+    // Its only candidate now is at the new address, trickled to the SFU.
+    let candidate = remote
+        .add_local_candidate(Candidate::host(moved, "udp").unwrap())
+        .unwrap()
+        .to_sdp_string();
+    net.core
+        .add_remote_candidate(net.now, vid, &candidate)
+        .unwrap();
+    net.run(Duration::from_millis(10), Duration::from_secs(1));
+
+    // The delta after the gap is held back; the keyframe asked for on reconnection goes.
+    // (Frame 2 may come too: NACKed and resent once the path is back.)
+    net.write_frame(p, 3, false);
+    net.write_frame(p, 4, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(100));
+    let frames = net.remotes[v].frames();
+    let numbered = |n: &[u8]| frames.iter().position(|f| contains(&f.1, n));
+    assert_eq!(numbered(b"00000003"), None, "the delta after the gap");
+    let last = frames.last().unwrap();
+    assert!(
+        last.0 && contains(&last.1, b"00000004"),
+        "{} frames",
+        frames.len()
+    );
+    let connected = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, SfuEvent::PeerConnected { peer } if *peer == vid));
+    assert_eq!(
+        connected.count(),
+        1,
+        "the same connection: {:?}",
+        net.events
+    );
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::PeerClosed { .. })),
+        "{:?}",
+        net.events
+    );
+    let stats = net.core.stats();
+    assert_eq!((stats.peers, stats.viewers), (2, 1));
+}

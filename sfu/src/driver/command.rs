@@ -16,6 +16,12 @@ pub(crate) enum Command {
         access: ViewerAccess,
         reply: oneshot::Sender<Result<PeerAnswer, SfuError>>,
     },
+    /// A viewer's re-offer with new ICE credentials (an ICE restart).
+    RestartIce {
+        peer: PeerId,
+        offer: String,
+        reply: oneshot::Sender<Result<PeerAnswer, SfuError>>,
+    },
     AddCandidate {
         peer: PeerId,
         candidate: String,

@@ -136,6 +136,20 @@ impl SfuHandle {
         .await?
     }
 
+    /// A viewer's new offer for its existing connection, with new ICE credentials (an ICE
+    /// restart: the browser's network changed, or its path went quiet). The connection,
+    /// its DTLS keys and its place among the camera's viewers are kept; ICE starts over on
+    /// the new credentials, and once it is back the viewer resumes at a keyframe. The answer
+    /// carries the SFU's candidates (with the new credentials) in its SDP.
+    pub async fn restart_ice(&self, peer: PeerId, offer_sdp: &str) -> Result<PeerAnswer, SfuError> {
+        self.ask(|reply| Command::RestartIce {
+            peer,
+            offer: offer_sdp.to_owned(),
+            reply,
+        })
+        .await?
+    }
+
     /// A trickled candidate from the peer (`candidate:...`, `a=` prefix allowed). An empty
     /// string (end of candidates) and mDNS (`.local`) candidates are accepted and ignored:
     /// ice-lite learns the peer's address from its connectivity checks.

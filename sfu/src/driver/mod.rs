@@ -183,6 +183,11 @@ fn execute(
             publish_events(core, events);
             let _ = reply.send(answer);
         }
+        Command::RestartIce { peer, offer, reply } => {
+            let answer = core.restart_ice(now, peer, &offer);
+            publish_events(core, events);
+            let _ = reply.send(answer);
+        }
         Command::AddCandidate {
             peer,
             candidate,

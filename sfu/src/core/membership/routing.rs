@@ -29,6 +29,14 @@ impl Membership {
         }
     }
 
+    /// The codec a viewer is sent; `None` for anyone else.
+    pub(crate) fn viewer_codec(&mut self, viewer: PeerId) -> Option<VideoCodec> {
+        match self.camera_of(viewer)? {
+            (cam, Role::Viewer) => cam.viewer_mut(viewer).map(|v| v.codec),
+            _ => None,
+        }
+    }
+
     /// Which codec arrives on a publisher's m-line `mid`, if it is one of its video m-lines.
     pub(crate) fn publisher_codec(&mut self, publisher: PeerId, mid: Mid) -> Option<VideoCodec> {
         let (cam, _) = self.camera_of(publisher)?;
