@@ -9,7 +9,7 @@ use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capability, CommandType, CHANNEL_LABEL, MAX_CONTROL_MESSAGE_BYTES,
     MAX_PRESET_NAME_LEN, VERSION,
 };
-use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState};
+use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState, RESUME_CLOSE_CODE};
 
 /// One web-client file's text, and the differences found in it.
 struct JsFile {
@@ -241,6 +241,13 @@ fn signaling_js_matches_the_wire_types() {
             ServerMessage::PUBLISHER_ONLY_TYPES,
         )),
         "ServerMessage::TYPES except PUBLISHER_ONLY_TYPES",
+    );
+    let close_code = js.number("RESUME_CLOSE_CODE");
+    js.check(
+        "RESUME_CLOSE_CODE",
+        close_code,
+        u64::from(RESUME_CLOSE_CODE),
+        "RESUME_CLOSE_CODE",
     );
     let states = js.strings("SourceState");
     let rust_states: Vec<&str> = SourceState::ALL.iter().map(|s| s.as_str()).collect();

@@ -161,7 +161,7 @@ async fn serve(
                             let answer = p.create_answer(None).await?;
                             let sdp = answer.sdp.clone();
                             p.set_local_description(answer).await?;
-                            ws.send(send(ServerMessage::Answer { sdp })).await?;
+                            ws.send(send(ServerMessage::Answer { sdp, resume: None })).await?;
                             pc = Some(p);
                         }
                         ClientMessage::Candidate { candidate, sdp_mid, sdp_mline_index } => {

@@ -149,7 +149,7 @@ async fn welcome(server: &RunningServer, token: Option<&str>) -> Welcome {
         },
     )
     .await;
-    let ServerMessage::Answer { sdp } = reply(&mut v).await else {
+    let ServerMessage::Answer { sdp, .. } = reply(&mut v).await else {
         panic!("no answer");
     };
     rtc.sdp_api()

@@ -111,7 +111,7 @@ async fn offers_answers_and_candidates_go_between_viewer_and_publisher() {
     )
     .await;
     let answer = next(&mut v, |m| match m {
-        ServerMessage::Answer { sdp } => Some(sdp),
+        ServerMessage::Answer { sdp, .. } => Some(sdp),
         _ => None,
     })
     .await;

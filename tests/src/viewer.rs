@@ -363,7 +363,7 @@ async fn establish(
     let mut early = Vec::new();
     let answer = signal
         .recv_until(t, |m| match m {
-            ServerMessage::Answer { sdp } => Some(sdp.clone()),
+            ServerMessage::Answer { sdp, .. } => Some(sdp.clone()),
             ServerMessage::Candidate { candidate, .. } => {
                 early.push(candidate.clone());
                 None

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     validate_camera_id, ErrorCode, MediaPath, SourceState, WireError, MAX_CAMERA_NAME_LEN,
-    MAX_MESSAGE_BYTES, MAX_P2P_VIEWERS, MAX_SOURCE_DETAIL_LEN, MAX_SOURCE_ERROR_LEN,
-    MAX_SOURCE_NAME_LEN,
+    MAX_MESSAGE_BYTES, MAX_P2P_VIEWERS, MAX_RESUME_KEY_LEN, MAX_SOURCE_DETAIL_LEN,
+    MAX_SOURCE_ERROR_LEN, MAX_SOURCE_NAME_LEN,
 };
 
 /// Messages a client (publisher or viewer) sends to the server.
@@ -40,6 +40,21 @@ pub enum ClientMessage {
     /// SDP offer from the client's peer connection (sendonly video for a publisher,
     /// recvonly video for a viewer). The server answers with [`ServerMessage::Answer`](super::ServerMessage::Answer).
     Offer { sdp: String },
+    /// A viewer watching through the server restarts ICE on its media connection: `sdp` is
+    /// the browser's offer after `restartIce()`, with new ICE credentials. The connection,
+    /// its keys and its streams are kept; the server answers with `answer`.
+    ///
+    /// `resume`: sent on a *new* signaling connection, before any `subscribe`, after the old
+    /// one was lost (a phone that changed networks loses both paths at once). It is the key
+    /// from the last `answer`; the new session takes the media connection over, is answered
+    /// `subscribed` then `answer`, and the old session ends. A key is good for
+    /// [`RESUME_GRACE_SECS`](super::RESUME_GRACE_SECS) after its socket is lost; after that,
+    /// or when the restart fails, subscribe again.
+    IceRestart {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
     /// A trickled ICE candidate (`candidate:...` line, with or without the `a=` prefix).
     /// An empty `candidate` means end of candidates and is accepted and ignored.
     Candidate {
@@ -86,6 +101,7 @@ impl ClientMessage {
         "list",
         "subscribe",
         "offer",
+        "ice_restart",
         "candidate",
         "source_state",
         "direct_answer",
@@ -179,7 +195,19 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             Ok(())
         }
         ClientMessage::Subscribe { camera_id, .. } => validate_camera_id(camera_id),
-        ClientMessage::Offer { sdp } | ClientMessage::DirectAnswer { sdp, .. }
+        ClientMessage::IceRestart {
+            resume: Some(key), ..
+        } if key.is_empty()
+            || key.len() > MAX_RESUME_KEY_LEN
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            Err(invalid(format!(
+                "resume: the key from `answer` (1..{MAX_RESUME_KEY_LEN} letters and digits)"
+            )))
+        }
+        ClientMessage::Offer { sdp }
+        | ClientMessage::IceRestart { sdp, .. }
+        | ClientMessage::DirectAnswer { sdp, .. }
             if sdp.trim().is_empty() =>
         {
             Err(WireError::new(ErrorCode::InvalidSdp, "sdp is empty"))
@@ -277,6 +305,10 @@ mod tests {
                 path: MediaPath::Server,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::IceRestart {
+                sdp: "v=0".into(),
+                resume: None,
+            },
             ClientMessage::Candidate {
                 candidate: String::new(),
                 sdp_mid: None,
@@ -313,6 +345,7 @@ mod tests {
             | ClientMessage::List
             | ClientMessage::Subscribe { .. }
             | ClientMessage::Offer { .. }
+            | ClientMessage::IceRestart { .. }
             | ClientMessage::Candidate { .. }
             | ClientMessage::SourceState { .. }
             | ClientMessage::DirectAnswer { .. }
@@ -347,6 +380,10 @@ mod tests {
             },
             ClientMessage::Offer {
                 sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::IceRestart {
+                sdp: "v=0\r\n".into(),
+                resume: Some("0f3a9c".into()),
             },
             ClientMessage::Candidate {
                 candidate: "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host".into(),
@@ -499,6 +536,35 @@ mod tests {
             "a".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(code(&huge), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn malformed_ice_restarts_are_refused() {
+        assert_eq!(code(r#"{"type":"ice_restart"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"ice_restart","sdp":""}"#),
+            ErrorCode::InvalidSdp
+        );
+        assert_eq!(
+            code(r#"{"type":"ice_restart","sdp":"v=0","resume":7}"#),
+            ErrorCode::BadMessage
+        );
+        for key in ["", "../x", "a b", "k-1"] {
+            let text = format!(r#"{{"type":"ice_restart","sdp":"v=0","resume":"{key}"}}"#);
+            assert_eq!(code(&text), ErrorCode::InvalidField, "{key:?}");
+        }
+        let long = "a".repeat(MAX_RESUME_KEY_LEN + 1);
+        let text = format!(r#"{{"type":"ice_restart","sdp":"v=0","resume":"{long}"}}"#);
+        assert_eq!(code(&text), ErrorCode::InvalidField);
+        let longest = "a".repeat(MAX_RESUME_KEY_LEN);
+        let text = format!(r#"{{"type":"ice_restart","sdp":"v=0","resume":"{longest}"}}"#);
+        assert!(parse_client_message(&text).is_ok());
+        // Without `resume` (or with null): a restart on this session's own connection.
+        let m = parse_client_message(r#"{"type":"ice_restart","sdp":"v=0","resume":null}"#);
+        assert!(matches!(
+            m,
+            Ok(ClientMessage::IceRestart { resume: None, .. })
+        ));
     }
 
     #[test]

@@ -66,6 +66,19 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Longest camera name accepted at registration.
 pub const MAX_CAMERA_NAME_LEN: usize = 128;
 
+/// The longest `resume` key a client may present (the server issues 32 hex digits).
+pub const MAX_RESUME_KEY_LEN: usize = 64;
+
+/// How long after a viewer's signaling socket is lost its media connection waits for a new
+/// session to resume it (`ice_restart` with `resume`). ICE itself gives up after about as
+/// long without checks.
+pub const RESUME_GRACE_SECS: u64 = 15;
+
+/// The WebSocket close code a page uses when it drops its socket to reconnect on another
+/// path (its network changed): the server then keeps its media connection for a resume, as
+/// it does for a socket that just died.
+pub const RESUME_CLOSE_CODE: u16 = 4000;
+
 /// Longest source name and source error a publisher may report (characters). Errors are one
 /// line of a log, not a backtrace.
 pub const MAX_SOURCE_NAME_LEN: usize = 256;

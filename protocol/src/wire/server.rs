@@ -38,8 +38,14 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
-    /// SDP answer to the client's offer.
-    Answer { sdp: String },
+    /// SDP answer to the client's offer (or ICE restart). `resume`, on a viewer's answer
+    /// from the SFU: the key a new signaling connection presents (`ice_restart` with
+    /// `resume`) to take this media connection over after losing the socket.
+    Answer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
     /// One of the server's ICE candidates.
     Candidate {
         candidate: String,
@@ -188,7 +194,10 @@ mod tests {
                 path: MediaPath::Direct,
                 note: None,
             },
-            ServerMessage::Answer { sdp: "v=0".into() },
+            ServerMessage::Answer {
+                sdp: "v=0".into(),
+                resume: Some("0f3a".into()),
+            },
             ServerMessage::Candidate {
                 candidate: "candidate:1".into(),
                 sdp_mid: None,

@@ -73,7 +73,7 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
         }
         (_, ServerMessage::IceServers { ice_servers }) => (Step::IceServers(ice_servers), phase),
         (AwaitRegistered, ServerMessage::Registered { .. }) => (Step::Offer, AwaitAnswer),
-        (AwaitAnswer, ServerMessage::Answer { sdp }) => (Step::ApplyAnswer(sdp), Live),
+        (AwaitAnswer, ServerMessage::Answer { sdp, .. }) => (Step::ApplyAnswer(sdp), Live),
         (
             AwaitAnswer | Live,
             ServerMessage::Candidate {
@@ -292,7 +292,13 @@ mod tests {
         assert_eq!((s, p), (Step::Offer, Phase::AwaitAnswer));
         let (s, p) = on_message(p, cand("candidate:1 1 udp 1 127.0.0.1 5000 typ host"));
         assert!(matches!(s, Step::BufferCandidate(_)));
-        let (s, p) = on_message(p, ServerMessage::Answer { sdp: "v=0".into() });
+        let (s, p) = on_message(
+            p,
+            ServerMessage::Answer {
+                sdp: "v=0".into(),
+                resume: None,
+            },
+        );
         assert_eq!((s, p), (Step::ApplyAnswer("v=0".into()), Phase::Live));
         let (s, _) = on_message(p, cand("candidate:2 1 udp 1 127.0.0.1 5001 typ host"));
         assert!(matches!(s, Step::AddCandidate(c) if c.candidate.contains("5001")));
@@ -408,7 +414,13 @@ mod tests {
 
     #[test]
     fn out_of_order_messages_do_not_advance() {
-        let (s, p) = on_message(Phase::AwaitHello, ServerMessage::Answer { sdp: "x".into() });
+        let (s, p) = on_message(
+            Phase::AwaitHello,
+            ServerMessage::Answer {
+                sdp: "x".into(),
+                resume: None,
+            },
+        );
         assert!(matches!(s, Step::Note(_)));
         assert_eq!(p, Phase::AwaitHello);
         let (s, p) = on_message(Phase::AwaitHello, cand("candidate:x"));

@@ -3,12 +3,14 @@
 //!
 //! One [`AppState`] is shared by every session: the camera registry (plain state under a
 //! lock), the access policy ([`crate::auth`]), the SFU handle, and broadcast channels (camera
-//! events, viewer counts for publishers' `demand`, takeovers, shutdown).
+//! events, viewer counts for publishers' `demand`, takeovers, shutdown), and the table of
+//! viewers' media connections a new session may resume ([`resume`]).
 
 mod api;
 mod http_auth;
 mod mse;
 pub mod registry;
+mod resume;
 mod session;
 pub mod tls;
 
@@ -91,7 +93,9 @@ pub(crate) struct AppState {
     demand: broadcast::Sender<(String, Demand)>,
     /// A publisher session whose camera was taken over by a newer session of the same
     /// subject: it ends.
-    evictions: broadcast::Sender<SessionId>,
+    evictions: broadcast::Sender<(SessionId, session::Eviction)>,
+    /// Which session owns which viewer's SFU peer, and the keys to resume them.
+    resumes: Mutex<resume::Resumes>,
     /// Each session's inbox for messages another session sends it: the offers, answers and
     /// candidates of a direct (P2P) path, relayed between its viewer and publisher.
     mailboxes: Mutex<HashMap<SessionId, mpsc::Sender<ServerMessage>>>,
@@ -216,6 +220,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         events: broadcast::channel(256).0,
         demand: broadcast::channel(256).0,
         evictions: broadcast::channel(64).0,
+        resumes: Mutex::default(),
         mailboxes: Mutex::default(),
         shutdown,
         next_session: AtomicU64::new(1),

@@ -15,11 +15,12 @@ use sightline_sfu::{PeerId, SfuError, SfuEvent, VideoCodec, ViewerAccess};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::registry::{Demand, Registration, SessionId};
+use super::resume::{Resumable, Resumes, RESUME_GRACE};
 use super::AppState;
 use crate::auth::{AuthMode, Grant, Role as Needs};
 use sightline_protocol::wire::{
     parse_client_message, ClientMessage, ErrorCode, MediaPath, ServerMessage, SourceStatus,
-    WireError, MAX_MESSAGE_BYTES,
+    WireError, MAX_MESSAGE_BYTES, RESUME_CLOSE_CODE,
 };
 
 /// What the session has become.
@@ -34,12 +35,14 @@ enum Role {
     },
     /// Watching `camera_id`; `peer` once its offer was answered. `access`: what it may do
     /// on its control data channel. `direct`: its media comes straight from the publisher
-    /// (its offer and candidates go there, and `peer` stays `None`).
+    /// (its offer and candidates go there, and `peer` stays `None`). `resume`: the key its
+    /// SFU peer is held under in the resume table (see [`super::resume`]).
     Viewer {
         camera_id: String,
         peer: Option<PeerId>,
         access: ViewerAccess,
         direct: bool,
+        resume: Option<String>,
     },
 }
 
@@ -51,11 +54,24 @@ impl Role {
         }
     }
 
-    fn clear_peer(&mut self) {
-        if let Role::Publisher { peer, .. } | Role::Viewer { peer, .. } = self {
-            *peer = None;
+    /// Forget the peer (and a viewer's resume key); returns both.
+    fn take_peer(&mut self) -> (Option<PeerId>, Option<String>) {
+        match self {
+            Role::Idle => (None, None),
+            Role::Publisher { peer, .. } => (peer.take(), None),
+            Role::Viewer { peer, resume, .. } => (peer.take(), resume.take()),
         }
     }
+}
+
+/// Why a session is told to end by another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Eviction {
+    /// A newer session of the same publisher took its camera over.
+    CameraTakenOver,
+    /// A newer session of the same viewer resumed its media connection (the old socket is
+    /// on a dead path, most likely).
+    Resumed,
 }
 
 pub(super) struct Session {
@@ -100,6 +116,9 @@ impl Session {
         let mut ice_refresh =
             tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
         let turn = self.state.ice.expires();
+        // Whether the socket was lost (rather than closed, evicted or shut down): a viewer's
+        // media connection then waits a while for the page to resume it from a new socket.
+        let mut lost = true;
         if send(&mut socket, &hello).await.is_ok() {
             loop {
                 tokio::select! {
@@ -120,7 +139,11 @@ impl Session {
                                 "binary messages are not part of the protocol; send JSON text",
                             )
                             .into()],
-                            Message::Close(_) => break,
+                            Message::Close(frame) => {
+                                // The page's "reconnecting" close: it will resume.
+                                lost = frame.is_some_and(|f| f.code == RESUME_CLOSE_CODE);
+                                break;
+                            }
                             Message::Ping(_) | Message::Pong(_) => continue,
                         };
                         if send_all(&mut socket, &replies).await.is_err() {
@@ -137,14 +160,20 @@ impl Session {
                         Err(RecvError::Lagged(n)) => {
                             tracing::warn!(session = self.id, missed = n, "session fell behind on camera events");
                         }
-                        Err(RecvError::Closed) => break,
+                        Err(RecvError::Closed) => {
+                            lost = false;
+                            break;
+                        }
                     },
                     change = demand.recv() => {
                         let note = match change {
                             Ok((camera, demand)) => self.demand_for(&camera, Some(demand)),
                             // Missed some: tell our publisher the count as it is now.
                             Err(RecvError::Lagged(_)) => self.publisher_camera().and_then(|c| self.demand_for(&c, None)),
-                            Err(RecvError::Closed) => break,
+                            Err(RecvError::Closed) => {
+                                lost = false;
+                                break;
+                            }
                         };
                         if let Some(msg) = note {
                             if send(&mut socket, &msg).await.is_err() {
@@ -156,13 +185,19 @@ impl Session {
                         if let Ok(SfuEvent::PeerClosed { peer, reason }) = event {
                             if self.role.peer() == Some(peer) {
                                 tracing::info!(session = self.id, %peer, %reason, "media peer closed");
-                                self.role.clear_peer();
+                                self.let_go_of_peer(false).await;
                                 self.sent_vp8(false);
                             }
                         }
                     }
-                    evicted = evictions.recv() => {
-                        if matches!(evicted, Ok(id) if id == self.id) {
+                    evicted = evictions.recv() => match evicted {
+                        Ok((id, Eviction::Resumed)) if id == self.id => {
+                            // The resume table names the new owner: nothing of ours to close.
+                            tracing::info!(session = self.id, "media connection resumed by a newer session; this one ends");
+                            lost = false;
+                            break;
+                        }
+                        Ok((id, Eviction::CameraTakenOver)) if id == self.id => {
                             let camera = self.publisher_camera().unwrap_or_default();
                             tracing::info!(session = self.id, %camera, "camera taken over by a newer session of the same publisher");
                             let bye = WireError::new(
@@ -170,20 +205,25 @@ impl Session {
                                 format!("camera `{camera}` was taken over by a newer connection with the same token subject; this session ends"),
                             );
                             let _ = send(&mut socket, &bye.into()).await;
+                            lost = false;
                             break;
                         }
-                    }
+                        _ => {}
+                    },
                     Some(msg) = inbox.recv() => {
                         if send(&mut socket, &msg).await.is_err() {
                             break;
                         }
                     }
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.changed() => {
+                        lost = false;
+                        break;
+                    }
                 }
             }
         }
         self.state.close_mailbox(self.id);
-        self.release().await;
+        self.release(lost).await;
         tracing::debug!(session = self.id, "session closed");
     }
 
@@ -254,7 +294,7 @@ impl Session {
                 let camera = registered.camera;
                 if let Some(old) = registered.replaced {
                     tracing::info!(session = self.id, camera = %camera_id, old_session = old, "publisher took its camera over");
-                    let _ = self.state.evictions.send(old);
+                    let _ = self.state.evictions.send((old, Eviction::CameraTakenOver));
                 }
                 tracing::info!(session = self.id, camera = %camera_id, subject = self.grant.subject().unwrap_or(""), "camera online");
                 self.role = Role::Publisher {
@@ -287,7 +327,7 @@ impl Session {
                 let access = self.grant.viewer_access();
                 let camera = self.registry().subscribe(self.id, &camera_id)?;
                 // A new subscription replaces the old one and its peer connection.
-                self.release_viewer(Some(&camera_id)).await;
+                self.release_viewer(Some(&camera_id), false).await;
                 self.viewers_changed(&camera_id);
                 let (path, note) = match path {
                     MediaPath::Server => (MediaPath::Server, None),
@@ -310,11 +350,12 @@ impl Session {
                     peer: None,
                     access,
                     direct: path == MediaPath::Direct,
+                    resume: None,
                 };
                 Ok(vec![ServerMessage::Subscribed { camera, path, note }])
             }
             ClientMessage::DirectAnswer { viewer, sdp } => {
-                self.to_direct_viewer(viewer, ServerMessage::Answer { sdp })
+                self.to_direct_viewer(viewer, ServerMessage::Answer { sdp, resume: None })
             }
             ClientMessage::DirectCandidate {
                 viewer,
@@ -337,6 +378,11 @@ impl Session {
                 reply
             }
             ClientMessage::Offer { sdp } => self.offer(&sdp).await,
+            ClientMessage::IceRestart { sdp, resume: None } => self.restart_ice(&sdp).await,
+            ClientMessage::IceRestart {
+                sdp,
+                resume: Some(key),
+            } => self.resume(&key, &sdp).await,
             ClientMessage::SourceState {
                 state,
                 error,
@@ -436,9 +482,8 @@ impl Session {
         }
         let publishing = viewer_access.is_none();
         // A new offer starts a new peer connection; the old one goes.
-        if let Some(old) = old_peer {
-            self.state.sfu.close_peer(old).await;
-            self.role.clear_peer();
+        if old_peer.is_some() {
+            self.let_go_of_peer(false).await;
             self.sent_vp8(false);
         }
         let answer = match viewer_access {
@@ -447,12 +492,27 @@ impl Session {
         }
         .map_err(sfu_error)?;
         tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, publishing, codec = ?answer.codec, "offer answered");
+        let key = viewer_access.map(|access| {
+            self.resumes().issue(Resumable {
+                peer: answer.peer,
+                camera_id: camera_id.clone(),
+                access,
+                owner: self.id,
+            })
+        });
         match &mut self.role {
-            Role::Publisher { peer, .. } | Role::Viewer { peer, .. } => *peer = Some(answer.peer),
+            Role::Publisher { peer, .. } => *peer = Some(answer.peer),
+            Role::Viewer { peer, resume, .. } => {
+                *peer = Some(answer.peer);
+                *resume = key.clone();
+            }
             Role::Idle => {}
         }
         self.sent_vp8(answer.codec == VideoCodec::Vp8);
-        let mut replies = vec![ServerMessage::Answer { sdp: answer.sdp }];
+        let mut replies = vec![ServerMessage::Answer {
+            sdp: answer.sdp,
+            resume: key,
+        }];
         // The answer already carries our candidates; trickling them too helps clients that
         // only look at candidate messages.
         replies.extend(
@@ -468,16 +528,12 @@ impl Session {
         Ok(replies)
     }
 
-    /// Stop watching: close the viewer's peer and leave its camera, unless that camera is
-    /// `keep` (subscribing again to the same camera keeps the subscription).
-    async fn release_viewer(&mut self, keep: Option<&str>) {
-        if let Role::Viewer {
-            camera_id, peer, ..
-        } = &self.role
-        {
-            if let Some(peer) = peer {
-                self.state.sfu.close_peer(*peer).await;
-            }
+    /// Stop watching: let go of the viewer's peer (see [`Self::let_go_of_peer`]) and leave
+    /// its camera, unless that camera is `keep` (subscribing again to the same camera keeps
+    /// the subscription).
+    async fn release_viewer(&mut self, keep: Option<&str>, lost: bool) {
+        self.let_go_of_peer(lost).await;
+        if let Role::Viewer { camera_id, .. } = &self.role {
             let publisher = self.registry().end_direct(self.id, camera_id);
             if let Some(publisher) = publisher {
                 // Gone or behind: its direct connection to us fails by itself.
@@ -495,6 +551,139 @@ impl Session {
             }
         }
         self.role = Role::Idle;
+    }
+
+    /// The resume table, locked for one call.
+    fn resumes(&self) -> std::sync::MutexGuard<'_, Resumes> {
+        self.state.resumes.lock().unwrap()
+    }
+
+    /// Let go of this session's SFU peer: close it if the resume table says it is still
+    /// ours. When the socket was `lost`, a viewer's peer is left open for
+    /// [`RESUME_GRACE`] instead, for its page to resume from a new socket, and closed then
+    /// if nobody did.
+    async fn let_go_of_peer(&mut self, lost: bool) {
+        let (Some(peer), key) = self.role.take_peer() else {
+            return;
+        };
+        let ours = match key {
+            None => true,
+            Some(key) if lost => {
+                if self.resumes().orphan(&key, self.id) {
+                    tracing::info!(session = self.id, %peer, "socket lost; media connection kept for a resume");
+                    let state = self.state.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RESUME_GRACE).await;
+                        let expired = state.resumes.lock().unwrap().expire(&key);
+                        if let Some(peer) = expired {
+                            tracing::info!(%peer, "nobody resumed the media connection; closing it");
+                            state.sfu.close_peer(peer).await;
+                        }
+                    });
+                }
+                false
+            }
+            Some(key) => self.resumes().forget(&key, self.id),
+        };
+        if ours {
+            self.state.sfu.close_peer(peer).await;
+        }
+    }
+
+    /// ICE restart on this viewer's own media connection (its network changed, the socket
+    /// survived).
+    async fn restart_ice(&mut self, sdp: &str) -> Result<Vec<ServerMessage>, WireError> {
+        let Role::Viewer {
+            peer: Some(peer),
+            direct: false,
+            resume,
+            ..
+        } = &self.role
+        else {
+            return Err(wrong_state(
+                "an ICE restart needs a media connection through the server: subscribe and send an offer",
+            ));
+        };
+        let (peer, resume) = (*peer, resume.clone());
+        let answer = self
+            .state
+            .sfu
+            .restart_ice(peer, sdp)
+            .await
+            .map_err(sfu_error)?;
+        tracing::info!(session = self.id, %peer, "ICE restart answered");
+        Ok(vec![ServerMessage::Answer {
+            sdp: answer.sdp,
+            resume,
+        }])
+    }
+
+    /// A new session takes over the media connection an earlier one (its socket lost) held
+    /// under `key`, and restarts its ICE.
+    async fn resume(&mut self, key: &str, sdp: &str) -> Result<Vec<ServerMessage>, WireError> {
+        if self.role != Role::Idle {
+            return Err(wrong_state(
+                "resume a media connection first thing on a new connection, before subscribe or register",
+            ));
+        }
+        let expired = || {
+            wrong_state(
+                "nothing to resume under this key (it expired or was used); subscribe again",
+            )
+        };
+        let held = self.resumes().peek(key).cloned().ok_or_else(expired)?;
+        self.grant
+            .check(Needs::View, &held.camera_id, SystemTime::now())?;
+        if self.grant.viewer_access() != held.access {
+            return Err(wrong_state(
+                "this connection's token grants other rights than the one being resumed; subscribe again",
+            ));
+        }
+        let camera = self.registry().subscribe(self.id, &held.camera_id)?;
+        let Some((held, orphaned)) = self.resumes().take(key) else {
+            self.registry().unsubscribe(self.id, &held.camera_id);
+            return Err(expired());
+        };
+        if !orphaned {
+            let _ = self.state.evictions.send((held.owner, Eviction::Resumed));
+        }
+        let camera_id = held.camera_id.clone();
+        self.role = Role::Viewer {
+            camera_id: camera_id.clone(),
+            peer: Some(held.peer),
+            access: held.access,
+            direct: false,
+            resume: None,
+        };
+        self.viewers_changed(&camera_id);
+        let answer = match self.state.sfu.restart_ice(held.peer, sdp).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                // Ours now, and of no use: close it, and let the page subscribe afresh.
+                self.release_viewer(None, false).await;
+                return Err(sfu_error(e));
+            }
+        };
+        let key = self.resumes().issue(Resumable {
+            owner: self.id,
+            ..held
+        });
+        if let Role::Viewer { resume, .. } = &mut self.role {
+            *resume = Some(key.clone());
+        }
+        self.sent_vp8(answer.codec == VideoCodec::Vp8);
+        tracing::info!(session = self.id, camera = %camera_id, peer = %answer.peer, "media connection resumed");
+        Ok(vec![
+            ServerMessage::Subscribed {
+                camera,
+                path: MediaPath::Server,
+                note: None,
+            },
+            ServerMessage::Answer {
+                sdp: answer.sdp,
+                resume: Some(key),
+            },
+        ])
     }
 
     /// The camera registry, locked for one call.
@@ -613,13 +802,14 @@ impl Session {
         })
     }
 
-    /// The session ended: free its peer, its subscription, its camera.
-    async fn release(&mut self) {
+    /// The session ended (its socket `lost`, or not): free its peer, its subscription, its
+    /// camera.
+    async fn release(&mut self, lost: bool) {
         match std::mem::replace(&mut self.role, Role::Idle) {
             Role::Idle => {}
             role @ Role::Viewer { .. } => {
                 self.role = role;
-                self.release_viewer(None).await;
+                self.release_viewer(None, lost).await;
             }
             Role::Publisher { camera_id, peer } => {
                 if let Some(peer) = peer {
