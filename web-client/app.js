@@ -2,7 +2,9 @@
 //
 // Flow (see protocol/src/wire/): WS open → list → cameras → subscribe → subscribed →
 // offer → answer, candidates both ways. A later subscribe replaces the earlier peer
-// connection. After a WebSocket drop or a dead peer connection we subscribe again by ourselves.
+// connection. A peer connection that stops working gets an ICE restart first (on the same
+// socket, or, when the socket was lost too, resumed from a new one with the key from the
+// last `answer`); when that fails, or there is nothing to restart, we subscribe again.
 //
 // Two paths to the same <video>: WebRTC (player.js) where the browser has RTCPeerConnection,
 // else the MSE fallback (mse.js: fragmented MP4 over a WebSocket of its own). WebRTC that has
@@ -96,7 +98,13 @@ let mse = null; // MsePlayer
 let fallbackTimer = null;
 let directTimer = null;
 let poller = null;
+let stallTimer = null; // watchMedia's
 let retryTimer = null;
+// The server's key for our media connection through the SFU (from `answer`): a new socket
+// presents it to resume the connection after the old socket was lost.
+let resumeKey = null;
+let restartPending = false; // an ice_restart sent, not yet answered
+let iceRestarts = 0; // ICE restarts tried on this page (for tests and the log)
 
 // Both media paths start the video through `tap`: where the browser refuses to play without a
 // gesture (iOS Low Power Mode, some WebViews) it shows a "Tap to play" button.
@@ -123,9 +131,13 @@ function onWsState(ws, retryMs) {
     log('connected to server');
     signaling.send(Client.list());
   } else if (ws === 'closed') {
-    // The server drops our peer connection with the session; start over on reconnect. The
-    // MSE player has a socket of its own and reconnects by itself.
-    if (player || state.pending) {
+    // The server keeps a media connection through the SFU a while for us to resume from the
+    // new socket (see `hello`); anything else starts over on reconnect. The MSE player has a
+    // socket of its own and reconnects by itself.
+    restartPending = false;
+    if (player && resumeKey && !state.direct) {
+      log('server connection lost; keeping the media connection to resume it', 'warn');
+    } else if (player || state.pending) {
       log('media stopped: server connection lost', 'warn');
       stopPlayer();
     }
@@ -141,6 +153,10 @@ function onMessage(msg) {
       log(`session ${msg.session_id} (server ${msg.server_version})`);
       iceServers = msg.ice_servers || [];
       if (iceServers.length) log(`ICE servers: ${iceServers.flatMap((s) => s.urls).join(', ')}`);
+      if (player && resumeKey && !state.direct) {
+        player.useIceServers(iceServers);
+        restartIce(player, 'new server connection', true);
+      }
       break;
     case ServerType.iceServers:
       // Fresh TURN credentials: the next connection and any ICE restart use them.
@@ -166,6 +182,8 @@ function onMessage(msg) {
       signaling.send(Client.list()); // fresh viewer counts
       break;
     case ServerType.answer:
+      restartPending = false;
+      if (msg.resume) resumeKey = msg.resume;
       if (player && !state.pending) {
         player.applyAnswer(msg.sdp).catch((e) => log(`bad answer: ${e.message}`, 'error'));
       }
@@ -201,6 +219,13 @@ function onMessage(msg) {
     }
     case ServerType.error:
       log(`server error ${msg.code}: ${msg.message}`, 'error');
+      if (restartPending && player) {
+        // Our ICE restart was refused (the connection is gone, the key expired): start over.
+        restartPending = false;
+        log('ICE restart refused; subscribing again', 'warn');
+        subscribe(state.cameraId);
+        break;
+      }
       if (msg.code === 'unauthorized' || msg.code === 'rate_limited') {
         // Retrying with the same token cannot help (and repeated failures get this address
         // refused for a while): stop and say why.
@@ -335,6 +360,11 @@ async function startPlayer() {
     onStateChange: () => {
       if (p === player) onPcState(p);
     },
+    onStuck: (reason) => {
+      if (p !== player) return;
+      if (state.direct || !resumeKey || !signaling.isOpen) p.die(reason);
+      else restartIce(p, reason, false);
+    },
     onDead: (reason) => {
       if (p !== player) return;
       if (state.direct) {
@@ -358,9 +388,9 @@ async function startPlayer() {
     renderStats();
   });
   mediaSeen = { packets: null, at: performance.now() };
+  stallTimer = setInterval(() => watchMedia(p), STALL_CHECK_MS);
   poller = new StatsPoller(p.pc, (s) => {
     state.stats = s;
-    if (p === player) watchMedia(p, s);
     renderStats();
   }, state.direct);
   if (state.direct) {
@@ -379,19 +409,40 @@ async function startPlayer() {
   }
 }
 
+/**
+ * Restart ICE on `p` (keys, streams and the control channel stay): on this socket, or with
+ * `resume`, on a new socket after the old one was lost. The player gives up by itself when
+ * ICE is not back in time (onDead then subscribes afresh), and a refusal subscribes afresh.
+ */
+async function restartIce(p, why, resume) {
+  iceRestarts += 1;
+  log(`${why}: restarting ICE${resume ? ' on the new server connection' : ''}`, 'warn');
+  try {
+    const sdp = await p.restartOffer();
+    if (p !== player) return;
+    restartPending = signaling.send(Client.iceRestart(sdp, resume ? resumeKey : null));
+  } catch (e) {
+    p.die(`could not restart ICE: ${e.message}`);
+  }
+}
+
 // A phone that moves to another network (Wi-Fi to cellular, a new NAT) keeps its peer
 // connection "connected": the SFU answers its consent checks at the new address, but sends
 // media to the old one, and the signaling socket's path is dead too. No video packets for
-// STALL_MS while the camera is live means that: start over on a fresh socket at once, which
-// resubscribes, instead of waiting for timeouts. (An ICE restart would not help here: the
-// SFU's ICE agent follows the browser's nomination, which does not change.)
+// STALL_MS while the camera is live means that: reconnect on a fresh socket at once, and
+// resume the media connection from it with an ICE restart (the browser's checks from its new
+// address, with the new credentials, nominate the new path), instead of waiting for timeouts.
+// Checked often (the stats poller's once a second would add up to a second to the wait).
 const STALL_MS = 2000;
+const STALL_CHECK_MS = 250;
 let mediaSeen = { packets: null, at: 0 };
 
-function watchMedia(p, s) {
+async function watchMedia(p) {
+  const packets = await p.packetsReceived();
+  if (p !== player) return;
   const now = performance.now();
-  if (s.packetsReceived !== mediaSeen.packets) {
-    mediaSeen = { packets: s.packetsReceived, at: now };
+  if (packets !== mediaSeen.packets) {
+    mediaSeen = { packets, at: now };
     return;
   }
   if (p.connectionState !== 'connected' || !cameraSends()) {
@@ -445,6 +496,8 @@ function stopPlayer() {
   fallbackTimer = null;
   clearTimeout(directTimer);
   directTimer = null;
+  clearInterval(stallTimer);
+  stallTimer = null;
   room.detach();
   if (probe) probe.stop();
   probe = null;
@@ -455,6 +508,8 @@ function stopPlayer() {
   poller = null;
   player = null;
   mse = null;
+  resumeKey = null;
+  restartPending = false;
   lastPcState = null;
   state.stats = emptyStats();
 }
@@ -723,6 +778,8 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     the camera's publisher (?mode=p2p, granted). On MSE, stats also has bufferedAheadMs,
 //     bytesReceived, fragments, fragmentsDropped, liveJumps, quotaErrors, playbackRate,
 //     codec, firstFrameMs (from opening the MSE socket to the first frame shown).
+//   iceRestarts: ICE restarts this page has tried (a stuck connection, or one resumed from a
+//     new server connection).
 //   latencyReadings: every raw barcode latency reading (ms) of this camera, oldest first.
 //   tapToPlay: true while the "Tap to play" button shows (the browser refused play() with
 //     NotAllowedError and wants a user gesture); false once a tap, or any gesture, let the
@@ -743,6 +800,7 @@ window.sightline = Object.freeze({
   get pcState() { return player ? player.connectionState : null; },
   get mseState() { return mse ? mse.connectionState : null; },
   get iceState() { return player ? player.iceState : null; },
+  get iceRestarts() { return iceRestarts; },
   get cameras() { return state.cameras.map((c) => ({ ...c })); },
   get stats() { return { ...state.stats, ...latency, path: state.path }; },
   get control() { return room.snapshot(); },

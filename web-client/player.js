@@ -4,11 +4,14 @@
 // Constrained Baseline. It needs none of our candidates to connect (our checks reach it and it
 // learns our address from them), but we trickle them anyway as the protocol says.
 
-// How long `disconnected` may last before we give up on the connection. Chromium goes
-// `disconnected` after ~5 s without consent responses and often recovers by itself.
-const DISCONNECT_GRACE_MS = 4000;
+// How long `disconnected` may last before the connection counts as stuck (onStuck: an ICE
+// restart, or giving up). Chromium goes `disconnected` after ~5 s without consent responses
+// and sometimes recovers by itself; a restart keeps keys and streams, so it need not wait long.
+const DISCONNECT_GRACE_MS = 2000;
 // How long a new connection may take to reach `connected` before we try again.
 const CONNECT_TIMEOUT_MS = 20000;
+// How long an ICE restart may take to reach `connected` before we subscribe afresh.
+const RESTART_TIMEOUT_MS = 5000;
 
 export class Player {
   /**
@@ -19,17 +22,22 @@ export class Player {
    * @param {(c: RTCIceCandidate) => void} opts.onLocalCandidate
    * @param {() => void} opts.onStateChange called on any PC or ICE state change
    * @param {(reason: string) => void} opts.onDead the connection is beyond saving; resubscribe
+   * @param {(reason: string) => void} [opts.onStuck] the connection stopped working (gone
+   *   `disconnected` for a while, or `failed`): the caller may restart ICE
+   *   ({@link Player#restartOffer}) or give up ({@link Player#die}). Without it we give up.
    * @param {() => void} [opts.play] starts the video (the page's TapToPlay, which offers a
    *   button when the browser wants a gesture first)
    */
-  constructor({ video, iceServers = [], relayOnly = false, onLocalCandidate, onStateChange, onDead, play }) {
+  constructor({ video, iceServers = [], relayOnly = false, onLocalCandidate, onStateChange, onDead, onStuck, play }) {
     this.video = video;
     this.play = play || (() => video.play().catch(() => {}));
     this.onDead = onDead;
+    this.onStuck = onStuck || ((reason) => this.die(reason));
     this.closed = false;
     this.pendingCandidates = [];
     this.remoteSet = false;
-    this.timers = { disconnect: null, connect: null };
+    this.restarting = false; // an ICE restart is under way
+    this.timers = { disconnect: null, connect: null, restart: null };
 
     const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     this.pc = pc;
@@ -72,6 +80,20 @@ export class Player {
     return this.pc.localDescription.sdp;
   }
 
+  /**
+   * An offer with new ICE credentials for this same connection (keys, streams and the
+   * control channel stay); returns the SDP to send. If ICE is not back within
+   * RESTART_TIMEOUT_MS, the connection is given up (onDead).
+   */
+  async restartOffer() {
+    this.restarting = true;
+    this.disarm('disconnect');
+    const offer = await this.pc.createOffer({ iceRestart: true });
+    await this.pc.setLocalDescription(offer);
+    this.arm('restart', RESTART_TIMEOUT_MS, 'the ICE restart did not reconnect');
+    return this.pc.localDescription.sdp;
+  }
+
   async applyAnswer(sdp) {
     if (this.closed) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
@@ -98,6 +120,20 @@ export class Player {
     await this.addCandidate(init);
   }
 
+  /** Video packets received so far (null before any, or when the browser does not say). */
+  async packetsReceived() {
+    const receiver = this.pc.getReceivers().find((r) => r.track && r.track.kind === 'video');
+    let packets = null;
+    try {
+      (await receiver.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp') packets = r.packetsReceived;
+      });
+    } catch {
+      // No receiver yet, or closed meanwhile.
+    }
+    return packets;
+  }
+
   async addCandidate(init) {
     await this.pc.addIceCandidate(init);
   }
@@ -111,24 +147,27 @@ export class Player {
     this.play();
   }
 
-  // Turn PC state changes into "give up" decisions.
+  // Turn PC state changes into "restart ICE" and "give up" decisions. While a restart is
+  // under way its own timer decides.
   watch() {
     const state = this.pc.connectionState;
     if (state === 'connected') {
-      this.disarm('connect');
-      this.disarm('disconnect');
+      this.restarting = false;
+      for (const name of Object.keys(this.timers)) this.disarm(name);
+    } else if (this.restarting) {
+      // Checking again on the new credentials.
     } else if (state === 'disconnected') {
-      this.arm('disconnect', DISCONNECT_GRACE_MS, 'disconnected for too long');
+      this.arm('disconnect', DISCONNECT_GRACE_MS, 'disconnected for too long', (r) => this.onStuck(r));
     } else if (state === 'failed') {
-      this.die('connection failed');
+      this.onStuck('connection failed');
     }
   }
 
-  arm(name, ms, reason) {
+  arm(name, ms, reason, then = (r) => this.die(r)) {
     if (this.timers[name]) return;
     this.timers[name] = setTimeout(() => {
       this.timers[name] = null;
-      this.die(reason);
+      if (!this.closed) then(reason);
     }, ms);
   }
 
@@ -146,8 +185,7 @@ export class Player {
   close() {
     if (this.closed) return;
     this.closed = true;
-    this.disarm('connect');
-    this.disarm('disconnect');
+    for (const name of Object.keys(this.timers)) this.disarm(name);
     this.pc.onicecandidate = null;
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;

@@ -16,6 +16,9 @@ export const Client = Object.freeze({
     path: direct ? MediaPath.direct : MediaPath.server,
   }),
   offer: (sdp) => ({ type: 'offer', sdp }),
+  // ICE restart on our media connection (same socket), or, with `resume` (the key from the
+  // last `answer`), on a new socket after the old one was lost.
+  iceRestart: (sdp, resume = null) => (resume ? { type: 'ice_restart', sdp, resume } : { type: 'ice_restart', sdp }),
   candidate: (c) => ({
     type: 'candidate',
     candidate: c.candidate,
@@ -23,6 +26,12 @@ export const Client = Object.freeze({
     sdp_mline_index: c.sdpMLineIndex ?? null,
   }),
 });
+
+/**
+ * The close code of a socket dropped to reconnect on another path (wire/mod.rs
+ * `RESUME_CLOSE_CODE`): the server keeps our media connection for us to resume.
+ */
+export const RESUME_CLOSE_CODE = 4000;
 
 /** `type` values of the messages the server sends (wire/server.rs `ServerMessage`; not the publisher-only `registered`, `demand`). */
 export const ServerType = Object.freeze({
@@ -174,7 +183,7 @@ export class Signaling {
     if (ws) {
       ws.onclose = null;
       ws.onmessage = null;
-      ws.close();
+      ws.close(RESUME_CLOSE_CODE, 'reconnecting');
     }
     clearTimeout(this.timer);
     this.attempt = 0;
