@@ -157,6 +157,23 @@ impl Topology {
         self.public.lock().unwrap()[site.index()]
     }
 
+    /// From now on `site`'s gateway drops all UDP from inside, as a network that starts
+    /// blocking it (a captive portal, a firewall rule, a phone handed to a UDP-hostile
+    /// network on the same address): flows over UDP die, TCP keeps working.
+    pub fn block_udp(&self, site: Site) -> anyhow::Result<()> {
+        let gateway = format!("{}-{}-gw", self.prefix, site.name());
+        let rule = "add rule ip sightline forward iifname lan meta l4proto udp drop";
+        let status = Command::new("ip")
+            .args(["netns", "exec", &gateway, "nft"])
+            .args(rule.split(' '))
+            .status()
+            .context("running nft")?;
+        if !status.success() {
+            bail!("nft could not block UDP at {gateway}: {status}");
+        }
+        Ok(())
+    }
+
     /// Moves `site` to a new public address, as a phone changing networks mid-stream: the
     /// gateway's NAT mappings are gone, so existing flows break and new packets (even from
     /// the same sockets) come out from the new [`Topology::public_ip`].

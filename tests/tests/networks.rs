@@ -50,7 +50,9 @@ const SHOWN: &str = "(window.sightline.stats.barcodeFrame || 0)";
 
 /// The camera at home behind a NAT, the viewer on a phone behind a symmetric NAT: video
 /// goes through the SFU. Then the phone moves to another public address (its NAT is
-/// re-addressed, every mapping gone) and video must be back within 5 s.
+/// re-addressed, every mapping gone, the signaling socket's too) and video must be back
+/// within 5 s, by an ICE restart on the same media connection resumed from a new socket,
+/// not by a fresh subscribe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> {
     const BACK_WITHIN: Duration = Duration::from_secs(5);
@@ -69,6 +71,7 @@ async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> 
         assert_decoding(b, 320, 240)?;
         let route = "const r = window.sightline.stats.route; return r && r.via === 'server' ? r.text : null;";
         b.wait_for(route, PLAY_TIMEOUT)?;
+        let logged = b.execute("return window.sightline.log.length;", &[])?.as_u64().unwrap_or(0);
         moving.readdress(Site::Phone)?;
         let moved = Instant::now();
         let at_move = b.execute(&format!("return {SHOWN};"), &[])?.as_u64().unwrap_or(0);
@@ -78,7 +81,20 @@ async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> 
         let back = format!("return {SHOWN} >= {};", at_move + 15);
         b.wait_for(&back, Duration::from_secs(20))?;
         let elapsed = moved.elapsed();
-        println!("{:#}", b.execute("return window.sightline.log;", &[])?);
+        let log = b.execute("return window.sightline.log;", &[])?;
+        println!("{log:#}");
+        let since: Vec<&str> = log
+            .as_array()
+            .map(|l| l.iter().skip(logged as usize).filter_map(|e| e.as_str()).collect())
+            .unwrap_or_default();
+        ensure!(
+            since.iter().any(|e| e.contains("restarting ICE on the new server connection")),
+            "no ICE restart after the move: {since:#?}"
+        );
+        ensure!(
+            !since.iter().any(|e| e.contains("subscribed to")),
+            "a fresh subscribe rather than an ICE restart: {since:#?}"
+        );
         Ok(elapsed)
     })
     .await;
@@ -93,6 +109,80 @@ async fn a_home_camera_plays_on_a_phone_that_then_moves() -> anyhow::Result<()> 
     ensure!(
         back_after <= BACK_WITHIN,
         "video came back only after {back_after:?}"
+    );
+    Ok(())
+}
+
+/// A phone playing over UDP whose network starts dropping UDP, while its signaling socket
+/// (TCP) lives on: the page sees its connection stuck and restarts ICE on the same socket,
+/// and the restart finds the SFU's ICE-TCP candidate. Video comes back over TCP on the same
+/// connection, without a fresh subscribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_loses_udp_restarts_ice_onto_tcp() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("a_phone_that_loses_udp_restarts_ice_onto_tcp") else {
+        return Ok(());
+    };
+    let _one = ONE_TOPOLOGY.lock().await;
+    let topology = Arc::new(Topology::up()?);
+    let server = page_server(ip, ip, false).await?;
+    let camera = page_camera(&server, "cam-udp-lost", 320, 240);
+    let browser = chromium_in(topology.host_ns(Site::Phone)).await?;
+    let url = server.http_url();
+    let blocking = topology.clone();
+    let result = on_page(&browser, "phone-loses-udp.png", move |b| {
+        b.goto(&url)?;
+        assert_decoding(b, 320, 240)?;
+        let route = |protocol: &str| {
+            format!(
+                "const r = window.sightline.stats.route;
+                 return r && r.via === 'server' && r.protocol === '{protocol}' ? r.text : null;"
+            )
+        };
+        b.wait_for(&route("udp"), PLAY_TIMEOUT)?;
+        let logged = b
+            .execute("return window.sightline.log.length;", &[])?
+            .as_u64()
+            .unwrap_or(0);
+        blocking.block_udp(Site::Phone)?;
+        let blocked = Instant::now();
+        b.wait_for(&route("tcp"), Duration::from_secs(30))?;
+        let at_tcp = b
+            .execute(&format!("return {SHOWN};"), &[])?
+            .as_u64()
+            .unwrap_or(0);
+        b.wait_for(&format!("return {SHOWN} >= {};", at_tcp + 15), PLAY_TIMEOUT)?;
+        let elapsed = blocked.elapsed();
+        let log = b.execute("return window.sightline.log;", &[])?;
+        println!("{log:#}");
+        let since: Vec<String> = log
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .skip(logged as usize)
+                    .filter_map(|e| e.as_str())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let restarts = b
+            .execute("return window.sightline.iceRestarts;", &[])?
+            .as_u64()
+            .unwrap_or(0);
+        Ok((elapsed, since, restarts))
+    })
+    .await;
+    drop(browser);
+    camera.stop().await;
+    server.shutdown().await;
+    let (elapsed, since, restarts) = result?;
+    println!(
+        "video back over TCP {} ms after UDP was blocked",
+        elapsed.as_millis()
+    );
+    ensure!(restarts >= 1, "no ICE restart: {since:#?}");
+    ensure!(
+        !since.iter().any(|e| e.contains("subscribed to")),
+        "a fresh subscribe rather than an ICE restart: {since:#?}"
     );
     Ok(())
 }
