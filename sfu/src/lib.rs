@@ -42,6 +42,8 @@
 mod config;
 mod core;
 mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 mod types;
 
 pub use crate::core::RateLimit;
