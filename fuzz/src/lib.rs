@@ -11,7 +11,7 @@
 //! | `urls_and_tokens` | source URLs, RTSP targets, content types, auth tokens, durations, bitrates |
 //!
 //! `tests/corpora.rs` replays the corpora in `corpus/TARGET/` and runs a short mutation pass
-//! from them. (A coverage-guided harness over these functions, cargo-fuzz, is not built yet.)
+//! from them; `scripts/fuzz` runs them coverage-guided (`libfuzzer/`, cargo-fuzz).
 
 use std::cell::RefCell;
 use std::str::FromStr;
