@@ -80,6 +80,12 @@ pub struct SfuStats {
     pub packets_forwarded: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// NACKs sent to publishers: packets lost on their way in, asked for again (as str0m
+    /// reports them, every second). Publishers must offer RTX for str0m to ask.
+    pub nacks_sent: u64,
+    /// Frames from publishers that came after packets lost beyond NACK repair: each breaks
+    /// viewers' pictures until the next keyframe.
+    pub frames_after_loss: u64,
     /// Keyframe requests from viewers (PLI/FIR) received, before coalescing.
     pub keyframe_requests_received: u64,
     /// Frames a watcher (an MSE viewer) could not take because its queue was full; it then

@@ -12,10 +12,12 @@ use std::time::Instant;
 use anyhow::Context;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use sightline_protocol::wire::{ClientMessage, IceServer};
@@ -40,6 +42,11 @@ pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub const H264_PAYLOAD_TYPE: u8 = 102;
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
+/// Retransmissions (RFC 4588) of each, on a stream of their own: without RTX in our offer
+/// the SFU never asks for a lost packet again, and a packet lost on the way in costs every
+/// viewer a keyframe round trip.
+const H264_RTX_PAYLOAD_TYPE: u8 = 103;
+const VP8_RTX_PAYLOAD_TYPE: u8 = 97;
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
 /// What the peer connection tells the session loop.
@@ -155,14 +162,18 @@ pub async fn build(
     .await?;
     // webrtc-rs (like pion) learns the codecs it may send from the first video m-line of
     // the answer only: that one lists VP8 too, so the VP8 track's sender may use it.
-    let mut first_line = vec![codec_parameters(h264_codec())];
+    let mut first_line = vec![
+        codec_parameters(h264_codec()),
+        rtx_parameters(&h264_codec()),
+    ];
     if vp8 {
         first_line.push(codec_parameters(vp8_codec()));
+        first_line.push(rtx_parameters(&vp8_codec()));
     }
     let h264 = send_track(pc.as_ref(), stream_id, "video", h264_codec(), first_line).await?;
     let vp8 = match vp8 {
         true => {
-            let only = vec![codec_parameters(vp8_codec())];
+            let only = vec![codec_parameters(vp8_codec()), rtx_parameters(&vp8_codec())];
             Some(send_track(pc.as_ref(), stream_id, "video-vp8", vp8_codec(), only).await?)
         }
         false => None,
@@ -191,6 +202,26 @@ fn codec_parameters(codec: RTCRtpCodec) -> RTCRtpCodecParameters {
     };
     RTCRtpCodecParameters {
         rtp_codec: codec,
+        payload_type,
+    }
+}
+
+/// The RTX format that repairs `codec` (`apt` names its payload type).
+fn rtx_parameters(codec: &RTCRtpCodec) -> RTCRtpCodecParameters {
+    let primary = codec_parameters(codec.clone()).payload_type;
+    let payload_type = if primary == VP8_PAYLOAD_TYPE {
+        VP8_RTX_PAYLOAD_TYPE
+    } else {
+        H264_RTX_PAYLOAD_TYPE
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.to_owned(),
+            clock_rate: VIDEO_CLOCK_RATE,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={primary}"),
+            rtcp_feedback: vec![],
+        },
         payload_type,
     }
 }
@@ -240,13 +271,17 @@ pub async fn connection(
     on_event: impl Fn(PeerEvent) + Send + Sync + 'static,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media = MediaEngine::default();
-    media
-        .register_codec(codec_parameters(h264_codec()), RtpCodecKind::Video)
-        .context("registering H.264")?;
+    let mut codecs = vec![h264_codec()];
     if vp8 {
-        media
-            .register_codec(codec_parameters(vp8_codec()), RtpCodecKind::Video)
-            .context("registering VP8")?;
+        codecs.push(vp8_codec());
+    }
+    for codec in codecs {
+        let name = codec.mime_type.clone();
+        for parameters in [rtx_parameters(&codec), codec_parameters(codec)] {
+            media
+                .register_codec(parameters, RtpCodecKind::Video)
+                .with_context(|| format!("registering {name}"))?;
+        }
     }
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .context("default interceptors")?
@@ -296,6 +331,9 @@ pub fn video_track(
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx: Some(RTCRtpRtxParameters {
+                        ssrc: rand::random::<u32>(),
+                    }),
                     ..Default::default()
                 },
                 codec,

@@ -17,6 +17,7 @@ impl Core {
             return;
         };
         if !data.contiguous {
+            self.counters.frames_after_loss += 1;
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
             // break until the next keyframe.
             self.members.stream_broken(publisher, codec);

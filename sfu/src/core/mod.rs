@@ -301,6 +301,9 @@ impl Core {
                             .push_tcp(t.source, t.destination, &t.contents),
                     }
                 }
+                Ok(Output::Event(Event::MediaIngressStats(s))) => {
+                    self.counters.nacks_sent += peer.nacks_since_last_report(s.mid, s.nacks);
+                }
                 Ok(Output::Event(e)) => {
                     if is_interesting(&e) {
                         self.queue.push_back((id, e));

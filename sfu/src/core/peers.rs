@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
+use str0m::media::Mid;
 use str0m::{Input, Rtc};
 
 use super::membership::Role;
@@ -31,6 +32,8 @@ pub(super) struct Peer {
     pub(super) created: Instant,
     /// When str0m next wants `Input::Timeout`.
     pub(super) next_timeout: Instant,
+    /// A publisher's NACKs per m-line, as str0m last reported them (running totals).
+    pub(super) nacks_reported: Vec<(Mid, u64)>,
 }
 
 impl Peer {
@@ -44,7 +47,22 @@ impl Peer {
             restarting: false,
             created: now,
             next_timeout: now,
+            nacks_reported: Vec::new(),
         }
+    }
+
+    /// How many of a running total of NACKs on `mid` are new since its last report.
+    pub(super) fn nacks_since_last_report(&mut self, mid: Mid, total: u64) -> u64 {
+        let slot = match self.nacks_reported.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, reported)) => reported,
+            None => {
+                self.nacks_reported.push((mid, 0));
+                &mut self.nacks_reported.last_mut().unwrap().1
+            }
+        };
+        let new = total.saturating_sub(*slot);
+        *slot = (*slot).max(total);
+        new
     }
 
     /// The earliest instant this peer needs attention.
@@ -149,5 +167,25 @@ impl PeerTable {
             .map(|(id, _)| *id)?;
         self.by_source.insert(source, id);
         Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nacks_are_counted_once_per_m_line_from_running_totals() {
+        let now = Instant::now();
+        let mut peer = Peer::new(Rtc::builder().build(now), Role::Publisher, now);
+        let (video, vp8) = (Mid::from("0"), Mid::from("1"));
+        assert_eq!(peer.nacks_since_last_report(video, 3), 3);
+        assert_eq!(peer.nacks_since_last_report(video, 3), 0, "no news");
+        assert_eq!(peer.nacks_since_last_report(vp8, 2), 2, "its own total");
+        assert_eq!(peer.nacks_since_last_report(video, 7), 4);
+        // A total that goes back (a stream replaced) counts nothing and does not double
+        // count when it climbs again past the old total.
+        assert_eq!(peer.nacks_since_last_report(vp8, 1), 0);
+        assert_eq!(peer.nacks_since_last_report(vp8, 3), 1);
     }
 }

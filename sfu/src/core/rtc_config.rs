@@ -17,6 +17,8 @@ const H264_PT: u8 = 108;
 const H264_RTX_PT: u8 = 109;
 const VP8_PT: u8 = 96;
 const VP8_RTX_PT: u8 = 97;
+/// How often str0m reports a publisher's ingress statistics.
+const PUBLISHER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// ice-lite (the SFU has a public address and answers checks, it does not make them), and
 /// the two codecs a publisher sends: H.264, and VP8 for viewers without H.264 (only while
@@ -31,6 +33,10 @@ const VP8_RTX_PT: u8 = 97;
 /// standard set, so their own congestion control gets TWCC feedback from us.
 pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
     let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
+    if role == Role::Publisher {
+        // Ingress statistics, for the NACKs we send (a handful of publishers: cheap).
+        config = config.set_stats_interval(Some(PUBLISHER_STATS_INTERVAL));
+    }
     if role == Role::Viewer {
         // Viewers get ready-made RTP packets (see `feed`): str0m's frame API would
         // packetise every frame again for each of them.
