@@ -10,6 +10,7 @@ pub mod decode;
 pub mod esp32_device;
 pub mod firefox;
 pub mod harness;
+pub mod impair;
 pub mod jpeg_fixture;
 pub mod loss;
 pub mod mjpeg_http_server;

@@ -16,7 +16,10 @@
 //! tokens, see `auth_bench.rs`), `mse` (glass-to-glass and first frame through the MSE door,
 //! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`), `paths` (first frame
 //! and glass-to-glass on UDP, ICE-TCP, TURN over UDP and over TCP,
-//! Chromium behind real NATs, see `paths_bench.rs`). Run it inside a private network
+//! Chromium behind real NATs, see `paths_bench.rs`), `impaired` (freezes with 5 % loss, 100 ms
+//! RTT and reordering on both legs, see `impair.rs`), and, only when named, `soak [MINUTES]`
+//! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`).
+//! Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../auth_bench.rs"]
@@ -35,6 +38,8 @@ mod paths_bench;
 mod restart_bench;
 #[path = "../rtsp_bench.rs"]
 mod rtsp_bench;
+#[path = "../soak_bench.rs"]
+mod soak_bench;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -46,6 +51,7 @@ use sightline_publisher::h264::encoder::{Encoder, EncoderSettings};
 use sightline_publisher::source::TestPattern;
 use sightline_tests::child::{workspace_binary, ChildGuard};
 use sightline_tests::harness::{get_json, publisher_config, wait_until};
+use sightline_tests::impair::watch_through_poor_network;
 use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
 
 const W: u32 = 1280;
@@ -57,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...]   (default: all)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -97,6 +103,36 @@ async fn main() -> anyhow::Result<()> {
     if wants("paths") {
         paths_bench::run(&which).await?;
     }
+    if wants("impaired") {
+        impaired().await?;
+    }
+    // Half an hour by default: only when asked for by name.
+    if which.iter().any(|w| w == "soak") {
+        soak_bench::run(&which).await?;
+    }
+    Ok(())
+}
+
+/// The poor-network run of `tests/impaired_network.rs`, five times for 30 s with different
+/// dice, against the target of no freeze over 500 ms.
+async fn impaired() -> anyhow::Result<()> {
+    const RUNS: u64 = 5;
+    if std::env::var_os("SIGHTLINE_NETNS").is_none() {
+        println!("(no poor-network figure: the relay needs scripts/netns)");
+        return Ok(());
+    }
+    let mut longest = Vec::new();
+    for seed in 1..=RUNS {
+        let run = watch_through_poor_network(Duration::from_secs(30), seed).await?;
+        println!("  run {seed}: {run}");
+        longest.push(run.longest_freeze.as_secs_f64() * 1000.0);
+    }
+    report(
+        "poor network, 5 % loss each way on both legs, 100 ms RTT, 10 % reordered: longest \
+         freeze per 30 s run (ms)",
+        &mut longest,
+        "target: none over 500 ms",
+    );
     Ok(())
 }
 
