@@ -1,12 +1,13 @@
 //! Things restart; video comes back without anyone doing anything.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sightline_publisher::barcode::now_us;
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::SfuEvent;
-use sightline_tests::harness::{publisher_config, wait_until};
+use sightline_tests::child::{workspace_binary, ChildGuard};
+use sightline_tests::harness::{self, publisher_config, wait_until};
 use sightline_tests::sequence::next_consecutive;
 use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
 
@@ -24,16 +25,7 @@ async fn a_publisher_restart_resumes_video_on_the_same_subscription() {
     let _publisher = publisher.restart().await;
 
     // The viewer hears the camera went away...
-    loop {
-        match viewer.next_event(Duration::from_secs(10)).await.unwrap() {
-            ViewerEvent::CameraOffline { camera_id } => {
-                assert_eq!(camera_id, camera);
-                break;
-            }
-            ViewerEvent::Frame(_) | ViewerEvent::Connected { .. } => {}
-            other => panic!("unexpected event before camera_offline: {other:?}"),
-        }
-    }
+    told_camera_offline(&mut viewer, camera).await;
     // ...then, without resubscribing, gets the new publisher's frames, numbered from 0 again.
     let mut first_new = None;
     while first_new.is_none() {
@@ -163,6 +155,20 @@ async fn watched_camera(server: &TestServer, camera: &str) -> (TestPublisher, He
     (publisher, viewer)
 }
 
+/// Wait until `viewer` is told `camera` went offline, with nothing unexpected before.
+async fn told_camera_offline(viewer: &mut HeadlessViewer, camera: &str) {
+    loop {
+        match viewer.next_event(Duration::from_secs(10)).await.unwrap() {
+            ViewerEvent::CameraOffline { camera_id } => {
+                assert_eq!(camera_id, camera);
+                return;
+            }
+            ViewerEvent::Frame(_) | ViewerEvent::Connected { .. } => {}
+            other => panic!("unexpected event before camera_offline: {other:?}"),
+        }
+    }
+}
+
 fn ms(us: u64) -> Duration {
     Duration::from_micros(us)
 }
@@ -260,4 +266,90 @@ async fn assert_first_frame_soon(server: &TestServer, camera: &str, what: &str) 
         ms(frame.saturating_sub(connected))
     );
     viewer.close().await;
+}
+
+/// The publisher binary for `camera` (320×240 test pattern, rare keyframes), in its own
+/// process: killed with SIGKILL when the guard drops, as a crash or power cut would.
+fn publisher_process(server: &TestServer, camera: &str) -> ChildGuard {
+    let exe = workspace_binary("sightline-publisher").unwrap();
+    let child = std::process::Command::new(&exe)
+        .args([
+            "--server",
+            &server.ws_url(),
+            "--camera-id",
+            camera,
+            "--no-state",
+        ])
+        .args([
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--keyframe-interval",
+            "60",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+    ChildGuard(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_publisher_process_goes_offline_then_resumes_when_started_again() {
+    let server = TestServer::start().await.unwrap();
+    let camera = "cam-killed";
+    let process = publisher_process(&server, camera);
+    server
+        .wait_camera_online(camera, harness::CAMERA_ONLINE_TIMEOUT)
+        .await
+        .unwrap();
+    let mut viewer = HeadlessViewer::connect(silent_viewer(&server, camera))
+        .await
+        .unwrap();
+    connected_then_first_frame(&mut viewer, 0, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // kill -9: no goodbye on the signaling socket, no DTLS close. The kernel closes the TCP
+    // connection, so the server knows at once, and the viewer is told.
+    let killed = Instant::now();
+    drop(process);
+    told_camera_offline(&mut viewer, camera).await;
+    let offline_after = killed.elapsed();
+    server
+        .wait_camera_offline(camera, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // Started again (by systemd, say): the same subscription gets video again, from a
+    // keyframe, without the viewer asking for one.
+    let started = Instant::now();
+    let _process = publisher_process(&server, camera);
+    let frame = loop {
+        match viewer
+            .next_event(harness::CAMERA_ONLINE_TIMEOUT)
+            .await
+            .unwrap()
+        {
+            ViewerEvent::Frame(f) => break f,
+            ViewerEvent::CameraOnline { .. } => {}
+            other => panic!("unexpected event while waiting for video: {other:?}"),
+        }
+    };
+    let video_after = started.elapsed();
+    assert!(frame.keyframe, "video resumes at a keyframe");
+    assert_eq!(frame.session, 1, "same subscription");
+    let stats = viewer.stats();
+    assert_eq!(stats.sessions, 1, "{stats:?}");
+    assert_eq!(stats.camera_offline_events, 1, "{stats:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    eprintln!(
+        "killed publisher: viewer told offline {offline_after:?} after the kill; \
+         video {video_after:?} after the new process started"
+    );
+    assert!(offline_after < Duration::from_secs(5), "{offline_after:?}");
+
+    viewer.close().await;
+    server.shutdown().await;
 }
