@@ -13,9 +13,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sightline_tests::{HeadlessViewer, ViewerConfig, ViewerEvent};
+use sightline_tests::HeadlessViewer;
 
-use crate::{server_process_with_camera, ServerProcess};
+use crate::{receiving_viewers, server_process_with_camera, ServerProcess};
 
 const STEADY_VIEWERS: usize = 5;
 /// A churning viewer joins this often...
@@ -31,10 +31,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let length = Duration::from_secs(minutes * 60).max(WARM_UP + SAMPLE_EVERY * 3);
     let (server, _publisher) = server_process_with_camera().await?;
     let ws = server.ws_url();
-    let mut steady = Vec::new();
-    for _ in 0..STEADY_VIEWERS {
-        steady.push(watching_viewer(&ws).await?);
-    }
+    let steady = receiving_viewers(&ws, STEADY_VIEWERS).await?;
     println!(
         "soak: {:.0} min, 720p30 2 Mbit/s camera, {STEADY_VIEWERS} steady viewers, one more \
          joining every {CHURN_EVERY:?} for {CHURN_WATCH:?}",
@@ -52,10 +49,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let now = Instant::now();
         if now >= next_join {
             next_join += CHURN_EVERY;
-            match watching_viewer(&ws).await {
-                Ok(v) => {
+            match receiving_viewers(&ws, 1).await {
+                Ok(mut v) => {
                     joins += 1;
-                    churning.push((Instant::now() + CHURN_WATCH, v));
+                    churning.push((Instant::now() + CHURN_WATCH, v.remove(0)));
                 }
                 Err(e) => {
                     failed_joins += 1;
@@ -107,20 +104,6 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         v.close().await;
     }
     Ok(())
-}
-
-/// A viewer of camera `bench` that does not decode, already receiving.
-async fn watching_viewer(ws: &str) -> anyhow::Result<HeadlessViewer> {
-    let mut config = ViewerConfig::new(ws.to_owned(), "bench");
-    config.decode = false;
-    // Churning viewers are never read: a small queue, whose overflow is harmless.
-    config.event_capacity = 64;
-    let mut viewer = HeadlessViewer::connect(config).await?;
-    while !matches!(
-        viewer.next_event(Duration::from_secs(15)).await?,
-        ViewerEvent::Frame(_)
-    ) {}
-    Ok(viewer)
 }
 
 /// The server's resident memory (VmRSS), in MiB.
