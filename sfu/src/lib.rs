@@ -37,11 +37,13 @@
 //! `core` owns every `Rtc` and all state and does no I/O: it takes datagrams, commands and
 //! the time, and gives back datagrams to send, events and when to call it next, so it runs
 //! in tests without sockets. `driver` is the thin tokio layer that feeds it.
-//! `types` and `config` are what both sides and the public API share.
+//! `types` and `config` are what both sides and the public API share; `dwell` is the
+//! histogram of how long frames stay in the SFU.
 
 mod config;
 mod core;
 mod driver;
+pub mod dwell;
 #[doc(hidden)]
 pub mod fuzzing;
 mod types;

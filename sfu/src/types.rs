@@ -96,6 +96,8 @@ pub struct SfuStats {
     pub tcp_packets_dropped: u64,
     /// Open ICE-TCP connections, including ones still doing ICE.
     pub tcp_connections: usize,
+    /// Each forwarded frame's time in the SFU, from its last packet in to its last copy out.
+    pub forward_dwell: crate::dwell::DwellHistogram,
 }
 
 /// Something the SFU tells signaling without being asked.

@@ -34,6 +34,7 @@ impl Core {
             let frame = feed.packetize(time, data.network_time, &data.data);
             // Watchers share one copy of the access unit.
             let mut shared = None;
+            let mut written = false;
             for &(viewer, _) in &targets {
                 if self.is_watcher(viewer) {
                     self.watcher_frame(viewer, &data, frame.rtp_time, &mut shared);
@@ -50,9 +51,14 @@ impl Core {
                     continue;
                 }
                 self.counters.frames_forwarded += 1;
+                written = true;
                 // str0m hands queued RTP to its pacer in its timeout handler. Run it right
                 // away: the frame leaves now, not on the viewer's next timeout.
                 self.poke(viewer);
+            }
+            if written {
+                // `now` is the arrival of the datagram that completed the frame.
+                self.frames_in.push(self.now);
             }
         }
         self.targets = targets;

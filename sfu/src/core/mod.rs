@@ -107,6 +107,8 @@ pub(crate) struct Core {
     /// Viewers without an `Rtc` (see `watch`), and what is queued for them.
     watchers: HashSet<PeerId>,
     watch_out: VecDeque<(PeerId, WatchMessage)>,
+    /// When each frame forwarded since the last [`Core::frames_sent`] came in whole.
+    frames_in: Vec<Instant>,
     /// The time of the latest input.
     now: Instant,
     /// An instant and the Unix time (ms) it corresponds to: control replies' timestamps.
@@ -140,6 +142,7 @@ impl Core {
             api_replies: VecDeque::new(),
             watchers: HashSet::new(),
             watch_out: VecDeque::new(),
+            frames_in: Vec::new(),
             now,
             epoch: (now, unix_ms),
         }
@@ -148,6 +151,16 @@ impl Core {
     /// Datagrams to send. The caller sends them and then [`Transmits::clear`]s the queue.
     pub(crate) fn transmits(&mut self) -> &mut Transmits {
         &mut self.transmits
+    }
+
+    /// The caller has sent every transmit, at `at`: the frames forwarded since the last
+    /// call have left, and their dwell is recorded.
+    pub(crate) fn frames_sent(&mut self, at: Instant) {
+        for came_in in self.frames_in.drain(..) {
+            self.counters
+                .forward_dwell
+                .record(at.saturating_duration_since(came_in));
+        }
     }
 
     /// The next thing the SFU tells its user without being asked.

@@ -11,6 +11,9 @@
 
 use std::net::SocketAddr;
 
+/// Capacity kept between turns: a delta frame's fan-out to a few hundred viewers.
+const RETAINED_BYTES: usize = 4 << 20;
+
 /// One queued datagram: where it leaves from and goes to, and where its bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Queued {
@@ -117,11 +120,20 @@ impl Transmits {
             .map(|q| (*q, &self.bytes[q.start..q.start + q.len]))
     }
 
-    /// Forget everything queued (the caller sent it); the buffers keep their capacity.
+    /// Bytes queued so far (the caller may send before a turn ends once this grows).
+    pub(crate) fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Forget everything queued (the caller sent it). The buffers keep their capacity, up to
+    /// [`RETAINED_BYTES`]: a keyframe to hundreds of viewers queues tens of MB once, which
+    /// need not stay resident until the next one.
     pub(crate) fn clear(&mut self) {
         self.items.clear();
         self.tcp.clear();
         self.bytes.clear();
+        self.bytes.shrink_to(RETAINED_BYTES);
+        self.items.shrink_to(RETAINED_BYTES / 1024);
     }
 }
 

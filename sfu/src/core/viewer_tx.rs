@@ -6,6 +6,7 @@
 //! whatever happens to the publisher.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use str0m::media::{Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo};
@@ -13,12 +14,25 @@ use str0m::Rtc;
 
 use super::feed::FramePackets;
 
+/// Sent packets each viewer keeps to answer NACKs, at most this many and this old. Each
+/// entry is a whole parsed packet header, several hundred bytes (the payloads are shared), so
+/// str0m's default (2000 packets, 3 s: ~700 entries at 2 Mbit/s) cost about 0.5 MB per
+/// viewer, to repair losses noticed long after a browser's jitter buffer has given up on
+/// them. Half a second answers a NACK over any round trip under ~400 ms; 256 packets hold
+/// that much up to about 4 Mbit/s.
+const RTX_CACHE_PACKETS: usize = 256;
+const RTX_CACHE_AGE: Duration = Duration::from_millis(500);
+/// Resends stop when they pass this share of what is sent (str0m's default).
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
 #[derive(Debug)]
 pub(crate) struct ViewerTx {
     mid: Mid,
     /// The viewer's H.264 payload type (its offer may number it differently from ours).
     pt: Pt,
     next_seq: SeqNo,
+    /// The send stream's RTX cache is sized (on the first write: the stream exists then).
+    rtx_cache_sized: bool,
 }
 
 impl ViewerTx {
@@ -29,6 +43,7 @@ impl ViewerTx {
             // str0m's default: random, in the lower half so SRTP's rollover counter stays 0
             // for a while.
             next_seq: SeqNo::default(),
+            rtx_cache_sized: false,
         }
     }
 
@@ -39,6 +54,10 @@ impl ViewerTx {
         let Some(stream) = api.stream_tx_by_mid(self.mid, None) else {
             return false;
         };
+        if !self.rtx_cache_sized {
+            stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, RTX_RATIO_CAP);
+            self.rtx_cache_sized = true;
+        }
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
             let write = RtpWrite::new(

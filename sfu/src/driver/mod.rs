@@ -38,6 +38,9 @@ const RECV_BUF: usize = 2048;
 /// Datagrams taken in one loop turn after the first, so timers and commands still get
 /// their turn under a flood.
 const MAX_BURST: usize = 64;
+/// Within a burst, send what is queued once it reaches this size: the frames it holds leave
+/// without waiting for the rest of the burst, and the queue stays small.
+const SEND_AT_BYTES: usize = 1 << 20;
 
 /// API callers waiting for the answer to a control command, by ticket. Each entry ends
 /// with its answer, its caller's `ForgetControl`, or (if the caller just went away) the
@@ -89,6 +92,9 @@ async fn run(
                 // Take the rest of a burst now: one loop turn (timer scan, select, flush)
                 // per burst rather than per datagram.
                 for _ in 0..MAX_BURST {
+                    if core.transmits().len_bytes() >= SEND_AT_BYTES {
+                        send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
+                    }
                     let Some(res) = sockets.try_recv(&mut buf) else {
                         break;
                     };
@@ -133,6 +139,7 @@ fn send_all(
     batch.flush(transmits, sockets.senders());
     tcp.send(transmits, congested);
     transmits.clear();
+    core.frames_sent(Instant::now());
     for remote in congested.drain(..) {
         core.tcp_congested(remote);
     }

@@ -361,6 +361,7 @@ async fn websocket(
         }
     }
     ws.max_message_size(session::HARD_MESSAGE_LIMIT)
+        .read_buffer_size(session::READ_BUFFER_BYTES)
         .on_upgrade(move |mut socket| async move {
             let grant = match admitted {
                 Ok(grant) => grant,

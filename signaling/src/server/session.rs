@@ -855,3 +855,7 @@ async fn send_all(socket: &mut WebSocket, msgs: &[ServerMessage]) -> Result<(), 
 /// The WebSocket layer refuses anything larger than this outright (closing the socket); up to
 /// it, an oversized message gets a `too_large` error and the session goes on.
 pub(super) const HARD_MESSAGE_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
+/// The WebSocket's read buffer. Signaling messages are a few KiB (an SDP offer is the
+/// largest) and the buffer grows for a bigger one; tungstenite's default, 128 KiB allocated
+/// up front, would be most of what a viewer costs the server.
+pub(super) const READ_BUFFER_BYTES: usize = 8 * 1024;
