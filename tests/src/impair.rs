@@ -39,6 +39,9 @@ pub struct Impairment {
     /// arrive first.
     pub reorder: f64,
     pub reorder_by: Duration,
+    /// Drop every DTLS record the SFU sends (RFC 7983: first byte 20–63): ICE connects, the
+    /// handshake never finishes.
+    pub block_dtls_answers: bool,
 }
 
 impl Impairment {
@@ -50,6 +53,19 @@ impl Impairment {
             delay: Duration::from_millis(50),
             reorder: 0.10,
             reorder_by: Duration::from_millis(15),
+            block_dtls_answers: false,
+        }
+    }
+
+    /// A path that passes STUN and media but no DTLS from the SFU: a handshake stuck after
+    /// ICE, as a client whose DTLS stops resending meets it.
+    pub fn dtls_stuck() -> Self {
+        Impairment {
+            loss: 0.0,
+            delay: Duration::ZERO,
+            reorder: 0.0,
+            reorder_by: Duration::ZERO,
+            block_dtls_answers: true,
         }
     }
 }
@@ -248,6 +264,11 @@ async fn answer(
     let mut buf = vec![0u8; 65_536];
     loop {
         if let Ok((n, _)) = upstream.recv_from(&mut buf).await {
+            let dtls = (20..=63).contains(&buf[0]);
+            if dtls && dice.impairment.block_dtls_answers {
+                dice.counters.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             dice.pass(&listen, &buf[..n], client);
         }
     }

@@ -44,3 +44,46 @@ async fn video_survives_loss_delay_and_reordering_on_both_legs() {
     );
     assert_eq!(viewer.sessions, 1, "{viewer:?}");
 }
+
+/// A DTLS handshake that stalls after ICE connects (webrtc-rs's DTLS client can stop
+/// resending, see BENCHMARKS.md "Faults") costs the publisher a few seconds, not the 20 s
+/// of its whole setup timeout: it gives up and tries a fresh session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_whose_dtls_handshake_stalls_after_ice_tries_again_within_seconds() {
+    use sightline_sfu::SfuEvent;
+    use sightline_tests::impair::{Impairment, ImpairmentRelay};
+    use sightline_tests::{harness, TestPublisher, TestServer};
+
+    let mut config = harness::loopback_server_config();
+    config.sfu.tcp_port = None; // ICE-TCP would go round the relay.
+    let server = TestServer::start_with(config).await.unwrap();
+    let sfu_addr = server.sfu().local_addrs()[0];
+    let relay = ImpairmentRelay::start(sfu_addr, Impairment::dtls_stuck(), 1)
+        .await
+        .unwrap();
+    let mut events = server.sfu().events();
+    let started = tokio::time::Instant::now();
+    let publisher = TestPublisher::start(server.publisher_config("cam-dtls-stuck"));
+
+    // Each publisher session is one peer at the SFU; it closes when the publisher gives up.
+    let mut closed_at = Vec::new();
+    while closed_at.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("the publisher kept waiting on a stuck handshake")
+            .unwrap();
+        match event {
+            SfuEvent::PeerClosed { .. } => closed_at.push(started.elapsed()),
+            SfuEvent::PeerConnected { .. } => panic!("DTLS got through the relay"),
+        }
+    }
+    // ICE takes a moment, then 6 s for the handshake; the old 20 s timeout fails both.
+    assert!(closed_at[0] < Duration::from_secs(14), "{closed_at:?}");
+    assert!(
+        closed_at[1] - closed_at[0] < Duration::from_secs(16),
+        "{closed_at:?}"
+    );
+    assert!(relay.counts().lost > 0, "{:?}", relay.counts());
+    publisher.stop().await;
+    server.shutdown().await;
+}

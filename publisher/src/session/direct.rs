@@ -361,6 +361,8 @@ impl Session<'_> {
                 }
             }
             DirectKind::Peer(PeerEvent::State(state)) => self.direct_state(viewer, state).await?,
+            // A direct viewer's setup is bounded by its connection state alone.
+            DirectKind::Peer(PeerEvent::Ice(_)) => {}
             DirectKind::Peer(PeerEvent::DataChannel(dc)) => {
                 let channel = ControlChannel::new(dc);
                 if channel.label().await != CHANNEL_LABEL {

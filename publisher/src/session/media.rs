@@ -121,10 +121,13 @@ async fn write_frames(
                 failures += 1;
                 // Log the first and then every 100th, not 30 lines a second.
                 if failures == 1 || failures.is_multiple_of(100) {
+                    // webrtc-rs puts the whole packet, payload and all, in some of its
+                    // errors' text: the start says what went wrong.
+                    let error: String = e.to_string().chars().take(120).collect();
                     warn!(
                         failures,
                         frame = frame.index,
-                        "writing a sample failed: {e}"
+                        "writing a sample failed: {error}"
                     );
                 }
             }

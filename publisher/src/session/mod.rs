@@ -49,7 +49,9 @@ use sightline_protocol::wire::{ClientMessage, IceServer, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
-use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{
+    RTCIceConnectionState, RTCPeerConnectionState, RTCSessionDescription,
+};
 
 use crate::config::PublisherConfig;
 use crate::h264::encoder::KeyframeRequest;
@@ -67,6 +69,11 @@ use websocket::{Incoming, Ws};
 
 /// How long from connecting until the peer connection is up before we give up and retry.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Once ICE is up, how long the DTLS handshake may take. It is a few round trips, resent
+/// within seconds even on a lossy link; one that takes longer is stuck (webrtc-rs's DTLS
+/// client can stop resending its flight when a reply arrives incomplete), and a fresh
+/// session is quicker than waiting out [`SETUP_TIMEOUT`].
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(6);
 /// How often the session checks that its encode thread is still alive.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -178,6 +185,8 @@ struct Session<'a> {
     housekeeping: tokio::time::Interval,
     /// The peer connection must be up by then.
     setup_deadline: tokio::time::Instant,
+    /// ICE is connected (only the DTLS handshake is left before media).
+    ice_up: bool,
 }
 
 impl<'a> Session<'a> {
@@ -232,6 +241,7 @@ impl<'a> Session<'a> {
             sent_size: None,
             housekeeping: tokio::time::interval(HOUSEKEEPING),
             setup_deadline: tokio::time::Instant::now() + SETUP_TIMEOUT,
+            ice_up: false,
         })
     }
 
@@ -341,6 +351,15 @@ impl<'a> Session<'a> {
                     _ => {}
                 }
             }
+            Some(PeerEvent::Ice(state)) => {
+                debug!(camera = %self.config.camera_id, "ICE {state}");
+                if state == RTCIceConnectionState::Connected && !self.res.connected && !self.ice_up
+                {
+                    self.ice_up = true;
+                    let handshake_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+                    self.setup_deadline = self.setup_deadline.min(handshake_by);
+                }
+            }
             // The SFU opens no channels; ours is the one we opened.
             Some(PeerEvent::DataChannel(_)) => debug!("the SFU opened a data channel: ignored"),
             None => return Err(anyhow!("peer connection event stream ended")),
@@ -403,6 +422,12 @@ impl<'a> Session<'a> {
     }
 
     fn setup_timed_out(&self) -> Flow {
+        if self.ice_up {
+            return Err(anyhow!(
+                "ICE connected, but the DTLS handshake did not finish within \
+                 {HANDSHAKE_TIMEOUT:?}"
+            ));
+        }
         Err(anyhow!(
             "no media connection within {SETUP_TIMEOUT:?} (phase {:?})",
             self.phase

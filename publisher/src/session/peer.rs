@@ -28,9 +28,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
-    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
-    SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceConnectionState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -54,6 +54,9 @@ pub enum PeerEvent {
     /// A local candidate to trickle to the server.
     LocalCandidate(RTCIceCandidateInit),
     State(RTCPeerConnectionState),
+    /// ICE's own state: `Connected` before the DTLS handshake, which the peer connection's
+    /// state includes.
+    Ice(RTCIceConnectionState),
     /// The other side opened a data channel (a direct viewer's `control`; the SFU opens
     /// none).
     DataChannel(Arc<dyn DataChannel>),
@@ -73,6 +76,10 @@ impl<F: Fn(PeerEvent) + Send + Sync + 'static> PeerConnectionEventHandler for Ev
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         (self.0)(PeerEvent::State(state));
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        (self.0)(PeerEvent::Ice(state));
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
