@@ -58,13 +58,15 @@ pub fn classify(datagram: &[u8], pts: VideoPts) -> PacketKind {
     }
 }
 
-/// Sits between a viewer's socket and its peer: counts media and RTX packets and drops media
-/// packets by pattern.
+/// Sits between a viewer's socket and its peer: counts media and RTX packets, notices media
+/// sequence numbers that never arrived, and drops media packets by pattern.
 #[derive(Debug)]
 pub struct IncomingFilter {
     pts: Option<VideoPts>,
     pattern: Option<DropPattern>,
     media_seen: u64,
+    /// The highest media sequence number seen (RTP's 16-bit series, compared with wrap).
+    highest_seq: Option<u16>,
 }
 
 /// What [`IncomingFilter::admit`] decided about one datagram.
@@ -73,6 +75,10 @@ pub struct Verdict {
     pub kind: PacketKind,
     /// Hand it to the peer (false: simulate its loss).
     pub deliver: bool,
+    /// Media sequence numbers this packet skipped over: packets lost on the way (or still
+    /// to come, reordered), before any repair. Counted on arrival, so packets this filter
+    /// drops on purpose are not among them.
+    pub skipped: u64,
 }
 
 impl IncomingFilter {
@@ -83,6 +89,7 @@ impl IncomingFilter {
             pts,
             pattern,
             media_seen: 0,
+            highest_seq: None,
         }
     }
 
@@ -91,8 +98,21 @@ impl IncomingFilter {
             Some(pts) => classify(datagram, pts),
             None => PacketKind::Other,
         };
-        let mut deliver = true;
+        let (mut deliver, mut skipped) = (true, 0);
         if kind == PacketKind::Media {
+            let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+            if let Some(highest) = self.highest_seq {
+                let ahead = seq.wrapping_sub(highest) as i16;
+                if ahead > 0 {
+                    skipped = u64::from(ahead as u16 - 1);
+                }
+            }
+            if self
+                .highest_seq
+                .is_none_or(|h| (seq.wrapping_sub(h) as i16) > 0)
+            {
+                self.highest_seq = Some(seq);
+            }
             self.media_seen += 1;
             if let Some(p) = self.pattern {
                 deliver = !self
@@ -100,7 +120,11 @@ impl IncomingFilter {
                     .is_multiple_of(u64::from(p.every_nth.max(2)));
             }
         }
-        Verdict { kind, deliver }
+        Verdict {
+            kind,
+            deliver,
+            skipped,
+        }
     }
 }
 
@@ -158,6 +182,22 @@ mod tests {
             }
         }
         assert_eq!(dropped, [3, 6, 9]);
+    }
+
+    #[test]
+    fn skipped_sequence_numbers_are_counted_once_across_the_wrap() {
+        let mut f = IncomingFilter::new(Some(PTS), None);
+        let mut with_seq = |seq: u16, pt: u8| {
+            let mut p = rtp(pt, false);
+            p[2..4].copy_from_slice(&seq.to_be_bytes());
+            f.admit(&p).skipped
+        };
+        assert_eq!(with_seq(65_533, 102), 0, "the first packet skips nothing");
+        assert_eq!(with_seq(65_534, 102), 0);
+        assert_eq!(with_seq(1, 102), 2, "65535 and 0 missing, across the wrap");
+        assert_eq!(with_seq(0, 102), 0, "a late one is not a new gap");
+        assert_eq!(with_seq(9, 103), 0, "RTX is not media");
+        assert_eq!(with_seq(2, 102), 0);
     }
 
     #[test]

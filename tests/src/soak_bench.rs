@@ -12,10 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use sightline_tests::HeadlessViewer;
 
-use crate::{receiving_viewers, server_process_with_camera, ServerProcess};
+use crate::{receiving_viewers, rss_kib, server_process_with_camera};
 
 const STEADY_VIEWERS: usize = 5;
 /// A churning viewer joins this often...
@@ -65,7 +64,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         }
         if now >= next_sample {
             next_sample += SAMPLE_EVERY;
-            let rss = rss_mib(&server)?;
+            let rss = rss_kib(server.pid())? as f64 / 1024.0;
             let t = start.elapsed();
             if t >= WARM_UP {
                 samples.push((t.as_secs_f64(), rss));
@@ -104,18 +103,6 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         v.close().await;
     }
     Ok(())
-}
-
-/// The server's resident memory (VmRSS), in MiB.
-fn rss_mib(server: &ServerProcess) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/PID/status")?;
-    Ok(kib / 1024.0)
 }
 
 /// Least-squares slope of `y` over `x`.

@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub camera_offline_events: AtomicU64,
     pub media_packets_received: AtomicU64,
     pub media_packets_dropped: AtomicU64,
+    pub media_packets_skipped: AtomicU64,
     pub rtx_packets_received: AtomicU64,
     pub nacks_sent: AtomicU64,
 }
@@ -43,6 +44,7 @@ impl Counters {
             camera_offline_events: self.camera_offline_events.load(Relaxed),
             media_packets_received: self.media_packets_received.load(Relaxed),
             media_packets_dropped: self.media_packets_dropped.load(Relaxed),
+            media_packets_skipped: self.media_packets_skipped.load(Relaxed),
             rtx_packets_received: self.rtx_packets_received.load(Relaxed),
             nacks_sent: self.nacks_sent.load(Relaxed),
         }
@@ -74,6 +76,9 @@ pub struct ViewerStats {
     pub media_packets_received: u64,
     /// Of those, dropped on purpose ([`crate::ViewerConfig::drop_incoming_media`]).
     pub media_packets_dropped: u64,
+    /// Media sequence numbers that were skipped on arrival: packets lost on the way in (by
+    /// the network, or by a socket buffer that overflowed), before NACK and RTX repair.
+    pub media_packets_skipped: u64,
     /// RTP packets on the video's RTX payload type: retransmissions answering NACKs.
     pub rtx_packets_received: u64,
     /// NACKs str0m sent for the video track (from its statistics, every 500 ms).

@@ -538,7 +538,10 @@ impl Driver {
     fn on_datagram(&mut self, s: &mut Session, source: SocketAddr, data: &[u8]) {
         let verdict = s.incoming.admit(data);
         match verdict.kind {
-            PacketKind::Media => Counters::bump(&self.counters.media_packets_received),
+            PacketKind::Media => {
+                Counters::bump(&self.counters.media_packets_received);
+                Counters::add(&self.counters.media_packets_skipped, verdict.skipped);
+            }
             PacketKind::Rtx => Counters::bump(&self.counters.rtx_packets_received),
             PacketKind::Other => {}
         }

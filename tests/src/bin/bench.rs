@@ -17,7 +17,9 @@
 //! server CPU per MSE viewer against a WebRTC viewer, see `mse_bench.rs`), `paths` (first frame
 //! and glass-to-glass on UDP, ICE-TCP, TURN over UDP and over TCP,
 //! Chromium behind real NATs, see `paths_bench.rs`), `impaired` (freezes with 5 % loss, 100 ms
-//! RTT and reordering on both legs, see `impair.rs`), and, only when named, `soak [MINUTES]`
+//! RTT and reordering on both legs, see `impair.rs`), `load [VIEWERS...]` and `joins` (many
+//! viewers of a 2 Mbit/s camera, server pinned to a core: CPU per packet, memory per viewer,
+//! first frames, dwell, joins under watch; see `load_bench.rs`), and, only when named, `soak [MINUTES]`
 //! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`).
 //! Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
@@ -28,6 +30,8 @@ mod auth_bench;
 mod control_bench;
 #[path = "../image_bench.rs"]
 mod image_bench;
+#[path = "../load_bench.rs"]
+mod load_bench;
 #[path = "../mjpeg_bench.rs"]
 mod mjpeg_bench;
 #[path = "../mse_bench.rs"]
@@ -63,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -105,6 +109,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("impaired") {
         impaired().await?;
+    }
+    if wants("load") || wants("joins") {
+        load_bench::run(&which).await?;
     }
     // Half an hour by default: only when asked for by name.
     if which.iter().any(|w| w == "soak") {
@@ -404,6 +411,17 @@ fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
+/// Resident memory of a process (VmRSS), in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/PID/status")
+}
+
 fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -414,10 +432,15 @@ fn free_udp_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// The machine's CPUs, as this process first saw them (the load figures pin it to fewer,
+/// which `available_parallelism` would report afterwards).
 fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// The `sightline` server in a child process of its own (media on 127.0.0.1, and on the
@@ -430,16 +453,32 @@ struct ServerProcess {
     extra_media_ip: Option<std::net::IpAddr>,
     /// Run the built-in test-pattern camera `demo` inside the server (`--demo`).
     demo: bool,
+    /// Run it on these CPUs only (`taskset -c` syntax).
+    cpus: Option<String>,
 }
 
 impl ServerProcess {
     fn start(extra_media_ip: Option<std::net::IpAddr>, demo: bool) -> anyhow::Result<Self> {
+        Self::launch(extra_media_ip, demo, None)
+    }
+
+    /// Started under `taskset -c cpus`, so "a core" in its figures means those CPUs.
+    fn start_pinned(cpus: &str) -> anyhow::Result<Self> {
+        Self::launch(None, false, Some(cpus.to_owned()))
+    }
+
+    fn launch(
+        extra_media_ip: Option<std::net::IpAddr>,
+        demo: bool,
+        cpus: Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut server = ServerProcess {
             child: None,
             http_port: free_tcp_port()?,
             udp_port: free_udp_port()?,
             extra_media_ip,
             demo,
+            cpus,
         };
         server.start_again()?;
         Ok(server)
@@ -462,7 +501,26 @@ impl ServerProcess {
         if self.demo {
             args.push("--demo".to_owned());
         }
-        let child = Command::new(&exe)
+        // taskset execs the server, so the child's pid is the server's. A profiler named in
+        // BENCH_SERVER_WRAPPER (e.g. `perf record -g -o /tmp/perf.data`, `heaptrack`) runs
+        // it instead; its figures are then the profiler's too.
+        let mut prefix: Vec<String> = std::env::var("BENCH_SERVER_WRAPPER")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if let Some(cpus) = &self.cpus {
+            prefix.splice(0..0, ["taskset".to_owned(), "-c".to_owned(), cpus.clone()]);
+        }
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let child = command
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

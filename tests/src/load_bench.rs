@@ -1,0 +1,411 @@
+//! `bench load [VIEWERS...]` and `bench joins`: the SFU under many viewers of one camera-like
+//! stream, with the server in a process of its own, pinned (`taskset`) to the last core.
+//!
+//! The camera is the noisy 720p MJPEG movie through the publisher's real pipeline (JPEG
+//! decode, openh264 at 2 Mbit/s, about 190 packets/s), publishing from this process. The
+//! viewers are headless str0m viewers that do not decode (SRTP, RTCP, NACK and frame
+//! assembly only), all in this process, pinned to the other cores. Each viewer runs a task
+//! that times its first frame from the moment it starts connecting, and the longest gap
+//! between frames.
+//!
+//! `load` (default 50, 200 and 500 viewers, a fresh server each) prints server CPU per
+//! forwarded packet, viewers per core at that bitrate, resident memory per viewer, time to
+//! first frame, server dwell (from `/api/stats`, see `sightline_sfu::dwell`) and the packets
+//! the viewers never got. `joins` has 200 viewers join at 50 per second while 100 watch, and
+//! prints the watchers' longest gap and the newcomers' time to first frame.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+use sightline_publisher::source::SourceUrl;
+use sightline_tests::harness::{get_json, publisher_config, wait_until};
+use sightline_tests::noisy_movie::noisy_movie;
+use sightline_tests::temp::TempPath;
+use sightline_tests::{HeadlessViewer, TestPublisher, ViewerConfig, ViewerEvent, ViewerStats};
+use tokio::sync::{oneshot, watch};
+
+use crate::{num_cpus, process_cpu, report, rss_kib, ServerProcess, FPS, H, W};
+
+/// Viewers join this often (50 per second), in `load` as in `joins`.
+const JOIN_EVERY: Duration = Duration::from_millis(20);
+/// Longest wait for every viewer's first frame.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// The steady-state window the CPU, packet and dwell figures are taken over.
+const WINDOW: Duration = Duration::from_secs(20);
+const BITRATE: u32 = 2_000_000;
+
+pub async fn run(which: &[String]) -> anyhow::Result<()> {
+    let after_load = which.iter().skip_while(|w| *w != "load").skip(1);
+    let mut counts: Vec<usize> = after_load.map_while(|w| w.parse().ok()).collect();
+    if which.iter().any(|w| w == "load") || which.is_empty() {
+        if counts.is_empty() {
+            counts = vec![50, 200, 500];
+        }
+        for n in counts {
+            load(n).await?;
+        }
+    }
+    if which.iter().any(|w| w == "joins") || which.is_empty() {
+        joins().await?;
+    }
+    // Later figures run on every core again.
+    pin_this_process(&format!("0-{}", num_cpus() - 1))
+}
+
+/// The server on the last core, and this process (publisher and viewers) on the others.
+struct Bench {
+    server: ServerProcess,
+    _publisher: TestPublisher,
+    _movie: TempPath,
+    base: String,
+}
+
+impl Bench {
+    async fn start() -> anyhow::Result<Self> {
+        let cpus = num_cpus();
+        let server_cpus = format!("{}", cpus - 1);
+        let own_cpus = if cpus >= 4 && std::env::var_os("FLOAT").is_none() {
+            format!("0-{}", cpus - 2)
+        } else {
+            format!("0-{}", cpus - 1)
+        };
+        pin_this_process(&own_cpus)?;
+        let server = ServerProcess::start_pinned(&server_cpus)?;
+        server.wait_up().await?;
+        let movie = TempPath::file("bench-load.mjpeg", &noisy_movie(W, H, 30))?;
+        let mut cfg = publisher_config(&server.ws_url(), "bench");
+        cfg.source = SourceUrl::File {
+            path: movie.path().to_owned(),
+        };
+        (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, BITRATE);
+        let publisher = TestPublisher::start(cfg);
+        let base = server.http_url();
+        wait_until(Duration::from_secs(15), "camera online", async || {
+            let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
+            (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
+        })
+        .await?;
+        println!(
+            "load: server pinned to CPU {server_cpus}, publisher and viewers to CPU {own_cpus}; \
+             camera: noisy 720p30 MJPEG → H.264 at {} kbit/s",
+            BITRATE / 1000
+        );
+        Ok(Bench {
+            server,
+            _publisher: publisher,
+            _movie: movie,
+            base,
+        })
+    }
+
+    async fn stats(&self) -> anyhow::Result<Value> {
+        get_json(format!("{}/api/stats", self.base)).await
+    }
+
+    /// `n` viewers joining one every [`JOIN_EVERY`], each timing itself from its start.
+    async fn join(&self, n: usize, window: &watch::Receiver<Option<Instant>>) -> Vec<LoadViewer> {
+        let mut joined = Vec::with_capacity(n);
+        let mut tick = tokio::time::interval(JOIN_EVERY);
+        for _ in 0..n {
+            tick.tick().await;
+            joined.push(LoadViewer::start(self.server.ws_url(), window.clone()));
+        }
+        joined
+    }
+}
+
+/// A viewer running in a task of its own until told to stop.
+struct LoadViewer {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Record>,
+    /// Set once its first frame is in.
+    first_frame: Arc<std::sync::OnceLock<Duration>>,
+}
+
+/// What one viewer saw.
+#[derive(Debug, Default)]
+struct Record {
+    /// From starting to connect to its first frame.
+    first_frame: Option<Duration>,
+    /// Longest time between two frames, both inside the window (see [`LoadViewer::start`]).
+    longest_gap: Duration,
+    stats: ViewerStats,
+    error: Option<String>,
+}
+
+impl LoadViewer {
+    /// Gaps count only between frames that both arrived after the instant `window` holds
+    /// (none: no gap is measured yet).
+    fn start(ws: String, window: watch::Receiver<Option<Instant>>) -> Self {
+        let (stop, mut stopped) = oneshot::channel();
+        let first_frame = Arc::new(std::sync::OnceLock::new());
+        let first = first_frame.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut config = ViewerConfig::new(ws, "bench");
+            config.decode = false;
+            config.event_capacity = 64;
+            config.signaling_timeout = Duration::from_secs(20);
+            let mut record = Record::default();
+            let viewer = match HeadlessViewer::connect(config).await {
+                Ok(v) => v,
+                Err(e) => {
+                    record.error = Some(format!("{e:#}"));
+                    return record;
+                }
+            };
+            let mut events = viewer.events();
+            let mut last: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    event = events.recv() => match event {
+                        Ok(ViewerEvent::Frame(_)) => {
+                            let now = Instant::now();
+                            let _ = first.set(now - started);
+                            let from = *window.borrow();
+                            if let (Some(prev), Some(from)) = (last, from) {
+                                if prev >= from {
+                                    record.longest_gap = record.longest_gap.max(now - prev);
+                                }
+                            }
+                            last = Some(now);
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+            record.first_frame = first.get().copied();
+            record.stats = viewer.stats();
+            viewer.close().await;
+            record
+        });
+        LoadViewer {
+            stop,
+            task,
+            first_frame,
+        }
+    }
+
+    fn has_frame(&self) -> bool {
+        self.first_frame.get().is_some()
+    }
+
+    async fn finish(self) -> Record {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_else(|e| Record {
+            error: Some(format!("viewer task: {e}")),
+            ..Record::default()
+        })
+    }
+}
+
+async fn finish_all(viewers: Vec<LoadViewer>) -> Vec<Record> {
+    let mut records = Vec::with_capacity(viewers.len());
+    for v in viewers {
+        records.push(v.finish().await);
+    }
+    records
+}
+
+async fn all_have_frames(viewers: &[LoadViewer], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline && !viewers.iter().all(LoadViewer::has_frame) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    viewers.iter().filter(|v| v.has_frame()).count()
+}
+
+/// One fresh server, `n` viewers: the steady-state figures.
+async fn load(n: usize) -> anyhow::Result<()> {
+    let bench = Bench::start().await?;
+    let pid = bench.server.pid();
+    // The publisher's first seconds (encoder ramp-up) and the server's idle footprint.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(pid)?;
+    let (_, no_window) = watch::channel(None);
+    let viewers = bench.join(n, &no_window).await;
+    let with_frames = all_have_frames(&viewers, FIRST_FRAME_TIMEOUT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let own = std::process::id();
+    let (s0, c0, o0, t0) = (
+        bench.stats().await?,
+        process_cpu(pid)?,
+        process_cpu(own)?,
+        Instant::now(),
+    );
+    tokio::time::sleep(WINDOW).await;
+    let (s1, c1, o1, t1) = (
+        bench.stats().await?,
+        process_cpu(pid)?,
+        process_cpu(own)?,
+        Instant::now(),
+    );
+    let rss_loaded = rss_kib(pid)?;
+    let records = finish_all(viewers).await;
+
+    let secs = (t1 - t0).as_secs_f64();
+    let packets = counter(&s1, "packets_forwarded")? - counter(&s0, "packets_forwarded")?;
+    let cpu = (c1 - c0).as_secs_f64();
+    // The server has one core (see `Bench::start`).
+    let core_share = cpu / secs;
+    let per_packet_us = cpu * 1e6 / packets.max(1) as f64;
+    println!(
+        "load, {n} viewers: {packets} packets forwarded in {secs:.0} s ({:.0}/s, {:.0}/s per \
+         viewer); server CPU {:.1} % of a core: {per_packet_us:.2} µs per forwarded packet \
+         (target ≤ 2.5 µs at 200 viewers); {:.0} viewers per core at this bitrate",
+        packets as f64 / secs,
+        packets as f64 / secs / n as f64,
+        core_share * 100.0,
+        n as f64 / core_share.max(1e-9),
+    );
+    println!(
+        "  memory: server RSS {:.1} MiB idle, {:.1} MiB with {n} viewers: {:.0} KiB per viewer \
+         (target ≤ 200 KiB)",
+        rss_idle as f64 / 1024.0,
+        rss_loaded as f64 / 1024.0,
+        (rss_loaded.saturating_sub(rss_idle)) as f64 / n as f64
+    );
+    report_first_frames(&format!("  {n} viewers joining at 50/s"), &records);
+    let dwell = dwell_between(&s0, &s1)?;
+    println!(
+        "  server dwell, frame's last packet in → last copy out: p50 {} µs, p99 {} µs over {} \
+         frames",
+        bound(sightline_sfu::dwell::quantile_us(&dwell, 0.5)),
+        bound(sightline_sfu::dwell::quantile_us(&dwell, 0.99)),
+        dwell.iter().sum::<u64>()
+    );
+    report_viewer_losses(&records, with_frames, n);
+    println!(
+        "  this process (publisher and viewers): {:.0} % of a core",
+        (o1 - o0).as_secs_f64() * 100.0 / secs
+    );
+    Ok(())
+}
+
+/// 100 viewers watch; 200 more join at 50 per second.
+async fn joins() -> anyhow::Result<()> {
+    const WATCHING: usize = 100;
+    const JOINING: usize = 200;
+    let bench = Bench::start().await?;
+    let pid = bench.server.pid();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(pid)?;
+    let (window, window_rx) = watch::channel(None);
+    let watching = bench.join(WATCHING, &window_rx).await;
+    let ready = all_have_frames(&watching, FIRST_FRAME_TIMEOUT).await;
+    anyhow::ensure!(
+        ready == WATCHING,
+        "only {ready} of {WATCHING} watchers got a frame"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    window.send_replace(Some(Instant::now()));
+    let joining = bench.join(JOINING, &window_rx).await;
+    all_have_frames(&joining, FIRST_FRAME_TIMEOUT).await;
+    // Watchers keep watching a little after the last join.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_loaded = rss_kib(pid)?;
+    let watched = finish_all(watching).await;
+    let joined = finish_all(joining).await;
+
+    let mut gaps: Vec<f64> = watched
+        .iter()
+        .map(|r| r.longest_gap.as_secs_f64() * 1e3)
+        .collect();
+    report(
+        &format!("joins: longest gap per watching viewer while {JOINING} joined at 50/s (ms)"),
+        &mut gaps,
+        "target: none over 200 ms",
+    );
+    report_first_frames(
+        &format!("joins: {JOINING} newcomers, with {WATCHING} watching"),
+        &joined,
+    );
+    println!(
+        "  memory: server RSS {:.1} MiB idle, {:.1} MiB with {} viewers: {:.0} KiB per viewer",
+        rss_idle as f64 / 1024.0,
+        rss_loaded as f64 / 1024.0,
+        WATCHING + JOINING,
+        rss_loaded.saturating_sub(rss_idle) as f64 / (WATCHING + JOINING) as f64
+    );
+    Ok(())
+}
+
+fn report_first_frames(what: &str, records: &[Record]) {
+    let mut ttff: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r.first_frame)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    let missing = records.len() - ttff.len();
+    report(
+        &format!("{what}: start → first frame (ms)"),
+        &mut ttff,
+        "target p95 < 300 ms",
+    );
+    if missing > 0 {
+        let why: Vec<&str> = records.iter().filter_map(|r| r.error.as_deref()).collect();
+        println!(
+            "  {missing} viewers got no frame within {FIRST_FRAME_TIMEOUT:?}; errors: {:?}",
+            &why[..why.len().min(3)]
+        );
+    }
+}
+
+fn report_viewer_losses(records: &[Record], with_frames: usize, n: usize) {
+    let sum = |f: fn(&ViewerStats) -> u64| records.iter().map(|r| f(&r.stats)).sum::<u64>();
+    let received = sum(|s| s.media_packets_received);
+    let skipped = sum(|s| s.media_packets_skipped);
+    println!(
+        "  viewers: {with_frames} of {n} got frames; {received} media packets received, {skipped} \
+         sequence numbers skipped ({:.3} %), {} NACKs, {} RTX received, {} frames after a gap, \
+         {} reconnects",
+        skipped as f64 * 100.0 / (received + skipped).max(1) as f64,
+        sum(|s| s.nacks_sent),
+        sum(|s| s.rtx_packets_received),
+        sum(|s| s.frames_not_contiguous),
+        sum(|s| s.sessions.saturating_sub(1)),
+    );
+}
+
+fn counter(stats: &Value, name: &str) -> anyhow::Result<u64> {
+    stats["sfu"][name]
+        .as_u64()
+        .with_context(|| format!("no sfu.{name} in /api/stats"))
+}
+
+/// Dwell histogram counts added between two `/api/stats` snapshots.
+fn dwell_between(before: &Value, after: &Value) -> anyhow::Result<Vec<u64>> {
+    let counts = |s: &Value| -> anyhow::Result<Vec<u64>> {
+        s["sfu"]["forward_dwell"]["counts"]
+            .as_array()
+            .context("no sfu.forward_dwell in /api/stats")?
+            .iter()
+            .map(|c| c.as_u64().context("odd dwell count"))
+            .collect()
+    };
+    let (a, b) = (counts(before)?, counts(after)?);
+    Ok(b.iter()
+        .zip(&a)
+        .map(|(b, a)| b.saturating_sub(*a))
+        .collect())
+}
+
+fn bound(us: Option<u64>) -> String {
+    us.map_or("> 100 000".to_owned(), |b| format!("≤ {b}"))
+}
+
+/// Every thread of this process (tokio's workers already run) onto `cpus`.
+fn pin_this_process(cpus: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running taskset (util-linux)")?;
+    anyhow::ensure!(status.success(), "taskset -a -p -c {cpus} failed");
+    Ok(())
+}
