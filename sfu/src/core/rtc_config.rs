@@ -17,6 +17,9 @@ const H264_PT: u8 = 108;
 const H264_RTX_PT: u8 = 109;
 const VP8_PT: u8 = 96;
 const VP8_RTX_PT: u8 = 97;
+/// Where viewers' `playout-delay` header extension goes (see `viewer_tx`) unless their
+/// offer numbers it: a number the standard map leaves free.
+const PLAYOUT_DELAY_EXT_ID: u8 = 12;
 /// How often str0m reports a publisher's ingress statistics.
 const PUBLISHER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -30,7 +33,8 @@ const PUBLISHER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_
 /// estimator, so the TWCC feedback a viewer would send every 50 ms (and the per-packet
 /// transport sequence number and abs-send-time stamps we would write) is pure cost: it was
 /// about as many datagrams in as media packets out at low bitrates. Publishers keep the
-/// standard set, so their own congestion control gets TWCC feedback from us.
+/// standard set, so their own congestion control gets TWCC feedback from us. Viewers also
+/// get `playout-delay`, so browsers show each frame as soon as it is decoded.
 pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
     let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
     if role == Role::Publisher {
@@ -49,6 +53,7 @@ pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
                 config = config.set_extension(id, ext.clone());
             }
         }
+        config = config.set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay);
     }
     for codec in codecs {
         match codec {

@@ -9,6 +9,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::{Core, CoreConfig, RateLimit};
@@ -40,7 +41,10 @@ enum Offers {
 impl Remote {
     fn new(port: u16, now: Instant, proto: Protocol, offers: Offers) -> Remote {
         let addr = SocketAddr::from(([10, 0, 0, 2], port));
-        let mut config = Rtc::builder().clear_codecs();
+        // Offered as Chromium does, under a number of its own.
+        let mut config = Rtc::builder()
+            .clear_codecs()
+            .set_extension(9, Extension::PlayoutDelay);
         if offers != Offers::Vp8 {
             config
                 .codec_config()
@@ -451,6 +455,20 @@ fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
     assert_eq!(frames.len(), 2, "{frames:?}");
     assert!(frames[0].0 && contains(&frames[0].1, b"00000002"));
     assert!(!frames[1].0 && contains(&frames[1].1, b"00000003"));
+    // Every frame asks for no minimum playout delay (browsers then show it once decoded).
+    let delays: Vec<_> = net.remotes[v]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) => Some((d.ext_vals.play_delay_min, d.ext_vals.play_delay_max)),
+            _ => None,
+        })
+        .collect();
+    let wanted = (
+        Some(MediaTime::from_hundredths(0)),
+        Some(MediaTime::from_hundredths(50)),
+    );
+    assert_eq!(delays, vec![wanted; 2]);
     let stats = net.core.stats();
     assert_eq!((stats.frames_received, stats.frames_forwarded), (3, 2));
     assert!(stats.packets_forwarded >= 4);

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use str0m::media::{Mid, Pt};
+use str0m::media::{ExtensionValues, MediaTime, Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::Rtc;
 
@@ -24,6 +24,13 @@ const RTX_CACHE_PACKETS: usize = 256;
 const RTX_CACHE_AGE: Duration = Duration::from_millis(500);
 /// Resends stop when they pass this share of what is sent (str0m's default).
 const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+/// The playout delay each frame asks for (RTP header extension `playout-delay`, in 10 ms
+/// units), where the viewer's offer has it (Chromium's does). A minimum of 0 and a maximum
+/// of at most 500 ms puts Chromium in its low-latency rendering mode: a frame is shown as
+/// soon as it is decoded instead of at a smoothed render time. Its jitter buffer still
+/// grows with the network's jitter, up to the maximum.
+const PLAYOUT_DELAY_MIN_10MS: u64 = 0;
+const PLAYOUT_DELAY_MAX_10MS: u64 = 50;
 
 #[derive(Debug)]
 pub(crate) struct ViewerTx {
@@ -60,7 +67,7 @@ impl ViewerTx {
         }
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
-            let write = RtpWrite::new(
+            let mut write = RtpWrite::new(
                 self.pt,
                 self.next_seq.inc(),
                 frame.rtp_time,
@@ -71,8 +78,21 @@ impl ViewerTx {
             .marker(i == last)
             // Kept in str0m's send buffer so the viewer's NACKs are answered with RTX.
             .nackable(true);
+            if i == 0 || i == last {
+                // Chromium takes a frame's playout delay from its first packet, str0m from
+                // its last.
+                write = write.ext_vals(playout_delay());
+            }
             stream.write_rtp(write);
         }
         true
+    }
+}
+
+fn playout_delay() -> ExtensionValues {
+    ExtensionValues {
+        play_delay_min: Some(MediaTime::from_hundredths(PLAYOUT_DELAY_MIN_10MS)),
+        play_delay_max: Some(MediaTime::from_hundredths(PLAYOUT_DELAY_MAX_10MS)),
+        ..ExtensionValues::default()
     }
 }
