@@ -19,13 +19,17 @@
 //! Chromium behind real NATs, see `paths_bench.rs`), `impaired` (freezes with 5 % loss, 100 ms
 //! RTT and reordering on both legs, see `impair.rs`), `load [VIEWERS...]` and `joins` (many
 //! viewers of a 2 Mbit/s camera, server pinned to a core: CPU per packet, memory per viewer,
-//! first frames, dwell, joins under watch; see `load_bench.rs`), and, only when named, `soak [MINUTES]`
+//! first frames, dwell, joins under watch; see `load_bench.rs`), `browser-latency` (Chromium's
+//! glass-to-glass from the page's barcode reading, see `browser_latency_bench.rs`), and, only
+//! when named, `soak [MINUTES]`
 //! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`).
 //! Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
 #[path = "../auth_bench.rs"]
 mod auth_bench;
+#[path = "../browser_latency_bench.rs"]
+mod browser_latency_bench;
 #[path = "../control_bench.rs"]
 mod control_bench;
 #[path = "../image_bench.rs"]
@@ -67,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -109,6 +113,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("impaired") {
         impaired().await?;
+    }
+    if wants("browser-latency") {
+        browser_latency_bench::run().await?;
     }
     if wants("load") || wants("joins") {
         load_bench::run(&which).await?;
