@@ -15,13 +15,15 @@ use sightline_publisher::barcode::now_us;
 
 use anyhow::Context;
 use sightline_tests::browser::{netns_ip, Browser, BrowserOptions};
-use sightline_tests::harness::{get_json, publisher_config, wait_until};
+use sightline_tests::harness::publisher_config;
 use sightline_tests::{HeadlessViewer, TestPublisher, ViewerConfig, ViewerEvent};
 
 use crate::{report, ServerProcess};
 
 const ROUNDS: usize = 5;
 const DOWNTIME: Duration = Duration::from_secs(2);
+/// Longest wait for the camera to be listed online (again).
+const CAMERA_ONLINE: Duration = Duration::from_secs(30);
 
 pub async fn run() -> anyhow::Result<()> {
     scenario(false).await?;
@@ -43,7 +45,7 @@ async fn scenario(demo: bool) -> anyhow::Result<()> {
         cfg.keyframe_interval = Duration::from_secs(60);
         TestPublisher::start(cfg)
     });
-    camera_online(&server.http_url()).await?;
+    server.wait_camera_online(CAMERA_ONLINE).await?;
     let mut viewers = Vec::new();
     for asks in [true, false] {
         let mut config = ViewerConfig::new(ws.clone(), camera);
@@ -72,7 +74,7 @@ async fn scenario(demo: bool) -> anyhow::Result<()> {
         server.start_again()?;
         let t0 = Instant::now();
         let t0_us = now_us();
-        camera_online(&server.http_url()).await?;
+        server.wait_camera_online(CAMERA_ONLINE).await?;
         online.push(t0.elapsed().as_secs_f64() * 1000.0);
         for (i, v) in viewers.iter_mut().enumerate() {
             let (media, frame) = first_frame(v, round as u32 + 1, Duration::from_secs(30)).await?;
@@ -165,14 +167,6 @@ impl Page {
         })
         .await?
     }
-}
-
-async fn camera_online(base: &str) -> anyhow::Result<()> {
-    wait_until(Duration::from_secs(30), "camera online", async || {
-        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
-        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
-    })
-    .await
 }
 
 /// Wait for the first decoded frame of a session after `after`; returns when (wall clock,

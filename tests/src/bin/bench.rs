@@ -366,15 +366,10 @@ async fn receiving_viewers(ws: &str, n: usize) -> anyhow::Result<Vec<HeadlessVie
 async fn server_process_with_camera() -> anyhow::Result<(ServerProcess, TestPublisher)> {
     let server = ServerProcess::start(None, false)?;
     server.wait_up().await?;
-    let base = server.http_url();
     let mut cfg = publisher_config(&server.ws_url(), "bench");
     (cfg.width, cfg.height, cfg.fps, cfg.bitrate) = (W, H, FPS, 2_000_000);
     let publisher = TestPublisher::start(cfg);
-    wait_until(Duration::from_secs(10), "camera online", async || {
-        let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
-        (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
-    })
-    .await?;
+    server.wait_camera_online(Duration::from_secs(10)).await?;
     Ok((server, publisher))
 }
 
@@ -549,6 +544,16 @@ impl ServerProcess {
         })
         .await
         .map(drop)
+    }
+
+    /// Wait until `/api/cameras` lists a camera online.
+    async fn wait_camera_online(&self, timeout: Duration) -> anyhow::Result<()> {
+        let base = self.http_url();
+        wait_until(timeout, "camera online", async || {
+            let cams = get_json(format!("{base}/api/cameras")).await.ok()?;
+            (cams.as_array()?.iter().any(|c| c["state"] == "online")).then_some(())
+        })
+        .await
     }
 
     fn pid(&self) -> u32 {
