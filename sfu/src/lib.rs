@@ -37,21 +37,21 @@
 //! `core` owns every `Rtc` and all state and does no I/O: it takes datagrams, commands and
 //! the time, and gives back datagrams to send, events and when to call it next, so it runs
 //! in tests without sockets. `driver` is the thin tokio layer that feeds it.
-//! `types` and `config` are what both sides and the public API share; `dwell` is the
-//! histogram of how long frames stay in the SFU.
+//! `types` and `config` are what both sides and the public API share; `histogram` holds
+//! the duration histograms among the counters (frames' dwell, viewers' first frame).
 
 mod config;
 mod core;
 mod driver;
-pub mod dwell;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod histogram;
 mod types;
 
 pub use crate::core::RateLimit;
 pub use config::SfuConfig;
 pub use driver::{Sfu, SfuHandle, Watch};
 pub use types::{
-    PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, VideoCodec, ViewerAccess, WatchFrame,
-    WatchMessage,
+    CameraStats, PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, VideoCodec, ViewerAccess,
+    WatchFrame, WatchMessage,
 };

@@ -97,7 +97,37 @@ pub struct SfuStats {
     /// Open ICE-TCP connections, including ones still doing ICE.
     pub tcp_connections: usize,
     /// Each forwarded frame's time in the SFU, from its last packet in to its last copy out.
-    pub forward_dwell: crate::dwell::DwellHistogram,
+    pub forward_dwell: crate::histogram::DwellHistogram,
+    /// Each viewer's time from its offer answered to its first frame written to it.
+    pub first_frame: crate::histogram::FirstFrameHistogram,
+    /// Per camera the SFU has seen a peer of since it started, by camera id.
+    pub cameras: std::collections::BTreeMap<String, CameraStats>,
+}
+
+/// One camera's counters (totals since the SFU started, over every publisher and viewer
+/// the camera has had) and its viewers now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CameraStats {
+    /// Viewers now (WebRTC and watchers).
+    pub viewers: usize,
+    /// Frames, keyframes and payload bytes received from its publishers: the ingest frame
+    /// rate and bitrate are their rates.
+    pub frames_received: u64,
+    pub keyframes_received: u64,
+    pub bytes_received: u64,
+    /// Frames and keyframes written to viewers (one per viewer per frame).
+    pub frames_forwarded: u64,
+    pub keyframes_forwarded: u64,
+    /// Keyframe requests: received from viewers (before coalescing), sent to publishers.
+    pub keyframe_requests_received: u64,
+    pub keyframe_requests_sent: u64,
+    /// NACKs received from viewers (as str0m reports them, every second), and the
+    /// retransmissions (RTX) sent to answer them.
+    pub nacks_received: u64,
+    pub rtx_sent: u64,
+    /// RTP packets and bytes (SRTP, as sent) to viewers, media and RTX.
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
 }
 
 /// Something the SFU tells signaling without being asked.

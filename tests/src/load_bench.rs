@@ -269,8 +269,16 @@ async fn load(n: usize) -> anyhow::Result<()> {
     println!(
         "  server dwell, frame's last packet in → last copy out: p50 {} µs, p99 {} µs over {} \
          frames",
-        bound(sightline_sfu::dwell::quantile_us(&dwell, 0.5)),
-        bound(sightline_sfu::dwell::quantile_us(&dwell, 0.99)),
+        bound(sightline_sfu::histogram::quantile_us(
+            &sightline_sfu::histogram::DWELL_BOUNDS_US,
+            &dwell,
+            0.5
+        )),
+        bound(sightline_sfu::histogram::quantile_us(
+            &sightline_sfu::histogram::DWELL_BOUNDS_US,
+            &dwell,
+            0.99
+        )),
         dwell.iter().sum::<u64>()
     );
     report_viewer_losses(&records, with_frames, n);

@@ -13,6 +13,12 @@ impl Core {
     /// publisher change is invisible to them apart from the picture.
     pub(super) fn forward(&mut self, publisher: PeerId, data: MediaData) {
         self.counters.frames_received += 1;
+        let keyframe = data.is_keyframe();
+        if let Some(camera) = self.camera_counters(publisher) {
+            camera.frames_received += 1;
+            camera.keyframes_received += u64::from(keyframe);
+            camera.bytes_received += data.data.len() as u64;
+        }
         let Some(codec) = self.members.publisher_codec(publisher, data.mid) else {
             return;
         };
@@ -24,7 +30,7 @@ impl Core {
         }
         let mut targets = std::mem::take(&mut self.targets);
         self.members
-            .frame_targets(publisher, codec, data.is_keyframe(), &mut targets);
+            .frame_targets(publisher, codec, keyframe, &mut targets);
         let feed = self
             .members
             .feed(publisher, codec)
@@ -35,9 +41,11 @@ impl Core {
             // Watchers share one copy of the access unit.
             let mut shared = None;
             let mut written = false;
+            let mut forwarded = 0;
             for &(viewer, _) in &targets {
                 if self.is_watcher(viewer) {
                     self.watcher_frame(viewer, &data, frame.rtp_time, &mut shared);
+                    forwarded += 1;
                     continue;
                 }
                 let Some(peer) = self.peers.get_mut(viewer) else {
@@ -51,7 +59,13 @@ impl Core {
                     continue;
                 }
                 self.counters.frames_forwarded += 1;
+                forwarded += 1;
                 written = true;
+                if !peer.first_frame_sent {
+                    peer.first_frame_sent = true;
+                    let waited = self.now.saturating_duration_since(peer.created);
+                    self.counters.first_frame.0.record(waited);
+                }
                 // str0m hands queued RTP to its pacer in its timeout handler. Run it right
                 // away: the frame leaves now, not on the viewer's next timeout.
                 self.poke(viewer);
@@ -59,6 +73,10 @@ impl Core {
             if written {
                 // `now` is the arrival of the datagram that completed the frame.
                 self.frames_in.push(self.now);
+            }
+            if let Some(camera) = self.camera_counters(publisher) {
+                camera.frames_forwarded += forwarded;
+                camera.keyframes_forwarded += if keyframe { forwarded } else { 0 };
             }
         }
         self.targets = targets;

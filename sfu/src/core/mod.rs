@@ -27,7 +27,7 @@
 //! `keyframe`, `feed`. A viewer's control message is judged by the protocol's relay rules
 //! (`sightline_protocol::control::relay`), shared with publishers serving direct viewers.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,7 @@ use membership::{Membership, Role};
 use peers::PeerTable;
 use rtc_config::rtc_config;
 
+mod camera_stats;
 mod control;
 mod control_wire;
 mod feed;
@@ -93,6 +94,8 @@ pub(crate) struct Core {
     members: Membership,
     /// Only the counter fields are used; the gauges are computed in `stats()`.
     counters: SfuStats,
+    /// Per camera id, never forgotten (see `camera_stats`).
+    camera_counters: HashMap<String, crate::CameraStats>,
     /// Events drained from an `Rtc`, handled once it is no longer borrowed.
     queue: VecDeque<(PeerId, Event)>,
     /// Reused buffers, so the per-frame path does not allocate.
@@ -134,6 +137,7 @@ impl Core {
             peers: PeerTable::new(),
             members: Membership::new(config.keyframe_request_interval, config.control_rate_limit),
             counters: SfuStats::default(),
+            camera_counters: HashMap::new(),
             queue: VecDeque::new(),
             targets: Vec::new(),
             scratch_ids: Vec::new(),
@@ -159,6 +163,7 @@ impl Core {
         for came_in in self.frames_in.drain(..) {
             self.counters
                 .forward_dwell
+                .0
                 .record(at.saturating_duration_since(came_in));
         }
     }
@@ -265,6 +270,7 @@ impl Core {
             publishers: counts.publishers,
             viewers: counts.viewers,
             tracks: counts.tracks,
+            cameras: self.camera_stats(),
             ..self.counters.clone()
         }
     }
@@ -297,6 +303,7 @@ impl Core {
             return;
         };
         let viewer = peer.role == Role::Viewer;
+        let rtx_ssrc = peer.tx.as_ref().and_then(|tx| tx.rtx_ssrc());
         loop {
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
@@ -306,6 +313,7 @@ impl Core {
                 Ok(Output::Transmit(t)) => {
                     if viewer && is_rtp(&t.contents) {
                         self.counters.packets_forwarded += 1;
+                        peer.sent.count(&t.contents, rtx_ssrc);
                     }
                     match t.proto {
                         Protocol::Udp => self.transmits.push(t.source, t.destination, &t.contents),
@@ -316,6 +324,9 @@ impl Core {
                 }
                 Ok(Output::Event(Event::MediaIngressStats(s))) => {
                     self.counters.nacks_sent += peer.nacks_since_last_report(s.mid, s.nacks);
+                }
+                Ok(Output::Event(Event::MediaEgressStats(s))) => {
+                    peer.sent.nacks_received += peer.nacks_since_last_report(s.mid, s.nacks);
                 }
                 Ok(Output::Event(e)) => {
                     if is_interesting(&e) {
@@ -376,6 +387,9 @@ impl Core {
             }
             Event::KeyframeRequest(_) if self.members.role(id) == Some(Role::Viewer) => {
                 self.counters.keyframe_requests_received += 1;
+                if let Some(camera) = self.camera_counters(id) {
+                    camera.keyframe_requests_received += 1;
+                }
                 self.members.keyframe_wanted_by(id);
             }
             Event::Closed => self.dead.push((id, "closed by remote".into())),
@@ -388,9 +402,10 @@ impl Core {
 
     /// Remove a peer at once: its routes, its queued events, and announce it.
     fn remove_peer(&mut self, id: PeerId, reason: String) -> bool {
-        if self.peers.remove(id).is_none() {
+        let Some(peer) = self.peers.remove(id) else {
             return false;
-        }
+        };
+        self.retire_counters(id, &peer);
         self.members.remove_peer(id);
         self.queue.retain(|(p, _)| *p != id);
         tracing::info!(peer = %id, %reason, "peer removed");

@@ -9,6 +9,7 @@ use str0m::channel::ChannelId;
 use str0m::media::Mid;
 use str0m::{Input, Rtc};
 
+use super::camera_stats::SentCounters;
 use super::membership::Role;
 use super::viewer_tx::ViewerTx;
 use crate::PeerId;
@@ -32,8 +33,13 @@ pub(super) struct Peer {
     pub(super) created: Instant,
     /// When str0m next wants `Input::Timeout`.
     pub(super) next_timeout: Instant,
-    /// A publisher's NACKs per m-line, as str0m last reported them (running totals).
+    /// NACKs per m-line, as str0m last reported them (running totals): a publisher's
+    /// that we sent, a viewer's that we received.
     pub(super) nacks_reported: Vec<(Mid, u64)>,
+    /// A viewer's: what it was sent (see `camera_stats`).
+    pub(super) sent: SentCounters,
+    /// A viewer's first frame was written to it (and its time to it recorded).
+    pub(super) first_frame_sent: bool,
 }
 
 impl Peer {
@@ -48,6 +54,8 @@ impl Peer {
             created: now,
             next_timeout: now,
             nacks_reported: Vec::new(),
+            sent: SentCounters::default(),
+            first_frame_sent: false,
         }
     }
 
@@ -122,6 +130,10 @@ impl PeerTable {
 
     pub(super) fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (PeerId, &Peer)> {
+        self.peers.iter().map(|(id, p)| (*id, p))
     }
 
     pub(super) fn ids(&self) -> Vec<PeerId> {

@@ -20,8 +20,9 @@ const VP8_RTX_PT: u8 = 97;
 /// Where viewers' `playout-delay` header extension goes (see `viewer_tx`) unless their
 /// offer numbers it: a number the standard map leaves free.
 const PLAYOUT_DELAY_EXT_ID: u8 = 12;
-/// How often str0m reports a publisher's ingress statistics.
-const PUBLISHER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often str0m reports a peer's statistics: a publisher's NACKs sent, a viewer's
+/// received.
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// ice-lite (the SFU has a public address and answers checks, it does not make them), and
 /// the two codecs a publisher sends: H.264, and VP8 for viewers without H.264 (only while
@@ -36,11 +37,10 @@ const PUBLISHER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_
 /// standard set, so their own congestion control gets TWCC feedback from us. Viewers also
 /// get `playout-delay`, so browsers show each frame as soon as it is decoded.
 pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
-    let mut config = Rtc::builder().set_ice_lite(true).clear_codecs();
-    if role == Role::Publisher {
-        // Ingress statistics, for the NACKs we send (a handful of publishers: cheap).
-        config = config.set_stats_interval(Some(PUBLISHER_STATS_INTERVAL));
-    }
+    let mut config = Rtc::builder()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .set_stats_interval(Some(STATS_INTERVAL));
     if role == Role::Viewer {
         // Viewers get ready-made RTP packets (see `feed`): str0m's frame API would
         // packetise every frame again for each of them.

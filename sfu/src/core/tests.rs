@@ -436,7 +436,7 @@ fn offers_are_answered_and_both_peers_connect() {
 
 #[test]
 fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
-    let (mut net, p, v, _, _) = live(None);
+    let (mut net, p, v, _, vid) = live(None);
     assert!(
         net.core.stats().keyframe_requests_sent >= 1,
         "a viewer waits"
@@ -473,9 +473,32 @@ fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
     assert_eq!((stats.frames_received, stats.frames_forwarded), (3, 2));
     assert!(stats.packets_forwarded >= 4);
     assert_eq!(
-        stats.forward_dwell.samples(),
+        stats.forward_dwell.0.samples(),
         2,
         "one dwell sample per frame that left"
+    );
+    assert_eq!(stats.first_frame.0.samples(), 1, "one viewer's first frame");
+    let cam = &stats.cameras["cam"];
+    assert_eq!(cam.viewers, 1);
+    assert_eq!((cam.frames_received, cam.keyframes_received), (3, 1));
+    assert_eq!((cam.frames_forwarded, cam.keyframes_forwarded), (2, 1));
+    assert!(cam.bytes_received >= 3 * 8, "{cam:?}");
+    assert_eq!(cam.packets_sent, stats.packets_forwarded);
+    assert!(cam.bytes_sent > cam.packets_sent * 12, "{cam:?}");
+    assert!(cam.keyframe_requests_sent >= 1, "{cam:?}");
+
+    // A viewer that leaves takes nothing it was sent out of its camera's totals.
+    net.core.close_peer(vid);
+    let after = net.core.stats();
+    let cam_after = &after.cameras["cam"];
+    assert_eq!(cam_after.viewers, 0);
+    assert_eq!(
+        (
+            cam_after.packets_sent,
+            cam_after.bytes_sent,
+            cam_after.frames_forwarded
+        ),
+        (cam.packets_sent, cam.bytes_sent, cam.frames_forwarded)
     );
 }
 

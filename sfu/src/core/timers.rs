@@ -59,6 +59,7 @@ impl Core {
         let Some(peer) = self.peers.get_mut(publisher) else {
             return;
         };
+        let mut sent = false;
         if let Some(mut writer) = peer.rtc.writer(mid) {
             let kind = if writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
                 KeyframeRequestKind::Pli
@@ -68,8 +69,14 @@ impl Core {
             // Fails until the publisher's first RTP packet told str0m its SSRC; the gate
             // retries after the interval.
             match writer.request_keyframe(None, kind) {
-                Ok(()) => self.counters.keyframe_requests_sent += 1,
+                Ok(()) => sent = true,
                 Err(e) => tracing::debug!(%publisher, "keyframe request not sent: {e}"),
+            }
+        }
+        if sent {
+            self.counters.keyframe_requests_sent += 1;
+            if let Some(camera) = self.camera_counters(publisher) {
+                camera.keyframe_requests_sent += 1;
             }
         }
         self.drain(publisher);

@@ -40,6 +40,8 @@ pub(crate) struct ViewerTx {
     next_seq: SeqNo,
     /// The send stream's RTX cache is sized (on the first write: the stream exists then).
     rtx_cache_sized: bool,
+    /// The SSRC retransmissions go out on, learnt on the first write.
+    rtx_ssrc: Option<u32>,
 }
 
 impl ViewerTx {
@@ -51,7 +53,12 @@ impl ViewerTx {
             // for a while.
             next_seq: SeqNo::default(),
             rtx_cache_sized: false,
+            rtx_ssrc: None,
         }
+    }
+
+    pub(crate) fn rtx_ssrc(&self) -> Option<u32> {
+        self.rtx_ssrc
     }
 
     /// Queue one frame's packets; the caller then runs the `Rtc`'s timeout and drains it.
@@ -64,6 +71,7 @@ impl ViewerTx {
         if !self.rtx_cache_sized {
             stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, RTX_RATIO_CAP);
             self.rtx_cache_sized = true;
+            self.rtx_ssrc = stream.rtx().map(|s| *s);
         }
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {

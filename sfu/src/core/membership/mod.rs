@@ -181,6 +181,18 @@ impl Membership {
         Some((self.cameras.get_mut(&member.camera)?, role))
     }
 
+    /// The camera `peer` belongs to.
+    pub(crate) fn camera_id(&self, peer: PeerId) -> Option<&str> {
+        self.members.get(&peer).map(|m| m.camera.as_str())
+    }
+
+    /// Each camera with viewers now, and how many.
+    pub(crate) fn viewer_counts(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.cameras
+            .iter()
+            .map(|(id, cam)| (id.as_str(), cam.viewers.len()))
+    }
+
     pub(crate) fn role(&self, peer: PeerId) -> Option<Role> {
         self.members.get(&peer).map(|m| m.role)
     }
