@@ -65,6 +65,11 @@ struct Args {
     )]
     cors_origins: Vec<String>,
 
+    /// Serve GET /metrics (Prometheus) without a token even when tokens are on, for a
+    /// scraper on a private network. Without it, a scraper sends a token of any role.
+    #[arg(long, env = "SIGHTLINE_METRICS_OPEN")]
+    metrics_open: bool,
+
     /// A TURN server clients may relay through, e.g. `turn:turn.example.org:3478?transport=udp`,
     /// `turn:…:3478?transport=tcp`, `turns:…:5349?transport=tcp`; repeat for several. Each
     /// session gets credentials of its own, minted with --turn-secret-file (see turn-config/).
@@ -263,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
         cors_origins: args.cors_origins,
         ice,
         plain_loopback: args.demo,
+        metrics_open: args.metrics_open,
     };
     let server = server::start(config).await.context("starting the server")?;
 

@@ -89,6 +89,11 @@ impl SfuHandle {
         self.addrs.to_vec()
     }
 
+    /// The driver loop still runs (it has not been shut down or died).
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     /// The addresses ICE-TCP listens on (empty when it is off).
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.tcp_addrs.to_vec()

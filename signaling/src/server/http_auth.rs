@@ -30,13 +30,16 @@ pub(super) fn admit(
                 tracing::debug!(%remote, subject = sub, path = uri.path(), "authenticated");
             }
         }
-        Err(r) => tracing::info!(
-            %remote,
-            path = uri.path(),
-            code = r.error.code.as_str(),
-            reason = %r.error.message,
-            "authentication refused"
-        ),
+        Err(r) => {
+            state.metrics.auth_refused(r.error.code.as_str());
+            tracing::info!(
+                %remote,
+                path = uri.path(),
+                code = r.error.code.as_str(),
+                reason = %r.error.message,
+                "authentication refused"
+            )
+        }
     }
     admitted
 }

@@ -8,6 +8,7 @@
 
 mod api;
 mod http_auth;
+mod metrics;
 mod mse;
 pub mod registry;
 mod resume;
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// STUN/TURN servers handed to every client (none by default).
     pub ice: IceConfig,
+    /// `GET /metrics` without a token even when tokens are on (`--metrics-open`): for a
+    /// scraper on a private network.
+    pub metrics_open: bool,
     /// With TLS, also serve plain HTTP on a loopback port of its own, for clients in this
     /// process (the demo camera) that would otherwise have to check our certificate under a
     /// name that does not point here. Access rules are the same.
@@ -77,6 +81,7 @@ impl ServerConfig {
                 ..Default::default()
             },
             plain_loopback: false,
+            metrics_open: false,
         }
     }
 }
@@ -105,6 +110,9 @@ pub(crate) struct AppState {
     /// Request ids for the commands the REST door makes itself (`get_status`).
     next_request: AtomicU64,
     open_sessions: AtomicUsize,
+    metrics: metrics::Metrics,
+    /// `ServerConfig::metrics_open`.
+    metrics_open: bool,
 }
 
 impl AppState {
@@ -146,7 +154,8 @@ const MAILBOX: usize = 256;
 
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
 /// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
-/// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `/` (web client).
+/// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `GET /metrics` (Prometheus),
+/// `GET /healthz`, `GET /readyz`, `/` (web client).
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Serving HTTPS/WSS.
@@ -226,6 +235,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         next_session: AtomicU64::new(1),
         next_request: AtomicU64::new(1),
         open_sessions: AtomicUsize::new(0),
+        metrics: metrics::Metrics::default(),
+        metrics_open: config.metrics_open,
     });
 
     let mut app = Router::new()
@@ -234,7 +245,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/api/cameras/{id}/control", post(api::control))
         .route("/api/cameras/{id}/status", get(api::status))
         .route("/api/cameras/{id}/mse", get(mse::mse))
-        .route("/api/stats", get(api::stats));
+        .route("/api/stats", get(api::stats))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz));
     if let Some(root) = &config.web_root {
         if !root.join("index.html").is_file() {
             anyhow::bail!("web root {} has no index.html", root.display());
@@ -369,6 +383,7 @@ async fn websocket(
             };
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
             state.open_sessions.fetch_add(1, Ordering::Relaxed);
+            state.metrics.session_opened();
             session::Session::new(id, state.clone(), remote.ip(), grant)
                 .run(socket)
                 .await;
