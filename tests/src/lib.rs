@@ -30,6 +30,7 @@ pub mod temp;
 pub mod topology;
 pub mod viewer;
 pub mod webkit;
+pub mod whep_player;
 
 pub use control_client::{ControlInbox, Received};
 pub use decode::{DecodedFrame, FrameDecoder};

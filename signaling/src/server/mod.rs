@@ -14,6 +14,7 @@ pub mod registry;
 mod resume;
 mod session;
 pub mod tls;
+mod whep;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,7 +27,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use sightline_sfu::{Sfu, SfuConfig, SfuHandle};
@@ -111,6 +112,8 @@ pub(crate) struct AppState {
     next_request: AtomicU64,
     open_sessions: AtomicUsize,
     metrics: metrics::Metrics,
+    /// Viewers that came through `POST /whep/{camera_id}`.
+    whep: Mutex<whep::WhepSessions>,
     /// `ServerConfig::metrics_open`.
     metrics_open: bool,
 }
@@ -155,7 +158,8 @@ const MAILBOX: usize = 256;
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
 /// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
 /// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `GET /metrics` (Prometheus),
-/// `GET /healthz`, `GET /readyz`, `/` (web client).
+/// `GET /healthz`, `GET /readyz`, `POST /whep/{id}` and `DELETE /whep/{id}/{resource}`
+/// (WHEP playback), `/` (web client).
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Serving HTTPS/WSS.
@@ -236,6 +240,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         next_request: AtomicU64::new(1),
         open_sessions: AtomicUsize::new(0),
         metrics: metrics::Metrics::default(),
+        whep: Mutex::default(),
         metrics_open: config.metrics_open,
     });
 
@@ -248,7 +253,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/api/stats", get(api::stats))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
-        .route("/readyz", get(metrics::readyz));
+        .route("/readyz", get(metrics::readyz))
+        .route(
+            "/whep/{id}",
+            post(whep::offer).options(whep::options).patch(whep::patch),
+        )
+        .route(
+            "/whep/{id}/{resource}",
+            delete(whep::delete).patch(whep::patch),
+        );
+    whep::spawn_reaper(state.clone());
     if let Some(root) = &config.web_root {
         if !root.join("index.html").is_file() {
             anyhow::bail!("web root {} has no index.html", root.display());
@@ -341,7 +355,9 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `--cors-origin`: these origins may call the API (GET and POST, with a bearer token).
+/// `--cors-origin`: these origins may call the API (GET and POST, with a bearer token) and
+/// play over WHEP (POST, PATCH, DELETE; its answer's `Location`, `ETag` and `Link` headers
+/// readable).
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
     let origins = origins
         .iter()
@@ -352,10 +368,16 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_MATCH,
+        ])
+        .expose_headers([
+            axum::http::header::LOCATION,
+            axum::http::header::ETAG,
+            axum::http::header::LINK,
         ]))
 }
 
