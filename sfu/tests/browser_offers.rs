@@ -135,3 +135,59 @@ async fn offer_without_video_is_rejected_clearly() {
         other => panic!("expected InvalidSdp, got {:?}", other.map(|a| a.sdp)),
     }
 }
+
+/// A WHIP client's offer (as OBS or ffmpeg write them): sendonly audio and one H.264
+/// format, with `fmtp` as its parameters.
+fn whip_offer(fmtp: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n{FINGERPRINT}\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n{FINGERPRINT}\r\n\
+a=setup:actpass\r\na=mid:1\r\na=sendonly\r\na=rtcp-mux\r\n\
+a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=rtcp-fb:102 nack pli\r\n\
+a=fmtp:102 {fmtp}\r\n"
+    )
+}
+
+/// WHIP clients send whatever profile their encoder makes: every profile browsers decode is
+/// taken, packetization-mode 0 (one NAL unit per packet, no fragmentation) is not.
+#[tokio::test]
+async fn publisher_offers_in_any_browser_profile_are_accepted_and_mode_0_is_not() {
+    let sfu = start().await;
+    for profile in ["42e01f", "42001f", "4d001f", "64001f", "640028", "64002a"] {
+        let offer = whip_offer(&format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+        ));
+        let answer = sfu
+            .publish(&format!("cam-{profile}"), &offer)
+            .await
+            .unwrap_or_else(|e| panic!("{profile}: {e}"));
+        assert!(
+            answer.sdp.contains("a=recvonly"),
+            "{profile}: {}",
+            answer.sdp
+        );
+        assert!(
+            answer.sdp.contains("H264/90000"),
+            "{profile}: {}",
+            answer.sdp
+        );
+    }
+    let refused = |fmtp: &str| {
+        let sfu = sfu.clone();
+        let offer = whip_offer(fmtp);
+        async move {
+            sfu.publish("cam-bad", &offer)
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let mode0 = refused("packetization-mode=0;profile-level-id=42e01f").await;
+    assert!(mode0.contains("packetization-mode 1"), "{mode0}");
+    let high10 = refused("packetization-mode=1;profile-level-id=6e001f").await;
+    assert!(high10.contains("H.264"), "{high10}");
+}

@@ -31,6 +31,7 @@ pub mod topology;
 pub mod viewer;
 pub mod webkit;
 pub mod whep_player;
+pub mod whip_client;
 
 pub use control_client::{ControlInbox, Received};
 pub use decode::{DecodedFrame, FrameDecoder};

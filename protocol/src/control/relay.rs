@@ -38,8 +38,13 @@ pub enum Admission {
     /// and send it `reply`.
     Pause { pause: bool, reply: String },
     /// Pass `text` (the command tagged with its sender) to the camera's publisher.
-    /// `request_id`: for the relay's own refusal when it has no publisher to give it to.
-    Relay { text: String, request_id: String },
+    /// `request_id` and `command`: for the relay's own answer when it has no publisher to
+    /// give it to, or one without a control channel.
+    Relay {
+        text: String,
+        request_id: String,
+        command: CommandType,
+    },
 }
 
 /// Decide one message from `sender`, whose rate limit (`limit`) allowed it (`taken` is
@@ -106,9 +111,10 @@ pub fn admit(
                 None,
             )
         }
-        _ => Admission::Relay {
+        command => Admission::Relay {
             request_id: cmd.request_id.clone(),
             text: cmd.tagged(sender.id),
+            command,
         },
     }
 }
@@ -232,8 +238,13 @@ mod tests {
         };
         let update = r#"{"v":1,"type":"update_settings","request_id":"u","settings":{}}"#;
         match admit_text(controller, update) {
-            Admission::Relay { text, request_id } => {
+            Admission::Relay {
+                text,
+                request_id,
+                command,
+            } => {
                 assert_eq!(request_id, "u");
+                assert_eq!(command, CommandType::UpdateSettings);
                 assert_eq!(
                     parse_command(&text).unwrap().from.as_deref(),
                     Some("direct-3")

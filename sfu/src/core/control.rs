@@ -109,6 +109,7 @@ impl Core {
                 Outgoing::Resume(viewer) => {
                     self.members.set_paused(viewer, false);
                 }
+                Outgoing::Keyframe(camera) => self.members.camera_wants_keyframe(&camera),
             }
         }
     }

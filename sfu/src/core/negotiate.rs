@@ -8,7 +8,7 @@ use str0m::net::TcpType;
 use str0m::Candidate;
 
 use super::membership::Role;
-use super::offer::{offers_h264, video_mids};
+use super::offer::{offers_data_channel, offers_h264, video_mids};
 use super::peers::Peer;
 use super::rtc_config::negotiated;
 use super::viewer_tx::ViewerTx;
@@ -81,9 +81,10 @@ impl Core {
         access: Option<ViewerAccess>,
     ) -> Result<PeerAnswer, SfuError> {
         let video_mids = video_mids(offer);
+        let has_data_channel = offers_data_channel(offer);
         let h264 = offers_h264(offer);
         let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            SdpOffer::from_sdp_string(offer).map_err(|e| sdp_parse_error(&e.to_string()))?;
         let now = self.now;
         // A viewer is sent H.264 if its offer has it, else VP8 (if its offer has neither,
         // no video m-line matches below and it is refused).
@@ -136,6 +137,9 @@ impl Core {
             Role::Publisher => {
                 if let Some(old) = self.members.set_publisher(camera, id) {
                     self.close(old, "replaced by a new publisher");
+                }
+                if !has_data_channel {
+                    self.members.publisher_without_control(id);
                 }
                 for &(codec, mid, _) in &video {
                     self.members.set_publisher_mid(id, codec, mid);
@@ -208,7 +212,9 @@ impl Core {
                     format!("no video m-line the SFU can {verb} on (need a {want} video m-line)")
                 }
                 (false, Role::Publisher) => {
-                    "no H.264 in the video m-line (publishers must send H.264)".into()
+                    "no H.264 the SFU takes in the video m-line: publishers send H.264 with \
+                     packetization-mode 1 in Constrained Baseline, Baseline, Main or High"
+                        .into()
                 }
                 (false, Role::Viewer) => {
                     "no codec in common: the SFU sends H.264 or VP8, and the offer has neither"
@@ -223,7 +229,7 @@ impl Core {
     /// new credentials), DTLS and every stream.
     fn renegotiate(&mut self, id: PeerId, offer: &str) -> Result<PeerAnswer, SfuError> {
         let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            SdpOffer::from_sdp_string(offer).map_err(|e| sdp_parse_error(&e.to_string()))?;
         let codec = self
             .members
             .viewer_codec(id)
@@ -269,5 +275,34 @@ impl Core {
         peer.rtc.add_remote_candidate(parsed);
         self.drain(id);
         Ok(())
+    }
+}
+
+/// An offer str0m could not parse. Its message names the failing position by a memory
+/// address (`at PointerOffset(0x…)`), which means nothing to the sender and is left out.
+fn sdp_parse_error(message: &str) -> SfuError {
+    let mut text = message.to_owned();
+    if let Some(start) = text.find(" at PointerOffset(") {
+        if let Some(len) = text[start..].find(')') {
+            text.replace_range(start..start + len + 1, "");
+        }
+    }
+    SfuError::InvalidSdp(text)
+}
+
+#[cfg(test)]
+mod parse_error_tests {
+    use super::sdp_parse_error;
+
+    #[test]
+    fn parse_errors_lose_the_memory_address() {
+        let e = sdp_parse_error(
+            "SDP parse: Parse error at PointerOffset(0x7f355c0087a0) Unexpected `n` Expected `v` sdp line",
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid SDP: SDP parse: Parse error Unexpected `n` Expected `v` sdp line"
+        );
+        assert_eq!(sdp_parse_error("plain").to_string(), "invalid SDP: plain");
     }
 }

@@ -17,6 +17,12 @@ pub(crate) fn video_mids(sdp: &str) -> Vec<String> {
     mids
 }
 
+/// Whether the offer has a data channel section (`m=application`).
+pub(crate) fn offers_data_channel(sdp: &str) -> bool {
+    sdp.lines()
+        .any(|line| line.trim().starts_with("m=application "))
+}
+
 /// Whether any `m=video` section offers H.264 (an `a=rtpmap:<pt> H264/90000` line).
 pub(crate) fn offers_h264(sdp: &str) -> bool {
     let mut in_video = false;

@@ -15,6 +15,15 @@ pub(crate) const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
 /// str0m's own defaults for this profile; offers may renumber them, str0m maps.
 const H264_PT: u8 = 108;
 const H264_RTX_PT: u8 = 109;
+/// The other H.264 profiles browsers decode (Baseline, Main, High, level 3.1), each with
+/// its RTX payload type. Only publishers are offered them: a WHIP client (OBS, ffmpeg,
+/// GStreamer) may send any of them, and the SFU forwards access units whatever their
+/// profile (browsers decode by the stream's SPS, not by what was negotiated).
+const H264_MORE_PROFILES: [(u32, u8, u8); 3] = [
+    (0x42001f, 110, 111),
+    (0x4d001f, 112, 113),
+    (0x64001f, 114, 115),
+];
 const VP8_PT: u8 = 96;
 const VP8_RTX_PT: u8 = 97;
 /// Where viewers' `playout-delay` header extension goes (see `viewer_tx`) unless their
@@ -57,12 +66,21 @@ pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
     }
     for codec in codecs {
         match codec {
-            VideoCodec::H264 => config.codec_config().add_h264(
-                H264_PT.into(),
-                Some(H264_RTX_PT.into()),
-                true,
-                H264_PROFILE_LEVEL_ID,
-            ),
+            VideoCodec::H264 => {
+                config.codec_config().add_h264(
+                    H264_PT.into(),
+                    Some(H264_RTX_PT.into()),
+                    true,
+                    H264_PROFILE_LEVEL_ID,
+                );
+                if role == Role::Publisher {
+                    for (profile, pt, rtx) in H264_MORE_PROFILES {
+                        config
+                            .codec_config()
+                            .add_h264(pt.into(), Some(rtx.into()), true, profile);
+                    }
+                }
+            }
             VideoCodec::Vp8 => config.codec_config().add_config(
                 VP8_PT.into(),
                 Some(VP8_RTX_PT.into()),

@@ -14,7 +14,7 @@ pub mod registry;
 mod resume;
 mod session;
 pub mod tls;
-mod whep;
+mod wish;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -112,8 +112,8 @@ pub(crate) struct AppState {
     next_request: AtomicU64,
     open_sessions: AtomicUsize,
     metrics: metrics::Metrics,
-    /// Viewers that came through `POST /whep/{camera_id}`.
-    whep: Mutex<whep::WhepSessions>,
+    /// Publishers and viewers that came through WHIP and WHEP.
+    wish: Mutex<wish::WishSessions>,
     /// `ServerConfig::metrics_open`.
     metrics_open: bool,
 }
@@ -158,8 +158,8 @@ const MAILBOX: usize = 256;
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
 /// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
 /// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `GET /metrics` (Prometheus),
-/// `GET /healthz`, `GET /readyz`, `POST /whep/{id}` and `DELETE /whep/{id}/{resource}`
-/// (WHEP playback), `/` (web client).
+/// `GET /healthz`, `GET /readyz`, `POST /whip/{id}` (WHIP ingest) and `POST /whep/{id}`
+/// (WHEP playback) with `DELETE` on the `Location` they answer, `/` (web client).
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Serving HTTPS/WSS.
@@ -240,7 +240,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         next_request: AtomicU64::new(1),
         open_sessions: AtomicUsize::new(0),
         metrics: metrics::Metrics::default(),
-        whep: Mutex::default(),
+        wish: Mutex::default(),
         metrics_open: config.metrics_open,
     });
 
@@ -255,14 +255,26 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/healthz", get(metrics::healthz))
         .route("/readyz", get(metrics::readyz))
         .route(
+            "/whip/{id}",
+            post(wish::whip::offer)
+                .options(wish::options)
+                .patch(wish::patch),
+        )
+        .route(
+            "/whip/{id}/{resource}",
+            delete(wish::delete_whip).patch(wish::patch),
+        )
+        .route(
             "/whep/{id}",
-            post(whep::offer).options(whep::options).patch(whep::patch),
+            post(wish::whep::offer)
+                .options(wish::options)
+                .patch(wish::patch),
         )
         .route(
             "/whep/{id}/{resource}",
-            delete(whep::delete).patch(whep::patch),
+            delete(wish::delete_whep).patch(wish::patch),
         );
-    whep::spawn_reaper(state.clone());
+    wish::spawn_reaper(state.clone());
     if let Some(root) = &config.web_root {
         if !root.join("index.html").is_file() {
             anyhow::bail!("web root {} has no index.html", root.display());

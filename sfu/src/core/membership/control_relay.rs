@@ -18,9 +18,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_protocol::control::relay::{admit, refusal_text, welcome_text, Admission, Sender};
+use sightline_protocol::control::relay::{
+    admit, ok_text, refusal_text, welcome_text, Admission, Sender,
+};
 use sightline_protocol::control::{
-    ControlError, ControlErrorCode, RateLimit, Refusal, TokenBucket,
+    CommandType, ControlError, ControlErrorCode, RateLimit, Refusal, TokenBucket,
 };
 
 use super::{Membership, Role};
@@ -36,6 +38,8 @@ pub(crate) enum Outgoing {
     Pause(PeerId),
     /// Forward media to this viewer again (from a keyframe).
     Resume(PeerId),
+    /// Ask this camera's publisher for a keyframe (its publisher has no control channel).
+    Keyframe(String),
 }
 
 /// Who a command came from, where the two kinds of sender differ.
@@ -257,19 +261,47 @@ impl Membership {
                 });
                 out.push(send(reply));
             }
-            Admission::Relay { text, request_id } => {
+            Admission::Relay {
+                text,
+                request_id,
+                command,
+            } => {
                 let publisher = self
                     .cameras
                     .get(from.camera)
-                    .and_then(|c| c.publisher.as_ref())
-                    .filter(|p| p.control_open)
-                    .map(|p| p.peer);
+                    .and_then(|c| c.publisher.as_ref());
                 match publisher {
-                    Some(publisher) => out.push(Outgoing::Send {
-                        to: publisher,
+                    Some(p) if p.control_open => out.push(Outgoing::Send {
+                        to: p.peer,
                         text: text.into(),
                     }),
-                    None => {
+                    // A WHIP client: only what the SFU can do itself.
+                    Some(p) if !p.controllable => {
+                        if command == CommandType::RequestKeyframe {
+                            out.push(Outgoing::Keyframe(from.camera.to_owned()));
+                            let text = ok_text(
+                                &request_id,
+                                "keyframe requested from the camera (PLI)",
+                                clock.unix_ms,
+                            );
+                            out.push(send(text));
+                        } else {
+                            let error = ControlError::new(
+                                ControlErrorCode::Unsupported,
+                                format!(
+                                    "camera `{}` is published over WHIP, without a control \
+                                     channel: only pause, resume and request_keyframe work",
+                                    from.camera
+                                ),
+                            );
+                            let refusal = Refusal {
+                                request_id: Some(request_id),
+                                error,
+                            };
+                            out.push(send(refusal_text(refusal, None, clock.unix_ms)));
+                        }
+                    }
+                    _ => {
                         let error = ControlError::new(
                             ControlErrorCode::Unavailable,
                             format!(
@@ -883,5 +915,32 @@ mod tests {
         f.relay.channel_closed(P);
         let out = f.api(U, ViewerAccess::Control, "alice", cmd);
         assert_eq!(error_code(&to(&out, U)[0]), "unavailable");
+    }
+
+    #[test]
+    fn a_whip_camera_takes_keyframe_requests_and_refuses_the_rest_as_unsupported() {
+        let mut f = Fixture::new();
+        f.relay.channel_closed(P);
+        f.relay.publisher_without_control(P);
+        let out = f.send(A, r#"{"v":1,"type":"request_keyframe","request_id":"k"}"#);
+        assert!(out.contains(&Outgoing::Keyframe("cam".into())), "{out:?}");
+        let got = &to(&out, A)[0];
+        assert_eq!(got["success"], true, "{got}");
+        assert_eq!(got["request_id"], "k");
+        assert!(to(&out, P).is_empty(), "nothing goes to the publisher");
+
+        let update = r#"{"v":1,"type":"update_settings","request_id":"u","settings":{"fps":5}}"#;
+        let out = f.send(A, update);
+        let got = &to(&out, A)[0];
+        assert_eq!(error_code(got), "unsupported", "{got}");
+        assert!(
+            got["error"]["message"].as_str().unwrap().contains("WHIP"),
+            "{got}"
+        );
+        // The relay's own checks still come first: a view-only viewer is forbidden.
+        assert_eq!(error_code(&to(&f.send(B, update), B)[0]), "forbidden");
+        // Pause and resume are the SFU's own, whoever publishes.
+        let out = f.send(B, r#"{"v":1,"type":"pause","request_id":"p"}"#);
+        assert!(out.contains(&Outgoing::Pause(B)), "{out:?}");
     }
 }

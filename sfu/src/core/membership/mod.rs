@@ -47,6 +47,8 @@ struct Publisher {
     connected: bool,
     /// Its `control` data channel is open.
     control_open: bool,
+    /// Its offer had a data channel: it may open `control` (a WHIP client's has none).
+    controllable: bool,
 }
 
 impl Publisher {
@@ -206,6 +208,7 @@ impl Membership {
             mids: [None; 2],
             connected: false,
             control_open: false,
+            controllable: true,
         });
         cam.publisher_changed();
         let old = old.map(|p| p.peer);
@@ -220,6 +223,23 @@ impl Membership {
             },
         );
         old
+    }
+
+    /// The publisher's offer had no data channel (WHIP): commands for its camera are
+    /// answered by the relay (`unsupported`, or a keyframe request it carries out).
+    pub(crate) fn publisher_without_control(&mut self, peer: PeerId) {
+        if let Some((cam, Role::Publisher)) = self.camera_of(peer) {
+            if let Some(p) = cam.publisher.as_mut().filter(|p| p.peer == peer) {
+                p.controllable = false;
+            }
+        }
+    }
+
+    /// Ask the camera's publisher for an H.264 keyframe (coalesced like viewers' requests).
+    pub(crate) fn camera_wants_keyframe(&mut self, camera: &str) {
+        if let Some(cam) = self.cameras.get_mut(camera) {
+            cam.want_keyframe(VideoCodec::H264);
+        }
     }
 
     /// A viewer of `camera` that we send video to on `mid`, with what it may do on its

@@ -1,49 +1,70 @@
-//! WHEP playback: `POST /whep/{camera_id}` with an SDP offer answers `201 Created` with the
-//! SDP answer and a `Location` (`/whep/{camera_id}/{resource}`) that `DELETE` ends. A WHEP
-//! player is a viewer like the web client's: the same `SfuHandle::subscribe`, so the same
-//! fan-out, keyframe gate and NACK/RTX; it counts among the camera's viewers (camera list,
-//! publishers' demand, metrics).
+//! The standard WebRTC doors (the IETF WISH working group's): WHIP ingest
+//! (`POST /whip/{camera_id}`, RFC 9725) and WHEP playback (`POST /whep/{camera_id}`). Each
+//! POST carries an SDP offer and is answered `201 Created` with the SDP answer, a
+//! `Location` (`/whip|whep/{camera_id}/{resource}`) that `DELETE` ends, an `ETag`, and
+//! the ICE servers as `Link` headers when TURN is configured.
 //!
 //! The SFU is ice-lite and its answer carries all its candidates, and it learns the
-//! player's address from the player's own checks, so nothing needs trickling: `PATCH` is
+//! client's address from the client's own checks, so nothing needs trickling: `PATCH` is
 //! refused with `405 Method Not Allowed` (RFC 9725 §4.3.1 lets a server without trickle do
 //! so), and an ICE restart means a new `POST`.
 //!
-//! Refusals are a status and a one-line plain-text reason (authentication's keep their JSON
-//! form, as everywhere).
+//! This module holds what both doors share: the session table, the offer's checks, the
+//! `201` response, `DELETE`, `PATCH`, `OPTIONS`, and the reaper that ends a session whose
+//! peer the SFU closed. Refusals are a status and a one-line plain-text reason
+//! (authentication's keep their JSON form, as everywhere).
+
+pub(super) mod whep;
+pub(super) mod whip;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sightline_protocol::wire::{IceServer, MAX_MESSAGE_BYTES};
-use sightline_sfu::{PeerId, SfuError, SfuEvent, VideoCodec};
+use sightline_protocol::wire::{IceServer, ServerMessage, MAX_MESSAGE_BYTES};
+use sightline_sfu::{PeerId, SfuEvent};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::http_auth::{admit, refusal_response};
 use super::registry::SessionId;
 use super::AppState;
-use crate::auth::{Grant, Role};
+use crate::auth::Grant;
 
 /// Largest SDP offer taken: the signaling message limit (a browser's offer is a few KiB).
 const MAX_SDP_BYTES: usize = MAX_MESSAGE_BYTES;
 
-/// The live WHEP sessions, by resource id (random, unguessable: it is the capability to end
-/// the session).
+/// Which door a session came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Door {
+    /// WHIP: the session publishes the camera.
+    Whip,
+    /// WHEP: the session watches it.
+    Whep,
+}
+
+impl Door {
+    fn path(self) -> &'static str {
+        match self {
+            Door::Whip => "whip",
+            Door::Whep => "whep",
+        }
+    }
+}
+
+/// The live sessions of both doors, by resource id (random, unguessable: it is the
+/// capability to end the session).
 #[derive(Debug, Default)]
-pub(super) struct WhepSessions {
-    by_resource: HashMap<String, WhepSession>,
+pub(crate) struct WishSessions {
+    by_resource: HashMap<String, WishSession>,
 }
 
 #[derive(Debug, Clone)]
-struct WhepSession {
-    /// Its place among the registry's viewers.
+struct WishSession {
+    door: Door,
+    /// Its place in the registry: a publisher's or a viewer's session id.
     session: SessionId,
     peer: PeerId,
     camera: String,
@@ -51,101 +72,50 @@ struct WhepSession {
     subject: Option<String>,
 }
 
-impl WhepSessions {
-    fn by_peer(&self, peer: PeerId) -> Option<String> {
+impl WishSessions {
+    /// The first session that `matches`: its resource id and peer.
+    fn find(&self, matches: impl Fn(&WishSession) -> bool) -> Option<(String, PeerId)> {
         self.by_resource
             .iter()
-            .find(|(_, s)| s.peer == peer)
-            .map(|(r, _)| r.clone())
+            .find(|(_, s)| matches(s))
+            .map(|(r, s)| (r.clone(), s.peer))
     }
 }
 
-/// `POST /whep/{camera_id}`.
-pub(super) async fn offer(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Path(camera_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+/// Record a new session and build its `201 Created`: the answer, `Location`, `ETag`, and
+/// the ICE servers (TURN credentials named after `ice_subject`) as `Link`s.
+fn created(
+    state: &AppState,
+    door: Door,
+    session: WishSession,
+    answer_sdp: String,
+    ice_subject: &str,
 ) -> Response {
-    let grant = match admit(&state, remote.ip(), &headers, &uri) {
-        Ok(grant) => grant,
-        Err(refused) => return refusal_response(&refused),
-    };
-    if let Err(e) = grant.check(Role::View, &camera_id, SystemTime::now()) {
-        return refuse(StatusCode::FORBIDDEN, &e.message);
-    }
-    if let Err((status, reason)) = check_sdp_body(&headers, &body) {
-        return refuse(status, &reason);
-    }
-    let Ok(sdp) = std::str::from_utf8(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8 text");
-    };
-    let session = state.next_session.fetch_add(1, Ordering::Relaxed);
-    let subscribed = state
-        .registry
+    let resource = random_id();
+    let location = format!(
+        "/{}/{}/{resource}",
+        door.path(),
+        percent_encode(&session.camera)
+    );
+    state
+        .wish
         .lock()
         .unwrap()
-        .subscribe(session, &camera_id);
-    if let Err(e) = subscribed {
-        return refuse(StatusCode::NOT_FOUND, &e.message);
-    }
-    let answer = match state
-        .sfu
-        .subscribe(&camera_id, sdp, grant.viewer_access())
-        .await
-    {
-        Ok(answer) => answer,
-        Err(e) => {
-            state
-                .registry
-                .lock()
-                .unwrap()
-                .unsubscribe(session, &camera_id);
-            let status = match e {
-                SfuError::InvalidSdp(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return refuse(status, &e.to_string());
-        }
-    };
-    if answer.codec == VideoCodec::Vp8 {
-        state
-            .registry
-            .lock()
-            .unwrap()
-            .set_vp8(session, &camera_id, true);
-    }
-    state.viewers_changed(&camera_id);
-    let resource = random_id();
-    let subject = grant.subject().map(str::to_owned);
-    let ice_subject = subject.clone().unwrap_or_else(|| format!("whep-{session}"));
-    state.whep.lock().unwrap().by_resource.insert(
-        resource.clone(),
-        WhepSession {
-            session,
-            peer: answer.peer,
-            camera: camera_id.clone(),
-            subject,
-        },
-    );
-    tracing::info!(camera = %camera_id, peer = %answer.peer, %remote, codec = ?answer.codec, "WHEP viewer");
-
-    let mut response = (StatusCode::CREATED, answer.sdp).into_response();
+        .by_resource
+        .insert(resource.clone(), session);
+    let mut response = (StatusCode::CREATED, answer_sdp).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
     );
-    let location = format!("/whep/{}/{resource}", percent_encode(&camera_id));
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("\"{resource}\"")) {
         h.insert(header::ETAG, v);
     }
-    for link in ice_links(&state.ice_servers(&ice_subject)) {
+    for link in ice_links(&state.ice_servers(ice_subject)) {
         if let Ok(v) = HeaderValue::from_str(&link) {
             h.append(header::LINK, v);
         }
@@ -153,12 +123,13 @@ pub(super) async fn offer(
     response
 }
 
-/// `DELETE /whep/{camera_id}/{resource}`: end the session. Only its maker's token subject
-/// may (any token for the camera when it was made without one).
-pub(super) async fn delete(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Path((camera_id, resource)): Path<(String, String)>,
+/// `DELETE /whip|whep/{camera_id}/{resource}`: end the session. Only its maker's token
+/// subject may (any token for the camera when it was made without one).
+async fn delete(
+    door: Door,
+    state: Arc<AppState>,
+    remote: SocketAddr,
+    (camera_id, resource): (String, String),
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -167,22 +138,25 @@ pub(super) async fn delete(
         Err(refused) => return refusal_response(&refused),
     };
     let found = state
-        .whep
+        .wish
         .lock()
         .unwrap()
         .by_resource
         .get(&resource)
         .cloned();
-    let Some(found) = found.filter(|s| s.camera == camera_id) else {
+    let Some(found) = found.filter(|s| s.camera == camera_id && s.door == door) else {
         return refuse(
             StatusCode::NOT_FOUND,
-            "no WHEP session here under that id (it ended, or never was)",
+            &format!(
+                "no {} session here under that id (it ended, or never was)",
+                door.path().to_uppercase()
+            ),
         );
     };
     if !may_end(&grant, &found) {
         return refuse(
             StatusCode::FORBIDDEN,
-            "this WHEP session belongs to another token subject",
+            "this session belongs to another token subject",
         );
     }
     state.sfu.close_peer(found.peer).await;
@@ -190,7 +164,27 @@ pub(super) async fn delete(
     StatusCode::OK.into_response()
 }
 
-fn may_end(grant: &Grant, session: &WhepSession) -> bool {
+pub(super) async fn delete_whip(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    delete(Door::Whip, state, remote, path, headers, uri).await
+}
+
+pub(super) async fn delete_whep(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    delete(Door::Whep, state, remote, path, headers, uri).await
+}
+
+fn may_end(grant: &Grant, session: &WishSession) -> bool {
     match &session.subject {
         None => true,
         Some(owner) => grant.subject() == Some(owner.as_str()),
@@ -209,8 +203,8 @@ pub(super) async fn patch() -> Response {
     response
 }
 
-/// `OPTIONS /whep/{camera_id}` (without a CORS preflight, which `--cors-origin` answers):
-/// what the endpoint takes.
+/// `OPTIONS /whip|whep/{camera_id}` (without a CORS preflight, which `--cors-origin`
+/// answers): what the endpoint takes.
 pub(super) async fn options() -> Response {
     (
         StatusCode::NO_CONTENT,
@@ -225,49 +219,80 @@ pub(super) async fn options() -> Response {
         .into_response()
 }
 
-/// Forget a session and take its viewer out of the registry. Harmless twice.
+/// Forget a session and take it out of the registry: a viewer stops watching, a publisher's
+/// camera goes offline (unless another publisher holds it by now). Harmless twice.
 fn end(state: &AppState, resource: &str) {
-    let removed = state.whep.lock().unwrap().by_resource.remove(resource);
-    if let Some(s) = removed {
-        state
-            .registry
-            .lock()
-            .unwrap()
-            .unsubscribe(s.session, &s.camera);
-        state.viewers_changed(&s.camera);
-        tracing::info!(camera = %s.camera, peer = %s.peer, "WHEP session ended");
+    let removed = state.wish.lock().unwrap().by_resource.remove(resource);
+    let Some(s) = removed else {
+        return;
+    };
+    match s.door {
+        Door::Whep => {
+            state
+                .registry
+                .lock()
+                .unwrap()
+                .unsubscribe(s.session, &s.camera);
+            state.viewers_changed(&s.camera);
+        }
+        Door::Whip => {
+            let gone = state
+                .registry
+                .lock()
+                .unwrap()
+                .unregister(s.session, &s.camera);
+            if let Some(camera_id) = gone {
+                tracing::info!(camera = %camera_id, "camera offline");
+                let _ = state
+                    .events
+                    .send(ServerMessage::CameraOffline { camera_id });
+            }
+        }
     }
+    tracing::info!(camera = %s.camera, peer = %s.peer, door = s.door.path(), "session ended");
 }
 
-/// Until shutdown: a WHEP session whose peer the SFU closed (the player left without a
-/// `DELETE`, or ICE timed out) ends with it.
+/// Until shutdown: a session ends with its peer (the client left without a `DELETE`, ICE
+/// timed out, or a newer publisher replaced a WHIP one), and a WHIP session whose camera a
+/// WebSocket publisher of the same subject took over lets its peer go.
 pub(super) fn spawn_reaper(state: Arc<AppState>) {
     let mut events = state.sfu.events();
+    let mut evictions = state.evictions.subscribe();
     let mut shutdown = state.shutdown.subscribe();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(SfuEvent::PeerClosed { peer, .. }) => {
-                        let resource = state.whep.lock().unwrap().by_peer(peer);
-                        if let Some(resource) = resource {
+                        let found = state.wish.lock().unwrap().find(|s| s.peer == peer);
+                        if let Some((resource, _)) = found {
                             end(&state, &resource);
                         }
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "WHEP reaper fell behind the SFU's events");
+                        tracing::warn!(missed = n, "WHIP/WHEP reaper fell behind the SFU's events");
                     }
                     Err(RecvError::Closed) => return,
                 },
-                _ = shutdown.wait_for(|s| *s) => return,
+                eviction = evictions.recv() => {
+                    let Ok((session, _)) = eviction else { continue };
+                    let found = state.wish.lock().unwrap().find(|s| s.session == session);
+                    if let Some((resource, peer)) = found {
+                        state.sfu.close_peer(peer).await;
+                        end(&state, &resource);
+                    }
+                }
+                // Mapped to (): the guard `wait_for` returns must not live across awaits.
+                _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => return,
             }
         }
     });
 }
 
-/// The body must be an SDP offer: `Content-Type: application/sdp`, not empty, not huge.
-fn check_sdp_body(headers: &HeaderMap, body: &[u8]) -> Result<(), (StatusCode, String)> {
+/// The offer must be SDP: `Content-Type: application/sdp`, not empty, not huge, UTF-8.
+/// Refused: the status and reason.
+fn sdp_offer<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<&'a str, (StatusCode, String)> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -291,7 +316,12 @@ fn check_sdp_body(headers: &HeaderMap, body: &[u8]) -> Result<(), (StatusCode, S
             ),
         ));
     }
-    Ok(())
+    std::str::from_utf8(body).map_err(|_| {
+        (
+            StatusCode::BAD_REQUEST,
+            "the SDP offer is not UTF-8 text".into(),
+        )
+    })
 }
 
 /// A refusal: the status and one line saying why.
@@ -386,7 +416,7 @@ mod tests {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(t).unwrap());
             h
         };
-        let status = |h: &HeaderMap, body: &[u8]| check_sdp_body(h, body).err().map(|r| r.0);
+        let status = |h: &HeaderMap, body: &[u8]| sdp_offer(h, body).err().map(|r| r.0);
         let sdp = with_type("application/sdp");
         assert_eq!(status(&sdp, b"v=0\r\n"), None);
         assert_eq!(
@@ -405,6 +435,11 @@ mod tests {
         assert_eq!(
             status(&sdp, &vec![b'a'; MAX_SDP_BYTES + 1]),
             Some(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        assert_eq!(
+            status(&sdp, &[0xff, 0xfe]),
+            Some(StatusCode::BAD_REQUEST),
+            "not UTF-8"
         );
     }
 
