@@ -242,6 +242,10 @@ function onMessage(msg) {
         if (other) subscribe(other.id);
       }
       break;
+    case ServerType.serverStopping:
+      // The socket closes next; the page reconnects as after any lost connection.
+      log('server is stopping (a restart?); reconnecting when it is back', 'warn');
+      break;
     default:
       log(`unknown server message type ${msg.type}`, 'warn');
   }

@@ -45,6 +45,7 @@ export const ServerType = Object.freeze({
   cameraOffline: 'camera_offline',
   sourceState: 'source_state',
   directFailed: 'direct_failed',
+  serverStopping: 'server_stopping',
   error: 'error',
 });
 

@@ -316,8 +316,37 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
 
-    tokio::signal::ctrl_c().await.ok();
-    tracing::info!("shutting down");
+    let signal = stop_signal().await;
+    tracing::info!(
+        signal,
+        "shutting down: every session is told server_stopping"
+    );
     server.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Wait for Ctrl-C (SIGINT) or, on Unix, SIGTERM (what systemd and `docker stop` send);
+/// returns which.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops the server");
+                tokio::signal::ctrl_c().await.ok();
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok();
+        "Ctrl-C"
+    }
 }

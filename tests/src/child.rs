@@ -30,3 +30,17 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
         dir.display()
     )
 }
+
+/// A loopback TCP port free right now (for a child server to bind).
+pub fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A loopback UDP port free right now.
+pub fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -57,6 +57,9 @@ pub enum ServerMessage {
     /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
     /// connection; video resumes by itself when the camera comes back.
     CameraOffline { camera_id: String },
+    /// The server is shutting down (a restart or a deploy): the socket closes next. Clients
+    /// reconnect as after any lost connection; nothing is wrong with them.
+    ServerStopping,
     /// A camera's video source changed state (its publisher said so). Sent to every session,
     /// like camera_online, since every camera list shows it.
     SourceState {
@@ -133,6 +136,7 @@ impl ServerMessage {
         "direct_candidate",
         "direct_close",
         "direct_failed",
+        "server_stopping",
         "error",
     ];
 
@@ -232,6 +236,7 @@ mod tests {
             },
             ServerMessage::DirectClose { viewer: 1 },
             ServerMessage::DirectFailed { reason: "r".into() },
+            ServerMessage::ServerStopping,
             ServerMessage::Error {
                 code: ErrorCode::Internal,
                 message: "m".into(),
@@ -254,6 +259,7 @@ mod tests {
             | ServerMessage::DirectCandidate { .. }
             | ServerMessage::DirectClose { .. }
             | ServerMessage::DirectFailed { .. }
+            | ServerMessage::ServerStopping
             | ServerMessage::Error { .. } => {
                 let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
                 v["type"].as_str().unwrap().to_owned()

@@ -154,6 +154,11 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
             Step::Note(format!("server error: {}: {message}", code.as_str())),
             phase,
         ),
+        // The socket closes next, and the session reconnects as after any lost connection.
+        (_, ServerMessage::ServerStopping) => (
+            Step::Note("the server is stopping; reconnecting once it is back".into()),
+            phase,
+        ),
         // Broadcasts for viewers (our own source_state comes back to us too).
         (
             _,

@@ -216,6 +216,9 @@ impl Session {
                         }
                     }
                     _ = shutdown.changed() => {
+                        // Said before the close, so clients know to come back.
+                        let _ = send(&mut socket, &ServerMessage::ServerStopping).await;
+                        let _ = socket.send(Message::Close(None)).await;
                         lost = false;
                         break;
                     }

@@ -49,7 +49,6 @@ mod rtsp_bench;
 #[path = "../soak_bench.rs"]
 mod soak_bench;
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,7 +56,7 @@ use anyhow::Context;
 use sightline_publisher::barcode;
 use sightline_publisher::h264::encoder::{Encoder, EncoderSettings};
 use sightline_publisher::source::TestPattern;
-use sightline_tests::child::{workspace_binary, ChildGuard};
+use sightline_tests::child::{free_tcp_port, free_udp_port, workspace_binary, ChildGuard};
 use sightline_tests::harness::{get_json, publisher_config, wait_until};
 use sightline_tests::impair::watch_through_poor_network;
 use sightline_tests::{HeadlessViewer, TestPublisher, TestServer, ViewerConfig, ViewerEvent};
@@ -422,16 +421,6 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no VmRSS in /proc/PID/status")
-}
-
-fn free_tcp_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The machine's CPUs, as this process first saw them (the load figures pin it to fewer,
