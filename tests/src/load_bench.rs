@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 use sightline_publisher::source::SourceUrl;
+use sightline_sfu::histogram::{quantile_us, DWELL_BOUNDS_US};
 use sightline_tests::harness::{get_json, publisher_config};
 use sightline_tests::noisy_movie::noisy_movie;
 use sightline_tests::temp::TempPath;
@@ -240,6 +241,9 @@ async fn load(n: usize) -> anyhow::Result<()> {
     tokio::time::sleep(WINDOW).await;
     let (s1, c1, o1, t1) = bench.snapshot().await?;
     let rss_loaded = rss_kib(pid)?;
+    // The media's own share of the core, to take out of the scrapes' CPU.
+    let media_share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64();
+    let scrapes = scrape_cost(&bench.server, media_share).await?;
     let records = finish_all(viewers).await;
 
     let secs = (t1 - t0).as_secs_f64();
@@ -266,27 +270,55 @@ async fn load(n: usize) -> anyhow::Result<()> {
     );
     report_first_frames(&format!("  {n} viewers joining at 50/s"), &records);
     let dwell = dwell_between(&s0, &s1)?;
+    let dwell_q = |q| bound(quantile_us(&DWELL_BOUNDS_US, &dwell, q));
     println!(
         "  server dwell, frame's last packet in → last copy out: p50 {} µs, p99 {} µs over {} \
          frames",
-        bound(sightline_sfu::histogram::quantile_us(
-            &sightline_sfu::histogram::DWELL_BOUNDS_US,
-            &dwell,
-            0.5
-        )),
-        bound(sightline_sfu::histogram::quantile_us(
-            &sightline_sfu::histogram::DWELL_BOUNDS_US,
-            &dwell,
-            0.99
-        )),
+        dwell_q(0.5),
+        dwell_q(0.99),
         dwell.iter().sum::<u64>()
     );
+    println!("  {scrapes}");
     report_viewer_losses(&records, with_frames, n);
     println!(
         "  this process (publisher and viewers): {:.0} % of a core",
         (o1 - o0).as_secs_f64() * 100.0 / secs
     );
     Ok(())
+}
+
+/// `GET /metrics` [`SCRAPES`] times in a row while the viewers watch: wall time per scrape,
+/// and the server CPU each costs beyond the media's own `media_share` of its core.
+async fn scrape_cost(server: &ServerProcess, media_share: f64) -> anyhow::Result<String> {
+    const SCRAPES: u32 = 50;
+    let url = format!("{}/metrics", server.http_url());
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .context("a host:port")?
+        .to_owned();
+    let (cpu0, t0) = (process_cpu(server.pid())?, Instant::now());
+    let mut bytes = 0;
+    let mut walls = Vec::new();
+    for _ in 0..SCRAPES {
+        let start = Instant::now();
+        let stream = tokio::net::TcpStream::connect(&addr).await?;
+        let resp = sightline_tests::raw_http::request(stream, "GET", "/metrics", &[], "").await?;
+        anyhow::ensure!(resp.status == 200, "GET {url}: {}", resp.status);
+        bytes = resp.body.len();
+        walls.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let (cpu1, t1) = (process_cpu(server.pid())?, Instant::now());
+    let extra = (cpu1 - cpu0).as_secs_f64() - media_share * (t1 - t0).as_secs_f64();
+    walls.sort_by(f64::total_cmp);
+    Ok(format!(
+        "/metrics scrape ({bytes} bytes): {:.1} ms wall p50, {:.1} ms max; server CPU beyond the \
+         media ≈ {:.2} ms per scrape (over {SCRAPES}; the process CPU clock ticks at 10 ms)",
+        walls[walls.len() / 2],
+        walls[walls.len() - 1],
+        extra.max(0.0) * 1e3 / f64::from(SCRAPES)
+    ))
 }
 
 /// 100 viewers watch; 200 more join at 50 per second.

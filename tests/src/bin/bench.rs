@@ -20,7 +20,9 @@
 //! RTT and reordering on both legs, see `impair.rs`), `load [VIEWERS...]` and `joins` (many
 //! viewers of a 2 Mbit/s camera, server pinned to a core: CPU per packet, memory per viewer,
 //! first frames, dwell, joins under watch; see `load_bench.rs`), `browser-latency` (Chromium's
-//! glass-to-glass from the page's barcode reading, see `browser_latency_bench.rs`), and, only
+//! glass-to-glass from the page's barcode reading, see `browser_latency_bench.rs`), `whip`
+//! (WHIP ingest → WHEP playback: glass-to-glass and first frame, see `wish_bench.rs`;
+//! `load` also prices a `/metrics` scrape), and, only
 //! when named, `soak [MINUTES]`
 //! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`).
 //! Run it inside a private network
@@ -48,6 +50,8 @@ mod restart_bench;
 mod rtsp_bench;
 #[path = "../soak_bench.rs"]
 mod soak_bench;
+#[path = "../wish_bench.rs"]
+mod wish_bench;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -115,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("browser-latency") {
         browser_latency_bench::run().await?;
+    }
+    if wants("whip") {
+        wish_bench::run().await?;
     }
     if wants("load") || wants("joins") {
         load_bench::run(&which).await?;
