@@ -20,6 +20,7 @@ pub(super) mod whip;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -31,7 +32,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::http_auth::{admit, refusal_response};
 use super::registry::SessionId;
 use super::AppState;
-use crate::auth::Grant;
+use crate::auth::{Grant, Role};
 
 /// Largest SDP offer taken: the signaling message limit (a browser's offer is a few KiB).
 const MAX_SDP_BYTES: usize = MAX_MESSAGE_BYTES;
@@ -80,6 +81,26 @@ impl WishSessions {
             .find(|(_, s)| matches(s))
             .map(|(r, s)| (r.clone(), s.peer))
     }
+}
+
+/// The checks every offer passes first: the caller's token (401/429), its `needs` on the
+/// camera (403), and an SDP body (415, 400, 413). The refusal is the response itself.
+#[allow(clippy::result_large_err)]
+fn admit_offer<'a>(
+    state: &AppState,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    uri: &Uri,
+    needs: Role,
+    camera_id: &str,
+    body: &'a [u8],
+) -> Result<(Grant, &'a str), Response> {
+    let grant = admit(state, remote.ip(), headers, uri).map_err(|r| refusal_response(&r))?;
+    grant
+        .check(needs, camera_id, SystemTime::now())
+        .map_err(|e| refuse(StatusCode::FORBIDDEN, &e.message))?;
+    let sdp = sdp_offer(headers, body).map_err(|(status, reason)| refuse(status, &reason))?;
+    Ok((grant, sdp))
 }
 
 /// Record a new session and build its `201 Created`: the answer, `Location`, `ETag`, and

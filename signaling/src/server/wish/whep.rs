@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -14,9 +13,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use sightline_sfu::{SfuError, VideoCodec};
 
-use super::{created, refuse, sdp_offer, Door, WishSession};
+use super::{admit_offer, created, refuse, Door, WishSession};
 use crate::auth::Role;
-use crate::server::http_auth::{admit, refusal_response};
 use crate::server::AppState;
 
 /// `POST /whep/{camera_id}`: needs `view` on the camera.
@@ -28,16 +26,17 @@ pub(crate) async fn offer(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let grant = match admit(&state, remote.ip(), &headers, &uri) {
-        Ok(grant) => grant,
-        Err(refused) => return refusal_response(&refused),
-    };
-    if let Err(e) = grant.check(Role::View, &camera_id, SystemTime::now()) {
-        return refuse(StatusCode::FORBIDDEN, &e.message);
-    }
-    let sdp = match sdp_offer(&headers, &body) {
-        Ok(sdp) => sdp,
-        Err((status, reason)) => return refuse(status, &reason),
+    let (grant, sdp) = match admit_offer(
+        &state,
+        remote,
+        &headers,
+        &uri,
+        Role::View,
+        &camera_id,
+        &body,
+    ) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
     let session = state.next_session.fetch_add(1, Ordering::Relaxed);
     let subscribed = state

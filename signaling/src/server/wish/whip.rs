@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -21,9 +20,8 @@ use axum::response::Response;
 use sightline_protocol::wire::{ErrorCode, ServerMessage};
 use sightline_sfu::SfuError;
 
-use super::{created, refuse, sdp_offer, Door, WishSession};
+use super::{admit_offer, created, refuse, Door, WishSession};
 use crate::auth::{AuthMode, Role};
-use crate::server::http_auth::{admit, refusal_response};
 use crate::server::registry::Registration;
 use crate::server::session::Eviction;
 use crate::server::AppState;
@@ -39,20 +37,21 @@ pub(crate) async fn offer(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let grant = match admit(&state, remote.ip(), &headers, &uri) {
-        Ok(grant) => grant,
-        Err(refused) => return refusal_response(&refused),
+    let (grant, sdp) = match admit_offer(
+        &state,
+        remote,
+        &headers,
+        &uri,
+        Role::Publish,
+        &camera_id,
+        &body,
+    ) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    if let Err(e) = grant.check(Role::Publish, &camera_id, SystemTime::now()) {
-        return refuse(StatusCode::FORBIDDEN, &e.message);
-    }
     if let Err(e) = sightline_protocol::ids::validate_camera_id(&camera_id) {
         return refuse(StatusCode::BAD_REQUEST, &e.message);
     }
-    let sdp = match sdp_offer(&headers, &body) {
-        Ok(sdp) => sdp,
-        Err((status, reason)) => return refuse(status, &reason),
-    };
     let session = state.next_session.fetch_add(1, Ordering::Relaxed);
     let subject = grant.subject().map(str::to_owned);
     let registration = Registration {
