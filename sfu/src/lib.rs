@@ -52,6 +52,6 @@ pub use crate::core::RateLimit;
 pub use config::SfuConfig;
 pub use driver::{Sfu, SfuHandle, Watch};
 pub use types::{
-    CameraStats, PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, VideoCodec, ViewerAccess,
-    WatchFrame, WatchMessage,
+    CameraStats, ControlCount, PeerAnswer, PeerId, SfuError, SfuEvent, SfuStats, VideoCodec,
+    ViewerAccess, WatchFrame, WatchMessage,
 };

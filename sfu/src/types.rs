@@ -100,8 +100,20 @@ pub struct SfuStats {
     pub forward_dwell: crate::histogram::DwellHistogram,
     /// Each viewer's time from its offer answered to its first frame written to it.
     pub first_frame: crate::histogram::FirstFrameHistogram,
+    /// Control commands (data channels and the REST door) by type and result.
+    pub control_commands: Vec<ControlCount>,
     /// Per camera the SFU has seen a peer of since it started, by camera id.
     pub cameras: std::collections::BTreeMap<String, CameraStats>,
+}
+
+/// How many control commands of one `command` type ended with `result`: `ok`, an error code
+/// (`forbidden`, `invalid_value`, …; the relay's own refusals too), or `unanswered` (relayed
+/// and no answer within 30 s). Messages that were no command count as `invalid`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControlCount {
+    pub command: String,
+    pub result: String,
+    pub count: u64,
 }
 
 /// One camera's counters (totals since the SFU started, over every publisher and viewer

@@ -103,7 +103,16 @@ async fn metrics_pass_promtool_and_move_when_viewers_come_and_go() {
             v.next_frame(Duration::from_secs(20)).await.unwrap();
         }
     }
+    let status = get(&server, &format!("/api/cameras/{CAMERA}/status"), &[]).await;
+    assert_eq!(status.status, 200, "{status:?}");
     let watching = scrape(&server, None).await;
+    assert_eq!(
+        value(
+            &watching,
+            "sightline_control_commands_total{command=\"get_status\",result=\"ok\"}"
+        ),
+        1.0
+    );
     assert_eq!(value(&watching, &cam("camera_viewers")), 2.0);
     assert_eq!(value(&watching, "sightline_sfu_viewers"), 2.0);
     assert_eq!(

@@ -271,6 +271,7 @@ impl Core {
             viewers: counts.viewers,
             tracks: counts.tracks,
             cameras: self.camera_stats(),
+            control_commands: self.members.control_counts(),
             ..self.counters.clone()
         }
     }

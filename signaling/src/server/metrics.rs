@@ -233,6 +233,19 @@ impl Collector for Scrape {
             &s.first_frame.0,
         )?;
         self.encode_cameras(&mut e)?;
+        let mut m = e.encode_descriptor(
+            "control_commands",
+            "Control commands (data channels and the REST door) by type and result",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &s.control_commands {
+            let labels = [
+                ("command", c.command.as_str()),
+                ("result", c.result.as_str()),
+            ];
+            ConstCounter::new(c.count).encode(m.encode_family(&labels)?)?;
+        }
         if let Some(p) = &self.process {
             let cpu = ConstCounter::new(p.cpu_seconds);
             cpu.encode(e.encode_descriptor(

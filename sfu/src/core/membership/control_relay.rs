@@ -25,6 +25,7 @@ use sightline_protocol::control::{
     CommandType, ControlError, ControlErrorCode, RateLimit, Refusal, TokenBucket,
 };
 
+use super::control_tally::{command_of, refusal_code, Tallied};
 use super::{Membership, Role};
 use crate::core::control_wire::{route_publisher_message, CacheSlot, PublisherRoute};
 use crate::{PeerId, ViewerAccess};
@@ -195,7 +196,8 @@ impl Membership {
             origin: Origin::Viewer,
             access,
         };
-        self.command(from, taken, data, binary, clock, out);
+        let tallied = self.command(from, taken, data, binary, clock, out);
+        self.tally.record(tallied, clock.at);
     }
 
     /// One command from an API caller, waiting on `ticket` (an id no peer has) for the
@@ -221,7 +223,8 @@ impl Membership {
             origin: Origin::Api,
             access,
         };
-        self.command(from, taken, data, false, clock, out);
+        let tallied = self.command(from, taken, data, false, clock, out);
+        self.tally.record(tallied, clock.at);
     }
 
     /// Forget an API caller's ticket (answered, or its caller gave up). True if it was
@@ -231,7 +234,8 @@ impl Membership {
     }
 
     /// The one path of every command, once its sender's bucket was charged (`taken`): the
-    /// relay's rules decide; a command for the camera goes to its publisher.
+    /// relay's rules decide; a command for the camera goes to its publisher. Returns what
+    /// the tally counts.
     fn command(
         &self,
         from: Caller<'_>,
@@ -240,7 +244,7 @@ impl Membership {
         binary: bool,
         clock: Clock,
         out: &mut Vec<Outgoing>,
-    ) {
+    ) -> Tallied {
         let id = from.id.to_string();
         let sender = Sender {
             id: &id,
@@ -252,7 +256,14 @@ impl Membership {
             text: text.into(),
         };
         match admit(sender, taken, self.limit, data, binary, clock.unix_ms) {
-            Admission::Refuse(text) => out.push(send(text)),
+            Admission::Refuse(text) => {
+                let result = refusal_code(&text);
+                out.push(send(text));
+                Tallied::Decided {
+                    command: command_of(data),
+                    result,
+                }
+            }
             Admission::Pause { pause, reply } => {
                 out.push(if pause {
                     Outgoing::Pause(from.id)
@@ -260,6 +271,14 @@ impl Membership {
                     Outgoing::Resume(from.id)
                 });
                 out.push(send(reply));
+                Tallied::Decided {
+                    command: Some(if pause {
+                        CommandType::Pause
+                    } else {
+                        CommandType::Resume
+                    }),
+                    result: "ok",
+                }
             }
             Admission::Relay {
                 text,
@@ -270,50 +289,56 @@ impl Membership {
                     .cameras
                     .get(from.camera)
                     .and_then(|c| c.publisher.as_ref());
+                let refuse = |code: ControlErrorCode, message: String| {
+                    let refusal = Refusal {
+                        request_id: Some(request_id.clone()),
+                        error: ControlError::new(code, message),
+                    };
+                    send(refusal_text(refusal, None, clock.unix_ms))
+                };
+                let decided = |result| Tallied::Decided {
+                    command: Some(command),
+                    result,
+                };
                 match publisher {
-                    Some(p) if p.control_open => out.push(Outgoing::Send {
-                        to: p.peer,
-                        text: text.into(),
-                    }),
-                    // A WHIP client: only what the SFU can do itself.
-                    Some(p) if !p.controllable => {
-                        if command == CommandType::RequestKeyframe {
-                            out.push(Outgoing::Keyframe(from.camera.to_owned()));
-                            let text = ok_text(
-                                &request_id,
-                                "keyframe requested from the camera (PLI)",
-                                clock.unix_ms,
-                            );
-                            out.push(send(text));
-                        } else {
-                            let error = ControlError::new(
-                                ControlErrorCode::Unsupported,
-                                format!(
-                                    "camera `{}` is published over WHIP, without a control \
-                                     channel: only pause, resume and request_keyframe work",
-                                    from.camera
-                                ),
-                            );
-                            let refusal = Refusal {
-                                request_id: Some(request_id),
-                                error,
-                            };
-                            out.push(send(refusal_text(refusal, None, clock.unix_ms)));
+                    Some(p) if p.control_open => {
+                        out.push(Outgoing::Send {
+                            to: p.peer,
+                            text: text.into(),
+                        });
+                        Tallied::Relayed {
+                            from: from.id,
+                            request_id,
+                            command,
                         }
                     }
+                    // A WHIP client: only what the SFU can do itself.
+                    Some(p) if !p.controllable && command == CommandType::RequestKeyframe => {
+                        out.push(Outgoing::Keyframe(from.camera.to_owned()));
+                        let message = "keyframe requested from the camera (PLI)";
+                        out.push(send(ok_text(&request_id, message, clock.unix_ms)));
+                        decided("ok")
+                    }
+                    Some(p) if !p.controllable => {
+                        out.push(refuse(
+                            ControlErrorCode::Unsupported,
+                            format!(
+                                "camera `{}` is published over WHIP, without a control channel: \
+                                 only pause, resume and request_keyframe work",
+                                from.camera
+                            ),
+                        ));
+                        decided(ControlErrorCode::Unsupported.as_str())
+                    }
                     _ => {
-                        let error = ControlError::new(
+                        out.push(refuse(
                             ControlErrorCode::Unavailable,
                             format!(
                                 "camera `{}` has no publisher with an open control channel",
                                 from.camera
                             ),
-                        );
-                        let refusal = Refusal {
-                            request_id: Some(request_id),
-                            error,
-                        };
-                        out.push(send(refusal_text(refusal, None, clock.unix_ms)));
+                        ));
+                        decided(ControlErrorCode::Unavailable.as_str())
                     }
                 }
             }
@@ -357,6 +382,7 @@ impl Membership {
                     .iter()
                     .any(|v| v.peer == target && v.control_open);
                 let waiting_caller = self.api.tickets.get(&target) == Some(&camera);
+                self.tally.answered(target, data);
                 if open_viewer || waiting_caller {
                     out.push(Outgoing::Send { to: target, text });
                 } else {
@@ -942,5 +968,22 @@ mod tests {
         // Pause and resume are the SFU's own, whoever publishes.
         let out = f.send(B, r#"{"v":1,"type":"pause","request_id":"p"}"#);
         assert!(out.contains(&Outgoing::Pause(B)), "{out:?}");
+
+        let counts: Vec<_> = f
+            .relay
+            .control_counts()
+            .into_iter()
+            .map(|c| (c.command, c.result, c.count))
+            .collect();
+        let want = |c: &str, r: &str| (c.to_owned(), r.to_owned(), 1);
+        assert_eq!(
+            counts,
+            [
+                want("pause", "ok"),
+                want("request_keyframe", "ok"),
+                want("update_settings", "forbidden"),
+                want("update_settings", "unsupported"),
+            ]
+        );
     }
 }

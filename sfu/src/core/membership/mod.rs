@@ -21,6 +21,7 @@ use crate::{PeerId, VideoCodec, ViewerAccess};
 use sightline_protocol::control::{RateLimit, TokenBucket};
 
 pub(super) mod control_relay;
+mod control_tally;
 mod routing;
 
 use control_relay::ApiCallers;
@@ -137,6 +138,8 @@ pub(crate) struct Membership {
     members: HashMap<PeerId, Member>,
     /// Control commands from outside WebRTC, waiting for the publisher's answer.
     api: ApiCallers,
+    /// Control commands by type and result.
+    tally: control_tally::ControlTally,
 }
 
 /// Counts for stats.
@@ -155,6 +158,7 @@ impl Membership {
             cameras: HashMap::new(),
             members: HashMap::new(),
             api: ApiCallers::default(),
+            tally: control_tally::ControlTally::default(),
         }
     }
 
@@ -292,6 +296,11 @@ impl Membership {
             self.cameras.remove(&member.camera);
         }
         Some(member.role)
+    }
+
+    /// Control commands by type and result so far.
+    pub(crate) fn control_counts(&self) -> Vec<crate::ControlCount> {
+        self.tally.counts()
     }
 
     pub(crate) fn counts(&self) -> RouteCounts {
