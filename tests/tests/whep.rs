@@ -204,3 +204,71 @@ async fn with_tokens_whep_needs_a_view_token_and_only_its_maker_ends_it() {
     assert_eq!(ended.status, 200, "{ended:?}");
     server.shutdown().await;
 }
+
+/// With `--cors-origin`, a page of that origin may play over WHEP: the preflight allows the
+/// POST and the DELETE, and the answer's `Location` is readable by the page's script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_origin_may_play_over_whep() {
+    let mut config = loopback_server_config();
+    config.cors_origins = vec!["https://dash.example.org".into()];
+    let server = TestServer::start_with(config).await.unwrap();
+    let _publisher = server.start_camera(CAMERA).await.unwrap();
+    let stream = || async {
+        tokio::net::TcpStream::connect(server.http_addr())
+            .await
+            .unwrap()
+    };
+    let preflight = |method| async move {
+        request(
+            stream().await,
+            "OPTIONS",
+            "/whep/cam-whep/abc",
+            &[
+                ("Origin", "https://dash.example.org"),
+                ("Access-Control-Request-Method", method),
+                (
+                    "Access-Control-Request-Headers",
+                    "content-type,authorization",
+                ),
+            ],
+            "",
+        )
+        .await
+        .unwrap()
+    };
+    for method in ["POST", "DELETE"] {
+        let resp = preflight(method).await;
+        assert_eq!(resp.status, 200, "{method}: {resp:?}");
+        let allowed = resp.header("access-control-allow-methods").unwrap_or("");
+        assert!(allowed.contains(method), "{method}: {allowed}");
+    }
+    let (_, offer) = sightline_tests::peer::ViewerPeer::offering(
+        "127.0.0.1:9".parse().unwrap(),
+        Instant::now(),
+        false,
+        false,
+    )
+    .unwrap();
+    let created = request(
+        stream().await,
+        "POST",
+        "/whep/cam-whep",
+        &[
+            ("Origin", "https://dash.example.org"),
+            ("Content-Type", "application/sdp"),
+        ],
+        &offer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+    let exposed = created
+        .header("access-control-expose-headers")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("location") && exposed.contains("link"),
+        "{exposed}"
+    );
+    server.shutdown().await;
+}

@@ -253,3 +253,44 @@ async fn with_tokens_whip_needs_a_publish_token_and_only_its_maker_ends_it() {
         .unwrap();
     server.shutdown().await;
 }
+
+/// A WHIP client and a WHEP player that vanish without a DELETE (a crash, a pulled cable):
+/// the SFU notices their peers went quiet, and the server ends their sessions by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_whose_clients_vanish_end_by_themselves() {
+    let server = TestServer::start().await.unwrap();
+    let addr = server.http_addr();
+    let whip = WhipClient::start(addr, CAMERA, None, SIZE).await.unwrap();
+    server
+        .wait_camera_online(CAMERA, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut player = WhepPlayer::start(addr, CAMERA, None).await.unwrap();
+    player.next_frame(Duration::from_secs(20)).await.unwrap();
+    let viewers = || async {
+        let cams = server.cameras().await.unwrap();
+        cams.iter()
+            .find(|c| c.id == CAMERA)
+            .map_or(0, |c| c.viewers)
+    };
+    assert_eq!(viewers().await, 1);
+
+    let vanished = Instant::now();
+    drop(player);
+    drop(whip);
+    let offline = server
+        .wait_camera_offline(CAMERA, Duration::from_secs(60))
+        .await
+        .unwrap();
+    println!(
+        "camera offline {:?} after its WHIP client vanished",
+        vanished.elapsed()
+    );
+    assert_eq!(
+        offline.viewers, 0,
+        "the WHEP player's session ended too: {offline:?}"
+    );
+    let stats = server.sfu().stats().await;
+    assert_eq!((stats.peers, stats.viewers), (0, 0), "{stats:?}");
+    server.shutdown().await;
+}
