@@ -85,6 +85,14 @@ async fn a_whep_player_decodes_the_camera_until_it_deletes_its_session() {
     server.shutdown().await;
 }
 
+/// A viewer's offer, as the suite's peer writes it (its candidate is never used).
+fn viewer_offer() -> String {
+    let nowhere = "127.0.0.1:9".parse().unwrap();
+    let (_, offer) =
+        sightline_tests::peer::ViewerPeer::offering(nowhere, Instant::now(), false, false).unwrap();
+    offer
+}
+
 /// An offer with only an audio m-line, as str0m writes it.
 fn audio_only_offer() -> String {
     let mut rtc = Rtc::builder().build(Instant::now());
@@ -120,13 +128,7 @@ async fn bad_whep_requests_get_a_status_and_a_reason_and_the_server_serves_on() 
         );
         println!("{what}: {} {}", resp.status, resp.body.trim_end());
     }
-    let (_, offer) = sightline_tests::peer::ViewerPeer::offering(
-        "127.0.0.1:9".parse().unwrap(),
-        Instant::now(),
-        false,
-        false,
-    )
-    .unwrap();
+    let offer = viewer_offer();
     let unknown = post_offer(
         addr,
         "/whep/no-such-camera",
@@ -242,13 +244,7 @@ async fn a_listed_origin_may_play_over_whep() {
         let allowed = resp.header("access-control-allow-methods").unwrap_or("");
         assert!(allowed.contains(method), "{method}: {allowed}");
     }
-    let (_, offer) = sightline_tests::peer::ViewerPeer::offering(
-        "127.0.0.1:9".parse().unwrap(),
-        Instant::now(),
-        false,
-        false,
-    )
-    .unwrap();
+    let offer = viewer_offer();
     let created = request(
         stream().await,
         "POST",

@@ -132,6 +132,17 @@ impl AppState {
         let _ = self.demand.send((camera_id.to_owned(), demand));
     }
 
+    /// `session` no longer publishes `camera_id` (its socket or WHIP session ended): unless
+    /// another publisher holds the camera by now, it goes offline and every session hears.
+    fn publisher_gone(&self, session: SessionId, camera_id: &str) {
+        let gone = self.registry.lock().unwrap().unregister(session, camera_id);
+        if let Some(camera_id) = gone {
+            tracing::info!(session, camera = %camera_id, "camera offline");
+            // Nobody listening is fine.
+            let _ = self.events.send(ServerMessage::CameraOffline { camera_id });
+        }
+    }
+
     /// A session's inbox, open until [`Self::close_mailbox`].
     fn open_mailbox(&self, session: SessionId) -> mpsc::Receiver<ServerMessage> {
         let (tx, rx) = mpsc::channel(MAILBOX);

@@ -818,14 +818,7 @@ impl Session {
                 if let Some(peer) = peer {
                     self.state.sfu.close_peer(peer).await;
                 }
-                let gone = self.registry().unregister(self.id, &camera_id);
-                if let Some(camera_id) = gone {
-                    tracing::info!(session = self.id, camera = %camera_id, "camera offline");
-                    let _ = self
-                        .state
-                        .events
-                        .send(ServerMessage::CameraOffline { camera_id });
-                }
+                self.state.publisher_gone(self.id, &camera_id);
             }
         }
     }

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sightline_protocol::wire::{IceServer, ServerMessage, MAX_MESSAGE_BYTES};
+use sightline_protocol::wire::{IceServer, MAX_MESSAGE_BYTES};
 use sightline_sfu::{PeerId, SfuEvent};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -256,19 +256,7 @@ fn end(state: &AppState, resource: &str) {
                 .unsubscribe(s.session, &s.camera);
             state.viewers_changed(&s.camera);
         }
-        Door::Whip => {
-            let gone = state
-                .registry
-                .lock()
-                .unwrap()
-                .unregister(s.session, &s.camera);
-            if let Some(camera_id) = gone {
-                tracing::info!(camera = %camera_id, "camera offline");
-                let _ = state
-                    .events
-                    .send(ServerMessage::CameraOffline { camera_id });
-            }
-        }
+        Door::Whip => state.publisher_gone(s.session, &s.camera),
     }
     tracing::info!(camera = %s.camera, peer = %s.peer, door = s.door.path(), "session ended");
 }
