@@ -13,6 +13,8 @@ pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes as sent (an image), when not chunked.
+    pub bytes: Vec<u8>,
 }
 
 impl RawResponse {
@@ -77,10 +79,15 @@ fn parse(raw: &[u8]) -> anyhow::Result<RawResponse> {
     } else {
         body.to_string()
     };
+    let start = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
     Ok(RawResponse {
         status,
         headers,
         body,
+        bytes: raw[start..].to_vec(),
     })
 }
 

@@ -69,6 +69,14 @@ impl SignalClient {
         self.send_text(msg.to_json()).await
     }
 
+    /// One binary message, as a publisher answers `snapshot_request`.
+    pub async fn send_binary(&mut self, data: Vec<u8>) -> anyhow::Result<()> {
+        self.ws
+            .send(Message::binary(data))
+            .await
+            .context("sending on the signaling socket")
+    }
+
     /// Send any text, valid or not.
     pub async fn send_text(&mut self, text: impl Into<String>) -> anyhow::Result<()> {
         self.ws

@@ -255,6 +255,29 @@ async fn a_passthrough_camera_reaches_a_viewer_over_tcp_and_udp() {
             "{camera}: {detail}"
         );
         if query.is_empty() {
+            // A snapshot of a passed-through camera: the publisher decodes its H.264 from
+            // the last keyframe; the picture is the camera's latest.
+            let asked_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as u64;
+            let stream = tokio::net::TcpStream::connect(server.http_addr())
+                .await
+                .unwrap();
+            let path = format!("/api/cameras/{camera}/snapshot.jpg");
+            let r = sightline_tests::raw_http::request(stream, "GET", &path, &[], "")
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            let picture = sightline_publisher::image::decode_jpeg(&r.bytes).unwrap();
+            assert_eq!((picture.width, picture.height), (320, 240));
+            let stamp = barcode::read(&picture.y, 320, 320, 240).expect("a barcode");
+            assert_eq!(stamp.tag, tag_for(camera));
+            assert!(
+                stamp.capture_us + 500_000 >= asked_us,
+                "the snapshot is {} ms old",
+                (asked_us - stamp.capture_us) / 1000
+            );
             // A viewer without H.264: the camera's H.264 is decoded and encoded again in
             // VP8 for it (from the camera's next keyframe), every frame still in order.
             let mut config = ViewerConfig::new(server.ws_url(), camera);

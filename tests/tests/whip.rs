@@ -43,6 +43,22 @@ async fn a_whip_camera_reaches_whep_and_websocket_viewers_until_deleted() {
         .unwrap();
     assert_eq!(camera.name, CAMERA);
 
+    // Snapshots come from Sightline's publisher; a WHIP camera has none, and says why.
+    let stream = tokio::net::TcpStream::connect(server.http_addr())
+        .await
+        .unwrap();
+    let snap = sightline_tests::raw_http::request(
+        stream,
+        "GET",
+        &format!("/api/cameras/{CAMERA}/snapshot.jpg"),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(snap.status, 404, "{}", snap.body);
+    assert!(snap.body.contains("WHIP"), "{}", snap.body);
+
     // A WHEP player, end to end over the standard doors.
     let started = Instant::now();
     let mut player = WhepPlayer::start(server.http_addr(), CAMERA, None)

@@ -92,6 +92,8 @@ pub enum ClientMessage {
     },
     /// Publisher: it refused a direct viewer, or lost it; the viewer falls back to the SFU.
     DirectEnded { viewer: u64, reason: String },
+    /// Publisher: it cannot make the snapshot the server asked for (`snapshot_request`).
+    SnapshotFailed { request: u64, reason: String },
 }
 
 impl ClientMessage {
@@ -107,6 +109,7 @@ impl ClientMessage {
         "direct_answer",
         "direct_candidate",
         "direct_ended",
+        "snapshot_failed",
     ];
 
     /// The ones only a publisher sends (about its own camera); a viewer never does.
@@ -116,6 +119,7 @@ impl ClientMessage {
         "direct_answer",
         "direct_candidate",
         "direct_ended",
+        "snapshot_failed",
     ];
 }
 
@@ -213,6 +217,7 @@ fn validate(msg: &ClientMessage) -> Result<(), WireError> {
             Err(WireError::new(ErrorCode::InvalidSdp, "sdp is empty"))
         }
         ClientMessage::DirectEnded { reason, .. }
+        | ClientMessage::SnapshotFailed { reason, .. }
             if reason.trim().is_empty() || reason.chars().count() > MAX_SOURCE_ERROR_LEN =>
         {
             Err(invalid(format!(
@@ -334,6 +339,10 @@ mod tests {
                 viewer: 1,
                 reason: "r".into(),
             },
+            ClientMessage::SnapshotFailed {
+                request: 3,
+                reason: "idle".into(),
+            },
         ]
     }
 
@@ -350,7 +359,8 @@ mod tests {
             | ClientMessage::SourceState { .. }
             | ClientMessage::DirectAnswer { .. }
             | ClientMessage::DirectCandidate { .. }
-            | ClientMessage::DirectEnded { .. } => {
+            | ClientMessage::DirectEnded { .. }
+            | ClientMessage::SnapshotFailed { .. } => {
                 let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
                 v["type"].as_str().unwrap().to_owned()
             }

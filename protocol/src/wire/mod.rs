@@ -34,6 +34,7 @@ mod error;
 mod ice;
 mod mse;
 mod server;
+mod snapshot;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,9 @@ pub use error::{ErrorCode, WireError};
 pub use ice::IceServer;
 pub use mse::MseInit;
 pub use server::{parse_server_message, ServerMessage};
+pub use snapshot::{
+    parse_snapshot_reply, snapshot_reply, MAX_SNAPSHOT_MESSAGE_BYTES, SNAPSHOT_WIDTHS,
+};
 
 /// The way a viewer's media takes: through the SFU (`server`, the default) or straight from
 /// the camera's publisher (`direct`, P2P). A viewer asks for one in `subscribe`; the server

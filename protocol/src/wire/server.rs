@@ -57,6 +57,16 @@ pub enum ServerMessage {
     /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
     /// connection; video resumes by itself when the camera comes back.
     CameraOffline { camera_id: String },
+    /// To a camera's publisher only: send a JPEG of the picture now (`GET
+    /// /api/cameras/{id}/snapshot.jpg`). `width`: scale down to this width (the height
+    /// follows); none, or wider than the picture: its own size. The publisher answers with
+    /// one binary message, [`snapshot_reply`](super::snapshot_reply) (the request id, then
+    /// the JPEG), or `snapshot_failed` with the reason.
+    SnapshotRequest {
+        request: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+    },
     /// The server is shutting down (a restart or a deploy): the socket closes next. Clients
     /// reconnect as after any lost connection; nothing is wrong with them.
     ServerStopping,
@@ -136,6 +146,7 @@ impl ServerMessage {
         "direct_candidate",
         "direct_close",
         "direct_failed",
+        "snapshot_request",
         "server_stopping",
         "error",
     ];
@@ -147,6 +158,7 @@ impl ServerMessage {
         "direct_offer",
         "direct_candidate",
         "direct_close",
+        "snapshot_request",
     ];
 
     pub fn to_json(&self) -> String {
@@ -236,6 +248,10 @@ mod tests {
             },
             ServerMessage::DirectClose { viewer: 1 },
             ServerMessage::DirectFailed { reason: "r".into() },
+            ServerMessage::SnapshotRequest {
+                request: 1,
+                width: Some(320),
+            },
             ServerMessage::ServerStopping,
             ServerMessage::Error {
                 code: ErrorCode::Internal,
@@ -259,6 +275,7 @@ mod tests {
             | ServerMessage::DirectCandidate { .. }
             | ServerMessage::DirectClose { .. }
             | ServerMessage::DirectFailed { .. }
+            | ServerMessage::SnapshotRequest { .. }
             | ServerMessage::ServerStopping
             | ServerMessage::Error { .. } => {
                 let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();

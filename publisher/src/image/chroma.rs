@@ -7,6 +7,38 @@ pub(crate) static Y_FULL_TO_VIDEO: [u8; 256] = build_lut(219, 16);
 /// Full-range chroma → video-range chroma: `128 + (c - 128) * 224 / 255`, rounded.
 pub(crate) static C_FULL_TO_VIDEO: [u8; 256] = build_chroma_lut();
 
+/// Video-range luma → full-range luma (clamped): `(y - 16) * 255 / 219`, rounded.
+pub(crate) static Y_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(16, 219);
+/// Video-range chroma → full-range chroma (clamped): `128 + (c - 128) * 255 / 224`, rounded.
+pub(crate) static C_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(128, 224);
+
+/// `centre + (i - centre) * 255 / span` around `centre` (rounded half away from zero;
+/// for luma the "centre" is the black level, 16, so it is a plain offset and scale),
+/// clamped to 0..=255.
+const fn build_expand_lut(centre: i32, span: i32) -> [u8; 256] {
+    let mut lut = [0u8; 256];
+    let base = if centre == 16 { 0 } else { 128 };
+    let mut i = 0;
+    while i < 256 {
+        let d = (i as i32 - centre) * 255;
+        let q = if d >= 0 {
+            (d + span / 2) / span
+        } else {
+            (d - span / 2) / span
+        };
+        let v = base + q;
+        lut[i] = if v < 0 {
+            0
+        } else if v > 255 {
+            255
+        } else {
+            v as u8
+        };
+        i += 1;
+    }
+    lut
+}
+
 const fn build_lut(span: i32, offset: i32) -> [u8; 256] {
     let mut lut = [0u8; 256];
     let mut i = 0;
@@ -68,6 +100,24 @@ mod tests {
                 C_FULL_TO_VIDEO[128 + d] as i32 - 128,
                 128 - C_FULL_TO_VIDEO[128 - d] as i32
             );
+        }
+    }
+
+    #[test]
+    fn expanding_undoes_the_video_range() {
+        assert_eq!(Y_VIDEO_TO_FULL[16], 0);
+        assert_eq!(Y_VIDEO_TO_FULL[235], 255);
+        assert_eq!(Y_VIDEO_TO_FULL[0], 0);
+        assert_eq!(Y_VIDEO_TO_FULL[255], 255);
+        assert_eq!(C_VIDEO_TO_FULL[16], 0);
+        assert_eq!(C_VIDEO_TO_FULL[128], 128);
+        assert_eq!(C_VIDEO_TO_FULL[240], 255);
+        // There and back moves no sample by more than one step.
+        for i in 0..256 {
+            let y = Y_VIDEO_TO_FULL[Y_FULL_TO_VIDEO[i] as usize] as i32;
+            let c = C_VIDEO_TO_FULL[C_FULL_TO_VIDEO[i] as usize] as i32;
+            assert!((y - i as i32).abs() <= 1, "luma {i} → {y}");
+            assert!((c - i as i32).abs() <= 1, "chroma {i} → {c}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Raw camera formats → I420: JPEG (every MJPEG source) and YUYV (V4L2 cameras). Straight
 //! from YCbCr to I420, never through RGB. Then, on viewers' request, I420 → I420: [`scale`]
 //! (another picture size) and [`adjust`] (brightness, contrast, saturation, sharpness).
+//! [`jpeg_out`] goes the other way, I420 → JPEG, for snapshots.
 //! [`frame`] is the picture they all work on, [`I420Frame`], the one raw format from the
 //! sources to the encoder.
 
@@ -8,6 +9,7 @@ pub mod adjust;
 mod chroma;
 pub mod frame;
 pub mod jpeg;
+pub mod jpeg_out;
 pub mod scale;
 pub mod yuyv;
 

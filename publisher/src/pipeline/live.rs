@@ -5,13 +5,15 @@
 //!
 //! It also says what it sees ([`FrameReport`]: the source's own size and rate, the size being
 //! sent) so the session can update the capabilities, and times how long each change took to
-//! reach an encoded frame ([`ApplyLog`]).
+//! reach an encoded frame ([`ApplyLog`]), and serves snapshot orders from the frames going by
+//! ([`super::snapshot`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::snapshot::{KeptGop, Picture, SnapshotDesk};
 use super::FrameEncoder;
 use crate::control::{FrameTransform, PipelineSettingsReader};
 use crate::h264::encoder::EncodedFrame;
@@ -55,6 +57,9 @@ pub struct FramePipeline {
     pending_resume: bool,
     report: FrameReport,
     applied: ApplyLog,
+    snapshots: SnapshotDesk,
+    /// Passed-through H.264 since its last keyframe, for snapshots.
+    gop: KeptGop,
 }
 
 impl FramePipeline {
@@ -67,7 +72,15 @@ impl FramePipeline {
             pending_resume: false,
             report: FrameReport::default(),
             applied,
+            snapshots: SnapshotDesk::default(),
+            gop: KeptGop::default(),
         }
+    }
+
+    /// Serve `desk`'s snapshot orders from the frames going by.
+    pub fn serving_snapshots(mut self, desk: SnapshotDesk) -> Self {
+        self.snapshots = desk;
+        self
     }
 
     pub fn report(&self) -> FrameReport {
@@ -103,8 +116,10 @@ impl FramePipeline {
             Payload::Raw(raw) => {
                 self.report.source_size = Some((raw.width, raw.height));
                 self.report.passthrough = false;
+                self.gop.clear();
                 match self.transform.apply(raw, capture_us, source_fps, settings) {
                     Some(out) => {
+                        self.snapshots.serve(|| Picture::Raw(out.clone()));
                         let resumed = resumed || std::mem::take(&mut self.pending_resume);
                         (Payload::Raw(out), resumed)
                     }
@@ -117,6 +132,8 @@ impl FramePipeline {
             Payload::H264(au) => {
                 self.report.source_size = None;
                 self.report.passthrough = true;
+                self.gop.push(&au.data, au.keyframe);
+                self.snapshots.serve(|| self.gop.picture());
                 (Payload::H264(au), resumed)
             }
         };

@@ -22,9 +22,11 @@ use tracing::{debug, info, warn};
 
 pub mod capture;
 pub mod live;
+pub mod snapshot;
 pub mod vp8_lane;
 
 pub use live::{ApplyLog, FramePipeline, FrameReport};
+pub use snapshot::SnapshotDesk;
 pub use vp8_lane::{Vp8Demand, Vp8Lane};
 
 use crate::control::PipelineSettingsReader;
@@ -259,6 +261,8 @@ pub struct EncodeContext {
     /// Where the thread says what it sees (changes only).
     pub report: watch::Sender<FrameReport>,
     pub applied: ApplyLog,
+    /// Snapshot orders, served from the next frame.
+    pub snapshots: SnapshotDesk,
 }
 
 /// A running encode thread. Stop it with [`EncodeThread::stop`].
@@ -289,6 +293,7 @@ impl EncodeThread {
                     mut live,
                     report,
                     applied,
+                    snapshots,
                 } = ctx;
                 let settings = EncodeSettings {
                     bitrate: live.get().0.bitrate,
@@ -296,7 +301,8 @@ impl EncodeThread {
                 };
                 let vp8 = Vp8Lane::new(vp8, vp8_keyframes, settings.bitrate);
                 let encoder = FrameEncoder::new(settings, keyframes, vp8);
-                let mut pipeline = FramePipeline::new(encoder, live, applied);
+                let mut pipeline =
+                    FramePipeline::new(encoder, live, applied).serving_snapshots(snapshots);
                 while !stop_flag.load(Ordering::Relaxed) {
                     // Nothing comes while the source is lost: viewers keep the last picture.
                     let Some(frame) = reader.next(IDLE_POLL) else {

@@ -162,6 +162,7 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
     let (tx, mut rx) = mpsc::channel(4);
     let (report, _) = watch::channel(FrameReport::default());
     let vp8 = Vp8Demand::default();
+    let snapshots = SnapshotDesk::default();
     let ctx = EncodeContext {
         keyframe_interval: SETTINGS.keyframe_interval,
         keyframes: KeyframeRequest::default(),
@@ -170,6 +171,7 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
         live: live_settings(None).reader(),
         report,
         applied: ApplyLog::default(),
+        snapshots: snapshots.clone(),
     };
     let t = EncodeThread::start(supervisor.feed(), ctx, tx).unwrap();
     let mut dec = Decoder::new().unwrap();
@@ -186,6 +188,13 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
         let stamp = barcode::read(yuv.y(), yuv.strides().0, w, h).unwrap();
         assert_eq!(stamp.frame, f.index);
         prev = f.index;
+    }
+    // A snapshot order is served from the next frame, at the frames' size.
+    let order = snapshots.order();
+    rx.recv().await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), order).await {
+        Ok(Ok(super::snapshot::Picture::Raw(f))) => assert_eq!((f.width, f.height), (320, 240)),
+        other => panic!("no snapshot picture: {other:?}"),
     }
     // VP8 viewers arrive: the same frames come in VP8 too, from a keyframe on; they leave:
     // no more VP8.

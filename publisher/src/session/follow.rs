@@ -54,6 +54,7 @@ impl Session<'_> {
             live: self.station.control.pipeline().reader(),
             report: self.report.clone(),
             applied: self.station.applied.clone(),
+            snapshots: self.snapshots.clone(),
         };
         info!(camera = %self.config.camera_id, source = %feed.name(), "encoding");
         self.res.encode =

@@ -23,6 +23,7 @@
 //!   [`keyframe_feedback`] interceptor; [`media`]: the tasks feeding its video track.
 //! - [`follow`]: the encode thread and the source reports following the station's capture.
 //! - [`commands`]: the control channel's announcements, viewers' commands, broadcasts.
+//! - [`snapshots`]: JPEG snapshots the server asks for.
 //! - [`resources`]: what a session owns and how it is released, also when aborted.
 //!
 //! [`drive`] is the loop: one `tokio::select!` over those inputs, one method call per arm.
@@ -36,6 +37,7 @@ mod media;
 pub mod peer;
 mod resources;
 pub mod signaling;
+mod snapshots;
 mod websocket;
 
 use std::net::IpAddr;
@@ -55,8 +57,8 @@ use webrtc::peer_connection::{
 
 use crate::config::PublisherConfig;
 use crate::h264::encoder::KeyframeRequest;
-use crate::pipeline::Vp8Demand;
 use crate::pipeline::{EncodeThread, FrameReport, OutFrame};
+use crate::pipeline::{SnapshotDesk, Vp8Demand};
 use crate::source::supervisor::SourceReport;
 use crate::station::Station;
 use control_channel::{ControlChannel, ControlEvent};
@@ -128,6 +130,7 @@ async fn drive(
             ev = s.direct_events.recv() => s.on_direct_event(ev).await.map(|()| None),
             changed = source_changed(&mut s.source_state), if watch_source => s.on_source_state(changed).await,
             changed = s.frame_reports.changed() => s.on_frame_report(changed).await,
+            made = s.snapshots_made.recv() => s.on_snapshot_made(made).await,
             _ = sleep_until_some(idle_stop_at), if idle_stop_at.is_some() => s.on_idle_timer().await,
             _ = s.housekeeping.tick() => s.check_encode_thread(),
             _ = tokio::time::sleep_until(s.setup_deadline), if !s.res.connected => s.setup_timed_out(),
@@ -187,6 +190,10 @@ struct Session<'a> {
     setup_deadline: tokio::time::Instant,
     /// ICE is connected (only the DTLS handshake is left before media).
     ice_up: bool,
+    /// Snapshot orders for the encode thread, and the finished ones coming back.
+    snapshots: SnapshotDesk,
+    snapshots_made_tx: mpsc::UnboundedSender<snapshots::Made>,
+    snapshots_made: mpsc::UnboundedReceiver<snapshots::Made>,
 }
 
 impl<'a> Session<'a> {
@@ -212,6 +219,7 @@ impl<'a> Session<'a> {
         res.tasks.push(control.spawn_reader(control_tx));
         let (report, frame_reports) = watch::channel(FrameReport::default());
         let direct_events = res.direct.take_events();
+        let (snapshots_made_tx, snapshots_made) = snapshots::channel();
         Ok(Session {
             config,
             station,
@@ -242,6 +250,9 @@ impl<'a> Session<'a> {
             housekeeping: tokio::time::interval(HOUSEKEEPING),
             setup_deadline: tokio::time::Instant::now() + SETUP_TIMEOUT,
             ice_up: false,
+            snapshots: SnapshotDesk::default(),
+            snapshots_made_tx,
+            snapshots_made,
         })
     }
 
@@ -307,6 +318,7 @@ impl<'a> Session<'a> {
             } => self.on_direct_offer(viewer, sdp, may_control).await?,
             Step::DirectCandidate(viewer, c) => self.on_direct_candidate(viewer, c).await,
             Step::DirectClose(viewer) => self.on_direct_close(viewer).await,
+            Step::Snapshot { request, width } => self.on_snapshot_request(request, width).await?,
             Step::Note(note) => warn!("{note}"),
             Step::Ignore => {}
         }

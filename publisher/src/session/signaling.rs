@@ -50,6 +50,11 @@ pub enum Step {
     /// The server says how many viewers the camera has (on-demand start and stop), and how
     /// many of them are sent VP8 (the VP8 encoder runs only for them).
     Demand(u32, u32),
+    /// The server wants a JPEG of the picture now, `width` wide at most.
+    Snapshot {
+        request: u64,
+        width: Option<u32>,
+    },
     /// Give up on this session (it is torn down and retried after a backoff).
     Fail(String),
     /// Worth a log line, nothing else.
@@ -154,6 +159,10 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
             Step::Note(format!("server error: {}: {message}", code.as_str())),
             phase,
         ),
+        // In any phase: the session answers, with a reason when it has no picture yet.
+        (_, ServerMessage::SnapshotRequest { request, width }) => {
+            (Step::Snapshot { request, width }, phase)
+        }
         // The socket closes next, and the session reconnects as after any lost connection.
         (_, ServerMessage::ServerStopping) => (
             Step::Note("the server is stopping; reconnecting once it is back".into()),
@@ -377,6 +386,31 @@ mod tests {
             (state, detail.as_deref()),
             (SourceState::Live, Some("re-encoding (High 3.1, 1280x720)"))
         );
+    }
+
+    #[test]
+    fn a_snapshot_request_is_answered_in_every_phase() {
+        let ask = ServerMessage::SnapshotRequest {
+            request: 7,
+            width: Some(320),
+        };
+        for phase in [
+            Phase::AwaitHello,
+            Phase::AwaitRegistered,
+            Phase::AwaitAnswer,
+            Phase::Live,
+        ] {
+            assert_eq!(
+                on_message(phase, ask.clone()),
+                (
+                    Step::Snapshot {
+                        request: 7,
+                        width: Some(320)
+                    },
+                    phase
+                )
+            );
+        }
     }
 
     #[test]

@@ -241,6 +241,13 @@ pub(super) async fn send(ws: &mut Ws, msg: &ClientMessage) -> anyhow::Result<()>
         .context("sending on the WebSocket")
 }
 
+/// One binary message (a snapshot).
+pub(super) async fn send_binary(ws: &mut Ws, data: Vec<u8>) -> anyhow::Result<()> {
+    ws.send(Message::binary(data))
+        .await
+        .context("sending on the WebSocket")
+}
+
 /// What one read from the WebSocket gave.
 pub(super) enum Incoming {
     Message(ServerMessage),

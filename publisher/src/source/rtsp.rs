@@ -15,7 +15,7 @@
 //! source with backoff. Dropping the source stops the thread (and TEARDOWNs the session)
 //! without waiting for it.
 
-mod decode;
+pub(crate) mod decode;
 pub mod route;
 pub mod target;
 

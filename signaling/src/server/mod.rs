@@ -13,6 +13,7 @@ mod mse;
 pub mod registry;
 mod resume;
 mod session;
+mod snapshot;
 pub mod tls;
 mod wish;
 
@@ -116,6 +117,8 @@ pub(crate) struct AppState {
     wish: Mutex<wish::WishSessions>,
     /// `ServerConfig::metrics_open`.
     metrics_open: bool,
+    /// Snapshot requests waiting for their publisher's JPEG.
+    snapshots: Mutex<snapshot::WaitingSnapshots>,
 }
 
 impl AppState {
@@ -253,6 +256,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         metrics: metrics::Metrics::default(),
         wish: Mutex::default(),
         metrics_open: config.metrics_open,
+        snapshots: Mutex::default(),
     });
 
     let mut app = Router::new()
@@ -261,6 +265,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/api/cameras/{id}/control", post(api::control))
         .route("/api/cameras/{id}/status", get(api::status))
         .route("/api/cameras/{id}/mse", get(mse::mse))
+        .route("/api/cameras/{id}/snapshot.jpg", get(snapshot::snapshot))
         .route("/api/stats", get(api::stats))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))

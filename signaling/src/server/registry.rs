@@ -278,6 +278,11 @@ impl Registry {
         self.direct_publisher(viewer, camera_id) == Some(publisher)
     }
 
+    /// The session publishing `camera_id` now, if it is online.
+    pub fn publisher(&self, camera_id: &str) -> Option<SessionId> {
+        self.cameras.get(camera_id).and_then(|c| c.publisher)
+    }
+
     pub fn get(&self, camera_id: &str) -> Option<CameraInfo> {
         self.cameras.get(camera_id).map(|c| info(camera_id, c))
     }

@@ -19,8 +19,8 @@ use super::resume::{Resumable, Resumes, RESUME_GRACE};
 use super::AppState;
 use crate::auth::{AuthMode, Grant, Role as Needs};
 use sightline_protocol::wire::{
-    parse_client_message, ClientMessage, ErrorCode, MediaPath, ServerMessage, SourceStatus,
-    WireError, MAX_MESSAGE_BYTES, RESUME_CLOSE_CODE,
+    parse_client_message, parse_snapshot_reply, ClientMessage, ErrorCode, MediaPath, ServerMessage,
+    SourceStatus, WireError, MAX_SNAPSHOT_MESSAGE_BYTES, RESUME_CLOSE_CODE,
 };
 
 /// What the session has become.
@@ -134,11 +134,7 @@ impl Session {
                         let Some(Ok(msg)) = incoming else { break };
                         let replies = match msg {
                             Message::Text(text) => self.handle_text(text.as_str()).await,
-                            Message::Binary(_) => vec![WireError::new(
-                                ErrorCode::BadMessage,
-                                "binary messages are not part of the protocol; send JSON text",
-                            )
-                            .into()],
+                            Message::Binary(data) => self.handle_binary(&data),
                             Message::Close(frame) => {
                                 // The page's "reconnecting" close: it will resume.
                                 lost = frame.is_some_and(|f| f.code == RESUME_CLOSE_CODE);
@@ -246,6 +242,44 @@ impl Session {
                 vec![e.into()]
             }
         }
+    }
+
+    /// A binary message: only a publisher's snapshot (`snapshot_request`'s answer).
+    fn handle_binary(&mut self, data: &[u8]) -> Vec<ServerMessage> {
+        let answered = parse_snapshot_reply(data)
+            .map_err(|e| WireError::new(ErrorCode::BadMessage, e))
+            .and_then(|(request, jpeg)| self.snapshot_answer(request, Ok(jpeg.to_vec())));
+        match answered {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(session = self.id, error = %e, "refused binary message");
+                vec![e.into()]
+            }
+        }
+    }
+
+    /// Our publisher answers snapshot `request`. One that is no longer waited for (its
+    /// caller gave up) is dropped quietly.
+    fn snapshot_answer(
+        &mut self,
+        request: u64,
+        answer: Result<Vec<u8>, String>,
+    ) -> Result<(), WireError> {
+        if !matches!(self.role, Role::Publisher { .. }) {
+            return Err(wrong_state(
+                "only a camera's publisher answers snapshot requests",
+            ));
+        }
+        if !self
+            .state
+            .snapshots
+            .lock()
+            .unwrap()
+            .answer(self.id, request, answer)
+        {
+            tracing::debug!(session = self.id, request, "a snapshot nobody waits for");
+        }
+        Ok(())
     }
 
     async fn handle(&mut self, msg: ClientMessage) -> Result<Vec<ServerMessage>, WireError> {
@@ -379,6 +413,10 @@ impl Session {
                     self.registry().end_direct(viewer, &camera_id);
                 }
                 reply
+            }
+            ClientMessage::SnapshotFailed { request, reason } => {
+                self.snapshot_answer(request, Err(reason))?;
+                Ok(Vec::new())
             }
             ClientMessage::Offer { sdp } => self.offer(&sdp).await,
             ClientMessage::IceRestart { sdp, resume: None } => self.restart_ice(&sdp).await,
@@ -850,7 +888,8 @@ async fn send_all(socket: &mut WebSocket, msgs: &[ServerMessage]) -> Result<(), 
 
 /// The WebSocket layer refuses anything larger than this outright (closing the socket); up to
 /// it, an oversized message gets a `too_large` error and the session goes on.
-pub(super) const HARD_MESSAGE_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
+/// It is the snapshot limit too: a publisher's JPEG comes as one message.
+pub(super) const HARD_MESSAGE_LIMIT: usize = MAX_SNAPSHOT_MESSAGE_BYTES;
 /// The WebSocket's read buffer. Signaling messages are a few KiB (an SDP offer is the
 /// largest) and the buffer grows for a bigger one; tungstenite's default, 128 KiB allocated
 /// up front, would be most of what a viewer costs the server.

@@ -74,6 +74,13 @@ struct WishSession {
 }
 
 impl WishSessions {
+    /// Whether `session` is a WHIP publisher.
+    pub(super) fn is_whip(&self, session: SessionId) -> bool {
+        self.by_resource
+            .values()
+            .any(|s| s.door == Door::Whip && s.session == session)
+    }
+
     /// The first session that `matches`: its resource id and peer.
     fn find(&self, matches: impl Fn(&WishSession) -> bool) -> Option<(String, PeerId)> {
         self.by_resource
