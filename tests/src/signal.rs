@@ -65,6 +65,31 @@ impl SignalClient {
         }
     }
 
+    /// A publisher's session without media: connected, and `camera_id` (320×240) registered.
+    pub async fn register_camera(
+        ws_url: &str,
+        camera_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let (mut client, _) = Self::connect_hello(ws_url, timeout).await?;
+        client
+            .send(&ClientMessage::Register {
+                camera_id: camera_id.into(),
+                name: camera_id.into(),
+                width: 320,
+                height: 240,
+                fps: 30,
+                p2p_max: 0,
+            })
+            .await?;
+        client
+            .recv_until(timeout, |m| {
+                matches!(m, ServerMessage::Registered { .. }).then_some(())
+            })
+            .await?;
+        Ok(client)
+    }
+
     pub async fn send(&mut self, msg: &ClientMessage) -> anyhow::Result<()> {
         self.send_text(msg.to_json()).await
     }

@@ -46,23 +46,9 @@ async fn sends_error(c: &mut SignalClient, text: impl Into<String>, expected: Er
 
 /// A publisher session that registered `camera_id` (no media needed).
 async fn register(server: &TestServer, camera_id: &str) -> SignalClient {
-    let mut c = client(server).await;
-    c.send(&ClientMessage::Register {
-        camera_id: camera_id.into(),
-        name: "test".into(),
-        width: 320,
-        height: 240,
-        fps: 30,
-        p2p_max: 0,
-    })
-    .await
-    .unwrap();
-    c.recv_until(T, |m| {
-        matches!(m, ServerMessage::Registered { .. }).then_some(())
-    })
-    .await
-    .unwrap();
-    c
+    SignalClient::register_camera(&server.ws_url(), camera_id, T)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +170,6 @@ async fn a_second_publisher_cannot_take_a_live_camera() {
     still_works(&mut first).await;
     let cams = server.cameras().await.unwrap();
     let cam = cams.iter().find(|c| c.id == "cam-taken").unwrap();
-    assert_eq!(cam.name, "test");
+    assert_eq!(cam.name, "cam-taken");
     server.shutdown().await;
 }

@@ -164,28 +164,9 @@ async fn with_tokens_a_snapshot_needs_view_on_that_camera() {
 
 /// A hand-driven publisher session: it sees `snapshot_request` and answers as a test wants.
 async fn fake_publisher(server: &TestServer, camera: &str) -> SignalClient {
-    let mut c = SignalClient::connect(&server.ws_url()).await.unwrap();
-    c.recv_until(T, |m| {
-        matches!(m, ServerMessage::Hello { .. }).then_some(())
-    })
-    .await
-    .unwrap();
-    c.send(&ClientMessage::Register {
-        camera_id: camera.into(),
-        name: "fake".into(),
-        width: 320,
-        height: 240,
-        fps: 30,
-        p2p_max: 0,
-    })
-    .await
-    .unwrap();
-    c.recv_until(T, |m| {
-        matches!(m, ServerMessage::Registered { .. }).then_some(())
-    })
-    .await
-    .unwrap();
-    c
+    SignalClient::register_camera(&server.ws_url(), camera, T)
+        .await
+        .unwrap()
 }
 
 async fn next_request(c: &mut SignalClient) -> (u64, Option<u32>) {

@@ -5,14 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::http_auth::{admit, refusal_response, wire_error_response};
+use super::http_auth::{admit, admit_for, refusal_response, wire_error_response};
 use super::AppState;
 use crate::auth::Role;
 use sightline_protocol::control::{
@@ -113,13 +113,10 @@ async fn send_command(
     needs: Role,
     command: &str,
 ) -> Response {
-    let grant = match admit(state, remote.ip(), headers, uri) {
+    let grant = match admit_for(state, remote.ip(), headers, uri, needs, camera_id) {
         Ok(grant) => grant,
-        Err(refused) => return refusal_response(&refused),
+        Err(refused) => return refused,
     };
-    if let Err(e) = grant.check(needs, camera_id, SystemTime::now()) {
-        return wire_error_response(&e);
-    }
     let online = state
         .registry
         .lock()

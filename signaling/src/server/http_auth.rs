@@ -2,14 +2,14 @@
 //! refusals into responses (`{"code":…,"message":…}` with 401, 403, 429…).
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::AppState;
-use crate::auth::{presented_token, Grant, Refused};
+use crate::auth::{presented_token, Grant, Refused, Role};
 use sightline_protocol::wire::{ErrorCode, WireError};
 
 /// What a request from `remote` may do. Refusals are logged (never the token).
@@ -44,6 +44,24 @@ pub(super) fn admit(
     admitted
 }
 
+/// A request admitted (see [`admit`]) and allowed to do `needs` to `camera_id`, or the
+/// response that refuses it.
+#[allow(clippy::result_large_err)]
+pub(super) fn admit_for(
+    state: &AppState,
+    remote: IpAddr,
+    headers: &HeaderMap,
+    uri: &Uri,
+    needs: Role,
+    camera_id: &str,
+) -> Result<Grant, Response> {
+    let grant = admit(state, remote, headers, uri).map_err(|r| refusal_response(&r))?;
+    grant
+        .check(needs, camera_id, SystemTime::now())
+        .map_err(|e| wire_error_response(&e))?;
+    Ok(grant)
+}
+
 pub(super) fn refusal_response(r: &Refused) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED);
     error_response(status, &r.error)
@@ -63,9 +81,14 @@ pub(super) fn wire_error_response(e: &WireError) -> Response {
 }
 
 fn error_response(status: StatusCode, e: &WireError) -> Response {
+    json_error(status, e.code.as_str(), &e.message)
+}
+
+/// The REST doors' error form: `{"code":…,"message":…}` with `status`.
+pub(super) fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
-        Json(serde_json::json!({ "code": e.code.as_str(), "message": e.message })),
+        Json(serde_json::json!({ "code": code, "message": message })),
     )
         .into_response()
 }

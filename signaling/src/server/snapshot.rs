@@ -9,17 +9,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use sightline_protocol::wire::{ErrorCode, ServerMessage, WireError, SNAPSHOT_WIDTHS};
 use tokio::sync::oneshot;
 
-use super::http_auth::{admit, refusal_response, wire_error_response};
+use super::http_auth::{admit_for, json_error, wire_error_response};
 use super::registry::SessionId;
 use super::AppState;
 use crate::auth::Role;
@@ -75,21 +74,17 @@ pub(super) async fn snapshot(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let grant = match admit(&state, remote.ip(), &headers, &uri) {
-        Ok(grant) => grant,
-        Err(refused) => return refusal_response(&refused),
-    };
-    if let Err(e) = grant.check(Role::View, &camera_id, SystemTime::now()) {
-        return wire_error_response(&e);
+    if let Err(refused) = admit_for(&state, remote.ip(), &headers, &uri, Role::View, &camera_id) {
+        return refused;
     }
     let width = match query.width.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(w)) if SNAPSHOT_WIDTHS.contains(&w) => Some(w),
         Some(_) => {
-            return refuse(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
-                format!(
+                &format!(
                     "width: a whole number of pixels in {}..={}",
                     SNAPSHOT_WIDTHS.start(),
                     SNAPSHOT_WIDTHS.end()
@@ -111,17 +106,17 @@ pub(super) async fn snapshot(
                 format!("no camera `{camera_id}` has ever registered here"),
             ));
         }
-        return refuse(
+        return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "offline",
-            format!("camera `{camera_id}` is offline: no picture to take"),
+            &format!("camera `{camera_id}` is offline: no picture to take"),
         );
     };
     if state.wish.lock().unwrap().is_whip(publisher) {
-        return refuse(
+        return json_error(
             StatusCode::NOT_FOUND,
             "unsupported",
-            format!(
+            &format!(
                 "camera `{camera_id}` is published over WHIP, which sends only its video; \
                  snapshots are made by Sightline's publisher, and the server never decodes"
             ),
@@ -137,10 +132,10 @@ pub(super) async fn snapshot(
     };
     state.snapshots.lock().unwrap().forget(request);
     let Some(outcome) = outcome else {
-        return refuse(
+        return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            format!("camera `{camera_id}`'s publisher is too busy to ask, or just left"),
+            &format!("camera `{camera_id}`'s publisher is too busy to ask, or just left"),
         );
     };
     match outcome {
@@ -153,34 +148,25 @@ pub(super) async fn snapshot(
             jpeg,
         )
             .into_response(),
-        Ok(Ok(Err(reason))) => refuse(
+        Ok(Ok(Err(reason))) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            format!("camera `{camera_id}`'s publisher made no snapshot: {reason}"),
+            &format!("camera `{camera_id}`'s publisher made no snapshot: {reason}"),
         ),
-        Ok(Err(_)) => refuse(
+        Ok(Err(_)) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            format!("camera `{camera_id}`'s publisher went away before answering"),
+            &format!("camera `{camera_id}`'s publisher went away before answering"),
         ),
-        Err(_) => refuse(
+        Err(_) => json_error(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            format!(
+            &format!(
                 "camera `{camera_id}`'s publisher sent no snapshot within {} s",
                 SNAPSHOT_TIMEOUT.as_secs()
             ),
         ),
     }
-}
-
-/// A refusal in the REST doors' error form, `{"code","message"}`.
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "code": code, "message": message })),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
