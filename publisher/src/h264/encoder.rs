@@ -36,7 +36,8 @@ pub struct EncoderSettings {
 /// keyframe.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    pub data: Vec<u8>,
+    /// Shared, so a passed-through access unit reaches the track without a copy.
+    pub data: bytes::Bytes,
     pub keyframe: bool,
 }
 
@@ -265,7 +266,10 @@ impl Encoder {
         let keyframe = types.contains(&NAL_IDR);
         if !keyframe {
             self.since_idr += 1;
-            return EncodedFrame { data, keyframe };
+            return EncodedFrame {
+                data: data.into(),
+                keyframe,
+            };
         }
         self.since_idr = 1;
         let has_ps = types.contains(&NAL_SPS) && types.contains(&NAL_PPS);
@@ -281,7 +285,10 @@ impl Encoder {
             }
             _ => data,
         };
-        EncodedFrame { data, keyframe }
+        EncodedFrame {
+            data: data.into(),
+            keyframe,
+        }
     }
 }
 

@@ -8,25 +8,23 @@ pub(crate) static Y_FULL_TO_VIDEO: [u8; 256] = build_lut(219, 16);
 pub(crate) static C_FULL_TO_VIDEO: [u8; 256] = build_chroma_lut();
 
 /// Video-range luma → full-range luma (clamped): `(y - 16) * 255 / 219`, rounded.
-pub(crate) static Y_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(16, 219);
+pub(crate) static Y_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(16, 0, 219);
 /// Video-range chroma → full-range chroma (clamped): `128 + (c - 128) * 255 / 224`, rounded.
-pub(crate) static C_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(128, 224);
+pub(crate) static C_VIDEO_TO_FULL: [u8; 256] = build_expand_lut(128, 128, 224);
 
-/// `centre + (i - centre) * 255 / span` around `centre` (rounded half away from zero;
-/// for luma the "centre" is the black level, 16, so it is a plain offset and scale),
-/// clamped to 0..=255.
-const fn build_expand_lut(centre: i32, span: i32) -> [u8; 256] {
+/// `to + (i - from) * 255 / span`, rounded half away from zero and clamped to 0..=255:
+/// `from` (video black, or chroma's centre) maps to `to`, and `span` steps to 255.
+const fn build_expand_lut(from: i32, to: i32, span: i32) -> [u8; 256] {
     let mut lut = [0u8; 256];
-    let base = if centre == 16 { 0 } else { 128 };
     let mut i = 0;
     while i < 256 {
-        let d = (i as i32 - centre) * 255;
+        let d = (i as i32 - from) * 255;
         let q = if d >= 0 {
             (d + span / 2) / span
         } else {
             (d - span / 2) / span
         };
-        let v = base + q;
+        let v = to + q;
         lut[i] = if v < 0 {
             0
         } else if v > 255 {

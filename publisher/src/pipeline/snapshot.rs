@@ -8,11 +8,14 @@
 //! off the encode thread, by [`make_jpeg`] on a blocking task, so an order costs the encode
 //! thread one copy of a frame.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use tokio::sync::oneshot;
 
-use crate::image::jpeg_out::{encode_jpeg, DEFAULT_QUALITY};
+use crate::image::jpeg_out::encode_jpeg;
 use crate::image::{scale_i420, I420Frame};
 use crate::source::rtsp::decode::H264Decoder;
 
@@ -21,29 +24,45 @@ use crate::source::rtsp::decode::H264Decoder;
 pub enum Picture {
     Raw(I420Frame),
     /// Annex-B access units from a keyframe up to now (passthrough).
-    H264(Vec<Vec<u8>>),
+    H264(Vec<Bytes>),
 }
 
 /// Snapshot orders waiting for the encode thread's next frame. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct SnapshotDesk(Arc<Mutex<Vec<oneshot::Sender<Picture>>>>);
+pub struct SnapshotDesk(Arc<Desk>);
+
+#[derive(Debug, Default)]
+struct Desk {
+    /// Whether `orders` may hold any: checked per frame, so an idle desk costs no lock.
+    waiting: AtomicBool,
+    orders: Mutex<Vec<oneshot::Sender<Picture>>>,
+}
 
 impl SnapshotDesk {
     /// Ask for the next picture. The receiver fails if the encode thread goes first.
     pub fn order(&self) -> oneshot::Receiver<Picture> {
         let (tx, rx) = oneshot::channel();
-        self.0.lock().unwrap().push(tx);
+        let mut orders = self.0.orders.lock().unwrap();
+        orders.push(tx);
+        self.0.waiting.store(true, Ordering::Release);
         rx
     }
 
-    /// Whether anyone waits (checked per frame, so an idle desk costs one lock).
+    /// Whether anyone waits.
     pub fn wanted(&self) -> bool {
-        !self.0.lock().unwrap().is_empty()
+        self.0.waiting.load(Ordering::Acquire)
     }
 
-    /// Hand `picture` to everyone waiting.
+    /// Hand `picture` to everyone waiting. An order placed meanwhile gets the next frame.
     pub fn serve(&self, picture: impl FnOnce() -> Picture) {
-        let orders = std::mem::take(&mut *self.0.lock().unwrap());
+        if !self.0.waiting.load(Ordering::Acquire) {
+            return;
+        }
+        let orders = {
+            let mut orders = self.0.orders.lock().unwrap();
+            self.0.waiting.store(false, Ordering::Release);
+            std::mem::take(&mut *orders)
+        };
         if orders.is_empty() {
             return;
         }
@@ -59,7 +78,7 @@ impl SnapshotDesk {
 /// sends one.
 #[derive(Debug, Default)]
 pub struct KeptGop {
-    units: Vec<Vec<u8>>,
+    units: Vec<Bytes>,
     bytes: usize,
     /// Over the limit since the last keyframe: nothing usable is kept.
     overflowed: bool,
@@ -69,7 +88,7 @@ pub struct KeptGop {
 pub const GOP_LIMIT: usize = 16 << 20;
 
 impl KeptGop {
-    pub fn push(&mut self, data: &[u8], keyframe: bool) {
+    pub fn push(&mut self, data: &Bytes, keyframe: bool) {
         if keyframe {
             self.units.clear();
             self.bytes = 0;
@@ -84,7 +103,7 @@ impl KeptGop {
             return;
         }
         self.bytes += data.len();
-        self.units.push(data.to_vec());
+        self.units.push(data.clone());
     }
 
     /// What a snapshot decodes: from the keyframe to now (empty: nothing usable yet).
@@ -92,9 +111,12 @@ impl KeptGop {
         Picture::H264(self.units.clone())
     }
 
-    /// Forget it all (the source is not passed through any more).
+    /// Forget it all (the source is not passed through any more). Called per raw frame, so
+    /// nearly free when there is nothing to forget.
     pub fn clear(&mut self) {
-        *self = KeptGop::default();
+        if !self.units.is_empty() || self.overflowed {
+            *self = KeptGop::default();
+        }
     }
 }
 
@@ -133,9 +155,6 @@ pub fn make_jpeg(
     }
 }
 
-/// Quality for snapshots.
-pub const SNAPSHOT_QUALITY: u8 = DEFAULT_QUALITY;
-
 /// The size to scale a `w`×`h` picture to for `width`, or `None` to keep it: never wider
 /// than the picture, both sides even, the aspect kept.
 pub fn scaled_size(w: u32, h: u32, width: Option<u32>) -> Option<(u32, u32)> {
@@ -148,7 +167,7 @@ pub fn scaled_size(w: u32, h: u32, width: Option<u32>) -> Option<(u32, u32)> {
 }
 
 /// Decode `units` (a keyframe first) and keep the last picture.
-fn decode_last(units: &[Vec<u8>]) -> Result<I420Frame, String> {
+fn decode_last(units: &[Bytes]) -> Result<I420Frame, String> {
     if units.is_empty() {
         return Err("no keyframe from the camera yet to decode a picture from".into());
     }
@@ -262,24 +281,24 @@ mod tests {
         assert_eq!((back.width, back.height), (64, 48));
         assert!(back.y[24 * 64 + 8] > 180, "{}", back.y[24 * 64 + 8]);
         // Garbage decodes to nothing, with a reason, not a panic.
-        let junk = Picture::H264(vec![vec![0, 0, 0, 1, 0x65, 1, 2, 3]]);
+        let junk = Picture::H264(vec![Bytes::from_static(&[0, 0, 0, 1, 0x65, 1, 2, 3])]);
         assert!(make_jpeg(junk, None, 80, 1 << 20).is_err());
     }
 
     #[test]
     fn deltas_without_a_keyframe_are_not_kept_and_a_huge_gop_is_dropped() {
         let mut gop = KeptGop::default();
-        gop.push(&[0, 0, 0, 1, 0x41], false);
+        gop.push(&Bytes::from_static(&[0, 0, 0, 1, 0x41]), false);
         assert!(matches!(gop.picture(), Picture::H264(u) if u.is_empty()));
-        gop.push(&[0, 0, 0, 1, 0x65], true);
-        gop.push(&vec![0; GOP_LIMIT], false);
+        gop.push(&Bytes::from_static(&[0, 0, 0, 1, 0x65]), true);
+        gop.push(&vec![0; GOP_LIMIT].into(), false);
         assert!(matches!(gop.picture(), Picture::H264(u) if u.is_empty()));
-        gop.push(&[0, 0, 0, 1, 0x41], false);
+        gop.push(&Bytes::from_static(&[0, 0, 0, 1, 0x41]), false);
         assert!(
             matches!(gop.picture(), Picture::H264(u) if u.is_empty()),
             "until a keyframe"
         );
-        gop.push(&[0, 0, 0, 1, 0x65], true);
+        gop.push(&Bytes::from_static(&[0, 0, 0, 1, 0x65]), true);
         assert!(matches!(gop.picture(), Picture::H264(u) if u.len() == 1));
     }
 }

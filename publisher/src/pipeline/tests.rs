@@ -25,7 +25,7 @@ fn h264(keyframe: bool, seq: u64) -> SourceFrame {
     SourceFrame {
         captured: CapturedFrame {
             payload: Payload::H264(H264AccessUnit {
-                data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, seq as u8],
+                data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, seq as u8].into(),
                 keyframe,
             }),
             capture_us: 0,
@@ -143,7 +143,7 @@ fn frames_the_encoder_cannot_take_are_dropped_not_fatal() {
 impl SourceFrame {
     fn captured_data(&self) -> Vec<u8> {
         match &self.captured.payload {
-            Payload::H264(au) => au.data.clone(),
+            Payload::H264(au) => au.data.to_vec(),
             Payload::Raw(_) => Vec::new(),
         }
     }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rtc::media::Sample;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -86,7 +85,7 @@ async fn write_frames(
         last_capture_us = Some(frame.capture_us);
         let vp8 = frame.vp8.zip(sfu_vp8.as_ref());
         let keyframe = frame.encoded.keyframe;
-        let h264 = Bytes::from(frame.encoded.data);
+        let h264 = frame.encoded.data;
         // The SFU's track, then the direct viewers' (cloned out: the lock is not held
         // across a write), then the SFU's VP8 track.
         targets.clear();
@@ -97,7 +96,7 @@ async fn write_frames(
             }
         }
         if let Some((f, sink)) = vp8 {
-            targets.push((sink.clone(), Bytes::from(f.data)));
+            targets.push((sink.clone(), f.data));
         }
         for (
             Sink {

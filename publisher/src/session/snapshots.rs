@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{websocket, Flow, Session};
-use crate::pipeline::snapshot::{make_jpeg, SNAPSHOT_QUALITY};
+use crate::image::jpeg_out::DEFAULT_QUALITY;
+use crate::pipeline::snapshot::make_jpeg;
 
 /// How long the encode thread may take to see a frame (a camera at 1 fps, a slow RTSP
 /// camera): the server gives up a little later.
@@ -42,7 +43,7 @@ impl Session<'_> {
                     make_jpeg(
                         picture,
                         width,
-                        SNAPSHOT_QUALITY,
+                        DEFAULT_QUALITY,
                         MAX_SNAPSHOT_MESSAGE_BYTES - 8,
                     )
                 })

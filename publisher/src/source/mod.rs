@@ -32,7 +32,8 @@ pub use url::{SourceUrl, V4l2Device, SOURCE_FORMS};
 /// SPS and PPS in front of every IDR.
 #[derive(Debug, Clone)]
 pub struct H264AccessUnit {
-    pub data: Vec<u8>,
+    /// Shared, not copied, between the sender and the snapshots' [`crate::pipeline::snapshot::KeptGop`].
+    pub data: bytes::Bytes,
     pub keyframe: bool,
 }
 

@@ -327,7 +327,10 @@ impl Pump {
         }
         let payload = match route {
             Route::Drop => return Ok(true),
-            Route::Pass => Payload::H264(H264AccessUnit { data, keyframe }),
+            Route::Pass => Payload::H264(H264AccessUnit {
+                data: data.into(),
+                keyframe,
+            }),
             Route::Decode => {
                 let decoder = match &mut self.decoder {
                     Some(d) => d,

@@ -273,7 +273,7 @@ impl Vp8Encoder {
         let data = unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec();
         self.keyframe_wanted = false;
         Ok(Some(EncodedFrame {
-            data,
+            data: data.into(),
             keyframe: is_key != 0,
         }))
     }

@@ -267,7 +267,7 @@ fn decoder_refuses_garbage_and_truncated_frames() {
         let data = match i % 3 {
             0 => rng.some_bytes(4000),
             1 => {
-                let mut d = frames[(rng.next() % 10) as usize].data.clone();
+                let mut d = frames[(rng.next() % 10) as usize].data.to_vec();
                 for _ in 0..1 + rng.next() % 8 {
                     let at = (rng.next() as usize) % d.len();
                     d[at] ^= 1 << (rng.next() % 8);
