@@ -168,6 +168,23 @@ pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
             anyhow::bail!("--token: must be printable ASCII without spaces (and not empty)");
         }
     }
+    let seconds = |d: Duration| d.as_secs();
+    let p2p_limit = u64::from(sightline_protocol::wire::MAX_P2P_VIEWERS);
+    for (setting, value, range) in [
+        ("fps", u64::from(config.fps), 1..=240),
+        ("poll-fps", u64::from(config.poll_fps), 1..=120),
+        ("source-timeout", seconds(config.source_timeout), 1..=300),
+        ("idle-stop", seconds(config.idle_stop), 0..=86_400),
+        ("p2p-max", u64::from(config.p2p_max), 0..=p2p_limit),
+    ] {
+        if !range.contains(&value) {
+            anyhow::bail!(
+                "{setting} {value} is outside {} to {}",
+                range.start(),
+                range.end()
+            );
+        }
+    }
     // The encoder's limits on the command line's rate and bitrate (sizes come from the frames
     // later). They are the defaults of the control settings; the encode thread starts from
     // those settings, its one source for the bitrate.
@@ -197,5 +214,29 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("\"***\""), "{shown}");
         assert!(shown.contains("wss://example.org/ws"), "{shown}");
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() {
+        let ok = PublisherConfig::new("ws://127.0.0.1:1/ws", "cam");
+        check(&ok).unwrap();
+        type Spoil = fn(&mut PublisherConfig);
+        let cases: [(&str, Spoil); 5] = [
+            ("fps 0 is outside 1 to 240", |c| c.fps = 0),
+            ("poll-fps 121 is outside 1 to 120", |c| c.poll_fps = 121),
+            ("source-timeout 0 is outside 1 to 300", |c| {
+                c.source_timeout = Duration::from_millis(500)
+            }),
+            ("idle-stop 86401 is outside", |c| {
+                c.idle_stop = Duration::from_secs(86_401)
+            }),
+            ("p2p-max 9999 is outside", |c| c.p2p_max = 9999),
+        ];
+        for (expected, spoil) in cases {
+            let mut c = ok.clone();
+            spoil(&mut c);
+            let err = check(&c).unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 }

@@ -49,6 +49,7 @@ pub mod image;
 pub mod mjpeg;
 pub mod pipeline;
 pub mod session;
+pub mod settings;
 pub mod source;
 pub mod station;
 pub mod units;

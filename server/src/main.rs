@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use sightline_config::Layers;
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::SfuConfig;
 use sightline_signaling::auth::{parse_ttl, AuthMode, Role, Scope, TokenKeys};
@@ -31,6 +33,26 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
 
+    /// TOML file of settings. A key is a setting's variable name without `SIGHTLINE_`, in
+    /// lower case with `-` for `_` (`udp-port = 8090`, `turn-urls = ["turn:…"]`). The
+    /// environment overrides it, and flags override both. `--print-config` prints one.
+    #[arg(long, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print the settings in force (the file, the environment and the flags merged) as TOML,
+    /// and exit.
+    #[arg(long)]
+    print_config: bool,
+
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// The server's settings: the flags below, each also read from the `SIGHTLINE_*` variable
+/// named in `--help` and from the `--config` file's key of the same name.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Settings {
     /// HTTP(S) address for the web viewer, the API and WebSocket signaling. Anything but
     /// loopback needs --auth-secret-file (or --insecure).
     #[arg(long, env = "SIGHTLINE_HTTP", default_value = "127.0.0.1:8080")]
@@ -53,7 +75,7 @@ struct Args {
 
     /// Serve a non-loopback address WITHOUT authentication: anyone who reaches it may watch,
     /// control and publish. Only for a trusted LAN.
-    #[arg(long, conflicts_with = "auth_secret_file")]
+    #[arg(long, env = "SIGHTLINE_INSECURE", conflicts_with = "auth_secret_file")]
     insecure: bool,
 
     /// A web origin (e.g. https://dash.example.com) whose pages may call the API; repeat
@@ -83,6 +105,7 @@ struct Args {
 
     /// How long TURN credentials last; sessions get fresh ones halfway through.
     #[arg(long, env = "SIGHTLINE_TURN_TTL", default_value = "1h", value_parser = parse_ttl)]
+    #[serde(serialize_with = "ttl_text", deserialize_with = "ttl_from_text")]
     turn_ttl: Duration,
 
     /// A STUN server clients use to learn their public address, e.g.
@@ -117,18 +140,27 @@ struct Args {
     web_root: Option<PathBuf>,
 
     /// Also run a built-in test-pattern camera (id `demo`) that publishes to this server.
-    #[arg(long)]
+    #[arg(long, env = "SIGHTLINE_DEMO")]
     demo: bool,
 
     /// Width of the demo camera's picture, in pixels.
-    #[arg(long, default_value_t = 1280)]
+    #[arg(long, env = "SIGHTLINE_DEMO_WIDTH", default_value_t = 1280)]
     demo_width: u32,
     /// Height of the demo camera's picture, in pixels.
-    #[arg(long, default_value_t = 720)]
+    #[arg(long, env = "SIGHTLINE_DEMO_HEIGHT", default_value_t = 720)]
     demo_height: u32,
     /// Frame rate of the demo camera.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "SIGHTLINE_DEMO_FPS", default_value_t = 30)]
     demo_fps: u32,
+}
+
+/// `turn-ttl` in a file: `"1h"`, or seconds.
+fn ttl_from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    sightline_config::text_or_number(d, parse_ttl)
+}
+
+fn ttl_text<S: serde::Serializer>(ttl: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}s", ttl.as_secs()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,8 +197,23 @@ fn print_token(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What clap's `conflicts_with` and `requires` check among flags and variables, checked again
+/// once the file's values are in.
+fn check_combinations(s: &Settings) -> anyhow::Result<()> {
+    if s.insecure && s.auth_secret_file.is_some() {
+        anyhow::bail!("insecure and auth-secret-file exclude each other: pick one");
+    }
+    if s.tls_cert.is_some() != s.tls_key.is_some() {
+        anyhow::bail!("tls-cert and tls-key go together: give both or neither");
+    }
+    if s.tcp_port.is_some() && s.no_ice_tcp {
+        anyhow::bail!("tcp-port and no-ice-tcp exclude each other: pick one");
+    }
+    Ok(())
+}
+
 /// Refuse to serve strangers without authentication: exposing cameras must be a decision.
-fn auth_mode(args: &Args) -> anyhow::Result<AuthMode> {
+fn auth_mode(args: &Settings) -> anyhow::Result<AuthMode> {
     if let Some(file) = &args.auth_secret_file {
         let keys = TokenKeys::from_file(file).map_err(anyhow::Error::msg)?;
         return Ok(AuthMode::Tokens(Box::new(keys)));
@@ -191,7 +238,7 @@ fn auth_mode(args: &Args) -> anyhow::Result<AuthMode> {
 }
 
 /// STUN and TURN for clients, with the TURN secret read from its file.
-fn ice_config(args: &Args) -> anyhow::Result<IceConfig> {
+fn ice_config(args: &Settings) -> anyhow::Result<IceConfig> {
     let turn_secret = match &args.turn_secret_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -224,10 +271,18 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
+    let (args, layers) = Layers::parse::<Args>(|args| args.config.clone())?;
     if let Some(Command::Token(token)) = args.command {
         return print_token(token);
     }
+    let settings: Settings = layers.resolve(&[])?;
+    check_combinations(&settings)?;
+    if args.print_config {
+        // Nothing to redact: secrets live in files, and only their paths are settings.
+        print!("{}", sightline_config::to_toml(&settings)?);
+        return Ok(());
+    }
+    let args = settings;
     let auth = auth_mode(&args)?;
     let ice = ice_config(&args)?;
 
@@ -348,5 +403,14 @@ async fn stop_signal() -> &'static str {
     {
         tokio::signal::ctrl_c().await.ok();
         "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_reads_its_variable_and_file_key() {
+        let misnamed = sightline_config::misnamed_settings::<super::Settings>();
+        assert!(misnamed.is_empty(), "{misnamed:?}");
     }
 }
