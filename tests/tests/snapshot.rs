@@ -1,13 +1,15 @@
 //! `GET /api/cameras/{id}/snapshot.jpg`: the real publisher (test pattern, real encoder
 //! thread) makes a JPEG of its picture when the server asks on its signaling socket; the
 //! JPEG is decoded here and its barcode read, so it is the camera's own, recent picture.
-//! Then `?width=`, every refusal, tokens, and publishers that answer badly or not at all.
+//! Then `?width=`, every refusal, tokens, and publishers that answer badly or not at all;
+//! and the MJPEG stream made of snapshots, read by the publisher's own MJPEG client.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sightline_protocol::wire::{snapshot_reply, ClientMessage, ErrorCode, ServerMessage};
 use sightline_publisher::barcode;
 use sightline_publisher::image::decode_jpeg;
+use sightline_publisher::source::{self, Payload, Source, SourceSpec, SourceUrl};
 use sightline_signaling::auth::Role;
 use sightline_tests::harness::{loopback_server_config, with_tokens};
 use sightline_tests::raw_http::{request, RawResponse};
@@ -272,4 +274,100 @@ async fn publishers_that_fail_refuse_or_send_garbage_get_clear_answers() {
         .await
         .expect("the publisher's session still answers");
     server.shutdown().await;
+}
+
+/// Until `camera` is online and encoding (its first snapshot may wait for media).
+async fn wait_for_snapshots(server: &TestServer, camera: &str) {
+    server.wait_camera_online(camera, T).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(server, &snapshot_path(camera, ""), &[]).await.status != 200 {
+        assert!(Instant::now() < deadline, "{camera} never made a snapshot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The publisher's HTTP source (multipart parser, JPEG decoder) reading `path` of `server`.
+fn mjpeg_client(server: &TestServer, path: &str) -> Box<dyn Source> {
+    source::open(&SourceSpec {
+        url: SourceUrl::Http {
+            url: format!("http://{}{path}", server.http_addr()),
+        },
+        width: 0,
+        height: 0,
+        fps: 30,
+        poll_fps: 1,
+        read_timeout: Duration::from_secs(10),
+        camera_id: "mjpeg-reader".into(),
+    })
+    .unwrap()
+}
+
+/// Read `n` pictures (blocking, off the runtime's threads); their sizes and the time taken.
+async fn read_pictures(
+    mut client: Box<dyn Source>,
+    n: usize,
+) -> (Box<dyn Source>, Vec<(u32, u32)>, Duration) {
+    tokio::task::spawn_blocking(move || {
+        let mut sizes = Vec::new();
+        let mut started = None;
+        while sizes.len() < n {
+            let frame = client.next_frame().expect("a picture");
+            // Timed from the first picture: the stream's rate, not its start.
+            started.get_or_insert_with(Instant::now);
+            match frame.payload {
+                Payload::Raw(f) => sizes.push((f.width, f.height)),
+                Payload::H264(_) => panic!("MJPEG gave H.264"),
+            }
+        }
+        (client, sizes, started.unwrap().elapsed())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_streams_snapshots_at_the_asked_rate_until_the_camera_or_server_goes() {
+    let server = TestServer::start().await.unwrap();
+    let mut config = server.publisher_config(CAMERA);
+    (config.width, config.height) = (640, 360);
+    let camera = server.start_publisher(config).await.unwrap();
+    wait_for_snapshots(&server, CAMERA).await;
+
+    for (query, status) in [("?fps=0", 400), ("?fps=6", 400), ("?width=3", 400)] {
+        let r = get(&server, &format!("/api/cameras/{CAMERA}/mjpeg{query}"), &[]).await;
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+    }
+    let r = get(&server, "/api/cameras/nobody/mjpeg", &[]).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let path = format!("/api/cameras/{CAMERA}/mjpeg?fps=5&width=320");
+    let (client, sizes, took) = read_pictures(mjpeg_client(&server, &path), 6).await;
+    assert!(sizes.iter().all(|s| *s == (320, 180)), "{sizes:?}");
+    // Five intervals of 200 ms after the first picture.
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(5),
+        "6 pictures at 5 fps took {took:?}"
+    );
+    println!("mjpeg: 6 pictures at ?fps=5 in {took:?}");
+
+    // The camera leaves: the stream ends (the client sees the connection close).
+    camera.stop().await;
+    let ended = tokio::task::spawn_blocking(move || {
+        let mut client = client;
+        (0..20).find_map(|_| client.next_frame().err())
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(15), ended).await;
+    assert!(
+        matches!(ended, Ok(Ok(Some(_)))),
+        "the stream went on: {ended:?}"
+    );
+
+    // A stream still open does not hold up the server's shutdown.
+    let _again = server.start_camera("cam-second").await.unwrap();
+    wait_for_snapshots(&server, "cam-second").await;
+    let path = "/api/cameras/cam-second/mjpeg?fps=5";
+    let _open = read_pictures(mjpeg_client(&server, path), 1).await;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown waited on an MJPEG stream");
 }

@@ -9,6 +9,7 @@
 mod api;
 mod http_auth;
 mod metrics;
+mod mjpeg;
 mod mse;
 pub mod registry;
 mod resume;
@@ -119,6 +120,8 @@ pub(crate) struct AppState {
     metrics_open: bool,
     /// Snapshot requests waiting for their publisher's JPEG.
     snapshots: Mutex<snapshot::WaitingSnapshots>,
+    /// MJPEG streams open now.
+    mjpeg_streams: Arc<AtomicUsize>,
 }
 
 impl AppState {
@@ -257,6 +260,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         wish: Mutex::default(),
         metrics_open: config.metrics_open,
         snapshots: Mutex::default(),
+        mjpeg_streams: Arc::default(),
     });
 
     let mut app = Router::new()
@@ -266,6 +270,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .route("/api/cameras/{id}/status", get(api::status))
         .route("/api/cameras/{id}/mse", get(mse::mse))
         .route("/api/cameras/{id}/snapshot.jpg", get(snapshot::snapshot))
+        .route("/api/cameras/{id}/mjpeg", get(mjpeg::mjpeg))
         .route("/api/stats", get(api::stats))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))

@@ -74,53 +74,108 @@ pub(super) async fn snapshot(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(refused) = admit_for(&state, remote.ip(), &headers, &uri, Role::View, &camera_id) {
-        return refused;
-    }
-    let width = match query.width.as_deref().map(str::parse::<u32>) {
-        None => None,
-        Some(Ok(w)) if SNAPSHOT_WIDTHS.contains(&w) => Some(w),
-        Some(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!(
-                    "width: a whole number of pixels in {}..={}",
-                    SNAPSHOT_WIDTHS.start(),
-                    SNAPSHOT_WIDTHS.end()
-                ),
-            )
-        }
+    let width = match admit_viewer(&state, remote, &headers, &uri, &camera_id, query.width) {
+        Ok(width) => width,
+        Err(refused) => return refused,
     };
+    match take(&state, &camera_id, width).await {
+        Ok(jpeg) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Err(missed) => missed.response,
+    }
+}
+
+/// What the picture doors check first: a view grant for `camera_id`, and `?width=`.
+#[allow(clippy::result_large_err)]
+pub(super) fn admit_viewer(
+    state: &AppState,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    uri: &Uri,
+    camera_id: &str,
+    width: Option<String>,
+) -> Result<Option<u32>, Response> {
+    admit_for(state, remote.ip(), headers, uri, Role::View, camera_id)?;
+    match width.as_deref().map(str::parse::<u32>) {
+        None => Ok(None),
+        Some(Ok(w)) if SNAPSHOT_WIDTHS.contains(&w) => Ok(Some(w)),
+        Some(_) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!(
+                "width: a whole number of pixels in {}..={}",
+                SNAPSHOT_WIDTHS.start(),
+                SNAPSHOT_WIDTHS.end()
+            ),
+        )),
+    }
+}
+
+/// Why no snapshot was taken: the response saying so, and whether asking again can work.
+pub(super) struct Missed {
+    pub response: Response,
+    /// The camera is unknown, offline or cannot make snapshots: asking again is pointless.
+    pub lasting: bool,
+}
+
+impl Missed {
+    fn lasting(response: Response) -> Missed {
+        Missed {
+            response,
+            lasting: true,
+        }
+    }
+
+    fn for_now(status: StatusCode, code: &str, message: &str) -> Missed {
+        Missed {
+            response: json_error(status, code, message),
+            lasting: false,
+        }
+    }
+}
+
+/// Ask `camera_id`'s publisher for a JPEG, `width` wide at most, and wait for it.
+pub(super) async fn take(
+    state: &AppState,
+    camera_id: &str,
+    width: Option<u32>,
+) -> Result<Vec<u8>, Missed> {
     let (known, publisher) = {
         let registry = state.registry.lock().unwrap();
         (
-            registry.get(&camera_id).is_some(),
-            registry.publisher(&camera_id),
+            registry.get(camera_id).is_some(),
+            registry.publisher(camera_id),
         )
     };
     let Some(publisher) = publisher else {
         if !known {
-            return wire_error_response(&WireError::new(
+            return Err(Missed::lasting(wire_error_response(&WireError::new(
                 ErrorCode::UnknownCamera,
                 format!("no camera `{camera_id}` has ever registered here"),
-            ));
+            ))));
         }
-        return json_error(
+        return Err(Missed::lasting(json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "offline",
             &format!("camera `{camera_id}` is offline: no picture to take"),
-        );
+        )));
     };
     if state.wish.lock().unwrap().is_whip(publisher) {
-        return json_error(
+        return Err(Missed::lasting(json_error(
             StatusCode::NOT_FOUND,
             "unsupported",
             &format!(
                 "camera `{camera_id}` is published over WHIP, which sends only its video; \
                  snapshots are made by Sightline's publisher, and the server never decodes"
             ),
-        );
+        )));
     }
     let request = state.next_request.fetch_add(1, Ordering::Relaxed);
     let answer = state.snapshots.lock().unwrap().wait(request, publisher);
@@ -132,40 +187,32 @@ pub(super) async fn snapshot(
     };
     state.snapshots.lock().unwrap().forget(request);
     let Some(outcome) = outcome else {
-        return json_error(
+        return Err(Missed::for_now(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             &format!("camera `{camera_id}`'s publisher is too busy to ask, or just left"),
-        );
+        ));
     };
     match outcome {
-        Ok(Ok(Ok(jpeg))) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            jpeg,
-        )
-            .into_response(),
-        Ok(Ok(Err(reason))) => json_error(
+        Ok(Ok(Ok(jpeg))) => Ok(jpeg),
+        Ok(Ok(Err(reason))) => Err(Missed::for_now(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             &format!("camera `{camera_id}`'s publisher made no snapshot: {reason}"),
-        ),
-        Ok(Err(_)) => json_error(
+        )),
+        Ok(Err(_)) => Err(Missed::for_now(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             &format!("camera `{camera_id}`'s publisher went away before answering"),
-        ),
-        Err(_) => json_error(
+        )),
+        Err(_) => Err(Missed::for_now(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             &format!(
                 "camera `{camera_id}`'s publisher sent no snapshot within {} s",
                 SNAPSHOT_TIMEOUT.as_secs()
             ),
-        ),
+        )),
     }
 }
 
