@@ -9,16 +9,35 @@ use sightline_tests::child::{free_tcp_port, free_udp_port, workspace_binary, Chi
 use sightline_tests::harness::{get_json, wait_until, TestServer};
 use sightline_tests::temp::TempPath;
 
-/// Run a binary with `args` and `env` (and no other `SIGHTLINE_*` variable) to its end.
-fn run(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// A workspace binary to run, without the `SIGHTLINE_*` variables this process may have.
+fn command(binary: &str) -> Command {
     let mut command = Command::new(workspace_binary(binary).unwrap());
     for (key, _) in std::env::vars() {
         if key.starts_with("SIGHTLINE_") {
             command.env_remove(key);
         }
     }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Run a binary with `args` and `env` to its end.
+fn run(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(binary);
     command.args(args).envs(env.iter().copied());
-    command.stdin(Stdio::null()).output().unwrap()
+    command.output().unwrap()
+}
+
+/// Start a binary with a config file of `text` (kept while it runs).
+fn start_with_config(binary: &str, text: &str) -> (TempPath, ChildGuard) {
+    let file = TempPath::file("config.toml", text.as_bytes()).unwrap();
+    let mut command = command(binary);
+    command
+        .args(["--config", file.path().to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    let child = ChildGuard(command.spawn().unwrap());
+    (file, child)
 }
 
 fn stdout(out: &Output) -> String {
@@ -202,13 +221,7 @@ fn publisher_settings_print_per_camera_with_secrets_hidden() {
 async fn one_publisher_process_publishes_every_camera_of_its_file() {
     let server = TestServer::start().await.unwrap();
     let text = TWO_CAMERAS.replace("SERVER_PORT", &server.http_addr().port().to_string());
-    let file = TempPath::file("cams.toml", text.as_bytes()).unwrap();
-    let mut command = Command::new(workspace_binary("sightline-publisher").unwrap());
-    command
-        .args(["--config", file.path().to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    let _publisher = ChildGuard(command.spawn().unwrap());
+    let _publisher = start_with_config("sightline-publisher", &text);
     for (id, name) in [("porch", "Porch"), ("garage", "garage")] {
         let cam = server
             .wait_camera_online(id, Duration::from_secs(30))
@@ -224,13 +237,7 @@ async fn the_server_serves_where_its_file_says() {
     let (http, udp) = (free_tcp_port().unwrap(), free_udp_port().unwrap());
     let text =
         format!("http = \"127.0.0.1:{http}\"\nudp-port = {udp}\nmedia-ips = [\"127.0.0.1\"]\n");
-    let file = TempPath::file("server.toml", text.as_bytes()).unwrap();
-    let mut command = Command::new(workspace_binary("sightline").unwrap());
-    command
-        .args(["--config", file.path().to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    let _server = ChildGuard(command.spawn().unwrap());
+    let _server = start_with_config("sightline", &text);
     let base = format!("http://127.0.0.1:{http}");
     wait_until(Duration::from_secs(20), "the server answers", async || {
         get_json(format!("{base}/api/cameras")).await.ok()
