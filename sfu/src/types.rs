@@ -149,6 +149,11 @@ pub enum SfuEvent {
     PeerConnected { peer: PeerId },
     /// The peer was removed: ICE timed out, DTLS failed, or it was closed.
     PeerClosed { peer: PeerId, reason: String },
+    /// A publisher's H.264 sequence parameter set (the NAL unit, without start code), when
+    /// its first keyframe brings one and whenever it changes. The picture size is in it; the
+    /// SFU passes it on without reading it (signaling does, for cameras that announced no
+    /// size, like WHIP's).
+    SequenceParameters { peer: PeerId, sps: Vec<u8> },
 }
 
 #[derive(Debug, thiserror::Error)]

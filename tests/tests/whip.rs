@@ -16,6 +16,8 @@ use sightline_tests::whep_player::{post_offer, WhepPlayer};
 use sightline_tests::whip_client::WhipClient;
 use sightline_tests::{HeadlessViewer, TestServer, ViewerConfig, ViewerEvent};
 
+/// The camera list learns a WHIP camera's size from its first keyframe, long before this.
+const T_LIST: Duration = Duration::from_secs(5);
 const CAMERA: &str = "cam-whip";
 const SIZE: (u32, u32) = (320, 240);
 
@@ -78,6 +80,14 @@ async fn a_whip_camera_reaches_whep_and_websocket_viewers_until_deleted() {
         assert_eq!((frame.width, frame.height), SIZE);
         latencies.push(frame.received_at_us.saturating_sub(stamp.capture_us));
     }
+    // Its offer said no size; its stream's SPS did, so it is listed like any camera.
+    wait_until(T_LIST, "the WHIP camera listed with its size", async || {
+        let cams = server.cameras().await.ok()?;
+        let cam = cams.into_iter().find(|c| c.id == CAMERA)?;
+        ((cam.width, cam.height) == SIZE).then_some(())
+    })
+    .await
+    .unwrap();
     latencies.sort_unstable();
     println!(
         "WHIP → WHEP: capture → decode p50 {} µs, max {} µs over 30 frames",

@@ -3,7 +3,7 @@
 use str0m::media::{Frequency, MediaData};
 
 use super::Core;
-use crate::PeerId;
+use crate::{PeerId, SfuEvent, VideoCodec};
 
 impl Core {
     /// A whole frame from `publisher`: an Annex-B access unit, or a VP8 frame on its VP8
@@ -22,6 +22,9 @@ impl Core {
         let Some(codec) = self.members.publisher_codec(publisher, data.mid) else {
             return;
         };
+        if keyframe && codec == VideoCodec::H264 {
+            self.note_sequence_parameters(publisher, &data.data);
+        }
         if !data.contiguous {
             self.counters.frames_after_loss += 1;
             // Packets were lost on the way in beyond what NACK recovered: viewers' pictures
@@ -80,5 +83,85 @@ impl Core {
             }
         }
         self.targets = targets;
+    }
+}
+
+impl Core {
+    /// A publisher's keyframe: signaling hears of its SPS when it is new or changed.
+    fn note_sequence_parameters(&mut self, publisher: PeerId, access_unit: &[u8]) {
+        let Some(sps) = sps_in(access_unit) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(publisher) else {
+            return;
+        };
+        if peer.sps.as_deref() == Some(sps) {
+            return;
+        }
+        peer.sps = Some(sps.to_vec());
+        self.events.push_back(SfuEvent::SequenceParameters {
+            peer: publisher,
+            sps: sps.to_vec(),
+        });
+    }
+}
+
+/// The first sequence parameter set (NAL type 7) of an Annex-B access unit, without its
+/// start code or trailing zeros.
+fn sps_in(access_unit: &[u8]) -> Option<&[u8]> {
+    const NAL_SPS: u8 = 7;
+    // Every NAL unit starts after a 00 00 01 and runs to the next one (a four-byte start
+    // code leaves a zero behind, trimmed with the trailing zeros).
+    let starts: Vec<usize> = access_unit
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .map(|(i, _)| i + 3)
+        .collect();
+    starts.iter().enumerate().find_map(|(n, &start)| {
+        let end = starts.get(n + 1).map_or(access_unit.len(), |next| next - 3);
+        let unit = access_unit.get(start..end)?;
+        let unit = &unit[..unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)];
+        (unit.first().map(|b| b & 0x1f) == Some(NAL_SPS)).then_some(unit)
+    })
+}
+
+#[cfg(test)]
+mod sps_tests {
+    use super::sps_in;
+
+    #[test]
+    fn the_sps_is_found_among_the_units_of_a_keyframe() {
+        let sps = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x02];
+        let frame = [
+            &[0, 0, 0, 1, 0x09, 0xf0][..],
+            &[0, 0, 0, 1][..],
+            &sps[..],
+            &[0, 0, 1, 0x68, 0xce, 0x3c, 0x80][..],
+            &[0, 0, 0, 1, 0x65, 1, 2, 3][..],
+        ]
+        .concat();
+        assert_eq!(sps_in(&frame), Some(&sps[..]));
+        let last = [
+            &[0, 0, 1, 0x65, 1][..],
+            &[0, 0, 1][..],
+            &sps[..],
+            &[0, 0][..],
+        ]
+        .concat();
+        assert_eq!(
+            sps_in(&last),
+            Some(&sps[..]),
+            "the last unit, trailing zeros gone"
+        );
+    }
+
+    #[test]
+    fn frames_without_an_sps_or_start_code_give_none() {
+        assert_eq!(sps_in(&[]), None);
+        assert_eq!(sps_in(&[0x67, 1, 2]), None, "no start code");
+        assert_eq!(sps_in(&[0, 0, 1, 0x65, 1, 2]), None);
+        assert_eq!(sps_in(&[0, 0, 1]), None);
+        assert_eq!(sps_in(&[0, 0, 1, 0, 0, 1]), None);
     }
 }

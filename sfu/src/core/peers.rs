@@ -40,6 +40,8 @@ pub(super) struct Peer {
     pub(super) sent: SentCounters,
     /// A viewer's first frame was written to it (and its time to it recorded).
     pub(super) first_frame_sent: bool,
+    /// A publisher's last H.264 sequence parameter set (see `SfuEvent::SequenceParameters`).
+    pub(super) sps: Option<Vec<u8>>,
 }
 
 impl Peer {
@@ -56,6 +58,7 @@ impl Peer {
             nacks_reported: Vec::new(),
             sent: SentCounters::default(),
             first_frame_sent: false,
+            sps: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! `server::mse`.
 
 mod fmp4;
-mod h264;
+pub(crate) mod h264;
 mod muxer;
 
 pub use muxer::{Muxed, Muxer};

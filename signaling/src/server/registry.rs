@@ -167,6 +167,25 @@ impl Registry {
         Ok(true)
     }
 
+    /// The picture size of `camera_id` as its stream says (a WHIP publisher announces
+    /// none). The camera as it is now, if `session` publishes it and the size changed.
+    pub fn set_picture_size(
+        &mut self,
+        session: SessionId,
+        camera_id: &str,
+        (width, height): (u32, u32),
+    ) -> Option<CameraInfo> {
+        let cam = self
+            .cameras
+            .get_mut(camera_id)
+            .filter(|c| c.publisher == Some(session))?;
+        if (cam.width, cam.height) == (width, height) {
+            return None;
+        }
+        (cam.width, cam.height) = (width, height);
+        Some(info(camera_id, cam))
+    }
+
     /// A viewer session watches a known camera (online or offline).
     pub fn subscribe(
         &mut self,
@@ -327,6 +346,28 @@ mod tests {
             p2p_max: 0,
             subject: None,
         }
+    }
+
+    #[test]
+    fn only_the_publisher_sets_the_picture_size_and_only_changes_count() {
+        let mut r = Registry::default();
+        let mut whip = reg("whip-cam");
+        (whip.width, whip.height) = (0, 0);
+        r.register(1, whip).unwrap();
+        assert_eq!(
+            r.set_picture_size(2, "whip-cam", (640, 480)),
+            None,
+            "not its publisher"
+        );
+        let cam = r.set_picture_size(1, "whip-cam", (640, 480)).unwrap();
+        assert_eq!((cam.width, cam.height), (640, 480));
+        assert_eq!(
+            r.set_picture_size(1, "whip-cam", (640, 480)),
+            None,
+            "no change"
+        );
+        assert_eq!(r.get("whip-cam").unwrap().width, 640);
+        assert_eq!(r.set_picture_size(1, "nobody", (1, 1)), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sightline_protocol::wire::{IceServer, MAX_MESSAGE_BYTES};
+use sightline_protocol::wire::{IceServer, ServerMessage, MAX_MESSAGE_BYTES};
 use sightline_sfu::{PeerId, SfuEvent};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -82,6 +82,14 @@ impl WishSessions {
     }
 
     /// The first session that `matches`: its resource id and peer.
+    /// The WHIP publisher whose SFU peer is `peer`: its session and camera.
+    fn whip_publisher(&self, peer: PeerId) -> Option<(SessionId, String)> {
+        self.by_resource
+            .values()
+            .find(|s| s.door == Door::Whip && s.peer == peer)
+            .map(|s| (s.session, s.camera.clone()))
+    }
+
     fn find(&self, matches: impl Fn(&WishSession) -> bool) -> Option<(String, PeerId)> {
         self.by_resource
             .iter()
@@ -268,6 +276,30 @@ fn end(state: &AppState, resource: &str) {
     tracing::info!(camera = %s.camera, peer = %s.peer, door = s.door.path(), "session ended");
 }
 
+/// A WHIP camera's stream says its picture size (its offer said none): list it with it.
+fn picture_size(state: &AppState, peer: PeerId, sps: &[u8]) {
+    let Some((session, camera)) = state.wish.lock().unwrap().whip_publisher(peer) else {
+        return; // not WHIP: the publisher announced its size itself
+    };
+    let format = match crate::mse::h264::parse_sps(sps) {
+        Ok(format) => format,
+        Err(e) => {
+            tracing::debug!(%camera, "the WHIP stream's SPS is unreadable: {e}");
+            return;
+        }
+    };
+    let size = (format.width, format.height);
+    let updated = state
+        .registry
+        .lock()
+        .unwrap()
+        .set_picture_size(session, &camera, size);
+    if let Some(camera) = updated {
+        tracing::info!(camera = %camera.id, width = size.0, height = size.1, "WHIP picture size");
+        let _ = state.events.send(ServerMessage::CameraOnline { camera });
+    }
+}
+
 /// Until shutdown: a session ends with its peer (the client left without a `DELETE`, ICE
 /// timed out, or a newer publisher replaced a WHIP one), and a WHIP session whose camera a
 /// WebSocket publisher of the same subject took over lets its peer go.
@@ -284,6 +316,9 @@ pub(super) fn spawn_reaper(state: Arc<AppState>) {
                         if let Some((resource, _)) = found {
                             end(&state, &resource);
                         }
+                    }
+                    Ok(SfuEvent::SequenceParameters { peer, sps }) => {
+                        picture_size(&state, peer, &sps);
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
