@@ -271,7 +271,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let (args, layers) = Layers::parse::<Args>(|args| args.config.clone())?;
+    // `sightline token` takes its settings from its own flags, never from a config file.
+    let (args, layers) =
+        Layers::parse::<Args>(|args| args.config.clone().filter(|_| args.command.is_none()))?;
     if let Some(Command::Token(token)) = args.command {
         return print_token(token);
     }

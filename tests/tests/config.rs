@@ -147,6 +147,18 @@ fn bad_server_settings_are_refused_with_the_reason() {
         err.contains("reading config file /nonexistent.toml"),
         "{err}"
     );
+    // Making a token needs no config file, even with one named in the environment.
+    let token = [
+        "token",
+        "--secret-file",
+        secret,
+        "--role",
+        "view",
+        "--camera",
+        "a",
+    ];
+    let env = [("SIGHTLINE_CONFIG", "/nonexistent.toml")];
+    assert!(!stdout(&run("sightline", &token, &env)).trim().is_empty());
 }
 
 const TWO_CAMERAS: &str = r#"
