@@ -103,10 +103,13 @@ fn fullscreen_state(b: &Browser) -> anyhow::Result<Value> {
 }
 
 fn wait_fullscreen(b: &Browser, on: bool) -> anyhow::Result<()> {
+    // The button's label follows on `fullscreenchange`, a moment after the element is set.
     let check = if on {
-        "return document.fullscreenElement !== null && window.sightline.fullscreen;"
+        "return document.fullscreenElement !== null && window.sightline.fullscreen
+             && document.getElementById('fullscreen').dataset.active === 'true';"
     } else {
-        "return document.fullscreenElement === null && !window.sightline.fullscreen;"
+        "return document.fullscreenElement === null && !window.sightline.fullscreen
+             && document.getElementById('fullscreen').dataset.active === 'false';"
     };
     b.wait_for(check, Duration::from_secs(5))
         .with_context(|| format!("full screen never turned {}", if on { "on" } else { "off" }))?;
