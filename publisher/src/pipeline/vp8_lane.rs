@@ -41,6 +41,7 @@ impl Vp8Demand {
 pub struct Vp8Lane {
     demand: Vp8Demand,
     /// PLI/FIR on the SFU's VP8 track.
+    #[cfg_attr(not(sightline_vp8), allow(dead_code))]
     keyframes: KeyframeRequest,
     bitrate: u32,
     #[cfg(sightline_vp8)]
@@ -51,6 +52,7 @@ pub struct Vp8Lane {
     /// A size the encoder refused: not retried for each frame.
     #[cfg(sightline_vp8)]
     refused: Option<(u32, u32)>,
+    #[cfg_attr(not(sightline_vp8), allow(dead_code))]
     failures: u64,
 }
 

@@ -455,6 +455,7 @@ impl Process {
 
 /// `/proc/self/stat` (utime and stime, fields 14 and 15, in clock ticks: 100 a second in
 /// Linux's user ABI) and `/proc/self/status` (`VmRSS`, in kB).
+#[cfg(any(target_os = "linux", test))]
 fn parse_proc(stat: &str, status: &str) -> Option<Process> {
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let after_name = &stat[stat.rfind(')')? + 1..];
