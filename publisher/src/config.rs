@@ -145,11 +145,17 @@ impl fmt::Debug for PublisherConfig {
     }
 }
 
-/// `$XDG_STATE_HOME/sightline`, else `~/.local/state/sightline`; `None` without a home.
+/// `$XDG_STATE_HOME/sightline`, else `~/.local/state/sightline` (on Windows
+/// `%LOCALAPPDATA%\sightline`); `None` without a home.
 pub fn default_state_dir() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
         return Some(dir.join("sightline"));
+    }
+    if cfg!(windows) {
+        if let Some(dir) = std::env::var_os("LOCALAPPDATA").and_then(absolute) {
+            return Some(dir.join("sightline"));
+        }
     }
     std::env::var_os("HOME")
         .and_then(absolute)

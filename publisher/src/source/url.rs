@@ -11,7 +11,7 @@ use super::PushAccess;
 /// Every source form `--source` accepts, for `--help` and error messages.
 pub const SOURCE_FORMS: &[&str] = &[
     "test-pattern",
-    "v4l2:INDEX | v4l2:NAME",
+    "v4l2:INDEX | v4l2:NAME (camera:INDEX | camera:NAME on any system)",
     "esp32-tcp://HOST:PORT",
     "esp32-push://ADDR:PORT[?allow=CIDR[,CIDR...]][&key=KEY]",
     "http://… | https://… (MJPEG stream or JPEG snapshot)",
@@ -19,7 +19,9 @@ pub const SOURCE_FORMS: &[&str] = &[
     "file:PATH (MJPEG file)",
 ];
 
-/// Which V4L2 camera: by index (`v4l2:0`) or by (part of) its name (`v4l2:HD Webcam`).
+/// Which local camera: by index (`v4l2:0`) or by (part of) its name (`v4l2:HD Webcam`).
+/// `camera:` is the same on every system (V4L2 on Linux, Media Foundation on Windows,
+/// AVFoundation on macOS), so a Windows user need not write `v4l2:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V4l2Device {
     Index(u32),
@@ -60,7 +62,10 @@ impl FromStr for SourceUrl {
         if s == "test-pattern" {
             return Ok(SourceUrl::TestPattern);
         }
-        if let Some(dev) = s.strip_prefix("v4l2:") {
+        if let Some(dev) = s
+            .strip_prefix("v4l2:")
+            .or_else(|| s.strip_prefix("camera:"))
+        {
             let dev = dev.trim_start_matches("//");
             if dev.is_empty() {
                 return Err(bad("give a device index or name, e.g. v4l2:0"));
@@ -217,6 +222,9 @@ mod tests {
             parse("v4l2:HD Webcam").unwrap(),
             SourceUrl::V4l2(V4l2Device::Name("HD Webcam".into()))
         );
+        // `camera:` is the same thing, spelled for any system.
+        assert_eq!(parse("camera:1").unwrap(), parse("v4l2:1").unwrap());
+        assert!(parse("camera:").is_err());
         assert_eq!(
             parse("esp32-tcp://192.168.1.50:8080").unwrap(),
             SourceUrl::Esp32Tcp {

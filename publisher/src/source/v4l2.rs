@@ -1,4 +1,7 @@
-//! USB/V4L2 cameras through nokhwa (`input-v4l`). A nokhwa camera cannot leave the thread
+//! Local cameras through nokhwa: V4L2 on Linux, Media Foundation on Windows, AVFoundation on
+//! macOS ([`BACKEND`]; Cargo.toml turns on the matching nokhwa feature per target, so a build
+//! needs no flag). The module keeps its V4L2 name, the system it was written and tested
+//! on; only Linux's backend has run here. A nokhwa camera cannot leave the thread
 //! that opened it, so each source runs a capture thread that opens the device, negotiates
 //! the mode ([`choose_mode`]), converts every buffer to I420 (MJPEG with [`JpegDecoder`],
 //! YUYV with [`yuyv_to_i420`]) and hands frames over a one-slot channel. [`Source::next_frame`]
@@ -21,6 +24,24 @@ use super::{CapturedFrame, Source, SourceSpec, V4l2Device};
 use crate::barcode::now_us;
 use crate::image::I420Frame;
 use crate::image::{yuyv_to_i420, JpegDecoder};
+
+/// nokhwa's capture backend on this system.
+#[cfg(target_os = "linux")]
+const BACKEND: ApiBackend = ApiBackend::Video4Linux;
+#[cfg(target_os = "windows")]
+const BACKEND: ApiBackend = ApiBackend::MediaFoundation;
+#[cfg(target_os = "macos")]
+const BACKEND: ApiBackend = ApiBackend::AVFoundation;
+#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
+const BACKEND: ApiBackend = ApiBackend::Auto;
+
+/// How `--list-cameras` and the logs name a camera: `v4l2:` on Linux, as the docs always
+/// had it, and `camera:` elsewhere (`--source` takes either).
+const SCHEME: &str = if cfg!(target_os = "linux") {
+    "v4l2"
+} else {
+    "camera"
+};
 
 /// Every format nokhwa knows, so listing and opening see all modes a device offers.
 const ALL_FORMATS: [FrameFormat; 6] = [
@@ -56,11 +77,15 @@ pub fn list_cameras() -> anyhow::Result<Vec<CameraListing>> {
 /// `--list-cameras` output.
 pub fn format_listing(cameras: &[CameraListing]) -> String {
     if cameras.is_empty() {
-        return "no cameras found (no V4L2 devices under /dev/video*)\n".to_owned();
+        return if cfg!(target_os = "linux") {
+            "no cameras found (no V4L2 devices under /dev/video*)\n".to_owned()
+        } else {
+            "no cameras found\n".to_owned()
+        };
     }
     let mut s = String::new();
     for cam in cameras {
-        s.push_str(&format!("v4l2:{}  {}\n", cam.index, cam.name));
+        s.push_str(&format!("{SCHEME}:{}  {}\n", cam.index, cam.name));
         match &cam.modes {
             Ok(modes) if modes.is_empty() => s.push_str("    (no capture formats)\n"),
             Ok(modes) => {
@@ -164,7 +189,7 @@ fn capture_thread(
             .find(|(i, _)| *i == index)
             .map(|(_, n)| n.clone())
             .unwrap_or_default();
-        let label = format!("v4l2:{index} ({name})");
+        let label = format!("{SCHEME}:{index} ({name})");
         let mut camera = open_camera(index).with_context(|| format!("{label}: opening"))?;
         let modes = modes_of(&mut camera).with_context(|| format!("{label}: listing formats"))?;
         let mode = choose_mode(&modes, width, height, fps).with_context(|| {
@@ -239,11 +264,17 @@ fn convert(raw: &[u8], mode: Mode, decoder: &mut JpegDecoder) -> anyhow::Result<
     }
 }
 
-/// `(index, name)` of every V4L2 device.
+/// `(index, name)` of every camera the backend finds.
 fn devices() -> anyhow::Result<Vec<(u32, String)>> {
-    let found = nokhwa::query(ApiBackend::Video4Linux)
+    #[cfg(target_os = "macos")]
+    nokhwa::nokhwa_initialize(|granted| {
+        if !granted {
+            tracing::warn!("camera access was not granted to this program");
+        }
+    });
+    let found = nokhwa::query(BACKEND)
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("v4l2: listing cameras")?;
+        .context("listing cameras")?;
     Ok(found
         .iter()
         .filter_map(|info| match info.index() {
@@ -257,7 +288,7 @@ fn open_camera(index: u32) -> anyhow::Result<Camera> {
     Camera::with_backend(
         CameraIndex::Index(index),
         RequestedFormat::with_formats(RequestedFormatType::None, &ALL_FORMATS),
-        ApiBackend::Video4Linux,
+        BACKEND,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
