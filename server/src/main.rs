@@ -14,7 +14,7 @@ use sightline_sfu::SfuConfig;
 use sightline_signaling::auth::{parse_ttl, AuthMode, Role, Scope, TokenKeys};
 use sightline_signaling::ice::IceConfig;
 use sightline_signaling::server::tls::TlsFiles;
-use sightline_signaling::server::{self, ServerConfig};
+use sightline_signaling::server::{self, ServerConfig, WebClient};
 
 /// Sightline: live camera video to browsers through a WebRTC SFU.
 ///
@@ -135,7 +135,8 @@ struct Settings {
     #[arg(long, env = "SIGHTLINE_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
 
-    /// Folder with the web client. Default: the `web-client` folder of this source tree.
+    /// Serve the web client from this folder instead of the copy built into the binary
+    /// (for working on the page: an edit shows on reload, without a rebuild).
     #[arg(long, env = "SIGHTLINE_WEB_ROOT")]
     web_root: Option<PathBuf>,
 
@@ -288,24 +289,9 @@ async fn main() -> anyhow::Result<()> {
     let auth = auth_mode(&args)?;
     let ice = ice_config(&args)?;
 
-    let web_root = match args.web_root {
-        Some(dir) => Some(dir),
-        None => {
-            let built_in = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client"));
-            if built_in.join("index.html").is_file() {
-                Some(built_in)
-            } else {
-                tracing::warn!(
-                    "no web client found at {}; pass --web-root to serve the viewer",
-                    built_in.display()
-                );
-                None
-            }
-        }
-    };
     let config = ServerConfig {
         http_addr: args.http,
-        web_root,
+        web_client: args.web_root.map_or(WebClient::Embedded, WebClient::Folder),
         sfu: SfuConfig {
             udp_port: args.udp_port,
             tcp_port: if args.no_ice_tcp {

@@ -2,7 +2,6 @@
 //! loopback, test-pattern publishers as tokio tasks, and small helpers to poll the REST API.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use sightline_protocol::{CameraInfo, CameraState};
 use sightline_publisher::PublisherConfig;
 use sightline_sfu::{SfuConfig, SfuHandle};
 use sightline_signaling::auth::{AuthMode, Role, Scope, TokenKeys};
-use sightline_signaling::server::{self, RunningServer, ServerConfig};
+use sightline_signaling::server::{self, RunningServer, ServerConfig, WebClient};
 use tokio::task::JoinHandle;
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -37,16 +36,11 @@ pub fn init_tracing() {
     });
 }
 
-/// The repository's browser client, served at `/` when present.
-pub fn web_root() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web-client");
-    p.is_dir().then_some(p)
-}
-
 /// A server config on loopback with free ports.
 pub fn loopback_server_config() -> ServerConfig {
     ServerConfig {
-        web_root: web_root(),
+        // The page as the binary ships it.
+        web_client: WebClient::Embedded,
         ..ServerConfig::open(
             SocketAddr::new(LOOPBACK, 0),
             SfuConfig {

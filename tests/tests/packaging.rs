@@ -1,11 +1,16 @@
 //! The systemd units in `packaging/`: `systemd-analyze verify` finds nothing to say about
 //! them (unknown keys and bad values are printed, not failed, so any output fails here),
-//! and every flag their `ExecStart` passes is one the binary has.
+//! and every flag their `ExecStart` passes is one the binary has. And the server binary
+//! they install needs nothing beside it: the web client is built in.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use sightline_tests::child::workspace_binary;
+use sightline_tests::child::{free_tcp_port, free_udp_port, workspace_binary, ChildGuard};
+use sightline_tests::harness::wait_until;
+use sightline_tests::raw_http::{self, RawResponse};
+use sightline_tests::temp::TempPath;
 
 fn packaging() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging")
@@ -41,7 +46,7 @@ fn exec_flags(unit: &str) -> Vec<String> {
 
 #[test]
 fn units_verify_cleanly_and_pass_only_real_flags() {
-    let dir = sightline_tests::temp::TempPath::dir("units").unwrap();
+    let dir = TempPath::dir("units").unwrap();
     let mut paths = Vec::new();
     for (file, instance, binary) in [
         ("sightline.service", "sightline.service", "sightline"),
@@ -80,4 +85,59 @@ fn units_verify_cleanly_and_pass_only_real_flags() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// `sightline` copied to a folder of its own serves the page. The source tree's
+/// `web-client/` is hidden under an empty tmpfs in a private mount namespace while it runs,
+/// so a server that still read the page from disk would answer 404.
+#[tokio::test]
+async fn a_copied_server_binary_serves_its_page_with_nothing_beside_it() {
+    let dir = TempPath::dir("copied-server").unwrap();
+    let exe = dir.path().join("sightline");
+    std::fs::copy(workspace_binary("sightline").unwrap(), &exe).unwrap();
+    let web_client = packaging().join("../web-client").canonicalize().unwrap();
+    let index = std::fs::read(web_client.join("index.html")).unwrap();
+    let (http, udp) = (free_tcp_port().unwrap(), free_udp_port().unwrap());
+    let script = r#"mount -t tmpfs empty "$1" && cd / && exec "$2" --http "127.0.0.1:$3" --udp-port "$4" --media-ip 127.0.0.1"#;
+    let child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&web_client)
+        .arg(&exe)
+        .args([http.to_string(), udp.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = ChildGuard(child);
+    let get = async |path: &str| -> Option<RawResponse> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", http))
+            .await
+            .ok()?;
+        raw_http::request(stream, "GET", path, &[], "").await.ok()
+    };
+    let page = wait_until(Duration::from_secs(20), "the page served", async || {
+        if let Some(exit) = server.0.try_wait().unwrap() {
+            panic!("the server exited at start: {exit}");
+        }
+        get("/").await
+    })
+    .await
+    .unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.bytes, index);
+    let script = get("/app.js").await.unwrap();
+    assert_eq!(script.status, 200);
+    // ES modules load only with a JavaScript type.
+    assert!(script
+        .header("content-type")
+        .unwrap()
+        .contains("javascript"));
+    assert_eq!(get("/no-such-file.js").await.unwrap().status, 404);
 }

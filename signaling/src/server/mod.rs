@@ -16,11 +16,11 @@ mod resume;
 mod session;
 mod snapshot;
 pub mod tls;
+mod web_client;
 mod wish;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,20 +35,20 @@ use axum::Router;
 use sightline_sfu::{Sfu, SfuConfig, SfuHandle};
 use tokio::sync::{broadcast, mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
 
 use crate::auth::{Auth, AuthMode};
 use crate::ice::{IceConfig, DEFAULT_TURN_TTL};
 use registry::{Demand, Registry, SessionId};
 use sightline_protocol::wire::ServerMessage;
 use tls::TlsFiles;
+pub use web_client::WebClient;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// HTTP listen address (`127.0.0.1:0` picks a port).
     pub http_addr: SocketAddr,
-    /// Folder with the web client; `None` serves no static files.
-    pub web_root: Option<PathBuf>,
+    /// The page at `/` (none by default).
+    pub web_client: WebClient,
     pub sfu: SfuConfig,
     /// Who may do what (see [`crate::auth`]). The caller checks that an open mode only
     /// listens where it should (`sightline` refuses a non-loopback address without tokens
@@ -74,7 +74,7 @@ impl ServerConfig {
     pub fn open(http_addr: SocketAddr, sfu: SfuConfig) -> Self {
         ServerConfig {
             http_addr,
-            web_root: None,
+            web_client: WebClient::None,
             sfu,
             auth: AuthMode::LoopbackOnly,
             tls: None,
@@ -263,7 +263,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         mjpeg_streams: Arc::default(),
     });
 
-    let mut app = Router::new()
+    let app = Router::new()
         .route("/ws", get(websocket))
         .route("/api/cameras", get(api::cameras))
         .route("/api/cameras/{id}/control", post(api::control))
@@ -296,12 +296,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             delete(wish::delete_whep).patch(wish::patch),
         );
     wish::spawn_reaper(state.clone());
-    if let Some(root) = &config.web_root {
-        if !root.join("index.html").is_file() {
-            anyhow::bail!("web root {} has no index.html", root.display());
-        }
-        app = app.fallback_service(ServeDir::new(root));
-    }
+    let app = config.web_client.install(app)?;
     let mut app = app.with_state(state.clone());
     if !config.cors_origins.is_empty() {
         app = app.layer(cors(&config.cors_origins)?);
