@@ -40,6 +40,7 @@
 //! `types` and `config` are what both sides and the public API share; `histogram` holds
 //! the duration histograms among the counters (frames' dwell, viewers' first frame).
 
+pub mod annex_b;
 mod config;
 mod core;
 mod driver;

@@ -107,23 +107,11 @@ impl Core {
 }
 
 /// The first sequence parameter set (NAL type 7) of an Annex-B access unit, without its
-/// start code or trailing zeros.
+/// start code or trailing zeros. Parameter sets lead a keyframe, so the search usually ends
+/// within its first bytes rather than scanning the slices.
 fn sps_in(access_unit: &[u8]) -> Option<&[u8]> {
     const NAL_SPS: u8 = 7;
-    // Every NAL unit starts after a 00 00 01 and runs to the next one (a four-byte start
-    // code leaves a zero behind, trimmed with the trailing zeros).
-    let starts: Vec<usize> = access_unit
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0, 0, 1])
-        .map(|(i, _)| i + 3)
-        .collect();
-    starts.iter().enumerate().find_map(|(n, &start)| {
-        let end = starts.get(n + 1).map_or(access_unit.len(), |next| next - 3);
-        let unit = access_unit.get(start..end)?;
-        let unit = &unit[..unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)];
-        (unit.first().map(|b| b & 0x1f) == Some(NAL_SPS)).then_some(unit)
-    })
+    crate::annex_b::nal_units(access_unit).find(|unit| unit[0] & 0x1f == NAL_SPS)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! The little of H.264 the MSE door reads: NAL units in an Annex-B access unit, and a
-//! sequence parameter set's picture size and RFC 6381 codec string (parsed by
+//! The little of H.264 the MSE door reads: NAL units in an Annex-B access unit (split by
+//! the SFU's [`nal_units`]), and a sequence parameter set's picture size and RFC 6381 codec string (parsed by
 //! `h264-reader`).
 
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{decode_nal, BitReader};
+pub(crate) use sightline_sfu::annex_b::nal_units;
 
 pub(crate) const NAL_IDR: u8 = 5;
 pub(crate) const NAL_SPS: u8 = 7;
@@ -13,44 +14,6 @@ pub(crate) const NAL_AUD: u8 = 9;
 /// The NAL unit type in a NAL header byte.
 pub(crate) fn nal_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |b| b & 0x1f)
-}
-
-/// The NAL units of an Annex-B byte stream (3- or 4-byte start codes), without their start
-/// codes. Bytes before the first start code are not a NAL unit and are skipped; empty units
-/// are dropped.
-pub(crate) fn nal_units(annex_b: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = match find_start(annex_b) {
-        Some((_, end)) => &annex_b[end..],
-        None => &[][..],
-    };
-    std::iter::from_fn(move || loop {
-        if rest.is_empty() {
-            return None;
-        }
-        let (unit, next) = match find_start(rest) {
-            Some((start, end)) => (&rest[..start], &rest[end..]),
-            None => (rest, &[][..]),
-        };
-        rest = next;
-        // A 4-byte start code leaves its leading zero on the unit before it.
-        let unit = trim_trailing_zeros(unit);
-        if !unit.is_empty() {
-            return Some(unit);
-        }
-    })
-}
-
-/// The first `00 00 01` in `bytes`: where it starts and where the NAL unit after it starts.
-fn find_start(bytes: &[u8]) -> Option<(usize, usize)> {
-    bytes
-        .windows(3)
-        .position(|w| w == [0, 0, 1])
-        .map(|i| (i, i + 3))
-}
-
-fn trim_trailing_zeros(unit: &[u8]) -> &[u8] {
-    let end = unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    &unit[..end]
 }
 
 /// What a sequence parameter set says about the picture.
@@ -88,31 +51,6 @@ pub(crate) mod tests {
     pub(crate) const SPS_640X480: &[u8] = &[0x67, 0x42, 0xc0, 0x1f, 0xda, 0x02, 0x80, 0xf6, 0x40];
     pub(crate) const SPS_320X240: &[u8] = &[0x67, 0x42, 0xc0, 0x1f, 0xda, 0x05, 0x07, 0xe4];
     pub(crate) const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
-
-    #[test]
-    fn units_are_found_with_either_start_code() {
-        let stream = [
-            &[0, 0, 0, 1, 0x67, 1, 2][..],
-            &[0, 0, 1, 0x68, 3][..],
-            &[0, 0, 0, 1, 0x65, 4, 0, 5][..],
-        ]
-        .concat();
-        let units: Vec<&[u8]> = nal_units(&stream).collect();
-        assert_eq!(
-            units,
-            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 0, 5][..]]
-        );
-    }
-
-    #[test]
-    fn malformed_streams_give_no_or_fewer_units() {
-        assert_eq!(nal_units(&[]).count(), 0);
-        assert_eq!(nal_units(&[1, 2, 3, 4]).count(), 0, "no start code");
-        assert_eq!(nal_units(&[0, 0, 1]).count(), 0, "a start code alone");
-        assert_eq!(nal_units(&[0, 0, 1, 0, 0, 0, 1]).count(), 0, "only zeros");
-        let units: Vec<&[u8]> = nal_units(&[9, 9, 0, 0, 1, 0x41, 7]).collect();
-        assert_eq!(units, vec![&[0x41, 7][..]], "leading garbage skipped");
-    }
 
     #[test]
     fn sps_gives_size_and_codec() {

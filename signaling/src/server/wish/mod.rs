@@ -81,7 +81,6 @@ impl WishSessions {
             .any(|s| s.door == Door::Whip && s.session == session)
     }
 
-    /// The first session that `matches`: its resource id and peer.
     /// The WHIP publisher whose SFU peer is `peer`: its session and camera.
     fn whip_publisher(&self, peer: PeerId) -> Option<(SessionId, String)> {
         self.by_resource
@@ -90,6 +89,7 @@ impl WishSessions {
             .map(|s| (s.session, s.camera.clone()))
     }
 
+    /// The first session that `matches`: its resource id and peer.
     fn find(&self, matches: impl Fn(&WishSession) -> bool) -> Option<(String, PeerId)> {
         self.by_resource
             .iter()
