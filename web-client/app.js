@@ -92,6 +92,7 @@ const state = {
   direct: false, // this subscription's media comes straight from the publisher (P2P)
   noDirect: null, // camera id whose direct path failed: watched through the server from now on
   unplayable: null, // why this browser can play nothing the server sends (shown on the picture)
+  disconnected: false, // the viewer pressed Disconnect: no server connection until Connect
 };
 let player = null; // WebRTC Player
 let mse = null; // MsePlayer
@@ -113,7 +114,11 @@ const fullscreen = new FullscreenButton(ui.fullscreen, ui.screen, ui.video, { lo
 
 // Camera control on the peer connection's `control` data channel (controlroom.js). What
 // this viewer may do comes from the `?token=` in the page URL (see defaultUrl).
-const room = new ControlRoom($('control'), { log, onChange: () => render() });
+const room = new ControlRoom($('control'), {
+  log,
+  onChange: () => render(),
+  onTeardown: () => (state.disconnected ? reconnect() : teardown()),
+});
 let probe = null; // glass-to-glass latency from the test pattern's barcode (latency.js)
 let latency = emptyLatency();
 
@@ -217,6 +222,21 @@ function onMessage(msg) {
       log(`camera ${cam ? cam.name || cam.id : msg.camera_id} offline`, 'warn');
       break;
     }
+    case ServerType.cameraRemoved: {
+      const cam = state.cameras.find((c) => c.id === msg.camera_id);
+      state.cameras = state.cameras.filter((c) => c.id !== msg.camera_id);
+      log(`camera ${cam ? cam.name || cam.id : msg.camera_id} removed from the server`, 'warn');
+      if (msg.camera_id === state.cameraId) {
+        // Nothing will come back on this subscription: play another live camera, if any.
+        clearTimeout(retryTimer);
+        stopPlayer();
+        state.pending = null;
+        state.cameraId = null;
+        const other = state.cameras.find((c) => c.state === 'online');
+        if (other && !state.disconnected) subscribe(other.id);
+      }
+      break;
+    }
     case ServerType.error:
       log(`server error ${msg.code}: ${msg.message}`, 'error');
       if (restartPending && player) {
@@ -297,6 +317,26 @@ function isKnown(id) {
 // Is `id` a live camera other than `except`?
 function isOnline(id, except) {
   return id !== except && state.cameras.some((c) => c.id === id && c.state === 'online');
+}
+
+// Disconnect (a teardown): close the media connection and the server connection, so the
+// server lets go of this viewer at once (its viewer count, an on-demand camera's capture),
+// and stay so until Connect.
+function teardown() {
+  clearTimeout(retryTimer);
+  stopPlayer();
+  state.pending = null;
+  signaling.close();
+  state.ws = 'disconnected';
+  state.disconnected = true;
+  log('disconnected: no video until you press Connect');
+  render();
+}
+
+function reconnect() {
+  state.disconnected = false;
+  log('connecting again');
+  signaling.connect(); // `open` lists the cameras, and the list resubscribes
 }
 
 function upsertCamera(camera) {
@@ -650,6 +690,7 @@ function render() {
     ui.sourceState.title = cam.source_state.source;
   }
   room.setCameraOnline(!cam || cam.state === 'online');
+  room.setDisconnected(state.disconnected);
   const ctl = room.badge();
   ui.ctlState.dataset.state = ctl.state;
   ui.ctlState.textContent = ctl.text;
@@ -663,6 +704,7 @@ function render() {
 function overlayText(cam, pcs) {
   if (state.refused) return `Not authorized: ${state.refused}. Open the page with a valid ?token=`;
   if (state.unplayable) return `No video: ${state.unplayable}`;
+  if (state.disconnected) return 'Disconnected. Press Connect to watch again';
   if (state.ws !== 'open') return 'Connecting to server…';
   if (!state.cameraId) return state.cameras.length ? 'Pick a camera' : 'No camera online';
   if (cam && cam.state === 'offline') return 'Camera offline';
@@ -690,7 +732,10 @@ function renderCameras() {
     name.textContent = c.name || c.id;
     const meta = document.createElement('span');
     meta.className = 'meta';
-    meta.textContent = `${c.width}×${c.height} · ${c.fps} fps · ${c.viewers} watching`;
+    meta.textContent = c.state === 'online'
+      ? `${c.width}×${c.height} · ${c.fps} fps · ${c.viewers} watching`
+      : `${c.width}×${c.height} · last seen ${seenAgo(c.last_seen)}`;
+    if (c.last_seen) meta.title = `last seen ${new Date(c.last_seen).toLocaleString()}`;
     const tag = document.createElement('span');
     tag.className = 'tag';
     // An online camera whose source is lost or connecting says so instead of "online".
@@ -714,6 +759,16 @@ function renderCameras() {
     items.push(li);
   }
   ui.cameras.replaceChildren(...items);
+}
+
+/** `last_seen` (ms since the epoch) as "5 min ago". */
+function seenAgo(ms) {
+  if (!ms) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
 }
 
 function renderStats() {
@@ -782,6 +837,8 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     the camera's publisher (?mode=p2p, granted). On MSE, stats also has bufferedAheadMs,
 //     bytesReceived, fragments, fragmentsDropped, liveJumps, quotaErrors, playbackRate,
 //     codec, firstFrameMs (from opening the MSE socket to the first frame shown).
+//   disconnected: the viewer pressed Disconnect (media and server connection closed until
+//     Connect).
 //   iceRestarts: ICE restarts this page has tried (a stuck connection, or one resumed from a
 //     new server connection).
 //   latencyReadings: every raw barcode latency reading (ms) of this camera, oldest first.
@@ -800,6 +857,7 @@ window.sightline = Object.freeze({
   get fullscreen() { return fullscreen.shown; },
   get latencyReadings() { return probe ? [...probe.readings] : []; },
   get cameraId() { return state.cameraId; },
+  get disconnected() { return state.disconnected; },
   get wsState() { return state.ws; },
   get pcState() { return player ? player.connectionState : null; },
   get mseState() { return mse ? mse.connectionState : null; },

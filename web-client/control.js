@@ -37,6 +37,8 @@ export const COMMANDS = Object.freeze([
   'request_keyframe',
   'apply_preset',
   'save_preset',
+  'delete_preset',
+  'rename_preset',
   'pause',
   'resume',
 ]);

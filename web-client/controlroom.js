@@ -48,10 +48,12 @@ function showLine(p, text) {
 }
 
 export class ControlRoom {
-  constructor(root, { log = () => {}, onChange = () => {} } = {}) {
+  constructor(root, { log = () => {}, onChange = () => {}, onTeardown = () => {} } = {}) {
     this.root = root;
     this.log = log;
     this.onChange = onChange;
+    this.onTeardown = onTeardown;
+    this.disconnected = false; // the page's Disconnect: the button then offers Connect
     this.paused = false;
     this.pauseAllowed = true; // false on the MSE socket: pause/resume are data-channel-only
     this.cameraOnline = true;
@@ -87,8 +89,13 @@ export class ControlRoom {
     this.pauseButton.type = 'button';
     this.pauseButton.dataset.action = 'pause';
     this.pauseButton.title = 'Stop or restart the video to this viewer only';
+    this.teardownButton = el('button', 'teardown', 'Disconnect');
+    this.teardownButton.type = 'button';
+    this.teardownButton.dataset.action = 'teardown';
+    this.teardownButton.title = 'Close this viewer\'s connection to the server, or open it again';
+    this.teardownButton.addEventListener('click', () => this.onTeardown());
     this.streamLine = el('span', 'stream-line');
-    viewer.append(this.pauseButton, this.streamLine);
+    viewer.append(this.pauseButton, this.teardownButton, this.streamLine);
 
     const camera = el('div', 'row actions');
     this.actionButtons = ACTIONS.map((a) => {
@@ -105,6 +112,8 @@ export class ControlRoom {
     this.presets = new PresetsBar(this.presetsEl, {
       onApply: (name) => this.applyPreset(name),
       onSave: (name) => this.savePreset(name),
+      onDelete: (name) => this.presetCommand('delete_preset', { name }),
+      onRename: (name, newName) => this.presetCommand('rename_preset', { name, new_name: newName }),
     });
 
     this.settingsEl = el('div', 'settings');
@@ -139,6 +148,8 @@ export class ControlRoom {
     this.pauseButton.hidden = !this.pauseAllowed;
     this.pauseButton.textContent = this.paused ? 'Play' : 'Pause';
     this.pauseButton.setAttribute('aria-pressed', String(this.paused));
+    this.teardownButton.textContent = this.disconnected ? 'Connect' : 'Disconnect';
+    this.teardownButton.setAttribute('aria-pressed', String(this.disconnected));
     for (const b of this.actionButtons) b.disabled = !control || !!this.unavailable;
     // Presets come with the camera's state; before it there is nothing to pick.
     this.presetsEl.hidden = !c.status;
@@ -216,6 +227,12 @@ export class ControlRoom {
     this.presets.setStatus(null);
     showLine(this.actionsError, '');
     showLine(this.generalError, '');
+    this.render();
+  }
+
+  setDisconnected(disconnected) {
+    if (disconnected === this.disconnected) return;
+    this.disconnected = disconnected;
     this.render();
   }
 
@@ -356,6 +373,13 @@ export class ControlRoom {
 
   async savePreset(name) {
     const r = await this.client.request('save_preset', { name });
+    if (!r.success) this.presets.showError(r.error.message);
+    else this.presets.savedOk();
+  }
+
+  /** delete_preset or rename_preset; the new list comes with the camera's state. */
+  async presetCommand(command, args) {
+    const r = await this.client.request(command, args);
     if (!r.success) this.presets.showError(r.error.message);
     else this.presets.savedOk();
   }

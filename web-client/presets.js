@@ -1,9 +1,13 @@
 // Presets: pick one of the camera's named presets (built-in low_bandwidth, balanced, hd and
-// any saved ones, from the state's `status.presets`) and apply it, or save the current
-// settings under a new name. Names follow protocol/src/ids.rs `validate_preset_name`: 1..=32
-// letters, digits, '-', '_' or spaces, no space at either end (so we trim before checking).
+// any saved ones, from the state's `status.presets`) and apply it, save the current settings
+// under a new name, or delete or rename a saved one (the built-in ones stay as they are).
+// Names follow protocol/src/ids.rs `validate_preset_name`: 1..=32 letters, digits, '-', '_'
+// or spaces, no space at either end (so we trim before checking).
 
 export const MAX_PRESET_NAME_LEN = 32;
+
+/** The presets every camera has, which cannot be deleted or renamed (ids.rs `BUILT_IN_PRESETS`). */
+export const BUILT_IN_PRESETS = Object.freeze(['low_bandwidth', 'balanced', 'hd']);
 
 /** Null when `name` is a valid preset name, else why not. */
 export function presetNameProblem(name) {
@@ -20,8 +24,8 @@ export function presetLabel(name) {
 }
 
 export class PresetsBar {
-  /** Callbacks: onApply(name), onSave(name). */
-  constructor(container, { onApply = () => {}, onSave = () => {} } = {}) {
+  /** Callbacks: onApply(name), onSave(name), onDelete(name), onRename(name, newName). */
+  constructor(container, { onApply = () => {}, onSave = () => {}, onDelete = () => {}, onRename = () => {} } = {}) {
     this.el = container;
     this.el.classList.add('presets');
     const pick = document.createElement('div');
@@ -29,7 +33,9 @@ export class PresetsBar {
     this.select = document.createElement('select');
     this.select.setAttribute('aria-label', 'Preset');
     this.apply = button('Apply preset', 'apply-preset');
-    pick.append(this.select, this.apply);
+    this.remove = button('Delete', 'delete-preset');
+    this.remove.title = 'Delete the chosen saved preset';
+    pick.append(this.select, this.apply, this.remove);
 
     const save = document.createElement('form');
     save.className = 'row';
@@ -40,7 +46,9 @@ export class PresetsBar {
     this.name.setAttribute('aria-label', 'New preset name');
     this.save = button('Save', 'save-preset');
     this.save.type = 'submit';
-    save.append(this.name, this.save);
+    this.rename = button('Rename', 'rename-preset');
+    this.rename.title = 'Give the chosen saved preset the name typed here';
+    save.append(this.name, this.save, this.rename);
 
     this.error = document.createElement('p');
     this.error.className = 'field-error';
@@ -52,16 +60,30 @@ export class PresetsBar {
       this.clearError();
       if (this.select.value) onApply(this.select.value);
     });
-    save.addEventListener('submit', (ev) => {
-      ev.preventDefault();
+    // The typed name, checked; null (with the reason shown) when it will not do.
+    const typedName = () => {
       const problem = presetNameProblem(this.name.value);
       if (problem) {
         this.showError(`name: ${problem}`);
-        return;
+        return null;
       }
       this.clearError();
-      onSave(this.name.value.trim());
+      return this.name.value.trim();
+    };
+    save.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const name = typedName();
+      if (name) onSave(name);
     });
+    this.remove.addEventListener('click', () => {
+      this.clearError();
+      if (this.select.value) onDelete(this.select.value);
+    });
+    this.rename.addEventListener('click', () => {
+      const name = typedName();
+      if (name && this.select.value) onRename(this.select.value, name);
+    });
+    this.select.addEventListener('change', () => this.setEnabled(this.enabled));
     this.presets = [];
     this.current = null;
     this.setEnabled(false);
@@ -85,6 +107,10 @@ export class PresetsBar {
     this.enabled = enabled;
     this.select.disabled = !enabled || !this.presets.length;
     this.apply.disabled = this.select.disabled;
+    // Only saved presets can be deleted or renamed.
+    const builtIn = BUILT_IN_PRESETS.includes(this.select.value);
+    this.remove.disabled = this.select.disabled || builtIn;
+    this.rename.disabled = this.select.disabled || builtIn;
     this.name.disabled = !enabled;
     this.save.disabled = !enabled;
   }

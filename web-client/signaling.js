@@ -43,6 +43,7 @@ export const ServerType = Object.freeze({
   candidate: 'candidate',
   cameraOnline: 'camera_online',
   cameraOffline: 'camera_offline',
+  cameraRemoved: 'camera_removed',
   sourceState: 'source_state',
   directFailed: 'direct_failed',
   serverStopping: 'server_stopping',

@@ -52,7 +52,8 @@ pub use rate_limit::{RateLimit, TokenBucket};
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};
 
 pub use crate::ids::{
-    validate_preset_name, validate_request_id, MAX_PRESET_NAME_LEN, MAX_REQUEST_ID_LEN,
+    validate_preset_name, validate_request_id, BUILT_IN_PRESETS, MAX_PRESET_NAME_LEN,
+    MAX_REQUEST_ID_LEN,
 };
 
 /// The protocol version this side speaks; every message carries it as `"v"`.

@@ -14,6 +14,10 @@ pub const MAX_REQUEST_ID_LEN: usize = 64;
 /// Longest preset name accepted.
 pub const MAX_PRESET_NAME_LEN: usize = 32;
 
+/// The presets every camera has (the publisher adapts them to its source). They cannot be
+/// saved over, deleted or renamed.
+pub const BUILT_IN_PRESETS: &[&str] = &["low_bandwidth", "balanced", "hd"];
+
 /// Camera ids appear in URLs, logs and file names: keep them to a safe alphabet.
 pub fn validate_camera_id(id: &str) -> Result<(), WireError> {
     let invalid = |message: String| WireError::new(ErrorCode::InvalidField, message);

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use sightline_protocol::control::{
-    ApplyMode, CameraSettings, Capability, CommandType, CHANNEL_LABEL, MAX_CONTROL_MESSAGE_BYTES,
-    MAX_PRESET_NAME_LEN, VERSION,
+    ApplyMode, CameraSettings, Capability, CommandType, BUILT_IN_PRESETS, CHANNEL_LABEL,
+    MAX_CONTROL_MESSAGE_BYTES, MAX_PRESET_NAME_LEN, VERSION,
 };
 use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState, RESUME_CLOSE_CODE};
 
@@ -268,6 +268,13 @@ fn presets_and_settings_js_match_the_control_protocol() {
         presets.number("MAX_PRESET_NAME_LEN"),
         MAX_PRESET_NAME_LEN as u64,
         "control::MAX_PRESET_NAME_LEN",
+    );
+    let built_in = presets.strings("BUILT_IN_PRESETS");
+    presets.check(
+        "BUILT_IN_PRESETS",
+        built_in,
+        owned(BUILT_IN_PRESETS),
+        "control::BUILT_IN_PRESETS",
     );
     presets.finish();
     let mut panel = JsFile::read("controlpanel.js");

@@ -62,7 +62,8 @@ pub use config::{default_state_dir, PublisherConfig};
 /// it with backoff whenever it fails, reporting its state), connect, publish, and on any
 /// session loss reconnect with capped, jittered backoff. The source and the sessions fail
 /// and recover independently. An on-demand publisher stays connected but idle until the
-/// server reports a viewer. Returns only on a configuration error.
+/// server reports a viewer. Returns `Ok` when the server removed the camera from its
+/// registry (`DELETE /api/cameras/{id}`), and an error only for a configuration error.
 pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
     config::check(&config)?;
     // Once per run: loading the system's roots reads a folder of certificates.
@@ -87,6 +88,14 @@ pub async fn run(config: PublisherConfig) -> anyhow::Result<()> {
         tracing::info!(server = %config.server, camera = %config.camera_id, "connecting");
         let outcome = session::run(&config, &tls, &mut station).await;
         station.signaling_lost();
+        if outcome.removed {
+            tracing::warn!(
+                camera = %config.camera_id,
+                "{}; stopping (not reconnecting)",
+                outcome.reason
+            );
+            return Ok(());
+        }
         if outcome.connected {
             backoff.reset();
         }

@@ -12,7 +12,9 @@ use tracing::Instrument;
 #[command(name = "sightline-publisher", version, about)]
 /// Publish a camera (or a synthetic test pattern) to a Sightline server. Connects out only,
 /// and reconnects by itself whenever the server or the network goes away. A config file may
-/// list several cameras, all published by this one process.
+/// list several cameras, all published by this one process. A camera the server removes
+/// (DELETE /api/cameras/ID) stops; once every camera has, the publisher exits with status 3,
+/// which its systemd unit does not restart.
 struct Args {
     /// TOML file of settings. A key is a setting's variable name without `SIGHTLINE_`, in
     /// lower case with `-` for `_` (`camera-id = "porch"`, `bitrate = "1M"`). `[[camera]]`
@@ -30,6 +32,10 @@ struct Args {
     #[command(flatten)]
     settings: Settings,
 }
+
+/// The exit status once the server removed every camera: a supervisor should not restart the
+/// publisher (`RestartPreventExitStatus=3` in packaging/sightline-publisher@.service).
+const REMOVED_EXIT_STATUS: i32 = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -71,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
         sightline_publisher::run(config).instrument(span)
     });
     tokio::select! {
-        r = futures_util::future::try_join_all(runs) => r.map(|_| ()),
+        r = futures_util::future::try_join_all(runs) => {
+            r?;
+            // Every camera's run ended without an error: the server removed them all.
+            tracing::info!("every camera was removed by the server; exiting");
+            std::process::exit(REMOVED_EXIT_STATUS);
+        }
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted; exiting");
             Ok(())

@@ -108,6 +108,16 @@ struct Settings {
     #[serde(serialize_with = "ttl_text", deserialize_with = "ttl_from_text")]
     turn_ttl: Duration,
 
+    /// Forget a camera this long after its publisher went away (e.g. 90s, 15m, 24h, 7d): it
+    /// leaves the camera list, and comes back when its publisher does. 0 keeps every camera
+    /// until DELETE /api/cameras/ID removes it.
+    #[arg(long, env = "SIGHTLINE_FORGET_AFTER", default_value = "24h", value_parser = parse_forget_after)]
+    #[serde(
+        serialize_with = "ttl_text",
+        deserialize_with = "forget_after_from_text"
+    )]
+    forget_after: Duration,
+
     /// A STUN server clients use to learn their public address, e.g.
     /// `stun:turn.example.org:3478`; repeat for several.
     #[arg(long = "stun-url", env = "SIGHTLINE_STUN_URLS", value_delimiter = ',')]
@@ -158,6 +168,19 @@ struct Settings {
 /// `turn-ttl` in a file: `"1h"`, or seconds.
 fn ttl_from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     sightline_config::text_or_number(d, parse_ttl)
+}
+
+/// `--forget-after`: a duration, or 0 for never.
+fn parse_forget_after(s: &str) -> Result<Duration, String> {
+    match s.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        _ => parse_ttl(s),
+    }
+}
+
+/// `forget-after` in a file: `"24h"`, or seconds (0: never).
+fn forget_after_from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    sightline_config::text_or_number(d, parse_forget_after)
 }
 
 fn ttl_text<S: serde::Serializer>(ttl: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -312,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
         ice,
         plain_loopback: args.demo,
         metrics_open: args.metrics_open,
+        forget_after: (!args.forget_after.is_zero()).then_some(args.forget_after),
     };
     let server = server::start(config).await.context("starting the server")?;
 
@@ -334,8 +358,9 @@ async fn main() -> anyhow::Result<()> {
         camera.fps = args.demo_fps;
         camera.keyframe_interval = Duration::from_secs(10);
         tokio::spawn(async move {
-            if let Err(e) = sightline_publisher::run(camera).await {
-                tracing::error!(error = %e, "demo camera stopped");
+            match sightline_publisher::run(camera).await {
+                Ok(()) => tracing::info!("demo camera removed; it is back on the next start"),
+                Err(e) => tracing::error!(error = %e, "demo camera stopped"),
             }
         });
     }

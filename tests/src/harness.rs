@@ -173,6 +173,21 @@ impl TestServer {
         serde_json::from_value(v).context("parsing /api/cameras")
     }
 
+    /// `method path` on the server's HTTP address, with `Authorization: Bearer token` when
+    /// there is one; the response as sent.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<crate::raw_http::RawResponse> {
+        let stream = tokio::net::TcpStream::connect(self.http_addr()).await?;
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        crate::raw_http::request(stream, method, path, &headers, "").await
+    }
+
     /// `GET /api/stats`.
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}/api/stats", self.running().local_http_url());
@@ -269,7 +284,8 @@ impl TestPublisher {
         &self.config
     }
 
-    /// True while the task runs (`run` only returns on a configuration error).
+    /// True while the task runs (`run` returns on a configuration error, or when the server
+    /// removed the camera).
     pub fn is_running(&self) -> bool {
         !self.task.is_finished()
     }

@@ -8,7 +8,9 @@
 //! - With a live camera (inside the test network namespace): the `control` data channel
 //!   opens and the SFU's welcome says a loopback viewer may control; the stats panel shows a
 //!   live fps, RTT, decode time and the barcode's glass-to-glass latency; pause and resume
-//!   stop and restart this viewer's video; the page fits a 375 px phone screen.
+//!   stop and restart this viewer's video; the page fits a 375 px phone screen. Presets are
+//!   saved, renamed and deleted from the page (built-in ones cannot be), and Disconnect
+//!   tears the viewer down at the server until Connect.
 //! - With tokens on the server: a `view` token is view-only (panel disabled, pause still
 //!   allowed), a `control` token controls, no token or a forged one is refused.
 //! - Ignored until the publisher opens its control channel: the panel appears from the
@@ -580,6 +582,156 @@ async fn control_channel_opens_stats_are_live_and_pause_stops_this_viewer() -> a
         std::thread::sleep(Duration::from_millis(200));
         b.assert_fits_width(375)?;
         b.save_screenshot("control-phone-panel.png")?;
+        Ok(())
+    })
+    .await;
+    cam.stop().await;
+    server.shutdown().await;
+    result
+}
+
+/// The page's saved presets, as the camera last said.
+fn presets(browser: &Browser) -> anyhow::Result<Vec<String>> {
+    let v = browser.execute(
+        "const s = window.sightline.control.status; return s ? s.presets : [];",
+        &[],
+    )?;
+    Ok(serde_json::from_value(v)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presets_are_renamed_and_deleted_and_disconnect_tears_down() -> anyhow::Result<()> {
+    let Some(ip) = netns_or_skip("presets_are_renamed_and_deleted_and_disconnect_tears_down")
+    else {
+        return Ok(());
+    };
+    let server = page_server(LOOPBACK, ip, false).await?;
+    let cam = page_camera(&server, "cam", 320, 240);
+    let url = format!("{}/", server.http_url());
+    let cameras_url = format!("{}/api/cameras", server.http_url());
+    let browser = chromium().await?;
+
+    let result = on_page(&browser, "presets-failure.png", move |b| {
+        b.goto(&url)?;
+        wait_decoding(b, 320, 240)?;
+        b.wait_for(
+            "const c = window.sightline.control; return c.channel === 'open' && c.status !== null;",
+            TIMEOUT,
+        )
+        .context("no camera state on the control channel")?;
+        // Save, pick, rename: what a person does with the presets bar.
+        let type_and_click = |name: &str, action: &str| {
+            b.execute(
+                "const root = document.getElementById('control');
+                 root.querySelector('input[aria-label=\"New preset name\"]').value = arguments[0];
+                 root.querySelector(`button[data-action=\"${arguments[1]}\"]`).click();",
+                &[json!(name), json!(action)],
+            )
+        };
+        let pick = |name: &str| {
+            b.execute(
+                "const s = document.querySelector('#control select[aria-label=\"Preset\"]');
+                 s.value = arguments[0];
+                 s.dispatchEvent(new Event('change'));
+                 const root = document.getElementById('control');
+                 return {
+                   remove: root.querySelector('button[data-action=\"delete-preset\"]').disabled,
+                   rename: root.querySelector('button[data-action=\"rename-preset\"]').disabled,
+                 };",
+                &[json!(name)],
+            )
+        };
+        type_and_click("mine", "save-preset")?;
+        b.wait_for(
+            "return window.sightline.control.status.presets.includes('mine');",
+            TIMEOUT,
+        )
+        .context("the saved preset never showed")?;
+        let built_in = pick("balanced")?;
+        ensure!(
+            built_in == json!({"remove": true, "rename": true}),
+            "a built-in preset may be deleted or renamed: {built_in}"
+        );
+        let saved = pick("mine")?;
+        ensure!(
+            saved == json!({"remove": false, "rename": false}),
+            "a saved preset may not be deleted or renamed: {saved}"
+        );
+        type_and_click("yours", "rename-preset")?;
+        b.wait_for(
+            "const p = window.sightline.control.status.presets;
+             return p.includes('yours') && !p.includes('mine');",
+            TIMEOUT,
+        )
+        .with_context(|| format!("the rename never showed: {:?}", presets(b)))?;
+        pick("yours")?;
+        b.execute(
+            "document.querySelector('#control button[data-action=\"delete-preset\"]').click();",
+            &[],
+        )?;
+        b.wait_for(
+            "return !window.sightline.control.status.presets.includes('yours');",
+            TIMEOUT,
+        )
+        .with_context(|| format!("the delete never showed: {:?}", presets(b)))?;
+        ensure!(
+            presets(b)? == ["low_bandwidth", "balanced", "hd"],
+            "{:?}",
+            presets(b)?
+        );
+
+        // Disconnect: media and server connection close, and the server lets go of us.
+        let teardown =
+            "document.querySelector('#control button[data-action=\"teardown\"]').click();";
+        b.execute(teardown, &[])?;
+        b.wait_for(
+            "const s = window.sightline;
+             return s.disconnected && s.wsState === 'disconnected' && s.pcState === null
+                 && document.querySelector('#control button[data-action=\"teardown\"]')
+                     .textContent === 'Connect';",
+            TIMEOUT,
+        )
+        .context("Disconnect did not tear down")?;
+        let viewers = || -> anyhow::Result<u64> {
+            let body = ureq::get(&cameras_url)
+                .call()?
+                .body_mut()
+                .read_to_string()?;
+            let list: Value = serde_json::from_str(&body)?;
+            list[0]["viewers"]
+                .as_u64()
+                .context("no viewer count in the list")
+        };
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while viewers()? != 0 {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the server still counts the disconnected viewer"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let overlay = b.execute(
+            "return document.getElementById('overlay').textContent;",
+            &[],
+        )?;
+        ensure!(
+            overlay
+                .as_str()
+                .is_some_and(|t| t.starts_with("Disconnected")),
+            "overlay says {overlay}"
+        );
+        // Connect: the same camera plays again (the stats are the new connection's).
+        b.execute(teardown, &[])?;
+        b.wait_for(
+            "const s = window.sightline;
+             return !s.disconnected && s.cameraId === 'cam' && s.stats.framesDecoded > 10;",
+            TIMEOUT,
+        )
+        .context("video did not come back after Connect")?;
+        ensure!(
+            viewers()? == 1,
+            "the server does not count the viewer again"
+        );
         Ok(())
     })
     .await;

@@ -1,6 +1,6 @@
 //! Settings a viewer changed survive a publisher restart: the publisher keeps them (and the
-//! presets saved) in its state folder and starts with them, so frames come back at the saved
-//! size and rate and every viewer's status shows them.
+//! presets saved, renamed or deleted) in its state folder and starts with them, so frames
+//! come back at the saved size and rate and every viewer's status shows them.
 
 mod control_support;
 
@@ -11,7 +11,7 @@ use control_support::{
     WAIT,
 };
 use serde_json::json;
-use sightline_protocol::control::ControlMessage;
+use sightline_protocol::control::{ControlErrorCode, ControlMessage};
 use sightline_tests::harness::{publisher_config, CAMERA_ONLINE_TIMEOUT};
 use sightline_tests::temp::TempPath;
 use sightline_tests::TestServer;
@@ -33,6 +33,25 @@ async fn saved_settings_and_presets_survive_a_publisher_restart() {
     assert_eq!(
         (want.width, want.height, want.fps, want.brightness),
         (Some(320), Some(240), Some(15), Some(20))
+    );
+    // A second preset, renamed and then kept; a third, deleted.
+    ok(&viewer, json!({"type": "save_preset", "name": "spare"})).await;
+    ok(&viewer, json!({"type": "save_preset", "name": "scratch"})).await;
+    let r = ok(
+        &viewer,
+        json!({"type": "rename_preset", "name": "spare", "new_name": "dusk"}),
+    )
+    .await;
+    assert_eq!(r.message, "renamed preset `spare` to `dusk`");
+    ok(&viewer, json!({"type": "delete_preset", "name": "scratch"})).await;
+    // Built-in presets stay as they are.
+    let refused = viewer
+        .control_request(json!({"type": "delete_preset", "name": "hd"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.error.map(|e| (e.code, e.field)),
+        Some((ControlErrorCode::InvalidValue, Some("name".into())))
     );
     ok(&viewer, json!({"type": "save_preset", "name": "night"})).await;
     let version_before = viewer.control().last_state().unwrap().version;
@@ -62,6 +81,11 @@ async fn saved_settings_and_presets_survive_a_publisher_restart() {
     );
     let presets = status.status.unwrap().presets;
     assert!(presets.contains(&"night".to_owned()), "{presets:?}");
+    assert_eq!(
+        &presets[3..],
+        ["dusk", "night"],
+        "renamed and deleted presets stay so"
+    );
     // The new publisher announces its state when its control channel opens.
     let state = viewer
         .control()

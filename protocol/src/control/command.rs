@@ -29,6 +29,10 @@ pub enum Action {
     ApplyPreset { name: String },
     /// Save the current settings as a preset under `name`.
     SavePreset { name: String },
+    /// Forget the saved preset `name` (built-in presets cannot be deleted).
+    DeletePreset { name: String },
+    /// Rename the saved preset `name` to `new_name` (not a built-in one, on either side).
+    RenamePreset { name: String, new_name: String },
     /// Viewer-local, handled by the SFU: stop forwarding media to this viewer.
     Pause,
     /// Viewer-local, handled by the SFU: forward media again, starting at a keyframe.
@@ -51,6 +55,8 @@ impl Action {
             Action::RequestKeyframe => CommandType::RequestKeyframe,
             Action::ApplyPreset { .. } => CommandType::ApplyPreset,
             Action::SavePreset { .. } => CommandType::SavePreset,
+            Action::DeletePreset { .. } => CommandType::DeletePreset,
+            Action::RenamePreset { .. } => CommandType::RenamePreset,
             Action::Pause => CommandType::Pause,
             Action::Resume => CommandType::Resume,
         }
@@ -88,6 +94,13 @@ impl Action {
             },
             "save_preset" => Action::SavePreset {
                 name: "mine".into(),
+            },
+            "delete_preset" => Action::DeletePreset {
+                name: "mine".into(),
+            },
+            "rename_preset" => Action::RenamePreset {
+                name: "mine".into(),
+                new_name: "night".into(),
             },
             "pause" => Action::Pause,
             "resume" => Action::Resume,
@@ -130,8 +143,14 @@ impl Command {
                     serde_json::to_value(s).expect("settings serialize"),
                 );
             }
-            Action::ApplyPreset { name } | Action::SavePreset { name } => {
+            Action::ApplyPreset { name }
+            | Action::SavePreset { name }
+            | Action::DeletePreset { name } => {
                 m.insert("name".into(), name.clone().into());
+            }
+            Action::RenamePreset { name, new_name } => {
+                m.insert("name".into(), name.clone().into());
+                m.insert("new_name".into(), new_name.clone().into());
             }
             _ => {}
         }
@@ -181,7 +200,8 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     };
     let extra: &[&str] = match command_type {
         CommandType::UpdateSettings => &["settings"],
-        CommandType::ApplyPreset | CommandType::SavePreset => &["name"],
+        CommandType::ApplyPreset | CommandType::SavePreset | CommandType::DeletePreset => &["name"],
+        CommandType::RenamePreset => &["name", "new_name"],
         _ => &[],
     };
     if let Some(unknown) = map.keys().find(|k| {
@@ -198,10 +218,17 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             Action::UpdateSettings(CameraSettings::from_json(settings).map_err(refuse)?)
         }
         CommandType::ApplyPreset => Action::ApplyPreset {
-            name: preset_name(&map).map_err(refuse)?,
+            name: preset_name(&map, "name").map_err(refuse)?,
         },
         CommandType::SavePreset => Action::SavePreset {
-            name: preset_name(&map).map_err(refuse)?,
+            name: preset_name(&map, "name").map_err(refuse)?,
+        },
+        CommandType::DeletePreset => Action::DeletePreset {
+            name: preset_name(&map, "name").map_err(refuse)?,
+        },
+        CommandType::RenamePreset => Action::RenamePreset {
+            name: preset_name(&map, "name").map_err(refuse)?,
+            new_name: preset_name(&map, "new_name").map_err(refuse)?,
         },
         other => Action::example(other.name()).expect("every command type has an action"),
     };
@@ -212,28 +239,31 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     })
 }
 
-/// The `name` of `apply_preset` / `save_preset`, as given ([`validate_preset_name`]).
-/// A viewer's name is trimmed first, as it always was on the wire: `" night "` means the
-/// preset `night`.
-fn preset_name(map: &Map<String, Value>) -> Result<String, ControlError> {
-    let name = match map.get("name") {
+/// A preset name field (`name`, or `rename_preset`'s `new_name`), as given
+/// ([`validate_preset_name`]). A viewer's name is trimmed first, as it always was on the
+/// wire: `" night "` means the preset `night`.
+fn preset_name(map: &Map<String, Value>, field: &str) -> Result<String, ControlError> {
+    let name = match map.get(field) {
         Some(Value::String(n)) => n.trim(),
         Some(v) => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
-                "name",
+                field,
                 format!("expected a preset name, got {v}"),
             ))
         }
         None => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
-                "name",
+                field,
                 "missing preset name",
             ))
         }
     };
-    validate_preset_name(name)?;
+    validate_preset_name(name).map_err(|mut e| {
+        e.field = Some(field.to_owned());
+        e
+    })?;
     Ok(name.to_owned())
 }
 
@@ -394,6 +424,31 @@ mod tests {
             let e = refusal(&text).error;
             assert_eq!(e.field.as_deref(), Some("name"), "{bad}");
         }
+        // rename_preset checks both names, and says which one is wrong.
+        for (fields, field) in [
+            (r#""name":"a""#, "new_name"),
+            (r#""new_name":"a""#, "name"),
+            (r#""name":"a","new_name":"../x""#, "new_name"),
+            (r#""name":"","new_name":"b""#, "name"),
+        ] {
+            let text = format!(r#"{{"v":1,"type":"rename_preset","request_id":"a",{fields}}}"#);
+            let e = refusal(&text).error;
+            assert_eq!(e.field.as_deref(), Some(field), "{fields}");
+        }
+        assert_eq!(
+            code(r#"{"v":1,"type":"delete_preset","request_id":"a","name":"x","new_name":"y"}"#),
+            ControlErrorCode::BadMessage,
+            "delete_preset takes no new_name"
+        );
+        let text =
+            r#"{"v":1,"type":"rename_preset","request_id":"a","name":"day ","new_name":" dusk"}"#;
+        assert_eq!(
+            parse_command(text).unwrap().action,
+            Action::RenamePreset {
+                name: "day".into(),
+                new_name: "dusk".into()
+            }
+        );
         let text = r#"{"v":1,"type":"apply_preset","request_id":"a","name":" night "}"#;
         assert!(
             matches!(parse_command(text), Ok(Command { action: Action::ApplyPreset { ref name }, .. }) if name == "night"),

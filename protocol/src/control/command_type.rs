@@ -50,6 +50,10 @@ command_types! {
     ApplyPreset = "apply_preset",
     /// Save the current settings as a preset.
     SavePreset = "save_preset",
+    /// Forget a saved preset (built-in ones stay).
+    DeletePreset = "delete_preset",
+    /// Give a saved preset another name (built-in ones keep theirs).
+    RenamePreset = "rename_preset",
     /// Stop forwarding media to the sending viewer (answered by the SFU).
     Pause = "pause",
     /// Forward media to the sending viewer again (answered by the SFU).

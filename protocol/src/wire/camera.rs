@@ -16,6 +16,11 @@ pub struct CameraInfo {
     /// offline or before its publisher reported.
     #[serde(default)]
     pub source_state: Option<SourceStatus>,
+    /// When the server last heard from the camera's publisher, in milliseconds since the
+    /// Unix epoch: now, while it is online; when it went offline, after that. An offline
+    /// camera is forgotten a while after this (the server's `--forget-after`).
+    #[serde(default)]
+    pub last_seen: u64,
 }
 
 /// A video source's state as its publisher reports it.

@@ -57,6 +57,10 @@ pub enum ServerMessage {
     /// A camera's publisher went away. Sent to every session. Viewers of it keep their peer
     /// connection; video resumes by itself when the camera comes back.
     CameraOffline { camera_id: String },
+    /// A camera was taken out of the registry (`DELETE /api/cameras/{id}`, or offline
+    /// for longer than the server keeps cameras). Sent to every session. Its viewers stop
+    /// waiting for it; its publisher, if connected, stops and does not reconnect.
+    CameraRemoved { camera_id: String },
     /// To a camera's publisher only: send a JPEG of the picture now (`GET
     /// /api/cameras/{id}/snapshot.jpg`). `width`: scale down to this width (the height
     /// follows); none, or wider than the picture: its own size. The publisher answers with
@@ -140,6 +144,7 @@ impl ServerMessage {
         "candidate",
         "camera_online",
         "camera_offline",
+        "camera_removed",
         "source_state",
         "demand",
         "direct_offer",
@@ -187,6 +192,7 @@ mod tests {
             state: crate::wire::CameraState::Online,
             viewers: 0,
             source_state: None,
+            last_seen: 0,
         };
         let one_of_each = [
             ServerMessage::Hello {
@@ -221,6 +227,9 @@ mod tests {
             },
             ServerMessage::CameraOnline { camera },
             ServerMessage::CameraOffline {
+                camera_id: "c".into(),
+            },
+            ServerMessage::CameraRemoved {
                 camera_id: "c".into(),
             },
             ServerMessage::SourceState {
@@ -269,6 +278,7 @@ mod tests {
             | ServerMessage::Candidate { .. }
             | ServerMessage::CameraOnline { .. }
             | ServerMessage::CameraOffline { .. }
+            | ServerMessage::CameraRemoved { .. }
             | ServerMessage::SourceState { .. }
             | ServerMessage::Demand { .. }
             | ServerMessage::DirectOffer { .. }

@@ -111,6 +111,29 @@ impl ControlState {
                     plan: None,
                 }
             }
+            Action::DeletePreset { name } => match self.delete_preset(&name) {
+                Ok(true) => {
+                    self.preset_book_changed(&request_id, from, format!("deleted preset `{name}`"))
+                }
+                Ok(false) => {
+                    let error = ControlError::field(
+                        ControlErrorCode::UnknownPreset,
+                        "name",
+                        format!("no saved preset `{name}`"),
+                    );
+                    self.refuse(&request_id, from, error)
+                }
+                Err(e) => self.refuse(&request_id, from, e),
+            },
+            Action::RenamePreset { name, new_name } => match self.rename_preset(&name, &new_name) {
+                Ok(true) => self.preset_book_changed(
+                    &request_id,
+                    from,
+                    format!("renamed preset `{name}` to `{new_name}`"),
+                ),
+                Ok(false) => Outcome::reply(ok(self, format!("preset `{name}` keeps its name"))),
+                Err(e) => self.refuse(&request_id, from, e),
+            },
             Action::GetStatus => Outcome::reply(ok(self, "current settings and status".into())),
             Action::GetCapabilities => {
                 let mut r = ok(self, "capabilities of this camera's source".into());
@@ -210,6 +233,26 @@ impl ControlState {
             broadcast,
             intent: plan.needs_source_restart().then_some(Intent::RestartCamera),
             plan: Some(plan),
+        }
+    }
+
+    /// The saved presets changed (deleted, renamed): save them, answer the sender and tell
+    /// every viewer (their preset lists).
+    fn preset_book_changed(
+        &mut self,
+        request_id: &str,
+        from: Option<String>,
+        mut message: String,
+    ) -> Outcome {
+        note_unsaved(&mut message, self.persist());
+        let mut response = Response::ok(request_id, message).to(from.clone());
+        response.settings = Some(self.settings.clone());
+        response.status = Some(self.status());
+        Outcome {
+            response,
+            broadcast: Some(self.state_update(from, &[])),
+            intent: None,
+            plan: None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use sightline_protocol::control::{
     validate_preset_name, CameraSettings, Capability, ControlError, ControlErrorCode,
+    BUILT_IN_PRESETS,
 };
 
 use super::resolution::{format_sizes, nearest};
@@ -22,7 +23,7 @@ pub const BUILT_IN: &[(&str, (u32, u32), u32, u64)] = &[
 pub const MAX_USER_PRESETS: usize = 16;
 
 pub fn is_built_in(name: &str) -> bool {
-    BUILT_IN.iter().any(|(n, ..)| *n == name)
+    BUILT_IN_PRESETS.contains(&name)
 }
 
 /// The part of `settings` a preset keeps: everything but the camera's identity (its name and
@@ -108,13 +109,10 @@ impl PresetBook {
         if let Some(built) = built_in(name, profile) {
             return built;
         }
-        self.saved.get(name).cloned().ok_or_else(|| {
-            ControlError::field(
-                ControlErrorCode::UnknownPreset,
-                "name",
-                format!("no preset `{name}`; presets: {}", self.names().join(", ")),
-            )
-        })
+        self.saved
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.unknown(name))
     }
 
     /// Save `settings` (its preset part) as `name`, replacing a saved preset of that name.
@@ -160,6 +158,52 @@ impl PresetBook {
             ));
         }
         Ok(self.saved.remove(name).is_some())
+    }
+
+    /// Give saved preset `name` the name `new_name`. Built-in names are refused on either
+    /// side, as is a `new_name` another saved preset has; renaming to the same name is a
+    /// no-op.
+    pub fn rename(&mut self, name: &str, new_name: &str) -> Result<(), ControlError> {
+        validate_preset_name(new_name).map_err(|mut e| {
+            e.field = Some("new_name".into());
+            e
+        })?;
+        let refuse = |field: &str, message: String| {
+            Err(ControlError::field(
+                ControlErrorCode::InvalidValue,
+                field,
+                message,
+            ))
+        };
+        if is_built_in(name) {
+            return refuse(
+                "name",
+                format!("`{name}` is a built-in preset and keeps its name"),
+            );
+        }
+        if !self.saved.contains_key(name) {
+            return Err(self.unknown(name));
+        }
+        if name == new_name {
+            return Ok(());
+        }
+        if is_built_in(new_name) || self.saved.contains_key(new_name) {
+            return refuse(
+                "new_name",
+                format!("there is a preset `{new_name}` already; delete it first"),
+            );
+        }
+        let settings = self.saved.remove(name).expect("checked above");
+        self.saved.insert(new_name.to_owned(), settings);
+        Ok(())
+    }
+
+    fn unknown(&self, name: &str) -> ControlError {
+        ControlError::field(
+            ControlErrorCode::UnknownPreset,
+            "name",
+            format!("no preset `{name}`; presets: {}", self.names().join(", ")),
+        )
     }
 }
 
@@ -278,6 +322,57 @@ mod tests {
             e.message.contains("low_bandwidth, balanced, hd"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn the_built_ins_are_the_protocols() {
+        let names: Vec<&str> = BUILT_IN.iter().map(|(n, ..)| *n).collect();
+        assert_eq!(names, BUILT_IN_PRESETS);
+    }
+
+    #[test]
+    fn renames_keep_the_settings_and_refuse_what_would_clash() {
+        let mut book = PresetBook::default();
+        let night = settings(json!({"brightness": 20}));
+        book.save("night", &night).unwrap();
+        book.save("day", &settings(json!({"fps": 10}))).unwrap();
+        book.rename("night", "dusk").unwrap();
+        assert_eq!(book.saved().get("dusk"), Some(&night));
+        assert!(!book.saved().contains_key("night"));
+        assert_eq!(
+            book.rename("dusk", "dusk"),
+            Ok(()),
+            "same name: nothing to do"
+        );
+        let field = |r: Result<(), ControlError>| {
+            let e = r.unwrap_err();
+            (e.code, e.field)
+        };
+        let invalid = |f: &str| (ControlErrorCode::InvalidValue, Some(f.to_owned()));
+        assert_eq!(
+            field(book.rename("dusk", "day")),
+            invalid("new_name"),
+            "taken"
+        );
+        assert_eq!(
+            field(book.rename("dusk", "hd")),
+            invalid("new_name"),
+            "built-in"
+        );
+        assert_eq!(
+            field(book.rename("hd", "mine")),
+            invalid("name"),
+            "built-in"
+        );
+        assert_eq!(field(book.rename("dusk", "a/b")), invalid("new_name"));
+        assert_eq!(
+            field(book.rename("nope", "x")),
+            (ControlErrorCode::UnknownPreset, Some("name".to_owned()))
+        );
+        assert_eq!(
+            book.names(),
+            ["low_bandwidth", "balanced", "hd", "day", "dusk"]
         );
     }
 

@@ -290,18 +290,31 @@ impl ControlState {
         })
     }
 
-    /// Forget a saved preset (no protocol command does this yet). The broadcast, if it was
-    /// there.
-    pub fn delete_preset(&mut self, name: &str) -> Result<Option<StateUpdate>, ControlError> {
+    /// Forget saved preset `name` (`delete_preset`). `Ok(false)`: there was none by that
+    /// name. The caller persists and broadcasts the change.
+    pub fn delete_preset(&mut self, name: &str) -> Result<bool, ControlError> {
         if !self.presets.delete(name)? {
-            return Ok(None);
+            return Ok(false);
         }
         if self.active_preset.as_deref() == Some(name) {
             self.active_preset = None;
         }
         self.version += 1;
-        let _ = self.persist();
-        Ok(Some(self.state_update(None, &[])))
+        Ok(true)
+    }
+
+    /// Rename saved preset `name` to `new_name` (`rename_preset`); the active preset's name
+    /// follows. `Ok(false)`: it already had that name. The caller persists and broadcasts.
+    pub fn rename_preset(&mut self, name: &str, new_name: &str) -> Result<bool, ControlError> {
+        self.presets.rename(name, new_name)?;
+        if name == new_name {
+            return Ok(false);
+        }
+        if self.active_preset.as_deref() == Some(name) {
+            self.active_preset = Some(new_name.to_owned());
+        }
+        self.version += 1;
+        Ok(true)
     }
 }
 

@@ -348,10 +348,40 @@ fn saved_presets_round_trip_through_the_file() {
         (st.width, st.height, st.brightness, st.fps),
         (Some(640), Some(360), Some(30), Some(10))
     );
-    // Deleting (Rust API) also persists.
-    assert!(s2.delete_preset("night").unwrap().is_some());
-    let (s3, _) = ControlState::new(test_pattern(), config(Some(store)));
-    assert_eq!(s3.status().presets, vec!["low_bandwidth", "balanced", "hd"]);
+    // Renaming and deleting persist too, and every viewer hears of them.
+    let out = s2.handle(cmd(
+        "peer-9",
+        "r",
+        Action::RenamePreset {
+            name: "night".into(),
+            new_name: "dusk".into(),
+        },
+    ));
+    assert!(out.response.success, "{:?}", out.response);
+    let b = out.broadcast.unwrap();
+    assert_eq!(
+        b.status.presets,
+        vec!["low_bandwidth", "balanced", "hd", "dusk"]
+    );
+    assert_eq!(
+        b.status.preset.as_deref(),
+        Some("dusk"),
+        "the active preset follows"
+    );
+    let (mut s3, _) = ControlState::new(test_pattern(), config(Some(store.clone())));
+    assert_eq!(s3.status().preset.as_deref(), Some("dusk"));
+    let out = s3.handle(cmd(
+        "peer-9",
+        "d",
+        Action::DeletePreset {
+            name: "dusk".into(),
+        },
+    ));
+    assert!(out.response.success, "{:?}", out.response);
+    let b = out.broadcast.unwrap();
+    assert_eq!(b.status.preset, None);
+    let (s4, _) = ControlState::new(test_pattern(), config(Some(store)));
+    assert_eq!(s4.status().presets, vec!["low_bandwidth", "balanced", "hd"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -83,6 +83,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 pub struct Outcome {
     /// Whether media got flowing (the peer connection reached `connected`).
     pub connected: bool,
+    /// The server removed the camera (`DELETE /api/cameras/{id}`): the publisher stops
+    /// instead of reconnecting.
+    pub removed: bool,
     pub reason: String,
 }
 
@@ -99,9 +102,13 @@ pub async fn run(
         Ok(reason) => reason,
         Err(e) => format!("{e:#}"),
     };
-    let connected = res.connected;
+    let (connected, removed) = (res.connected, res.removed);
     res.teardown().await;
-    Outcome { connected, reason }
+    Outcome {
+        connected,
+        removed,
+        reason,
+    }
 }
 
 /// What an event leaves the loop with: go on, or end the session in order for a reason.
@@ -307,6 +314,13 @@ impl<'a> Session<'a> {
                 self.follow(switched).await?;
             }
             Step::Fail(reason) => return Err(anyhow!(reason)),
+            Step::Removed(camera) if camera == self.config.camera_id => {
+                self.res.removed = true;
+                return Ok(Some(format!(
+                    "the server removed camera `{camera}` from its registry"
+                )));
+            }
+            Step::Removed(_) => {}
             Step::IceServers(ice_servers) => {
                 debug!("fresh TURN credentials: for direct viewers from now on (the SFU connection is up)");
                 self.ice_servers = ice_servers;

@@ -22,6 +22,8 @@ pub(super) struct Resources {
     pub(super) tasks: Vec<JoinHandle<()>>,
     /// Media got flowing (the peer connection reached `connected`).
     pub(super) connected: bool,
+    /// The server removed our camera from its registry: do not reconnect.
+    pub(super) removed: bool,
 }
 
 impl Resources {

@@ -57,6 +57,9 @@ pub enum Step {
     },
     /// Give up on this session (it is torn down and retried after a backoff).
     Fail(String),
+    /// The server took this camera id out of its registry: if it is ours, end the session
+    /// and do not reconnect.
+    Removed(String),
     /// Worth a log line, nothing else.
     Note(String),
     Ignore,
@@ -168,6 +171,7 @@ pub fn on_message(phase: Phase, msg: ServerMessage) -> (Step, Phase) {
             Step::Note("the server is stopping; reconnecting once it is back".into()),
             phase,
         ),
+        (_, ServerMessage::CameraRemoved { camera_id }) => (Step::Removed(camera_id), phase),
         // Broadcasts for viewers (our own source_state comes back to us too).
         (
             _,
@@ -449,6 +453,19 @@ mod tests {
             detail: None,
         };
         assert_eq!(on_message(Phase::Live, echo), (Step::Ignore, Phase::Live));
+    }
+
+    #[test]
+    fn a_removal_ends_the_session_in_any_phase() {
+        for phase in [Phase::AwaitHello, Phase::AwaitAnswer, Phase::Live] {
+            let gone = ServerMessage::CameraRemoved {
+                camera_id: "porch".into(),
+            };
+            assert_eq!(
+                on_message(phase, gone),
+                (Step::Removed("porch".into()), phase)
+            );
+        }
     }
 
     #[test]

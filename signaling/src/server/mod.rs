@@ -12,6 +12,7 @@ mod metrics;
 mod mjpeg;
 mod mse;
 pub mod registry;
+mod removal;
 mod resume;
 mod session;
 mod snapshot;
@@ -60,6 +61,9 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// STUN/TURN servers handed to every client (none by default).
     pub ice: IceConfig,
+    /// Forget a camera this long after it went offline; `None` keeps every camera until a
+    /// `DELETE /api/cameras/{id}`.
+    pub forget_after: Option<std::time::Duration>,
     /// `GET /metrics` without a token even when tokens are on (`--metrics-open`): for a
     /// scraper on a private network.
     pub metrics_open: bool,
@@ -85,9 +89,13 @@ impl ServerConfig {
             },
             plain_loopback: false,
             metrics_open: false,
+            forget_after: Some(DEFAULT_FORGET_AFTER),
         }
     }
 }
+
+/// How long an offline camera stays listed by default (`--forget-after`).
+pub const DEFAULT_FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 pub(crate) struct AppState {
     registry: Mutex<Registry>,
@@ -174,7 +182,7 @@ const MAILBOX: usize = 256;
 
 /// A started server. Endpoints: `GET /ws` (signaling WebSocket), `GET /api/cameras`
 /// (`[CameraInfo]`), `GET /api/cameras/{id}/mse` (fragmented MP4 over a WebSocket),
-/// `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `GET /metrics` (Prometheus),
+/// `DELETE /api/cameras/{id}` (forget a camera), `GET /api/stats` (`{"sfu": SfuStats, "sessions": n}`), `GET /metrics` (Prometheus),
 /// `GET /healthz`, `GET /readyz`, `POST /whip/{id}` (WHIP ingest) and `POST /whep/{id}`
 /// (WHEP playback) with `DELETE` on the `Location` they answer, `/` (web client).
 pub struct RunningServer {
@@ -266,6 +274,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let app = Router::new()
         .route("/ws", get(websocket))
         .route("/api/cameras", get(api::cameras))
+        .route("/api/cameras/{id}", delete(removal::delete_camera))
         .route("/api/cameras/{id}/control", post(api::control))
         .route("/api/cameras/{id}/status", get(api::status))
         .route("/api/cameras/{id}/mse", get(mse::mse))
@@ -296,6 +305,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             delete(wish::delete_whep).patch(wish::patch),
         );
     wish::spawn_reaper(state.clone());
+    if let Some(keep) = config.forget_after {
+        removal::spawn_forgetter(state.clone(), keep);
+    }
     let app = config.web_client.install(app)?;
     let mut app = app.with_state(state.clone());
     if !config.cors_origins.is_empty() {

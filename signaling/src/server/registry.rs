@@ -1,9 +1,13 @@
 //! The camera registry: which cameras exist, which session publishes each, who watches.
 //!
 //! Plain state, no I/O: the WebSocket sessions call into it under one lock and act on what it
-//! returns (replies, broadcasts).
+//! returns (replies, broadcasts). The one outside thing it reads is the time, through a
+//! [`Clock`] tests can move.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sightline_protocol::wire::{CameraInfo, CameraState, ErrorCode, SourceStatus, WireError};
 
@@ -30,6 +34,39 @@ struct Camera {
     /// What the current publisher last said about its source (`None` before it said
     /// anything, and while offline).
     source: Option<SourceStatus>,
+    /// When its publisher registered or went away (ms since the epoch); while online the
+    /// camera is listed as seen now.
+    seen_ms: u64,
+}
+
+/// The wall clock in milliseconds since the Unix epoch; tests make their own.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    pub fn new(now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now_ms))
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        })
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({} ms)", self.now_ms())
+    }
 }
 
 /// What a publisher announces when it registers.
@@ -64,12 +101,53 @@ pub struct Demand {
     pub vp8_viewers: u32,
 }
 
+/// A camera taken out of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub camera_id: String,
+    /// The session that was publishing it: it must be told, and end.
+    pub publisher: Option<SessionId>,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     cameras: BTreeMap<String, Camera>,
+    clock: Clock,
 }
 
 impl Registry {
+    pub fn with_clock(clock: Clock) -> Self {
+        Registry {
+            cameras: BTreeMap::new(),
+            clock,
+        }
+    }
+
+    /// Take `camera_id` out (`DELETE /api/cameras/{id}`), online or not; its viewers'
+    /// subscriptions go with it. `None`: there was no such camera.
+    pub fn remove(&mut self, camera_id: &str) -> Option<Removed> {
+        let cam = self.cameras.remove(camera_id)?;
+        Some(Removed {
+            camera_id: camera_id.to_owned(),
+            publisher: cam.publisher,
+        })
+    }
+
+    /// Take out every camera that has been offline for `keep_ms` or longer.
+    pub fn forget_offline(&mut self, keep_ms: u64) -> Vec<Removed> {
+        let now = self.clock.now_ms();
+        let stale: Vec<String> = self
+            .cameras
+            .iter()
+            .filter(|(_, c)| c.publisher.is_none() && now.saturating_sub(c.seen_ms) >= keep_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|id| self.remove(&id))
+            .collect()
+    }
+
     /// A publisher session takes a camera id. Refused while another publisher holds it,
     /// unless both carry the same subject (then the new one takes over); a returning camera
     /// keeps its viewers.
@@ -93,6 +171,7 @@ impl Registry {
                 direct: BTreeSet::new(),
                 vp8: BTreeSet::new(),
                 source: None,
+                seen_ms: 0,
             });
         let mut replaced = None;
         if let Some(other) = entry.publisher.filter(|other| *other != session) {
@@ -121,8 +200,9 @@ impl Registry {
         entry.direct.clear();
         // A new publisher's source is unknown until it reports.
         entry.source = None;
+        entry.seen_ms = self.clock.now_ms();
         Ok(Registered {
-            camera: info(&reg.camera_id, entry),
+            camera: info(&reg.camera_id, entry, entry.seen_ms),
             replaced,
         })
     }
@@ -138,6 +218,7 @@ impl Registry {
         cam.publisher_subject = None;
         cam.source = None;
         cam.direct.clear();
+        cam.seen_ms = self.clock.now_ms();
         Some(camera_id.to_string())
     }
 
@@ -183,7 +264,7 @@ impl Registry {
             return None;
         }
         (cam.width, cam.height) = (width, height);
-        Some(info(camera_id, cam))
+        Some(info(camera_id, cam, self.clock.now_ms()))
     }
 
     /// A viewer session watches a known camera (online or offline).
@@ -199,7 +280,7 @@ impl Registry {
             )
         })?;
         cam.viewers.insert(session);
-        Ok(info(camera_id, cam))
+        Ok(info(camera_id, cam, self.clock.now_ms()))
     }
 
     pub fn unsubscribe(&mut self, session: SessionId, camera_id: &str) {
@@ -303,18 +384,25 @@ impl Registry {
     }
 
     pub fn get(&self, camera_id: &str) -> Option<CameraInfo> {
-        self.cameras.get(camera_id).map(|c| info(camera_id, c))
+        let now = self.clock.now_ms();
+        self.cameras.get(camera_id).map(|c| info(camera_id, c, now))
     }
 
     /// Every camera, online ones first, then by id.
     pub fn list(&self) -> Vec<CameraInfo> {
-        let mut all: Vec<CameraInfo> = self.cameras.iter().map(|(id, c)| info(id, c)).collect();
+        let now = self.clock.now_ms();
+        let mut all: Vec<CameraInfo> = self
+            .cameras
+            .iter()
+            .map(|(id, c)| info(id, c, now))
+            .collect();
         all.sort_by_key(|c| c.state != CameraState::Online);
         all
     }
 }
 
-fn info(id: &str, cam: &Camera) -> CameraInfo {
+/// What the list says about `cam` at `now_ms`.
+fn info(id: &str, cam: &Camera, now_ms: u64) -> CameraInfo {
     CameraInfo {
         id: id.to_string(),
         name: cam.name.clone(),
@@ -328,6 +416,11 @@ fn info(id: &str, cam: &Camera) -> CameraInfo {
         },
         viewers: cam.viewers.len() as u32,
         source_state: cam.source.clone(),
+        last_seen: if cam.publisher.is_some() {
+            now_ms
+        } else {
+            cam.seen_ms
+        },
     }
 }
 
@@ -346,6 +439,85 @@ mod tests {
             p2p_max: 0,
             subject: None,
         }
+    }
+
+    /// A registry on a clock the test moves, and the hand that moves it.
+    fn on_clock(start_ms: u64) -> (Registry, Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let now = Arc::new(AtomicU64::new(start_ms));
+        let hand = now.clone();
+        let r = Registry::with_clock(Clock::new(move || hand.load(Ordering::Relaxed)));
+        (r, now)
+    }
+
+    #[test]
+    fn last_seen_is_now_while_online_and_the_leaving_time_after() {
+        use std::sync::atomic::Ordering;
+        let (mut r, now) = on_clock(1_000);
+        r.register(1, reg("a")).unwrap();
+        now.store(5_000, Ordering::Relaxed);
+        assert_eq!(r.get("a").unwrap().last_seen, 5_000, "online: seen now");
+        r.unregister(1, "a");
+        now.store(9_000, Ordering::Relaxed);
+        assert_eq!(
+            r.get("a").unwrap().last_seen,
+            5_000,
+            "offline: when it left"
+        );
+        assert_eq!(r.list()[0].last_seen, 5_000);
+    }
+
+    #[test]
+    fn offline_cameras_are_forgotten_after_the_ttl_and_online_ones_never() {
+        use std::sync::atomic::Ordering;
+        let (mut r, now) = on_clock(0);
+        r.register(1, reg("gone")).unwrap();
+        r.register(2, reg("live")).unwrap();
+        r.subscribe(10, "gone").unwrap();
+        now.store(1_000, Ordering::Relaxed);
+        r.unregister(1, "gone");
+        now.store(60_999, Ordering::Relaxed);
+        assert!(r.forget_offline(60_000).is_empty(), "not yet");
+        now.store(61_000, Ordering::Relaxed);
+        let forgotten = r.forget_offline(60_000);
+        assert_eq!(
+            forgotten,
+            vec![Removed {
+                camera_id: "gone".into(),
+                publisher: None
+            }]
+        );
+        assert_eq!(r.get("gone"), None);
+        assert!(r.subscribe(10, "gone").is_err(), "its viewers went with it");
+        now.store(10_000_000, Ordering::Relaxed);
+        assert!(r.forget_offline(60_000).is_empty(), "online cameras stay");
+        assert!(r.get("live").is_some());
+    }
+
+    #[test]
+    fn removal_names_the_publisher_to_tell() {
+        let mut r = Registry::default();
+        r.register(1, reg("a")).unwrap();
+        r.register(2, reg("b")).unwrap();
+        r.unregister(2, "b");
+        assert_eq!(
+            r.remove("a"),
+            Some(Removed {
+                camera_id: "a".into(),
+                publisher: Some(1)
+            })
+        );
+        assert_eq!(r.remove("a"), None, "gone already");
+        assert_eq!(
+            r.remove("b").unwrap().publisher,
+            None,
+            "offline: nobody to tell"
+        );
+        assert!(r.list().is_empty());
+        // The old publisher's session ending later changes nothing, and the id is free.
+        assert_eq!(r.unregister(1, "a"), None);
+        r.register(3, reg("a")).unwrap();
+        assert_eq!(r.get("a").unwrap().state, CameraState::Online);
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub(super) enum Eviction {
     /// A newer session of the same viewer resumed its media connection (the old socket is
     /// on a dead path, most likely).
     Resumed,
+    /// Its camera was taken out of the registry: the publisher is told, and stops.
+    CameraRemoved,
 }
 
 pub(super) struct Session {
@@ -201,6 +203,14 @@ impl Session {
                                 format!("camera `{camera}` was taken over by a newer connection with the same token subject; this session ends"),
                             );
                             let _ = send(&mut socket, &bye.into()).await;
+                            lost = false;
+                            break;
+                        }
+                        Ok((id, Eviction::CameraRemoved)) if id == self.id => {
+                            // Said here too, in case the broadcast comes after the close.
+                            let camera_id = self.publisher_camera().unwrap_or_default();
+                            let _ = send(&mut socket, &ServerMessage::CameraRemoved { camera_id }).await;
+                            let _ = socket.send(Message::Close(None)).await;
                             lost = false;
                             break;
                         }
@@ -759,6 +769,7 @@ impl Session {
         match msg {
             ServerMessage::CameraOnline { camera } => self.grant.sees(&camera.id),
             ServerMessage::CameraOffline { camera_id }
+            | ServerMessage::CameraRemoved { camera_id }
             | ServerMessage::SourceState { camera_id, .. } => self.grant.sees(camera_id),
             _ => true,
         }

@@ -276,6 +276,23 @@ fn end(state: &AppState, resource: &str) {
     tracing::info!(camera = %s.camera, peer = %s.peer, door = s.door.path(), "session ended");
 }
 
+/// `camera_id` was removed from the registry: close the peers of its WHEP viewers, who
+/// have no socket to hear `camera_removed` on. (Its WHIP publisher, if any, is evicted.)
+pub(super) async fn end_viewers_of(state: &AppState, camera_id: &str) {
+    loop {
+        let found = state
+            .wish
+            .lock()
+            .unwrap()
+            .find(|s| s.door == Door::Whep && s.camera == camera_id);
+        let Some((resource, peer)) = found else {
+            return;
+        };
+        state.sfu.close_peer(peer).await;
+        end(state, &resource);
+    }
+}
+
 /// A WHIP camera's stream says its picture size (its offer said none): list it with it.
 fn picture_size(state: &AppState, peer: PeerId, sps: &[u8]) {
     let Some((session, camera)) = state.wish.lock().unwrap().whip_publisher(peer) else {
