@@ -173,19 +173,22 @@ impl TestServer {
         serde_json::from_value(v).context("parsing /api/cameras")
     }
 
-    /// `method path` on the server's HTTP address, with `Authorization: Bearer token` when
-    /// there is one; the response as sent.
+    /// `method path` with a JSON `body` (empty: none) on the server's HTTP address, with
+    /// `Authorization: Bearer token` when there is one; the response as sent.
     pub async fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
+        body: &str,
     ) -> anyhow::Result<crate::raw_http::RawResponse> {
         let stream = tokio::net::TcpStream::connect(self.http_addr()).await?;
         let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> =
-            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-        crate::raw_http::request(stream, method, path, &headers, "").await
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a));
+        }
+        crate::raw_http::request(stream, method, path, &headers, body).await
     }
 
     /// `GET /api/stats`.

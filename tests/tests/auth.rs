@@ -105,15 +105,7 @@ async fn http(
     token: Option<&str>,
     body: &str,
 ) -> RawResponse {
-    let stream = TcpStream::connect(server.http_addr()).await.unwrap();
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a));
-    }
-    raw_http::request(stream, method, path, &headers, body)
-        .await
-        .unwrap()
+    server.request(method, path, token, body).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,7 @@ async fn a_deleted_camera_is_gone_and_its_publisher_stops_for_good() {
     let mut heard = listener(&server).await;
 
     let r = server
-        .request("DELETE", "/api/cameras/porch", None)
+        .request("DELETE", "/api/cameras/porch", None, "")
         .await
         .unwrap();
     assert_eq!(r.status, 204, "{}", r.body);
@@ -69,7 +69,7 @@ async fn a_deleted_camera_is_gone_and_its_publisher_stops_for_good() {
     assert_eq!(listed, ["yard"]);
 
     let again = server
-        .request("DELETE", "/api/cameras/porch", None)
+        .request("DELETE", "/api/cameras/porch", None, "")
         .await
         .unwrap();
     assert_eq!(again.status, 404, "{}", again.body);
@@ -89,7 +89,7 @@ async fn with_tokens_only_a_controller_of_the_camera_deletes_it() {
         (server.token(Role::Control, "yard"), 403),
     ] {
         let r = server
-            .request("DELETE", "/api/cameras/porch", token.as_deref())
+            .request("DELETE", "/api/cameras/porch", token.as_deref(), "")
             .await
             .unwrap();
         assert_eq!(r.status, status, "{}", r.body);
@@ -97,7 +97,7 @@ async fn with_tokens_only_a_controller_of_the_camera_deletes_it() {
     assert_eq!(server.cameras().await.unwrap().len(), 1, "still there");
     let control = server.token(Role::Control, "porch");
     let r = server
-        .request("DELETE", "/api/cameras/porch", control.as_deref())
+        .request("DELETE", "/api/cameras/porch", control.as_deref(), "")
         .await
         .unwrap();
     assert_eq!(r.status, 204, "{}", r.body);

@@ -101,6 +101,30 @@ async fn a_snapshot_is_the_cameras_picture_now_at_the_asked_width() {
     let unknown = get(&server, &snapshot_path("nobody", ""), &[]).await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 
+    // `quality` is the snapshots' JPEG quality, set like any other setting.
+    let mut sizes = Vec::new();
+    for quality in [95, 20] {
+        let command = format!(
+            r#"{{"v":1,"type":"update_settings","request_id":"q{quality}","settings":{{"quality":{quality}}}}}"#
+        );
+        let path = format!("/api/cameras/{CAMERA}/control");
+        let r = server.request("POST", &path, None, &command).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let shot = get(&server, &snapshot_path(CAMERA, ""), &[]).await;
+        assert_eq!(shot.status, 200, "{}", shot.body);
+        sizes.push(shot.bytes.len());
+    }
+    println!(
+        "snapshot size (640x360 test pattern): {} bytes at quality 95, {} at 20",
+        sizes[0], sizes[1]
+    );
+    assert!(
+        sizes[1] * 3 < sizes[0] * 2,
+        "quality 20 ({} bytes) is not clearly smaller than quality 95 ({} bytes)",
+        sizes[1],
+        sizes[0]
+    );
+
     server.shutdown().await;
 }
 

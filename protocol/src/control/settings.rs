@@ -237,7 +237,8 @@ camera_settings! {
     camera_index: u32,
     /// Codec, e.g. `h264`.
     encoding: String,
-    /// Encoder quality 0..=100.
+    /// JPEG quality of snapshots and the MJPEG stream, 1..=100 (the video follows
+    /// `bitrate`).
     quality: u32,
     auto_exposure: bool,
     /// Exposure time in the camera's own unit (V4L2: 100 µs).

@@ -9,6 +9,7 @@
 use sightline_protocol::control::{ApplyMode, CameraSettings, Capabilities, Capability};
 
 use crate::image::adjust;
+use crate::image::jpeg_out::{MAX_JPEG_QUALITY, MIN_JPEG_QUALITY};
 use crate::source::{SourceUrl, V4l2Device};
 
 use super::resolution::offered_sizes;
@@ -175,9 +176,16 @@ impl SourceProfile {
                 apply: ApplyMode::Live,
             },
         );
+        // The JPEG quality of snapshots and of the MJPEG stream made of them; any source
+        // has a picture to snapshot (passthrough H.264 is decoded for it). The video's own
+        // quality follows `bitrate`.
         caps.set(
             "quality",
-            unsupported("the encoder's rate control follows `bitrate`; set that instead"),
+            int(
+                i64::from(MIN_JPEG_QUALITY),
+                i64::from(MAX_JPEG_QUALITY),
+                ApplyMode::Live,
+            ),
         );
         let no_ai = "this publisher has no on-device AI";
         for name in ["ai_enabled", "ai_model", "ai_confidence"] {
@@ -304,6 +312,11 @@ mod tests {
         );
         check(&p, json!({"encoding": "h264", "camera_name": "Porch"})).unwrap();
         assert!(check(&p, json!({"encoding": "h265"})).is_err());
+        check(&p, json!({"quality": 100})).unwrap();
+        assert_eq!(
+            check(&p, json!({"quality": 0})).unwrap_err().1,
+            "quality: 0 is outside 1..=100"
+        );
     }
 
     #[test]
@@ -318,6 +331,7 @@ mod tests {
         assert!(msg.contains("passthrough"), "{msg}");
         assert!(check(&p, json!({"width": 640, "height": 360})).is_err());
         check(&p, json!({"camera_name": "Gate"})).unwrap();
+        check(&p, json!({"quality": 40})).unwrap();
         assert!(p.sizes().is_empty());
 
         let p = p.with_detail(Some(

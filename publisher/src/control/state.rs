@@ -10,6 +10,8 @@ use sightline_protocol::control::{
 };
 use tracing::warn;
 
+use crate::image::jpeg_out::DEFAULT_QUALITY;
+
 use super::pipeline_settings::{PipelineSettings, PipelineSettingsHandle};
 use super::plan::ApplyPlan;
 use super::presets::{self, PresetBook};
@@ -328,6 +330,7 @@ fn defaults(profile: &SourceProfile, name: &str, fps: u32, bitrate: u32) -> Came
         camera_name: Some(name.to_owned()),
         encoding: Some(ENCODING.to_owned()),
         camera_index: profile.camera_index,
+        quality: Some(u32::from(DEFAULT_QUALITY)),
         ..CameraSettings::default()
     };
     if !profile.passthrough {

@@ -8,8 +8,12 @@ use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use super::chroma::{C_VIDEO_TO_FULL, Y_VIDEO_TO_FULL};
 use super::I420Frame;
 
-/// JPEG quality when the caller has no preference (libjpeg's usual default).
+/// JPEG quality when the caller has no preference (libjpeg's usual default), and the
+/// `quality` setting's start value.
 pub const DEFAULT_QUALITY: u8 = 80;
+/// The `quality` setting's range (libjpeg's scale).
+pub const MIN_JPEG_QUALITY: u8 = 1;
+pub const MAX_JPEG_QUALITY: u8 = 100;
 
 /// `frame` as a baseline JPEG of quality `quality` (1–100).
 pub fn encode_jpeg(frame: &I420Frame, quality: u8) -> anyhow::Result<Vec<u8>> {

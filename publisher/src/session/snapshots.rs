@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{websocket, Flow, Session};
-use crate::image::jpeg_out::DEFAULT_QUALITY;
+use crate::image::jpeg_out::{DEFAULT_QUALITY, MAX_JPEG_QUALITY, MIN_JPEG_QUALITY};
 use crate::pipeline::snapshot::make_jpeg;
 
 /// How long the encode thread may take to see a frame (a camera at 1 fps, a slow RTSP
@@ -34,18 +34,22 @@ impl Session<'_> {
             };
             return self.snapshot_failed(request, reason.into()).await;
         }
-        debug!(request, ?width, "snapshot asked for");
+        // The camera's `quality` setting, as it is when asked.
+        let quality = self
+            .station
+            .control
+            .settings()
+            .quality
+            .map_or(DEFAULT_QUALITY, |q| {
+                q.clamp(MIN_JPEG_QUALITY.into(), MAX_JPEG_QUALITY.into()) as u8
+            });
+        debug!(request, ?width, quality, "snapshot asked for");
         let order = self.snapshots.order();
         let done = self.snapshots_made_tx.clone();
         tokio::spawn(async move {
             let made = match tokio::time::timeout(PICTURE_WAIT, order).await {
                 Ok(Ok(picture)) => tokio::task::spawn_blocking(move || {
-                    make_jpeg(
-                        picture,
-                        width,
-                        DEFAULT_QUALITY,
-                        MAX_SNAPSHOT_MESSAGE_BYTES - 8,
-                    )
+                    make_jpeg(picture, width, quality, MAX_SNAPSHOT_MESSAGE_BYTES - 8)
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("making the JPEG failed: {e}"))),
