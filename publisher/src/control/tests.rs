@@ -72,7 +72,7 @@ fn defaults_describe_the_source() {
     assert_eq!(
         serde_json::to_value(s.settings()).unwrap(),
         json!({"width":1280,"height":720,"fps":30,"bitrate":2000000,"contrast":0,"brightness":0,
-               "saturation":0,"sharpness":0,"camera_name":"Porch","encoding":"h264"})
+               "saturation":0,"sharpness":0,"camera_name":"Porch","encoding":"h264","quality":80})
     );
     let p = s.pipeline().current();
     assert_eq!((p.target_size, p.fps, p.bitrate), (None, 30, 2_000_000));
