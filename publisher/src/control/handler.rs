@@ -101,15 +101,8 @@ impl ControlState {
                 }
                 self.active_preset = Some(name.clone());
                 self.version += 1;
-                let saved = self.persist();
-                let mut message = format!("saved the current settings as preset `{name}`");
-                note_unsaved(&mut message, saved);
-                Outcome {
-                    response: ok(self, message),
-                    broadcast: Some(self.state_update(from.clone(), &[])),
-                    intent: None,
-                    plan: None,
-                }
+                let message = format!("saved the current settings as preset `{name}`");
+                self.preset_book_changed(&request_id, from, message)
             }
             Action::DeletePreset { name } => match self.delete_preset(&name) {
                 Ok(true) => {
@@ -236,8 +229,8 @@ impl ControlState {
         }
     }
 
-    /// The saved presets changed (deleted, renamed): save them, answer the sender and tell
-    /// every viewer (their preset lists).
+    /// The saved presets changed (saved, deleted, renamed): save them, answer the sender and
+    /// tell every viewer (their preset lists).
     fn preset_book_changed(
         &mut self,
         request_id: &str,
