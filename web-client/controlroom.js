@@ -111,7 +111,7 @@ export class ControlRoom {
     this.presetsEl = el('div');
     this.presets = new PresetsBar(this.presetsEl, {
       onApply: (name) => this.applyPreset(name),
-      onSave: (name) => this.savePreset(name),
+      onSave: (name) => this.presetCommand('save_preset', { name }),
       onDelete: (name) => this.presetCommand('delete_preset', { name }),
       onRename: (name, newName) => this.presetCommand('rename_preset', { name, new_name: newName }),
     });
@@ -371,13 +371,7 @@ export class ControlRoom {
     else this.panel.setSettings(this.client.settings);
   }
 
-  async savePreset(name) {
-    const r = await this.client.request('save_preset', { name });
-    if (!r.success) this.presets.showError(r.error.message);
-    else this.presets.savedOk();
-  }
-
-  /** delete_preset or rename_preset; the new list comes with the camera's state. */
+  /** save_preset, delete_preset or rename_preset; the new list comes with the camera's state. */
   async presetCommand(command, args) {
     const r = await this.client.request(command, args);
     if (!r.success) this.presets.showError(r.error.message);

@@ -2,8 +2,9 @@
 //! is told, stops and does not come back), offline cameras are forgotten after
 //! `--forget-after`, and the list says when each camera was last seen.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use sightline_protocol::control::unix_millis as now_ms;
 use sightline_protocol::wire::{CameraState, ServerMessage};
 use sightline_signaling::auth::Role;
 use sightline_tests::harness::{loopback_server_config, wait_until, with_tokens};
@@ -11,13 +12,6 @@ use sightline_tests::signal::SignalClient;
 use sightline_tests::TestServer;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// A signaling session that hears the broadcasts (it asks for the list first).
 async fn listener(server: &TestServer) -> SignalClient {

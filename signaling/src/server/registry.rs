@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use sightline_protocol::control::unix_millis;
 use sightline_protocol::wire::{CameraInfo, CameraState, ErrorCode, SourceStatus, WireError};
 
 /// A signaling session (one WebSocket connection).
@@ -55,11 +55,7 @@ impl Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock::new(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        })
+        Clock::new(unix_millis)
     }
 }
 
