@@ -122,7 +122,7 @@ fn thread_cpu() -> Option<Duration> {
 }
 
 /// A lit gradient with texture and per-pixel noise in luma, smooth chroma.
-fn camera_like(w: u32, h: u32) -> I420Frame {
+pub fn camera_like(w: u32, h: u32) -> I420Frame {
     let (wu, hu) = (w as usize, h as usize);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut noise = move || {

@@ -616,6 +616,7 @@ impl Driver {
                         keyframe: s.decoder.is_keyframe(&data),
                         session: s.number,
                         bytes: data.len(),
+                        mean_luma: 0,
                     }));
                     return None;
                 }

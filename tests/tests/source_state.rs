@@ -1,6 +1,8 @@
 //! A camera's source fails and recovers on its own, apart from the WebRTC session: the
 //! publisher stays registered and connected, viewers hear "lost" (with the reason) and then
 //! "live" through signaling, and video resumes, from a keyframe, on the same subscription.
+//! Meanwhile viewers, old and new, see a slate once a second: the last picture dimmed, or
+//! grey when there was none, never a black box.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,11 +85,30 @@ async fn api_source_state(server: &TestServer, camera: &str, want: SourceState) 
     .unwrap()
 }
 
-/// The next `n` decoded frames all come from `camera`'s JPEGs (barcode tag) at their size.
+/// The next slate `viewer` decodes: no barcode, `size`, not black, within a few seconds.
+async fn slate(viewer: &mut HeadlessViewer, size: (u32, u32)) -> DecodedFrame {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let f = viewer.next_frame(left).await.expect("a slate within 5 s");
+        if f.stamp.is_some() {
+            continue; // the camera's last frames, still on their way
+        }
+        assert_eq!((f.width, f.height), size, "{f:?}");
+        assert!(f.mean_luma > 30, "a picture, not a black box: {f:?}");
+        return f;
+    }
+}
+
+/// The next `n` decoded frames all come from `camera`'s JPEGs (barcode tag) at their size,
+/// after any slates still on their way.
 async fn frames_from(viewer: &mut HeadlessViewer, camera: &str, n: usize) -> Vec<DecodedFrame> {
     let mut frames = Vec::new();
     while frames.len() < n {
         let f = viewer.next_frame(Duration::from_secs(15)).await.unwrap();
+        if frames.is_empty() && f.stamp.is_none() {
+            continue; // a slate
+        }
         assert_eq!((f.width, f.height), (TEST_WIDTH, TEST_HEIGHT));
         let stamp = f.stamp.expect("the JPEG's barcode survives");
         assert_eq!(stamp.tag, tag_for(camera), "a frame not from {camera}");
@@ -125,10 +146,12 @@ async fn a_missing_file_is_lost_then_live_when_it_appears_on_the_same_session() 
     let listed = api_source_state(&server, camera, SourceState::Lost).await;
     assert_eq!(listed.error.as_deref(), Some(error.as_str()));
 
-    // A viewer subscribes meanwhile: it learns the state at once, and waits for video.
+    // A viewer subscribes meanwhile: it learns the state at once and sees a grey slate (no
+    // picture was ever seen to dim), which starts with a keyframe.
     let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), camera))
         .await
         .unwrap();
+    assert!(slate(&mut viewer, (640, 360)).await.keyframe);
     let publishers = server.stats().await.unwrap()["sfu"]["publishers"].clone();
     assert_eq!(publishers, 1, "the publisher's WebRTC session is up");
 
@@ -213,20 +236,32 @@ async fn a_camera_that_goes_away_and_returns_resumes_from_a_keyframe() {
     frames_from(&mut viewer, CAMERA, 10).await;
     api_source_state(&server, CAMERA, SourceState::Live).await;
 
-    // The device goes away: the source is lost, with the reason, and no video comes.
+    // The device goes away: the source is lost, with the reason, and the slate comes: the
+    // last picture, dimmed, once a second.
     device.abort();
     let _ = device.await;
     let lost = watcher.wait_state(SourceState::Lost).await;
     assert_eq!(lost.source, format!("esp32-tcp://{addr}"));
     assert!(lost.error.is_some_and(|e| !e.is_empty()));
-    // Frames already on their way may still arrive; then nothing.
-    viewer.clear_events();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    viewer.clear_events();
+    let size = (TEST_WIDTH, TEST_HEIGHT);
     assert!(
-        viewer.next_frame(Duration::from_millis(700)).await.is_err(),
-        "no video while the source is lost"
+        slate(&mut viewer, size).await.keyframe,
+        "the slate replaces the picture"
     );
+    let t0 = tokio::time::Instant::now();
+    slate(&mut viewer, size).await;
+    slate(&mut viewer, size).await;
+    let period = t0.elapsed() / 2;
+    assert!(
+        period > Duration::from_millis(700) && period < Duration::from_millis(1600),
+        "slates come once a second: {period:?}"
+    );
+    // A viewer who joins now sees the slate too, from a keyframe.
+    let mut late = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), CAMERA))
+        .await
+        .unwrap();
+    assert!(slate(&mut late, size).await.keyframe);
+    late.close().await;
 
     // It comes back on the same address: live again, and the first frame is a keyframe.
     let device = serve_esp32(rebind(addr).await, CAMERA);
@@ -250,7 +285,7 @@ async fn a_camera_that_goes_away_and_returns_resumes_from_a_keyframe() {
 }
 
 /// The web page shows the source's state: a "Signal lost: why" badge, a line in the activity
-/// log, and (with no picture yet) the reason over the video; then "Live" and playing video.
+/// log, and the grey slate playing (no picture was ever seen); then "Live" and the camera.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_signal_lost_then_live() {
     use sightline_tests::browser::{netns_ip, Browser, BrowserOptions};
@@ -287,13 +322,21 @@ async fn the_page_shows_signal_lost_then_live() {
             timeout,
         )?;
         anyhow::ensure!(badge.as_str().unwrap().contains("cannot open"), "{badge}");
-        let overlay = browser.execute(
-            "const o = document.getElementById('overlay'); return !o.hidden && o.textContent;",
-            &[],
+        // The slate plays: grey, not black, in the corner (the band is in the middle).
+        let corner = browser.wait_for(
+            "const v = document.querySelector('video');
+             if (v.videoWidth !== 640 || v.readyState < 2) return false;
+             const c = document.createElement('canvas');
+             c.width = 640; c.height = 360;
+             const g = c.getContext('2d');
+             g.drawImage(v, 0, 0);
+             return Array.from(g.getImageData(20, 20, 1, 1).data.slice(0, 3));",
+            timeout,
         )?;
+        let grey: Vec<u64> = serde_json::from_value(corner.clone())?;
         anyhow::ensure!(
-            overlay.as_str().is_some_and(|t| t.contains("Signal lost")),
-            "no picture yet, so the overlay says why: {overlay}"
+            grey.iter().all(|c| (50..=110).contains(c)),
+            "the slate is grey: {corner}"
         );
         let tag = browser.execute(
             "return document.querySelector('button.camera.active .tag').textContent;",

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::snapshot::{KeptGop, Picture, SnapshotDesk};
+use super::slate::{self, FALLBACK_SIZE};
+use super::snapshot::{decode_last, KeptGop, Picture, SnapshotDesk};
 use super::FrameEncoder;
 use crate::control::{FrameTransform, PipelineSettingsReader};
 use crate::h264::encoder::EncodedFrame;
+use crate::image::I420Frame;
 use crate::source::supervisor::SourceFrame;
 use crate::source::{CapturedFrame, Payload};
 
@@ -58,8 +60,10 @@ pub struct FramePipeline {
     report: FrameReport,
     applied: ApplyLog,
     snapshots: SnapshotDesk,
-    /// Passed-through H.264 since its last keyframe, for snapshots.
+    /// Passed-through H.264 since its last keyframe, for snapshots and the slate.
     gop: KeptGop,
+    /// The slate of the current loss, rendered once (see [`super::slate`]).
+    slate: Option<I420Frame>,
 }
 
 impl FramePipeline {
@@ -74,6 +78,7 @@ impl FramePipeline {
             applied,
             snapshots: SnapshotDesk::default(),
             gop: KeptGop::default(),
+            slate: None,
         }
     }
 
@@ -102,6 +107,7 @@ impl FramePipeline {
             self.rates = Some((settings.bitrate, fps));
         }
         self.report.source_fps = source_fps.max(1);
+        self.slate = None;
         let SourceFrame {
             captured,
             seq,
@@ -156,6 +162,27 @@ impl FramePipeline {
         }
         self.applied.frame_out(version);
         Some(out)
+    }
+}
+
+impl FramePipeline {
+    /// The next slate frame while the source is lost (see [`super::slate`]): the last
+    /// picture sent, dimmed, or for passthrough the last one decoded from the kept H.264;
+    /// grey at the size last sent when there is neither. It goes to the encoder as it is
+    /// (it was scaled and adjusted already), and never into a snapshot.
+    pub fn slate(&mut self) -> Option<EncodedFrame> {
+        let fps = self.rates.map_or(1, |(_, fps)| fps);
+        if self.slate.is_none() {
+            let decoded = match (self.encoder.last_picture(), self.gop.picture()) {
+                (None, Picture::H264(units)) => decode_last(&units).ok(),
+                _ => None,
+            };
+            let last = self.encoder.last_picture().or(decoded.as_ref());
+            let size = self.report.sent_size.unwrap_or(FALLBACK_SIZE);
+            self.slate = Some(slate::render(last, size));
+        }
+        let picture = self.slate.as_ref()?;
+        self.encoder.slate(picture, fps)
     }
 }
 

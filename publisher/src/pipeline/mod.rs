@@ -1,13 +1,13 @@
 //! The blocking half of publishing: a dedicated thread takes frames from the source
 //! [supervisor](crate::source::supervisor), encodes raw ones (or passes browser-safe H.264
 //! through) and hands whole access units to the async side. Encoding never runs on the async
-//! executor, and nothing the source does ends this thread: while the source is lost it simply
-//! has nothing to send.
+//! executor, and nothing the source does ends this thread.
 //!
 //! [`FrameEncoder`] holds the decisions as plain state, so they are tested without threads:
 //! the encoder follows the frames' own size (created from the first frame, re-created with a
 //! new IDR and SPS when the size changes), a frame after a loss starts with a keyframe, and
-//! passed-through H.264 resumes only at one of the source's keyframes after a gap.
+//! passed-through H.264 resumes only at one of the source's keyframes after a gap. While the
+//! source is lost the thread sends a [`slate`] once a second instead of nothing.
 //! [`live::FramePipeline`] puts the viewers' settings in front of it: frame rate, picture
 //! size and image controls on the frames, bitrate and frame rate on the running encoder.
 //! [`capture::Capture`] starts and stops the source this thread reads.
@@ -15,13 +15,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 pub mod capture;
 pub mod live;
+pub mod slate;
 pub mod snapshot;
 pub mod vp8_lane;
 
@@ -32,7 +33,7 @@ pub use vp8_lane::{Vp8Demand, Vp8Lane};
 use crate::control::PipelineSettingsReader;
 use crate::h264::encoder::{EncodedFrame, Encoder, EncoderSettings, KeyframeRequest};
 use crate::image::I420Frame;
-use crate::source::supervisor::{SourceFeed, SourceFrame};
+use crate::source::supervisor::{SourceFeed, SourceFrame, SourceHealth};
 use crate::source::{H264AccessUnit, Payload};
 
 /// An encoded frame on its way to the WebRTC track.
@@ -85,6 +86,10 @@ pub struct FrameEncoder {
     /// VP8 of the same frames, while wanted; the last one waits in `vp8_out`.
     vp8: Vp8Lane,
     vp8_out: Option<EncodedFrame>,
+    /// The last raw picture encoded, kept (by move, no copy) for the slate.
+    last_picture: Option<I420Frame>,
+    /// A slate went out since the last source frame: the next raw one starts whole.
+    slated: bool,
 }
 
 impl FrameEncoder {
@@ -95,6 +100,8 @@ impl FrameEncoder {
             vp8,
             vp8_out: None,
             encoder: None,
+            last_picture: None,
+            slated: false,
             refused: None,
             last_seq: None,
             last_kind: None,
@@ -152,17 +159,39 @@ impl FrameEncoder {
             // which viewers have. After a loss we send one anyway, so the picture viewers
             // held is replaced at once and anyone who joined meanwhile gets video.
             Payload::Raw(raw) => {
-                let keyframe = frame.resumed || switched;
+                let keyframe = frame.resumed || switched || std::mem::take(&mut self.slated);
                 let out = self.encode_raw(&raw, fps, keyframe);
                 self.vp8_out = self.vp8.raw(&raw, fps, keyframe);
+                self.last_picture = Some(raw);
                 out
             }
             Payload::H264(au) => {
-                let out = self.pass_through(au, gap || switched)?;
+                self.last_picture = None;
+                // After a slate the source's stream must restart at one of its keyframes.
+                let broken = gap || switched || std::mem::take(&mut self.slated);
+                let out = self.pass_through(au, broken)?;
                 self.vp8_out = self.vp8.h264(&out.data, fps);
                 Some(out)
             }
         }
+    }
+
+    /// The last raw picture encoded (`None` after passthrough), for the slate.
+    pub fn last_picture(&self) -> Option<&I420Frame> {
+        self.last_picture.as_ref()
+    }
+
+    /// Encode a slate picture: the first of a loss is a keyframe (every viewer's picture
+    /// changes at once), the rest are deltas unless a viewer asks for a keyframe. The
+    /// source's next frame starts whole again.
+    pub fn slate(&mut self, picture: &I420Frame, fps: u32) -> Option<EncodedFrame> {
+        self.vp8_out = None;
+        let keyframe = !self.slated;
+        self.slated = true;
+        self.last_kind = Some(Kind::Raw);
+        let out = self.encode_raw(picture, fps, keyframe);
+        self.vp8_out = self.vp8.raw(picture, fps, keyframe);
+        out
     }
 
     fn encode_raw(&mut self, raw: &I420Frame, fps: u32, keyframe: bool) -> Option<EncodedFrame> {
@@ -303,12 +332,31 @@ impl EncodeThread {
                 let encoder = FrameEncoder::new(settings, keyframes, vp8);
                 let mut pipeline =
                     FramePipeline::new(encoder, live, applied).serving_snapshots(snapshots);
+                let (mut index, mut last_out) = (0, None::<Instant>);
                 while !stop_flag.load(Ordering::Relaxed) {
-                    // Nothing comes while the source is lost: viewers keep the last picture.
                     let Some(frame) = reader.next(IDLE_POLL) else {
+                        // Nothing comes while the source is lost: a slate, once a second.
+                        let due = last_out.is_none_or(|t| t.elapsed() >= slate::SLATE_PERIOD);
+                        if !due || !matches!(feed.health(), SourceHealth::Lost { .. }) {
+                            continue;
+                        }
+                        last_out = Some(Instant::now());
+                        let Some(encoded) = pipeline.slate() else {
+                            continue;
+                        };
+                        let frame = OutFrame {
+                            encoded,
+                            vp8: pipeline.take_vp8(),
+                            index,
+                            capture_us: crate::barcode::now_us(),
+                        };
+                        if out.blocking_send(frame).is_err() {
+                            break;
+                        }
                         continue;
                     };
-                    let (index, capture_us) = (frame.captured.index, frame.captured.capture_us);
+                    index = frame.captured.index;
+                    let capture_us = frame.captured.capture_us;
                     let encoded = pipeline.process(frame, feed.fps());
                     let seen = pipeline.report();
                     report.send_if_modified(|r| {
@@ -319,6 +367,7 @@ impl EncodeThread {
                     let Some(encoded) = encoded else {
                         continue;
                     };
+                    last_out = Some(Instant::now());
                     let frame = OutFrame {
                         encoded,
                         vp8: pipeline.take_vp8(),

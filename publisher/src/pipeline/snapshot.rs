@@ -167,7 +167,7 @@ pub fn scaled_size(w: u32, h: u32, width: Option<u32>) -> Option<(u32, u32)> {
 }
 
 /// Decode `units` (a keyframe first) and keep the last picture.
-fn decode_last(units: &[Bytes]) -> Result<I420Frame, String> {
+pub(super) fn decode_last(units: &[Bytes]) -> Result<I420Frame, String> {
     if units.is_empty() {
         return Err("no keyframe from the camera yet to decode a picture from".into());
     }

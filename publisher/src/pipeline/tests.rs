@@ -226,3 +226,113 @@ fn live_settings(target: Option<(u32, u32)>) -> crate::control::PipelineSettings
         adjust: crate::image::ImageAdjust::IDENTITY,
     })
 }
+
+#[test]
+fn a_slate_starts_whole_and_so_does_the_source_after_it() {
+    let requests = KeyframeRequest::default();
+    let mut fe = FrameEncoder::new(SETTINGS, requests.clone(), no_vp8());
+    let mut dec = Decoder::new().unwrap();
+    for seq in 1..=3 {
+        decoded_size(
+            &mut dec,
+            &fe.process(raw(160, 120, seq, false), 30).unwrap(),
+        );
+    }
+    let picture = fe.last_picture().expect("the last picture is kept").clone();
+    let slate = slate::render(Some(&picture), (0, 0));
+    let first = fe.slate(&slate, 30).unwrap();
+    assert!(
+        first.keyframe,
+        "the first slate of a loss replaces every picture"
+    );
+    let yuv = dec.decode(&first.data).unwrap().unwrap();
+    let (w, h) = yuv.dimensions();
+    assert_eq!((w, h), (160, 120), "the slate keeps the picture's size");
+    assert_eq!(barcode::read(yuv.y(), yuv.strides().0, w, h), None);
+    assert!(!fe.slate(&slate, 30).unwrap().keyframe, "then deltas");
+    requests.request();
+    assert!(
+        fe.slate(&slate, 30).unwrap().keyframe,
+        "a viewer's PLI is served"
+    );
+    // The source is back: its first frame starts whole, then deltas again (openh264 may
+    // add an IDR of its own right after the change of scene).
+    assert!(fe.process(raw(160, 120, 9, true), 30).unwrap().keyframe);
+    let keyframes: Vec<bool> = (10..15)
+        .map(|seq| fe.process(raw(160, 120, seq, false), 30).unwrap().keyframe)
+        .collect();
+    assert_eq!(keyframes[2..], [false; 3], "{keyframes:?}");
+    assert!(fe.slate(&slate, 30).unwrap().keyframe, "a new loss");
+    assert!(fe.process(raw(160, 120, 15, false), 30).unwrap().keyframe);
+}
+
+#[test]
+fn passthrough_after_a_slate_waits_for_the_sources_keyframe() {
+    let mut fe = FrameEncoder::new(SETTINGS, KeyframeRequest::default(), no_vp8());
+    assert!(fe.process(h264(true, 1), 30).is_some());
+    assert!(fe.last_picture().is_none(), "nothing raw to dim");
+    let grey = slate::render(None, slate::FALLBACK_SIZE);
+    assert!(fe.slate(&grey, 30).unwrap().keyframe);
+    assert!(fe.process(h264(false, 2), 30).is_none());
+    assert!(fe.process(h264(true, 3), 30).is_some());
+}
+
+async fn next(rx: &mut mpsc::Receiver<OutFrame>) -> OutFrame {
+    let f = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    f.expect("a slate within 5 s").expect("the thread runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_source_gets_a_slate_once_a_second() {
+    let spec = SourceSpec::new(SourceUrl::TestPattern, "cam");
+    let supervisor = Supervisor::start_with(
+        spec,
+        Box::new(
+            |_: &SourceSpec| -> anyhow::Result<Box<dyn crate::source::Source>> {
+                anyhow::bail!("no such camera")
+            },
+        ),
+        Backoff::default(),
+    )
+    .unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let (report, _) = watch::channel(FrameReport::default());
+    let ctx = EncodeContext {
+        keyframe_interval: SETTINGS.keyframe_interval,
+        keyframes: KeyframeRequest::default(),
+        vp8: Vp8Demand::default(),
+        vp8_keyframes: KeyframeRequest::default(),
+        live: live_settings(None).reader(),
+        report,
+        applied: ApplyLog::default(),
+        snapshots: SnapshotDesk::default(),
+    };
+    let t = EncodeThread::start(supervisor.feed(), ctx, tx).unwrap();
+    let first = next(&mut rx).await;
+    assert!(first.encoded.keyframe);
+    let mut dec = Decoder::new().unwrap();
+    let size = decoded_size(&mut dec, &first.encoded);
+    assert_eq!(
+        size,
+        (640, 360),
+        "grey at the fallback size: no picture was ever seen"
+    );
+    let mut last = (std::time::Instant::now(), first.capture_us);
+    for _ in 0..2 {
+        let f = next(&mut rx).await;
+        assert!(!f.encoded.keyframe);
+        decoded_size(&mut dec, &f.encoded);
+        let gap = last.0.elapsed();
+        assert!(
+            gap >= Duration::from_millis(800),
+            "slates are 1 s apart: {gap:?}"
+        );
+        assert!(
+            f.capture_us - last.1 >= 800_000,
+            "capture times follow the clock"
+        );
+        last = (std::time::Instant::now(), f.capture_us);
+    }
+    drop(rx);
+    t.stop().await.unwrap();
+}
