@@ -91,7 +91,12 @@ async fn live_across_bad_input(
     let mut after = Vec::new();
     while mark.is_none_or(|m| prev < m + n) {
         let f = viewer.next_frame(Duration::from_secs(20)).await.unwrap();
-        let stamp = f.stamp.expect("every frame's barcode reads");
+        let Some(stamp) = f.stamp else {
+            // A slate while the device is lost (a stall): the last picture dimmed, its
+            // barcode unreadable on purpose.
+            assert!(f.mean_luma > 30, "a slate, not a black box: {f:?}");
+            continue;
+        };
         assert_eq!(stamp.tag, tag_for(camera));
         assert_eq!(
             stamp.frame,
