@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """A real RTSP server for Sightline's tests and benchmarks: GStreamer's rtsp-server serving
-H.264 from x264enc. The pictures carry the publisher's frame barcode (frame number, capture
+H.264 from x264enc, or with --codec jpeg JPEG over RTP (RFC 2435, jpegenc + rtpjpegpay). The
+pictures carry the publisher's frame barcode (frame number, capture
 time, camera tag; see publisher/src/barcode.rs), so a headless viewer at the far end checks
 which frame it decoded and how long after its capture.
 
-    rtsp-server.py [--port 0] [--path /cam ...] [--profile constrained-baseline|main|high]
+    rtsp-server.py [--port 0] [--path /cam ...] [--codec h264|jpeg]
+                   [--profile constrained-baseline|main|high]
                    [--bframes N] [--user U --password P] [--tag N] [--yuv Y,U,V] [--busy]
                    [--stall-after N]
 
@@ -31,6 +33,9 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 PROFILES = ("constrained-baseline", "baseline", "main", "high")
 BLOCK = 16
 LUMA_ZERO, LUMA_ONE = 16, 235
+# Video range (Y 16..235, Cb/Cr 16..240) to JPEG's full range, as byte translation tables.
+LUMA_TO_FULL = bytes(min(255, max(0, round((v - 16) * 255 / 219))) for v in range(256))
+CHROMA_TO_FULL = bytes(min(255, max(0, round((v - 128) * 255 / 224 + 128))) for v in range(256))
 
 
 def crc16(data):
@@ -53,8 +58,11 @@ class Pictures:
     """I420 frames of one flat colour with the barcode strip on top (barcode.rs's layout:
     128 bits as 16x16 luma blocks, left to right, top to bottom, neutral chroma)."""
 
-    def __init__(self, width, height, yuv, tag, busy):
+    def __init__(self, width, height, yuv, tag, busy, full_range=False):
         self.w, self.h, self.tag = width, height, tag
+        # JPEG samples are full range (as cameras send them); jpegenc does not convert, so
+        # the pictures are stretched here and a receiver maps them back.
+        self.full_range = full_range
         self.per_row = width // BLOCK
         self.strip_rows = -(-128 // self.per_row)
         y, u, v = yuv
@@ -84,6 +92,10 @@ class Pictures:
                     line[col * BLOCK:(col + 1) * BLOCK] = bytes([LUMA_ONE]) * BLOCK
             for row in range(block_row * BLOCK, (block_row + 1) * BLOCK):
                 out[row * w:(row + 1) * w] = line
+        if self.full_range:
+            n = self.w * self.h
+            out[:n] = out[:n].translate(LUMA_TO_FULL)
+            out[n:] = out[n:].translate(CHROMA_TO_FULL)
         return bytes(out)
 
 
@@ -98,11 +110,15 @@ def encoder(args):
 
 def launch_line(args):
     caps = f"video/x-raw,format=I420,width={args.width},height={args.height},framerate={args.fps}/1"
-    return (
-        f"( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} "
-        f"! {encoder(args)} ! video/x-h264,profile={args.profile} "
-        f"! rtph264pay name=pay0 pt=96 config-interval=-1 )"
-    )
+    if args.codec == "jpeg":
+        # Quality 90 keeps the barcode blocks clean; 26 is JPEG's static payload type.
+        payload = "jpegenc quality=90 ! rtpjpegpay name=pay0 pt=26"
+    else:
+        payload = (
+            f"{encoder(args)} ! video/x-h264,profile={args.profile} "
+            f"! rtph264pay name=pay0 pt=96 config-interval=-1"
+        )
+    return f"( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! {payload} )"
 
 
 class Feeder:
@@ -156,6 +172,7 @@ def main():
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
     p.add_argument("--path", action="append", help="mount point, repeatable (default /cam)")
+    p.add_argument("--codec", choices=("h264", "jpeg"), default="h264")
     p.add_argument("--profile", choices=PROFILES, default="constrained-baseline")
     p.add_argument("--bframes", type=int, default=0)
     p.add_argument("--width", type=int, default=320)
@@ -177,7 +194,7 @@ def main():
     if args.width % BLOCK or args.height % 2 or args.width < 8 * BLOCK:
         p.error("--width must be a multiple of 16 (at least 128), --height even")
     yuv = tuple(int(c) for c in args.yuv.split(","))
-    pictures = Pictures(args.width, args.height, yuv, args.tag, args.busy)
+    pictures = Pictures(args.width, args.height, yuv, args.tag, args.busy, args.codec == "jpeg")
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()

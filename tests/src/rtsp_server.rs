@@ -1,6 +1,7 @@
 //! A real RTSP camera for tests and benchmarks: GStreamer's rtsp-server
 //! (`tests/scripts/rtsp-server.py`, run with the system Python, which has GStreamer's
-//! bindings) serving x264 H.264 of pictures that carry the publisher's frame barcode.
+//! bindings) serving x264 H.264, or JPEG over RTP, of pictures that carry the publisher's
+//! frame barcode.
 //!
 //! [`RtspServer::start`] returns once the server listens; [`RtspServer::restart`] brings it
 //! back on the same port (a camera rebooting), possibly with other settings (the password
@@ -26,7 +27,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RtspServerConfig {
     /// Mount points, e.g. `/cam`. Anything else is 404.
     pub paths: Vec<String>,
-    /// `constrained-baseline`, `baseline`, `main` or `high`.
+    /// `h264` (x264) or `jpeg` (JPEG over RTP, RFC 2435).
+    pub codec: String,
+    /// `constrained-baseline`, `baseline`, `main` or `high` (H.264 only).
     pub profile: String,
     /// B-frames between references (0: none; needs `main` or `high`).
     pub bframes: u32,
@@ -56,6 +59,7 @@ impl Default for RtspServerConfig {
     fn default() -> Self {
         RtspServerConfig {
             paths: vec!["/cam".into()],
+            codec: "h264".into(),
             profile: "constrained-baseline".into(),
             bframes: 0,
             width: 320,
@@ -78,6 +82,8 @@ impl RtspServerConfig {
         let mut a = vec![
             "--port".into(),
             self.port.to_string(),
+            "--codec".into(),
+            self.codec.clone(),
             "--profile".into(),
             self.profile.clone(),
             "--bframes".into(),

@@ -3,6 +3,7 @@
 //!
 //! Browser-safe streams (Constrained Baseline, Main without B-frames) are passed through
 //! untouched; High with B-frames is decoded and re-encoded. Over RTP-in-TCP and over UDP.
+//! A camera sending JPEG over RTP (RFC 2435, GStreamer's rtpjpegpay) is decoded and encoded.
 //! Bad input (401, 404, the camera going away, video stalling in a live session) is
 //! reported clearly and retried until it is fixed, then video resumes.
 
@@ -290,6 +291,57 @@ async fn a_passthrough_camera_reaches_a_viewer_over_tcp_and_udp() {
         viewer.close().await;
         publisher.stop().await;
     }
+    server.shutdown().await;
+}
+
+fn jpeg_camera(camera: &str) -> RtspServerConfig {
+    RtspServerConfig {
+        codec: "jpeg".into(),
+        ..camera_config(camera)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_over_rtp_is_decoded_frame_by_frame() {
+    let server = RtspServer::start(jpeg_camera("direct")).await.unwrap();
+    let (frames, detail, dims) = take_frames(server.url("/cam"), 30).await.unwrap();
+    assert_eq!(
+        detail.as_deref(),
+        Some("re-encoding (MJPEG over RTP, 320x240)")
+    );
+    assert_eq!(dims, (320, 240));
+    let looks: Vec<Look> = frames
+        .iter()
+        .map(|f| {
+            let Payload::Raw(raw) = &f.payload else {
+                panic!("JPEG is decoded, never passed through")
+            };
+            look_at_i420(&raw.y, &raw.u, &raw.v, (320, 160), 320, 240)
+        })
+        .collect();
+    assert_increasing(&looks, tag_for("direct"));
+    assert_near(looks.last().unwrap().colour, RED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mjpeg_over_rtp_camera_reaches_a_viewer() {
+    const CAMERA: &str = "rtsp-mjpeg";
+    let server = TestServer::start().await.unwrap();
+    let rtsp = RtspServer::start(jpeg_camera(CAMERA)).await.unwrap();
+    let _publisher = server
+        .start_publisher(rtsp_publisher(&server, CAMERA, rtsp.url("/cam")))
+        .await
+        .unwrap();
+    let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), CAMERA))
+        .await
+        .unwrap();
+    let frames = in_order_from_keyframe(&mut viewer, CAMERA, 30)
+        .await
+        .unwrap();
+    assert!(frames.iter().all(|f| (f.width, f.height) == (320, 240)));
+    let detail = source_detail(&server, CAMERA).await;
+    assert_eq!(detail, "re-encoding (MJPEG over RTP, 320x240)");
+    viewer.close().await;
     server.shutdown().await;
 }
 

@@ -1,5 +1,8 @@
 //! `rtsp://[USER:PASS@]HOST[:PORT]/PATH[?transport=udp]`: an IP camera's H.264 over RTSP,
 //! through the `retina` client (RTP over the RTSP TCP connection by default, UDP on request).
+//! A camera that offers no H.264 but JPEG over RTP (RFC 2435, "MJPEG over RTSP") is taken
+//! too: retina rebuilds each JPEG from its packets, and it is decoded and re-encoded like any
+//! MJPEG source.
 //!
 //! Browser-safe H.264 (Baseline, Constrained Baseline, Main without B-frames) is handed on
 //! as it is, with SPS and PPS before every IDR: no decode, no re-encode. Anything else is
@@ -35,6 +38,7 @@ use tracing::{debug, info, warn};
 use super::{CapturedFrame, H264AccessUnit, Payload, Source, SourceSpec};
 use crate::barcode::now_us;
 use crate::h264::nal::{nal_type, split_annex_b, NAL_IDR};
+use crate::image::JpegDecoder;
 use decode::H264Decoder;
 use route::{Path, Route, Router};
 use target::{Target, Transport};
@@ -194,22 +198,19 @@ impl Worker {
             .user_agent(format!("sightline/{}", env!("CARGO_PKG_VERSION")))
             .session_group(group);
         let mut session = within(t, "DESCRIBE", Session::describe(t.url.clone(), options)).await?;
-        let video = session
+        let offered: Vec<(&str, &str)> = session
             .streams()
             .iter()
-            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"))
-            .ok_or_else(|| {
-                let offered: Vec<String> = session
-                    .streams()
-                    .iter()
-                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-                    .collect();
-                anyhow!(
-                    "{}: no H.264 video in the stream (it offers: {})",
-                    t.shown,
-                    offered.join(", ")
-                )
-            })?;
+            .map(|s| (s.media(), s.encoding_name()))
+            .collect();
+        let (video, codec) = pick_video(&offered).ok_or_else(|| {
+            let offered: Vec<String> = offered.iter().map(|(m, e)| format!("{m}/{e}")).collect();
+            anyhow!(
+                "{}: no H.264 or JPEG video in the stream (it offers: {})",
+                t.shown,
+                offered.join(", ")
+            )
+        })?;
         let transport = match t.transport {
             Transport::Tcp => retina::client::Transport::Tcp(TcpTransportOptions::default()),
             Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
@@ -222,13 +223,7 @@ impl Worker {
         let mut demuxed = playing.demuxed().map_err(|e| explain(t, "PLAY", &e))?;
         info!("{}: playing over {:?}", t.shown, t.transport);
 
-        let mut pump = Pump {
-            shown: t.shown.clone(),
-            router: Router::new(),
-            decoder: None,
-            status: Arc::clone(&self.status),
-            dropped: 0,
-        };
+        let mut pump = Pump::new(t.shown.clone(), codec, Arc::clone(&self.status));
         // Only video moves the deadline: a camera whose encoder hangs may go on answering
         // keepalives and sending RTCP sender reports, and must still be reconnected.
         let mut video_deadline = tokio::time::Instant::now() + self.read_timeout;
@@ -298,16 +293,54 @@ fn first_line(e: &retina::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
-/// Routes access units and hands them to the consumer.
+/// The video codecs taken from a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    H264,
+    /// JPEG over RTP (RFC 2435).
+    Jpeg,
+}
+
+/// The stream to play among `(media, encoding)` offers: the first H.264 video, else the
+/// first JPEG video.
+fn pick_video(offered: &[(&str, &str)]) -> Option<(usize, Codec)> {
+    let find = |name: &str| {
+        offered
+            .iter()
+            .position(|(m, e)| *m == "video" && e.eq_ignore_ascii_case(name))
+    };
+    find("h264")
+        .map(|i| (i, Codec::H264))
+        .or_else(|| find("jpeg").map(|i| (i, Codec::Jpeg)))
+}
+
+/// Routes access units (or decodes JPEGs) and hands them to the consumer.
 struct Pump {
     shown: String,
+    codec: Codec,
     router: Router,
     decoder: Option<H264Decoder>,
+    jpeg: JpegDecoder,
+    /// The JPEGs' size once seen (a change is reported as a new path).
+    jpeg_size: Option<(u32, u32)>,
     status: Arc<Mutex<Status>>,
     dropped: u64,
 }
 
 impl Pump {
+    fn new(shown: String, codec: Codec, status: Arc<Mutex<Status>>) -> Self {
+        Pump {
+            shown,
+            codec,
+            router: Router::new(),
+            decoder: None,
+            jpeg: JpegDecoder::new(),
+            jpeg_size: None,
+            status,
+            dropped: 0,
+        }
+    }
+
     /// `Ok(false)` when the consumer is gone.
     fn push(
         &mut self,
@@ -317,37 +350,12 @@ impl Pump {
     ) -> anyhow::Result<bool> {
         // Wall clock at arrival of the frame's last packet.
         let capture_us = now_us().saturating_sub(arrived.elapsed().as_micros() as u64);
-        let (route, keyframe) = {
-            let nals = split_annex_b(&data);
-            let keyframe = nals.iter().any(|n| nal_type(n) == Some(NAL_IDR));
-            (self.router.route(&nals), keyframe)
+        let payload = match self.codec {
+            Codec::H264 => self.h264(data)?,
+            Codec::Jpeg => self.jpeg(&data),
         };
-        if let Some(change) = self.router.take_change() {
-            self.on_path_change(change)?;
-        }
-        let payload = match route {
-            Route::Drop => return Ok(true),
-            Route::Pass => Payload::H264(H264AccessUnit {
-                data: data.into(),
-                keyframe,
-            }),
-            Route::Decode => {
-                let decoder = match &mut self.decoder {
-                    Some(d) => d,
-                    None => self.decoder.insert(H264Decoder::new()?),
-                };
-                match decoder.decode(&data) {
-                    Ok(Some(frame)) => Payload::Raw(frame),
-                    Ok(None) => return Ok(true),
-                    Err(e) => {
-                        debug!(
-                            "{}: skipping an access unit the decoder refused: {e}",
-                            self.shown
-                        );
-                        return Ok(true);
-                    }
-                }
-            }
+        let Some(payload) = payload else {
+            return Ok(true);
         };
         let frame = CapturedFrame {
             payload,
@@ -369,6 +377,62 @@ impl Pump {
             }
             Err(TrySendError::Disconnected(_)) => Ok(false),
         }
+    }
+
+    /// A JPEG rebuilt from RTP: decoded, or skipped (with a debug line) when it is damaged.
+    fn jpeg(&mut self, data: &[u8]) -> Option<Payload> {
+        let frame = match self.jpeg.decode(data) {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!("{}: skipping a JPEG that did not decode: {e:#}", self.shown);
+                return None;
+            }
+        };
+        let size = (frame.width, frame.height);
+        if self.jpeg_size != Some(size) {
+            self.jpeg_size = Some(size);
+            let description = format!("re-encoding (MJPEG over RTP, {}x{})", size.0, size.1);
+            info!("{}: {description}", self.shown);
+            let mut status = lock(&self.status);
+            status.path = Some(description);
+            status.dimensions = size;
+        }
+        Some(Payload::Raw(frame))
+    }
+
+    /// An H.264 access unit, routed: passed on, decoded, or dropped (`None`).
+    fn h264(&mut self, data: Vec<u8>) -> anyhow::Result<Option<Payload>> {
+        let (route, keyframe) = {
+            let nals = split_annex_b(&data);
+            let keyframe = nals.iter().any(|n| nal_type(n) == Some(NAL_IDR));
+            (self.router.route(&nals), keyframe)
+        };
+        if let Some(change) = self.router.take_change() {
+            self.on_path_change(change)?;
+        }
+        Ok(match route {
+            Route::Drop => None,
+            Route::Pass => Some(Payload::H264(H264AccessUnit {
+                data: data.into(),
+                keyframe,
+            })),
+            Route::Decode => {
+                let decoder = match &mut self.decoder {
+                    Some(d) => d,
+                    None => self.decoder.insert(H264Decoder::new()?),
+                };
+                match decoder.decode(&data) {
+                    Ok(frame) => frame.map(Payload::Raw),
+                    Err(e) => {
+                        debug!(
+                            "{}: skipping an access unit the decoder refused: {e}",
+                            self.shown
+                        );
+                        None
+                    }
+                }
+            }
+        })
     }
 
     fn on_path_change(&mut self, description: String) -> anyhow::Result<()> {
@@ -435,5 +499,48 @@ mod tests {
         // It stays failed: the caller reopens.
         assert!(source.next_frame().is_err());
         assert_eq!(source.detail(), None);
+    }
+
+    #[test]
+    fn h264_is_preferred_and_jpeg_taken_when_alone() {
+        let audio = ("audio", "PCMA");
+        let h264 = ("video", "H264");
+        let jpeg = ("video", "JPEG");
+        assert_eq!(pick_video(&[audio, jpeg, h264]), Some((2, Codec::H264)));
+        assert_eq!(pick_video(&[audio, jpeg]), Some((1, Codec::Jpeg)));
+        assert_eq!(pick_video(&[audio, ("video", "H265")]), None);
+        assert_eq!(pick_video(&[("audio", "jpeg")]), None, "only video counts");
+        assert_eq!(pick_video(&[]), None);
+    }
+
+    #[test]
+    fn rebuilt_jpegs_are_decoded_and_damaged_ones_skipped() {
+        let status = Arc::new(Mutex::new(Status {
+            dimensions: (1280, 720),
+            fps: 30,
+            path: None,
+            error: None,
+        }));
+        let mut pump = Pump::new("rtsp://cam/mjpeg".into(), Codec::Jpeg, Arc::clone(&status));
+        let (tx, rx) = mpsc::sync_channel(4);
+        let good = crate::image::jpeg_out::encode_jpeg(&crate::image::I420Frame::black(64, 48), 80)
+            .unwrap();
+        for bad in [&b""[..], b"not a jpeg", &good[..good.len() / 2]] {
+            assert!(pump.push(bad.to_vec(), Instant::now(), &tx).unwrap());
+        }
+        assert!(rx.try_recv().is_err(), "damaged JPEGs are skipped");
+        assert_eq!(lock(&status).path, None);
+        assert!(pump.push(good.clone(), Instant::now(), &tx).unwrap());
+        let frame = rx.try_recv().expect("a decoded frame");
+        let Payload::Raw(raw) = frame.payload else {
+            panic!("JPEG is decoded, never passed through");
+        };
+        assert_eq!((raw.width, raw.height), (64, 48));
+        let status = lock(&status);
+        assert_eq!(status.dimensions, (64, 48));
+        assert_eq!(
+            status.path.as_deref(),
+            Some("re-encoding (MJPEG over RTP, 64x48)")
+        );
     }
 }
