@@ -63,6 +63,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   video: $('video'),
   overlay: $('overlay'),
+  motionBox: $('motion-box'),
   screen: document.querySelector('.screen'),
   tapToPlay: $('tap-to-play'),
   fullscreen: $('fullscreen'),
@@ -114,10 +115,12 @@ const fullscreen = new FullscreenButton(ui.fullscreen, ui.screen, ui.video, { lo
 
 // Camera control on the peer connection's `control` data channel (controlroom.js). What
 // this viewer may do comes from the `?token=` in the page URL (see defaultUrl).
+let motion = null; // the last motion event; its box shows while it is a start
 const room = new ControlRoom($('control'), {
   log,
   onChange: () => render(),
   onTeardown: () => (state.disconnected ? reconnect() : teardown()),
+  onMotion: showMotion,
 });
 let probe = null; // glass-to-glass latency from the test pattern's barcode (latency.js)
 let latency = emptyLatency();
@@ -359,6 +362,7 @@ function subscribe(cameraId) {
   clearTimeout(retryTimer);
   stopPlayer();
   state.cameraId = cameraId;
+  motion = null; // another camera's motion, or one from before, is not this picture's
   if (choosePath() === 'mse') {
     // The MSE socket is the subscription; signaling only keeps the camera list.
     state.pending = null;
@@ -664,6 +668,39 @@ function log(text, level = 'info') {
   while (ui.log.children.length > LOG_LIMIT) ui.log.lastChild.remove();
 }
 
+/**
+ * A motion event from the publisher's detector: a line in the log, and while motion goes
+ * on a box over the picture where it was seen (the region is in the sent picture's pixels;
+ * the video is letterboxed into its element, object-fit: contain).
+ */
+function showMotion(m) {
+  motion = m;
+  const [x, y, w, h] = m.region;
+  const where = `${w}×${h} at ${x},${y}`;
+  log(m.phase === 'start'
+    ? `motion started (${where}, score ${m.score.toFixed(2)})`
+    : `motion ended (seen over ${where}, peak score ${m.score.toFixed(2)})`, 'info');
+  placeMotionBox();
+}
+
+function placeMotionBox() {
+  const box = ui.motionBox;
+  const v = ui.video;
+  const on = motion && motion.phase === 'start' && v.videoWidth > 0 && !!state.cameraId;
+  box.hidden = !on;
+  if (!on) return;
+  const scale = Math.min(v.clientWidth / v.videoWidth, v.clientHeight / v.videoHeight);
+  const left = v.offsetLeft + (v.clientWidth - v.videoWidth * scale) / 2;
+  const top = v.offsetTop + (v.clientHeight - v.videoHeight * scale) / 2;
+  const [x, y, w, h] = motion.region;
+  Object.assign(box.style, {
+    left: `${left + x * scale}px`,
+    top: `${top + y * scale}px`,
+    width: `${w * scale}px`,
+    height: `${h * scale}px`,
+  });
+}
+
 function currentCamera() {
   return state.cameras.find((c) => c.id === state.cameraId) || null;
 }
@@ -697,6 +734,7 @@ function render() {
   ui.overlay.textContent = overlayText(cam, pcs);
   // The tap-to-play button covers the video and says what to do; no text under it.
   ui.overlay.hidden = ui.overlay.textContent === '' || tap.shown;
+  placeMotionBox();
   renderCameras();
   renderStats();
 }
@@ -846,6 +884,7 @@ for (const ev of ['playing', 'loadeddata', 'waiting', 'emptied']) {
 //     NotAllowedError and wants a user gesture); false once a tap, or any gesture, let the
 //     video play. fullscreen: the video's container (or, on iPhone, the video) is full screen.
 window.sightline = Object.freeze({
+  get motion() { return motion; },
   get path() { return state.path; },
   get mode() { return MODE; },
   get fellBack() { return state.fellBack; },

@@ -96,6 +96,8 @@ export function parseControlMessage(data) {
       return parseState(m);
     case 'capabilities':
       return parseCapabilities(m);
+    case 'motion':
+      return parseMotion(m);
     default:
       return fail(`unknown control message type \`${m.type}\``);
   }
@@ -189,6 +191,19 @@ function parseState(m) {
   };
 }
 
+/** `{type:'motion', phase:'start'|'end', region:[x,y,w,h], score, ts}` from the publisher. */
+function parseMotion(m) {
+  if (m.phase !== 'start' && m.phase !== 'end') return fail('bad `motion`: phase must be start or end');
+  const region = Array.isArray(m.region) && m.region.length === 4 && m.region.every((n) => isNumber(n) && n >= 0)
+    ? m.region
+    : null;
+  if (!region) return fail('bad `motion`: region must be [x, y, width, height]');
+  if (!isNumber(m.score) || m.score < 0 || m.score > 1) return fail('bad `motion`: score must be 0..1');
+  return {
+    message: { type: 'motion', phase: m.phase, region, score: m.score, ts: isNumber(m.ts) ? m.ts : null },
+  };
+}
+
 /** `{type:'capabilities', settings:{name: capability}}`; a malformed entry becomes unsupported. */
 function parseCapabilities(m) {
   if (!isObject(m.settings)) return fail('bad `capabilities`: settings must be an object');
@@ -263,9 +278,10 @@ export class ControlClient {
     onCapabilities = () => {},
     onState = () => {},
     onResponse = () => {},
+    onMotion = () => {},
     onProblem = () => {},
   } = {}) {
-    this.cb = { onChannel, onWelcome, onCapabilities, onState, onResponse, onProblem };
+    this.cb = { onChannel, onWelcome, onCapabilities, onState, onResponse, onMotion, onProblem };
     this.dc = null;
     this.channel = 'closed';
     this.nextId = 1;
@@ -408,6 +424,9 @@ export class ControlClient {
         this.status = m.status;
         this.lastState = m;
         this.cb.onState(m);
+        break;
+      case 'motion':
+        this.cb.onMotion(m);
         break;
       case 'response':
         if (!this.lastState) {

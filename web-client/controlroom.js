@@ -48,7 +48,7 @@ function showLine(p, text) {
 }
 
 export class ControlRoom {
-  constructor(root, { log = () => {}, onChange = () => {}, onTeardown = () => {} } = {}) {
+  constructor(root, { log = () => {}, onChange = () => {}, onTeardown = () => {}, onMotion = () => {} } = {}) {
     this.root = root;
     this.log = log;
     this.onChange = onChange;
@@ -70,6 +70,7 @@ export class ControlRoom {
       onCapabilities: (c) => this.onCapabilities(c),
       onState: (m) => this.onState(m),
       onResponse: (r, req) => this.onResponse(r, req),
+      onMotion,
       onProblem: (text) => this.log(`unreadable control message: ${text}`, 'error'),
     });
     this.render();

@@ -9,6 +9,7 @@
 //! viewers ◀─state / capabilities── SFU ◀─state / capabilities─ publisher (every viewer;
 //!                                    the SFU keeps the last of each for viewers who join later)
 //! viewer ◀──welcome── SFU (once the viewer's channel opens: its id, whether it may control)
+//! viewers ◀─motion── SFU ◀─motion── publisher (every viewer, not kept: events of the moment)
 //! ```
 //!
 //! Commands ([`Command`]), each with a `request_id` echoed in its [`Response`]:
@@ -45,8 +46,8 @@ pub use command_type::CommandType;
 pub use envelope::{peek_request_id, Envelope};
 pub use error::{ControlError, ControlErrorCode};
 pub use message::{
-    parse_message, unix_millis, ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus,
-    Welcome,
+    parse_message, unix_millis, ControlMessage, MotionEvent, MotionPhase, RateLimitInfo, Response,
+    StateUpdate, StreamStatus, Welcome,
 };
 pub use rate_limit::{RateLimit, TokenBucket};
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};

@@ -79,6 +79,7 @@ pub fn run() -> anyhow::Result<()> {
             fps: 0,
             bitrate: 1_000_000,
             adjust,
+            motion: None,
         };
         let ms = per_frame(|| {
             capture_us += 33_333;
@@ -90,7 +91,7 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// Median CPU ms per call of `f` over [`BATCHES`] batches sized to ~20 ms each.
-fn per_frame(mut f: impl FnMut()) -> f64 {
+pub fn per_frame(mut f: impl FnMut()) -> f64 {
     // Warm up and size the batches.
     let t = Instant::now();
     let mut n = 0u32;

@@ -23,7 +23,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
-    ControlMessage, RateLimitInfo, Response, StateUpdate, StreamStatus, Welcome,
+    ControlMessage, MotionEvent, MotionPhase, RateLimitInfo, Response, StateUpdate, StreamStatus,
+    Welcome,
 };
 use sightline_publisher::barcode::{self, Stamp};
 use sightline_publisher::image::I420Frame;
@@ -176,6 +177,13 @@ fn rust_control_messages() -> Vec<String> {
         ControlMessage::Capabilities(caps).to_json(),
         state.to_json(),
         refused.to_json(),
+        ControlMessage::Motion(MotionEvent {
+            phase: MotionPhase::Start,
+            region: [32, 48, 64, 40],
+            score: 0.625,
+            ts: 1_700_000_000_123,
+        })
+        .to_json(),
     ]
 }
 
@@ -191,7 +199,10 @@ const MODULE_CHECKS: &str = r#"
       '{"v":1,"type":"dance"}', '{"v":1,"type":"state","settings":{}}',
       '{"v":1,"type":"welcome","viewer":"p","camera":"c","may_control":"yes"}',
       '{"v":1,"type":"response","success":false,"message":"x"}',
-      '{"v":1,"type":"capabilities","settings":[]}', 'x'.repeat(20000)]
+      '{"v":1,"type":"capabilities","settings":[]}', 'x'.repeat(20000),
+      '{"v":1,"type":"motion","phase":"maybe","region":[0,0,1,1],"score":0.5}',
+      '{"v":1,"type":"motion","phase":"start","region":[0,0,1],"score":0.5}',
+      '{"v":1,"type":"motion","phase":"end","region":[0,0,1,1],"score":2}']
       .map((m) => ctl.parseControlMessage(m).error || null);
     const binary = ctl.parseControlMessage(new ArrayBuffer(4)).error || null;
 
@@ -352,6 +363,11 @@ async fn page_modules_parse_control_messages_read_barcodes_and_build_the_panel(
     assert_eq!(refused["success"], false);
     assert_eq!(refused["error"]["field"], "bitrate");
     assert_eq!(refused["error"]["code"], "invalid_value");
+    let motion = &p[4]["message"];
+    assert_eq!(
+        motion,
+        &json!({"type":"motion","phase":"start","region":[32,48,64,40],"score":0.625,"ts":1_700_000_000_123u64})
+    );
 
     // Malformed messages: every one refused with a reason.
     for (i, e) in r["malformed"].as_array().unwrap().iter().enumerate() {
@@ -679,6 +695,23 @@ async fn presets_are_renamed_and_deleted_and_disconnect_tears_down() -> anyhow::
             "{:?}",
             presets(b)?
         );
+
+        // Motion detection, ticked in the settings panel: the test pattern's bars scroll, so
+        // motion starts at once; the page logs it and draws its box over the picture.
+        b.execute(
+            "const i = document.querySelector('#control [data-setting=\"ai_enabled\"] .setting-input');
+             i.checked = true;
+             i.dispatchEvent(new Event('input', { bubbles: true }));
+             i.dispatchEvent(new Event('change', { bubbles: true }));",
+            &[],
+        )?;
+        b.wait_for(
+            "const box = document.getElementById('motion-box');
+             return !box.hidden && box.offsetWidth > 0 && box.offsetHeight > 0
+               && window.sightline.log.some((l) => l.includes('motion started'));",
+            TIMEOUT,
+        )
+        .context("no motion box or log line after turning motion detection on")?;
 
         // Disconnect: media and server connection close, and the server lets go of us.
         let teardown =

@@ -1,6 +1,7 @@
 //! Settings changed live by a viewer, through the real server, SFU and publisher: the
 //! received bitrate follows the bitrate set, and a new resolution reaches the same viewer
-//! session (no reconnect, no camera_offline) with no long gap in frame numbers.
+//! session (no reconnect, no camera_offline) with no long gap in frame numbers. Motion
+//! detection, turned on by a viewer, sends `motion` events to viewers.
 
 mod control_support;
 
@@ -8,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use control_support::{control_viewer, frames_of_size, set, WAIT};
 use serde_json::json;
-use sightline_protocol::control::Capability;
+use sightline_protocol::control::{
+    ApplyMode, Capability, ControlMessage, MotionEvent, MotionPhase,
+};
+use sightline_publisher::image::I420Frame;
 use sightline_publisher::source::SourceUrl;
+use sightline_tests::control_client::Received;
 use sightline_tests::harness::publisher_config;
+use sightline_tests::jpeg_fixture::encode_i420;
 use sightline_tests::noisy_movie::noisy_movie;
 use sightline_tests::temp::TempPath;
-use sightline_tests::TestServer;
+use sightline_tests::{HeadlessViewer, TestServer};
 
 /// The longest a viewer may go without a new frame while the encoder restarts at a new size:
 /// it sends the keyframe at once, so half a second is generous. In frames at 30 fps:
@@ -138,6 +144,121 @@ async fn a_new_resolution_reaches_the_same_viewer_session_without_a_gap() {
     assert_eq!(stats.sessions, 1, "no reconnect: {stats:?}");
     assert_eq!(stats.camera_offline_events, 0, "{stats:?}");
     assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+/// A still, noisy 320×240 picture in which a 40-pixel box crosses from x=20 to x=244 at
+/// y=120 (frames 15..39), then stays away; 90 frames, three seconds at 30 fps.
+fn box_movie() -> Vec<u8> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut movie = Vec::new();
+    for i in 0..90usize {
+        let mut f = I420Frame::black(320, 240);
+        for (p, y) in f.y.iter_mut().enumerate() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let noise = (seed % 7) as i32 - 3;
+            *y = (70 + ((p % 320) / 4) as i32 + noise) as u8;
+        }
+        if (15..39).contains(&i) {
+            let x = 20 + (i - 15) * 8;
+            for row in 120..160 {
+                f.y[row * 320 + x..row * 320 + x + 40].fill(220);
+            }
+        }
+        movie.extend(encode_i420(&f));
+    }
+    movie
+}
+
+/// The `motion` events among `received`, in order.
+fn motions(received: &[Received]) -> Vec<MotionEvent> {
+    received
+        .iter()
+        .filter_map(|r| match &r.message {
+            ControlMessage::Motion(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn motion_events(viewer: &HeadlessViewer) -> Vec<MotionEvent> {
+    motions(&viewer.control().messages())
+}
+
+/// `ai_enabled` with the built-in `motion` model: a box crossing a still, noisy picture
+/// starts motion where it moves and ends it after it stops; every viewer hears both on the
+/// control channel. Turned off, no more events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn motion_in_the_picture_reaches_viewers_as_start_and_end_events() {
+    const CAMERA: &str = "cam-motion";
+    let server = TestServer::start().await.unwrap();
+    let movie = TempPath::file("motion.mjpeg", &box_movie()).unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    cfg.source = SourceUrl::File {
+        path: movie.path().to_owned(),
+    };
+    (cfg.width, cfg.height, cfg.fps) = (320, 240, 30);
+    let _publisher = server.start_publisher(cfg).await.unwrap();
+    let viewer = control_viewer(&server, CAMERA, None).await;
+    let caps = viewer.control().last_capabilities().unwrap();
+    assert_eq!(
+        caps.get("ai_model"),
+        Some(&Capability::Enum {
+            choices: vec!["motion".into()],
+            apply: ApplyMode::Live
+        })
+    );
+    assert!(motion_events(&viewer).is_empty(), "nothing before it is on");
+
+    set(
+        &viewer,
+        json!({"ai_enabled": true, "ai_model": "motion", "ai_confidence": 0.3}),
+    )
+    .await;
+    let pair = viewer
+        .control()
+        .wait_for(
+            Duration::from_secs(15),
+            "motion start and end",
+            |received| {
+                let events = motions(received);
+                let start = events.iter().position(|e| e.phase == MotionPhase::Start)?;
+                let end = events[start..]
+                    .iter()
+                    .find(|e| e.phase == MotionPhase::End)?;
+                Some((events[start].clone(), end.clone()))
+            },
+        )
+        .await
+        .unwrap();
+    let (start, end) = pair;
+    eprintln!("motion: {start:?} then {end:?}");
+    // Where the box was: rows 120..160, somewhere on its path (x 20..284).
+    let [x, y, w, h] = start.region;
+    assert!(y <= 120 && y + h >= 160 && y + h <= 176, "{start:?}");
+    assert!(x >= 8 && x + w <= 296, "{start:?}");
+    assert!(start.score >= 0.3 && start.score <= 1.0, "{start:?}");
+    // It ends a second or so after the box stops, covering the box's path.
+    let [ex, _, ew, _] = end.region;
+    assert!(ex <= x && ex + ew >= x + w && ew > w, "{end:?}");
+    let lasted = end.ts - start.ts;
+    assert!(
+        (1000..=3000).contains(&lasted),
+        "{lasted} ms: {start:?} {end:?}"
+    );
+
+    // Off: at most the end of motion in progress, then nothing for a whole loop.
+    set(&viewer, json!({"ai_enabled": false})).await;
+    let off = motion_events(&viewer).len();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let after = &motion_events(&viewer)[off..];
+    assert!(
+        after.iter().all(|e| e.phase == MotionPhase::End) && after.len() <= 1,
+        "{after:?}"
+    );
     viewer.close().await;
     server.shutdown().await;
 }

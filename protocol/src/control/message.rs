@@ -108,6 +108,27 @@ pub struct StateUpdate {
     pub timestamp: u64,
 }
 
+/// Motion seen by the publisher's detector (`ai_enabled` with `ai_model` `"motion"`), to
+/// every viewer: `start` when it begins, `end` when it has been quiet for a moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MotionEvent {
+    pub phase: MotionPhase,
+    /// `[x, y, width, height]` in pixels of the picture as sent: where it moved at the
+    /// start; at the end, everywhere it moved.
+    pub region: [u32; 4],
+    /// 0.0..=1.0: how much moved (at the end, the most during the motion).
+    pub score: f64,
+    /// Capture time of the frame that decided it, milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MotionPhase {
+    Start,
+    End,
+}
+
 /// The SFU's first message on a viewer's control channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Welcome {
@@ -136,6 +157,7 @@ pub enum ControlMessage {
     Response(Response),
     State(StateUpdate),
     Capabilities(Capabilities),
+    Motion(MotionEvent),
 }
 
 impl ControlMessage {
@@ -224,6 +246,12 @@ mod tests {
                 timestamp: 5,
             }),
             ControlMessage::Capabilities(caps),
+            ControlMessage::Motion(MotionEvent {
+                phase: MotionPhase::Start,
+                region: [16, 24, 64, 48],
+                score: 0.75,
+                ts: 1_700_000_000_000,
+            }),
             ControlMessage::Welcome(Welcome {
                 viewer: "peer-2".into(),
                 camera: "cam".into(),
@@ -239,6 +267,33 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             assert_eq!(v["v"], 1, "{text}");
             assert_eq!(parse_message(&text).unwrap(), m, "{text}");
+        }
+    }
+
+    #[test]
+    fn motion_json_shape_and_malformed_motion() {
+        let m = ControlMessage::Motion(MotionEvent {
+            phase: MotionPhase::End,
+            region: [0, 8, 320, 120],
+            score: 0.5,
+            ts: 42,
+        });
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"v":1,"type":"motion","phase":"end","region":[0,8,320,120],"score":0.5,"ts":42})
+        );
+        for bad in [
+            r#"{"v":1,"type":"motion","phase":"middle","region":[0,0,1,1],"score":0.5,"ts":1}"#,
+            r#"{"v":1,"type":"motion","phase":"start","region":[0,0,1],"score":0.5,"ts":1}"#,
+            r#"{"v":1,"type":"motion","phase":"start","region":[0,0,1,-1],"score":0.5,"ts":1}"#,
+            r#"{"v":1,"type":"motion","phase":"start","region":[0,0,1,1],"ts":1}"#,
+        ] {
+            let e = parse_message(bad).unwrap_err();
+            assert!(
+                e.message.contains("bad `motion` control message"),
+                "{bad}: {e:?}"
+            );
         }
     }
 

@@ -87,6 +87,7 @@ mod tests {
             fps,
             bitrate: 1_000_000,
             adjust,
+            motion: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sightline_protocol::control::CameraSettings;
 
 use crate::image::ImageAdjust;
+use crate::pipeline::motion::MODEL as MOTION_MODEL;
 
 /// What the encode pipeline needs to know about the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct PipelineSettings {
     pub bitrate: u32,
     /// Software image controls, applied after scaling.
     pub adjust: ImageAdjust,
+    /// Motion detection's threshold in thousandths (`ai_confidence`), while it is on.
+    pub motion: Option<u16>,
 }
 
 impl PipelineSettings {
@@ -56,6 +59,7 @@ impl PipelineSettings {
                 saturation: settings.saturation.unwrap_or(0),
                 sharpness: settings.sharpness.unwrap_or(0),
             },
+            motion: motion_threshold(settings),
         }
     }
 
@@ -64,6 +68,18 @@ impl PipelineSettings {
         self.target_size.is_none() && self.adjust.is_identity()
     }
 }
+
+/// The detector's threshold when `ai_enabled` is on with the built-in `"motion"` model.
+fn motion_threshold(settings: &CameraSettings) -> Option<u16> {
+    let model = settings.ai_model.as_deref().unwrap_or(MOTION_MODEL);
+    (settings.ai_enabled == Some(true) && model == MOTION_MODEL).then(|| {
+        let confidence = settings.ai_confidence.unwrap_or(DEFAULT_MOTION_CONFIDENCE);
+        (confidence.clamp(0.0, 1.0) * 1000.0).round() as u16
+    })
+}
+
+/// `ai_confidence` when none is set: about a quarter of a percent of the picture moving.
+pub const DEFAULT_MOTION_CONFIDENCE: f64 = 0.5;
 
 struct Shared {
     generation: AtomicU64,
@@ -159,6 +175,7 @@ mod tests {
             fps: 30,
             bitrate,
             adjust: ImageAdjust::IDENTITY,
+            motion: None,
         }
     }
 
@@ -183,6 +200,7 @@ mod tests {
                     saturation: 10,
                     sharpness: 20
                 },
+                motion: None,
             }
         );
         assert!(!p.is_passthrough_of_pixels());
@@ -191,6 +209,28 @@ mod tests {
         let p = PipelineSettings::from_settings(&s, (1280, 720), 2_000_000, 1);
         assert_eq!((p.target_size, p.bitrate, p.fps), (None, 2_000_000, 0));
         assert!(p.is_passthrough_of_pixels());
+    }
+
+    #[test]
+    fn motion_is_on_with_the_motion_model_only() {
+        let motion = |v: serde_json::Value| {
+            let s = CameraSettings::from_json(&v).unwrap();
+            PipelineSettings::from_settings(&s, (640, 360), 1_000_000, 1).motion
+        };
+        assert_eq!(motion(json!({})), None);
+        assert_eq!(
+            motion(json!({"ai_enabled": false, "ai_confidence": 0.3})),
+            None
+        );
+        assert_eq!(motion(json!({"ai_enabled": true})), Some(500));
+        assert_eq!(
+            motion(json!({"ai_enabled": true, "ai_model": "motion", "ai_confidence": 0.3})),
+            Some(300)
+        );
+        assert_eq!(
+            motion(json!({"ai_enabled": true, "ai_model": "faces"})),
+            None
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use sightline_protocol::control::{ApplyMode, CameraSettings, Capabilities, Capab
 
 use crate::image::adjust;
 use crate::image::jpeg_out::{MAX_JPEG_QUALITY, MIN_JPEG_QUALITY};
+use crate::pipeline::motion::MODEL as MOTION_MODEL;
 use crate::source::{SourceUrl, V4l2Device};
 
 use super::resolution::offered_sizes;
@@ -187,9 +188,34 @@ impl SourceProfile {
                 ApplyMode::Live,
             ),
         );
-        let no_ai = "this publisher has no on-device AI";
-        for name in ["ai_enabled", "ai_model", "ai_confidence"] {
-            caps.set(name, unsupported(no_ai));
+        // Motion detection runs on the frames being encoded: none while passing through.
+        if self.passthrough {
+            let why = "motion detection needs decoded frames; RTSP passthrough is not decoded";
+            for name in ["ai_enabled", "ai_model", "ai_confidence"] {
+                caps.set(name, unsupported(why));
+            }
+        } else {
+            caps.set(
+                "ai_enabled",
+                Capability::Bool {
+                    apply: ApplyMode::Live,
+                },
+            );
+            caps.set(
+                "ai_model",
+                Capability::Enum {
+                    choices: vec![MOTION_MODEL.to_owned()],
+                    apply: ApplyMode::Live,
+                },
+            );
+            caps.set(
+                "ai_confidence",
+                Capability::Float {
+                    min: 0.0,
+                    max: 1.0,
+                    apply: ApplyMode::Live,
+                },
+            );
         }
         caps.set(
             "camera_index",
@@ -302,10 +328,16 @@ mod tests {
         let (code, msg) = check(&p, json!({"exposure_time": 100})).unwrap_err();
         assert_eq!(code, ControlErrorCode::Unsupported);
         assert!(msg.contains("synthetic"), "{msg}");
+        check(
+            &p,
+            json!({"ai_enabled": true, "ai_model": "motion", "ai_confidence": 0.3}),
+        )
+        .unwrap();
         assert_eq!(
-            check(&p, json!({"ai_enabled": true})).unwrap_err().0,
-            ControlErrorCode::Unsupported
+            check(&p, json!({"ai_model": "faces"})).unwrap_err().1,
+            "ai_model: \"faces\" is not one of motion"
         );
+        assert!(check(&p, json!({"ai_confidence": 1.5})).is_err());
         assert_eq!(
             check(&p, json!({"camera_index": 1})).unwrap_err().0,
             ControlErrorCode::Unsupported

@@ -11,8 +11,11 @@ use sightline_protocol::control::{
 use tracing::warn;
 
 use crate::image::jpeg_out::DEFAULT_QUALITY;
+use crate::pipeline::motion::MODEL as MOTION_MODEL;
 
-use super::pipeline_settings::{PipelineSettings, PipelineSettingsHandle};
+use super::pipeline_settings::{
+    PipelineSettings, PipelineSettingsHandle, DEFAULT_MOTION_CONFIDENCE,
+};
 use super::plan::ApplyPlan;
 use super::presets::{self, PresetBook};
 use super::resolution::format_sizes;
@@ -337,6 +340,9 @@ fn defaults(profile: &SourceProfile, name: &str, fps: u32, bitrate: u32) -> Came
         s.bitrate = Some(u64::from(bitrate));
         (s.brightness, s.contrast, s.saturation, s.sharpness) =
             (Some(0), Some(0), Some(0), Some(0));
+        s.ai_enabled = Some(false);
+        s.ai_model = Some(MOTION_MODEL.to_owned());
+        s.ai_confidence = Some(DEFAULT_MOTION_CONFIDENCE);
     }
     s
 }

@@ -72,7 +72,8 @@ fn defaults_describe_the_source() {
     assert_eq!(
         serde_json::to_value(s.settings()).unwrap(),
         json!({"width":1280,"height":720,"fps":30,"bitrate":2000000,"contrast":0,"brightness":0,
-               "saturation":0,"sharpness":0,"camera_name":"Porch","encoding":"h264","quality":80})
+               "saturation":0,"sharpness":0,"camera_name":"Porch","encoding":"h264","quality":80,
+               "ai_enabled":false,"ai_model":"motion","ai_confidence":0.5})
     );
     let p = s.pipeline().current();
     assert_eq!((p.target_size, p.fps, p.bitrate), (None, 30, 2_000_000));
@@ -207,7 +208,7 @@ fn one_bad_field_changes_nothing_at_all() {
     for bad in [
         json!({"bitrate": 1_000_000, "fps": 99}),
         json!({"brightness": 10, "width": 640}), // 640x720 is no offered size
-        json!({"contrast": 5, "ai_enabled": true}),
+        json!({"contrast": 5, "auto_exposure": true}),
     ] {
         let out = s.handle(update("peer-1", bad.clone()));
         assert!(!out.response.success, "{bad}");
@@ -402,20 +403,26 @@ fn persisted_settings_survive_a_restart_and_bad_ones_are_dropped() {
     std::fs::write(
         store.path(),
         r#"{"format":1,"version":5,"settings":{"fps":60,"bitrate":900000,"width":1920,"height":1080,
-            "ai_enabled":true,"saturation":"lots"}}"#,
+            "auto_exposure":true,"saturation":"lots"}}"#,
     )
     .unwrap();
     let (s3, warnings) = ControlState::new(test_pattern(), config(Some(store.clone())));
     let st = s3.settings();
     assert_eq!(
-        (st.fps, st.bitrate, st.width, st.ai_enabled, st.saturation),
+        (
+            st.fps,
+            st.bitrate,
+            st.width,
+            st.auto_exposure,
+            st.saturation
+        ),
         (Some(30), Some(900_000), Some(1280), None, Some(0))
     );
     let all = warnings.join("\n");
     for needle in [
         "fps: 60 is outside 1..=30",
         "picture size 1920x1080 is not offered",
-        "ai_enabled: not supported",
+        "auto_exposure: not supported",
         "saturation: expected a whole number",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");

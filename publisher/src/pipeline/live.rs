@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::motion::{MotionDetector, MotionOutbox};
 use super::slate::{self, FALLBACK_SIZE};
 use super::snapshot::{decode_last, KeptGop, Picture, SnapshotDesk};
 use super::FrameEncoder;
@@ -64,6 +65,9 @@ pub struct FramePipeline {
     gop: KeptGop,
     /// The slate of the current loss, rendered once (see [`super::slate`]).
     slate: Option<I420Frame>,
+    /// Motion detection on the frames sent, while `ai_enabled` asks for it.
+    motion: MotionDetector,
+    motion_out: Option<MotionOutbox>,
 }
 
 impl FramePipeline {
@@ -79,6 +83,8 @@ impl FramePipeline {
             snapshots: SnapshotDesk::default(),
             gop: KeptGop::default(),
             slate: None,
+            motion: MotionDetector::default(),
+            motion_out: None,
         }
     }
 
@@ -86,6 +92,24 @@ impl FramePipeline {
     pub fn serving_snapshots(mut self, desk: SnapshotDesk) -> Self {
         self.snapshots = desk;
         self
+    }
+
+    /// Send motion events to `outbox`.
+    pub fn reporting_motion(mut self, outbox: MotionOutbox) -> Self {
+        self.motion_out = Some(outbox);
+        self
+    }
+
+    /// Run the motion detector on `frame` (turned off: end any motion in progress).
+    fn detect_motion(&mut self, frame: &I420Frame, capture_us: u64, threshold: Option<u16>) {
+        let ts = capture_us / 1000;
+        let event = match threshold {
+            Some(t) => self.motion.observe(frame, ts, f64::from(t) / 1000.0),
+            None => self.motion.reset(ts),
+        };
+        if let (Some(event), Some(out)) = (event, &self.motion_out) {
+            let _ = out.send(event); // the session is gone: nobody to tell
+        }
     }
 
     pub fn report(&self) -> FrameReport {
@@ -100,7 +124,7 @@ impl FramePipeline {
     /// The access unit to send for `frame`, if any. `source_fps`: the source's nominal rate.
     pub fn process(&mut self, frame: SourceFrame, source_fps: u32) -> Option<EncodedFrame> {
         let (settings, _) = self.settings.get();
-        let version = settings.version;
+        let (version, motion) = (settings.version, settings.motion);
         let fps = effective_fps(settings.fps, source_fps);
         if self.rates != Some((settings.bitrate, fps)) {
             self.encoder.set_rates(settings.bitrate, fps);
@@ -126,6 +150,7 @@ impl FramePipeline {
                 match self.transform.apply(raw, capture_us, source_fps, settings) {
                     Some(out) => {
                         self.snapshots.serve(|| Picture::Raw(out.clone()));
+                        self.detect_motion(&out, capture_us, motion);
                         let resumed = resumed || std::mem::take(&mut self.pending_resume);
                         (Payload::Raw(out), resumed)
                     }
@@ -271,6 +296,7 @@ mod tests {
             fps,
             bitrate,
             adjust: ImageAdjust::IDENTITY,
+            motion: None,
         }
     }
 

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 pub mod capture;
 pub mod live;
+pub mod motion;
 pub mod slate;
 pub mod snapshot;
 pub mod vp8_lane;
@@ -292,6 +293,8 @@ pub struct EncodeContext {
     pub applied: ApplyLog,
     /// Snapshot orders, served from the next frame.
     pub snapshots: SnapshotDesk,
+    /// Where motion events go (see [`motion`]).
+    pub motion: motion::MotionOutbox,
 }
 
 /// A running encode thread. Stop it with [`EncodeThread::stop`].
@@ -323,6 +326,7 @@ impl EncodeThread {
                     report,
                     applied,
                     snapshots,
+                    motion,
                 } = ctx;
                 let settings = EncodeSettings {
                     bitrate: live.get().0.bitrate,
@@ -330,8 +334,9 @@ impl EncodeThread {
                 };
                 let vp8 = Vp8Lane::new(vp8, vp8_keyframes, settings.bitrate);
                 let encoder = FrameEncoder::new(settings, keyframes, vp8);
-                let mut pipeline =
-                    FramePipeline::new(encoder, live, applied).serving_snapshots(snapshots);
+                let mut pipeline = FramePipeline::new(encoder, live, applied)
+                    .serving_snapshots(snapshots)
+                    .reporting_motion(motion);
                 let (mut index, mut last_out) = (0, None::<Instant>);
                 while !stop_flag.load(Ordering::Relaxed) {
                     let Some(frame) = reader.next(IDLE_POLL) else {

@@ -172,6 +172,7 @@ async fn the_encode_thread_encodes_supervised_frames_in_order() {
         report,
         applied: ApplyLog::default(),
         snapshots: snapshots.clone(),
+        motion: mpsc::unbounded_channel().0,
     };
     let t = EncodeThread::start(supervisor.feed(), ctx, tx).unwrap();
     let mut dec = Decoder::new().unwrap();
@@ -224,6 +225,7 @@ fn live_settings(target: Option<(u32, u32)>) -> crate::control::PipelineSettings
         fps: 0,
         bitrate: SETTINGS.bitrate,
         adjust: crate::image::ImageAdjust::IDENTITY,
+        motion: None,
     })
 }
 
@@ -306,6 +308,7 @@ async fn a_lost_source_gets_a_slate_once_a_second() {
         report,
         applied: ApplyLog::default(),
         snapshots: SnapshotDesk::default(),
+        motion: mpsc::unbounded_channel().0,
     };
     let t = EncodeThread::start(supervisor.feed(), ctx, tx).unwrap();
     let first = next(&mut rx).await;

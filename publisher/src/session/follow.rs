@@ -55,6 +55,7 @@ impl Session<'_> {
             report: self.report.clone(),
             applied: self.station.applied.clone(),
             snapshots: self.snapshots.clone(),
+            motion: self.motion_out.clone(),
         };
         info!(camera = %self.config.camera_id, source = %feed.name(), "encoding");
         self.res.encode =

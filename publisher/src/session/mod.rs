@@ -47,6 +47,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use futures_util::StreamExt;
 use rustls::ClientConfig;
+use sightline_protocol::control::{ControlMessage, MotionEvent};
 use sightline_protocol::wire::{ClientMessage, IceServer, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -57,6 +58,7 @@ use webrtc::peer_connection::{
 
 use crate::config::PublisherConfig;
 use crate::h264::encoder::KeyframeRequest;
+use crate::pipeline::motion::MotionOutbox;
 use crate::pipeline::{EncodeThread, FrameReport, OutFrame};
 use crate::pipeline::{SnapshotDesk, Vp8Demand};
 use crate::source::supervisor::SourceReport;
@@ -138,6 +140,7 @@ async fn drive(
             changed = source_changed(&mut s.source_state), if watch_source => s.on_source_state(changed).await,
             changed = s.frame_reports.changed() => s.on_frame_report(changed).await,
             made = s.snapshots_made.recv() => s.on_snapshot_made(made).await,
+            event = s.motion_events.recv() => s.on_motion(event).await,
             _ = sleep_until_some(idle_stop_at), if idle_stop_at.is_some() => s.on_idle_timer().await,
             _ = s.housekeeping.tick() => s.check_encode_thread(),
             _ = tokio::time::sleep_until(s.setup_deadline), if !s.res.connected => s.setup_timed_out(),
@@ -201,6 +204,9 @@ struct Session<'a> {
     snapshots: SnapshotDesk,
     snapshots_made_tx: mpsc::UnboundedSender<snapshots::Made>,
     snapshots_made: mpsc::UnboundedReceiver<snapshots::Made>,
+    /// Motion events from the encode thread, for every viewer.
+    motion_out: MotionOutbox,
+    motion_events: mpsc::UnboundedReceiver<MotionEvent>,
 }
 
 impl<'a> Session<'a> {
@@ -227,6 +233,7 @@ impl<'a> Session<'a> {
         let (report, frame_reports) = watch::channel(FrameReport::default());
         let direct_events = res.direct.take_events();
         let (snapshots_made_tx, snapshots_made) = snapshots::channel();
+        let (motion_out, motion_events) = mpsc::unbounded_channel();
         Ok(Session {
             config,
             station,
@@ -260,6 +267,8 @@ impl<'a> Session<'a> {
             snapshots: SnapshotDesk::default(),
             snapshots_made_tx,
             snapshots_made,
+            motion_out,
+            motion_events,
         })
     }
 
@@ -424,6 +433,17 @@ impl<'a> Session<'a> {
         if changed.is_ok() {
             let seen = *self.frame_reports.borrow_and_update();
             self.frames_seen(seen).await;
+        }
+        Ok(None)
+    }
+
+    /// Motion started or ended: every viewer hears of it (the session holds a sender, so
+    /// the channel never closes).
+    async fn on_motion(&mut self, event: Option<MotionEvent>) -> Flow {
+        if let Some(event) = event {
+            info!(camera = %self.config.camera_id, phase = ?event.phase, region = ?event.region, score = event.score, "motion");
+            self.broadcast(vec![ControlMessage::Motion(event).to_json()])
+                .await;
         }
         Ok(None)
     }

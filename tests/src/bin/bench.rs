@@ -9,7 +9,8 @@
 //! `mjpeg_bench.rs`), `rtsp` (RTSP passthrough latency and CPU per frame, see
 //! `rtsp_bench.rs`), `image` (software scaling and image controls per frame, see
 //! `image_bench.rs`), `slate` (the slate's bit rate while a source is lost, see
-//! `slate_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
+//! `slate_bench.rs`), `motion` (the motion detector's CPU per 720p frame, see
+//! `motion_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
 //! server in its own process), `control` (settings command → first frame at the new setting,
 //! idle on-demand publisher CPU, see `control_bench.rs`), `restart` (server killed and started
 //! again: time until viewers see video, see `restart_bench.rs`), `auth` (token check per connect,
@@ -41,6 +42,8 @@ mod image_bench;
 mod load_bench;
 #[path = "../mjpeg_bench.rs"]
 mod mjpeg_bench;
+#[path = "../motion_bench.rs"]
+mod motion_bench;
 #[path = "../mse_bench.rs"]
 mod mse_bench;
 #[path = "../paths_bench.rs"]
@@ -77,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [slate] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -89,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("slate") {
         slate_bench::run()?;
+    }
+    if wants("motion") {
+        motion_bench::run()?;
     }
     if wants("image") {
         image_bench::run()?;
