@@ -111,6 +111,20 @@ fn decode_passthrough(frames: &[CapturedFrame]) -> Vec<Look> {
     looks
 }
 
+/// How 320×240 frames the source decoded look (never passed through).
+fn decoded_looks(frames: &[CapturedFrame]) -> Vec<Look> {
+    frames
+        .iter()
+        .map(|f| {
+            let Payload::Raw(raw) = &f.payload else {
+                panic!("expected a decoded frame")
+            };
+            assert_eq!((raw.width, raw.height), (320, 240));
+            look_at_i420(&raw.y, &raw.u, &raw.v, (320, 160), 320, 240)
+        })
+        .collect()
+}
+
 fn assert_increasing(looks: &[Look], tag: u16) {
     for pair in looks.windows(2) {
         assert_eq!(pair[1].stamp.tag, tag);
@@ -184,16 +198,7 @@ async fn high_profile_with_b_frames_is_decoded_in_display_order() {
         "{detail}"
     );
     assert_eq!(dims, (320, 240));
-    let looks: Vec<Look> = frames
-        .iter()
-        .map(|f| {
-            let Payload::Raw(raw) = &f.payload else {
-                panic!("expected a decoded frame")
-            };
-            assert_eq!((raw.width, raw.height), (320, 240));
-            look_at_i420(&raw.y, &raw.u, &raw.v, (320, 160), 320, 240)
-        })
-        .collect();
+    let looks = decoded_looks(&frames);
     // B-frames arrive out of order; the decoder must put them back.
     assert_increasing(&looks, tag_for("direct"));
     assert_near(looks.last().unwrap().colour, RED);
@@ -310,15 +315,7 @@ async fn mjpeg_over_rtp_is_decoded_frame_by_frame() {
         Some("re-encoding (MJPEG over RTP, 320x240)")
     );
     assert_eq!(dims, (320, 240));
-    let looks: Vec<Look> = frames
-        .iter()
-        .map(|f| {
-            let Payload::Raw(raw) = &f.payload else {
-                panic!("JPEG is decoded, never passed through")
-            };
-            look_at_i420(&raw.y, &raw.u, &raw.v, (320, 160), 320, 240)
-        })
-        .collect();
+    let looks = decoded_looks(&frames);
     assert_increasing(&looks, tag_for("direct"));
     assert_near(looks.last().unwrap().colour, RED);
 }

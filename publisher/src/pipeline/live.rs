@@ -188,9 +188,7 @@ impl FramePipeline {
         self.applied.frame_out(version);
         Some(out)
     }
-}
 
-impl FramePipeline {
     /// The next slate frame while the source is lost (see [`super::slate`]): the last
     /// picture sent, dimmed, or for passthrough the last one decoded from the kept H.264;
     /// grey at the size last sent when there is neither. It goes to the encoder as it is
