@@ -339,36 +339,30 @@ impl EncodeThread {
                     .reporting_motion(motion);
                 let (mut index, mut last_out) = (0, None::<Instant>);
                 while !stop_flag.load(Ordering::Relaxed) {
-                    let Some(frame) = reader.next(IDLE_POLL) else {
-                        // Nothing comes while the source is lost: a slate, once a second.
-                        let due = last_out.is_none_or(|t| t.elapsed() >= slate::SLATE_PERIOD);
-                        if !due || !matches!(feed.health(), SourceHealth::Lost { .. }) {
-                            continue;
+                    let (encoded, capture_us) = match reader.next(IDLE_POLL) {
+                        Some(frame) => {
+                            index = frame.captured.index;
+                            let capture_us = frame.captured.capture_us;
+                            let encoded = pipeline.process(frame, feed.fps());
+                            let seen = pipeline.report();
+                            report.send_if_modified(|r| {
+                                let news = *r != seen;
+                                *r = seen;
+                                news
+                            });
+                            (encoded, capture_us)
                         }
-                        last_out = Some(Instant::now());
-                        let Some(encoded) = pipeline.slate() else {
-                            continue;
-                        };
-                        let frame = OutFrame {
-                            encoded,
-                            vp8: pipeline.take_vp8(),
-                            index,
-                            capture_us: crate::barcode::now_us(),
-                        };
-                        if out.blocking_send(frame).is_err() {
-                            break;
+                        // Nothing comes while the source is lost: a slate, once a second
+                        // (tried once a second even if the encoder gives nothing).
+                        None => {
+                            let due = last_out.is_none_or(|t| t.elapsed() >= slate::SLATE_PERIOD);
+                            if !due || !matches!(feed.health(), SourceHealth::Lost { .. }) {
+                                continue;
+                            }
+                            last_out = Some(Instant::now());
+                            (pipeline.slate(), crate::barcode::now_us())
                         }
-                        continue;
                     };
-                    index = frame.captured.index;
-                    let capture_us = frame.captured.capture_us;
-                    let encoded = pipeline.process(frame, feed.fps());
-                    let seen = pipeline.report();
-                    report.send_if_modified(|r| {
-                        let news = *r != seen;
-                        *r = seen;
-                        news
-                    });
                     let Some(encoded) = encoded else {
                         continue;
                     };

@@ -41,8 +41,7 @@ const BACKGROUND_SHIFT: u32 = 3;
 /// The detector for one stream. Cheap when idle: nothing is kept until the first frame.
 #[derive(Debug, Default)]
 pub struct MotionDetector {
-    /// Cells across and down, and the picture size they were made for.
-    grid: (usize, usize),
+    /// The picture size the cells were made for.
     size: (u32, u32),
     /// Background cell means in 1/16 luma steps (fixed point, so the running mean moves
     /// by fractions).
@@ -75,7 +74,6 @@ impl MotionDetector {
             // A new picture size: start over (motion in progress ends with the old size).
             let ended = self.end(ts);
             self.size = size;
-            self.grid = (gw, gh);
             self.measure(frame);
             self.background = self.cells.clone();
             self.above = 0;
@@ -142,10 +140,15 @@ impl MotionDetector {
         }
     }
 
+    /// Cells across and down.
+    fn grid(&self) -> (usize, usize) {
+        (self.size.0 as usize / CELL, self.size.1 as usize / CELL)
+    }
+
     /// Cell means of `frame` into `self.cells`, in 1/16 steps: 16 samples per cell (every
     /// other pixel of every other row), so the sum is already the fixed-point mean.
     fn measure(&mut self, frame: &I420Frame) {
-        let (gw, gh) = self.grid;
+        let (gw, gh) = self.grid();
         let w = frame.width as usize;
         self.cells.clear();
         self.cells.resize(gw * gh, 0);
@@ -163,7 +166,7 @@ impl MotionDetector {
     /// Count the cells that differ from the background and their bounding box; then move
     /// the background towards this frame.
     fn compare(&mut self) -> (usize, (usize, usize, usize, usize)) {
-        let gw = self.grid.0;
+        let gw = self.grid().0;
         let mut changed = 0;
         let mut bounds = (usize::MAX, usize::MAX, 0, 0);
         for (i, (bg, &now)) in self.background.iter_mut().zip(&self.cells).enumerate() {
