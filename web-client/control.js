@@ -39,6 +39,8 @@ export const COMMANDS = Object.freeze([
   'save_preset',
   'delete_preset',
   'rename_preset',
+  'set_schedule',
+  'select_source',
   'pause',
   'resume',
 ]);
@@ -171,6 +173,12 @@ function normaliseStatus(s) {
     preset: isString(s.preset) ? s.preset : null,
     presets: Array.isArray(s.presets) ? s.presets.filter(isString) : [],
     source: isString(s.source) ? s.source : null,
+    sources: Array.isArray(s.sources) ? s.sources.filter(isString) : [],
+    source_name: isString(s.source_name) ? s.source_name : null,
+    schedule: Array.isArray(s.schedule)
+      ? s.schedule.filter((e) => isObject(e) && isString(e.at) && isString(e.preset))
+        .map((e) => ({ at: e.at, preset: e.preset }))
+      : [],
   };
 }
 

@@ -9,6 +9,8 @@
 import { ControlClient } from './control.js';
 import { SettingsPanel, formatValue, labelFor } from './controlpanel.js';
 import { PresetsBar, presetLabel } from './presets.js';
+import { ScheduleBar } from './schedule.js';
+import { SourcePicker } from './sources.js';
 
 // Live settings are sent once the control has been still this long, so a run of quick
 // changes becomes one command (the SFU rate-limits every viewer).
@@ -117,6 +119,16 @@ export class ControlRoom {
       onRename: (name, newName) => this.presetCommand('rename_preset', { name, new_name: newName }),
     });
 
+    this.sourcesEl = el('div');
+    this.sources = new SourcePicker(this.sourcesEl, {
+      onSelect: (name) => this.selectSource(name),
+    });
+    this.scheduleEl = el('div');
+    this.schedule = new ScheduleBar(this.scheduleEl, {
+      onSet: (entries) => this.setSchedule(entries),
+      labelOf: presetLabel,
+    });
+
     this.settingsEl = el('div', 'settings');
     this.panel = new SettingsPanel(this.settingsEl, {
       onEdit: (name, value, apply) => this.edit(name, value, apply),
@@ -134,8 +146,8 @@ export class ControlRoom {
 
     this.generalError = errorLine('error');
     this.pauseButton.addEventListener('click', () => this.togglePause());
-    r.replaceChildren(h, this.note, viewer, camera, this.actionsError, this.presetsEl,
-      this.settingsEl, this.applyBar, this.generalError);
+    r.replaceChildren(h, this.note, viewer, camera, this.actionsError, this.sourcesEl,
+      this.presetsEl, this.settingsEl, this.applyBar, this.scheduleEl, this.generalError);
   }
 
   render() {
@@ -155,6 +167,9 @@ export class ControlRoom {
     // Presets come with the camera's state; before it there is nothing to pick.
     this.presetsEl.hidden = !c.status;
     this.presets.setEnabled(control && !this.unavailable && !!c.status);
+    this.scheduleEl.hidden = !c.status;
+    this.schedule.setEnabled(control && !this.unavailable && !!c.status);
+    this.sources.setEnabled(control && !this.unavailable);
     this.panel.setEnabled(control);
     const staged = Object.keys(this.staged).length;
     this.applyBar.hidden = staged === 0;
@@ -226,6 +241,8 @@ export class ControlRoom {
     this.panel.setCapabilities(null);
     this.panel.setSettings(null);
     this.presets.setStatus(null);
+    this.schedule.setStatus(null);
+    this.sources.setStatus(null);
     showLine(this.actionsError, '');
     showLine(this.generalError, '');
     this.render();
@@ -293,7 +310,7 @@ export class ControlRoom {
   onState(m) {
     this.unavailable = null;
     this.panel.setSettings(m.settings);
-    this.presets.setStatus(m.status);
+    this.setStatus(m.status);
     const who = this.who(m.by);
     if (m.changed.length) {
       const what = m.changed.map((n) => `${labelFor(n)} → ${formatValue(n, m.settings[n])}`).join(', ');
@@ -306,6 +323,9 @@ export class ControlRoom {
     if (prev && m.status.preset && prev.preset !== m.status.preset) {
       this.log(`${who} applied preset ${presetLabel(m.status.preset)}`);
     }
+    if (prev && m.status.source_name && prev.source_name !== m.status.source_name) {
+      this.log(`${who} switched to source ${m.status.source_name}`);
+    }
     if (!prev) {
       this.log(`camera state: ${m.status.streaming ? 'streaming' : 'not streaming'}` +
         `${m.status.preset ? `, preset ${presetLabel(m.status.preset)}` : ''}`);
@@ -317,6 +337,7 @@ export class ControlRoom {
 
   who(by) {
     if (!by) return 'the camera';
+    if (by === 'schedule') return 'the schedule';
     const me = this.client.welcome && this.client.welcome.viewer;
     return by === me ? `you (${by})` : `viewer ${by}`;
   }
@@ -326,7 +347,7 @@ export class ControlRoom {
     // The client keeps broadcasts over replies; show what it keeps.
     if (r.settings || r.status) {
       this.panel.setSettings(this.client.settings);
-      this.presets.setStatus(this.client.status);
+      this.setStatus(this.client.status);
     }
     const command = req ? req.type : r.command || 'command';
     if (r.success) {
@@ -370,6 +391,27 @@ export class ControlRoom {
     const r = await this.client.request('apply_preset', { name });
     if (!r.success) this.presets.showError(r.error.message);
     else this.panel.setSettings(this.client.settings);
+  }
+
+  /** The camera's status, to the parts of the page that show it. */
+  setStatus(status) {
+    this.presets.setStatus(status);
+    this.schedule.setStatus(status);
+    this.sources.setStatus(status);
+  }
+
+  async setSchedule(entries) {
+    const r = await this.client.request('set_schedule', { schedule: entries });
+    if (!r.success) this.schedule.showError(r.error.message);
+  }
+
+  async selectSource(name) {
+    const r = await this.client.request('select_source', { name });
+    // Refused: show the source that still runs.
+    if (!r.success) {
+      showLine(this.actionsError, r.error.message);
+      this.sources.setStatus(this.client.status);
+    }
   }
 
   /** save_preset, delete_preset or rename_preset; the new list comes with the camera's state. */

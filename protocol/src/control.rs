@@ -18,6 +18,8 @@
 //! {"v":1,"type":"update_settings","request_id":"r1","settings":{"bitrate":1500000,"fps":15}}
 //! {"v":1,"type":"apply_preset","request_id":"r2","name":"low_bandwidth"}
 //! {"v":1,"type":"get_status","request_id":"r3"}
+//! {"v":1,"type":"set_schedule","request_id":"r4","schedule":[{"at":"20:00","preset":"night"}]}
+//! {"v":1,"type":"select_source","request_id":"r5","name":"porch"}
 //! ```
 //!
 //! `pause` / `resume` are handled by the SFU for the sending viewer alone (stop and restart
@@ -38,6 +40,7 @@ mod error;
 mod message;
 mod rate_limit;
 pub mod relay;
+mod schedule;
 mod settings;
 
 pub use capabilities::{validate_update, ApplyMode, Capabilities, Capability};
@@ -50,6 +53,7 @@ pub use message::{
     StateUpdate, StreamStatus, Welcome,
 };
 pub use rate_limit::{RateLimit, TokenBucket};
+pub use schedule::{parse_schedule, ScheduleEntry, MAX_SCHEDULE_ENTRIES};
 pub use settings::{parse_bitrate, CameraSettings, SettingValue};
 
 pub use crate::ids::{

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capability, CommandType, BUILT_IN_PRESETS, CHANNEL_LABEL,
-    MAX_CONTROL_MESSAGE_BYTES, MAX_PRESET_NAME_LEN, VERSION,
+    MAX_CONTROL_MESSAGE_BYTES, MAX_PRESET_NAME_LEN, MAX_SCHEDULE_ENTRIES, VERSION,
 };
 use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState, RESUME_CLOSE_CODE};
 
@@ -286,6 +286,14 @@ fn presets_and_settings_js_match_the_control_protocol() {
         "CameraSettings::NAMES",
     );
     panel.finish();
+    let mut schedule = JsFile::read("schedule.js");
+    schedule.check(
+        "MAX_SCHEDULE_ENTRIES",
+        schedule.number("MAX_SCHEDULE_ENTRIES"),
+        MAX_SCHEDULE_ENTRIES as u64,
+        "control::MAX_SCHEDULE_ENTRIES",
+    );
+    schedule.finish();
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct PublisherConfig {
     pub name: String,
     /// Where frames come from (`--source`).
     pub source: source::SourceUrl,
+    /// Every source a control-role viewer may switch among (`select_source`), by name, the
+    /// one the publisher starts on first; empty: only `source`, no switching. Set it with
+    /// [`Self::with_sources`], which sets `source` too.
+    pub sources: Vec<NamedSource>,
     /// Poll rate for sources that give one JPEG per request (ESP32 TCP, HTTP snapshots).
     pub poll_fps: u32,
     /// A source read that waits longer than this is a stall: the source reconnects.
@@ -69,6 +73,7 @@ impl PublisherConfig {
             name: camera_id.clone(),
             camera_id,
             source: source::SourceUrl::TestPattern,
+            sources: Vec::new(),
             poll_fps: 10,
             source_timeout: Duration::from_secs(5),
             width: 1280,
@@ -82,6 +87,20 @@ impl PublisherConfig {
             relay_only: false,
             p2p_max: DEFAULT_P2P_MAX,
         }
+    }
+
+    /// Start on the first of `sources`, and let viewers switch among them all.
+    pub fn with_sources(mut self, sources: Vec<NamedSource>) -> Self {
+        if let Some(first) = sources.first() {
+            self.source = first.url.clone();
+        }
+        self.sources = sources;
+        self
+    }
+
+    /// The names viewers switch among (empty with one source).
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.name.clone()).collect()
     }
 
     /// What the source is opened with.
@@ -109,6 +128,7 @@ impl fmt::Debug for PublisherConfig {
             camera_id,
             name,
             source,
+            sources,
             poll_fps,
             source_timeout,
             width,
@@ -129,6 +149,7 @@ impl fmt::Debug for PublisherConfig {
             .field("camera_id", camera_id)
             .field("name", name)
             .field("source", source)
+            .field("sources", sources)
             .field("poll_fps", poll_fps)
             .field("source_timeout", source_timeout)
             .field("width", width)
@@ -142,6 +163,50 @@ impl fmt::Debug for PublisherConfig {
             .field("relay_only", relay_only)
             .field("p2p_max", p2p_max)
             .finish()
+    }
+}
+
+/// A source with the name viewers pick it by (`select_source`): `NAME=URL` on the command
+/// line, or a bare URL named after its kind (`test-pattern`, `camera-0`, `rtsp`, `file`...).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NamedSource {
+    pub name: String,
+    pub url: source::SourceUrl,
+}
+
+/// Passwords in the URL never reach logs.
+impl fmt::Debug for NamedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.url)
+    }
+}
+
+impl NamedSource {
+    /// `NAME=URL` or `URL` (a name follows the preset names' rules: letters, digits, `-`,
+    /// `_`, inner spaces; so no URL is taken for a name).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some((name, url)) = text.split_once('=') {
+            if sightline_protocol::control::validate_preset_name(name).is_ok() {
+                return Ok(NamedSource {
+                    name: name.to_owned(),
+                    url: url.parse()?,
+                });
+            }
+        }
+        let url: source::SourceUrl = text.parse()?;
+        let name = match &url {
+            source::SourceUrl::TestPattern => "test-pattern".to_owned(),
+            source::SourceUrl::V4l2(source::V4l2Device::Index(i)) => format!("camera-{i}"),
+            source::SourceUrl::V4l2(source::V4l2Device::Name(_)) => "camera".to_owned(),
+            source::SourceUrl::Esp32Tcp { .. } | source::SourceUrl::Esp32Push { .. } => {
+                "esp32".to_owned()
+            }
+            source::SourceUrl::Http { .. } => "http".to_owned(),
+            source::SourceUrl::Rtsp { .. } => "rtsp".to_owned(),
+            source::SourceUrl::File { .. } => "file".to_owned(),
+        };
+        Ok(NamedSource { name, url })
     }
 }
 
@@ -204,6 +269,20 @@ pub fn check(config: &PublisherConfig) -> anyhow::Result<()> {
     if config.source == source::SourceUrl::TestPattern {
         source::open(&config.source_spec())?;
     }
+    if let Some(first) = config.sources.first() {
+        if first.url != config.source {
+            anyhow::bail!("the first of the sources must be the one to start on (--source)");
+        }
+    }
+    for (i, s) in config.sources.iter().enumerate() {
+        if config.sources[..i].iter().any(|t| t.name == s.name) {
+            anyhow::bail!(
+                "two sources are named `{}`: name them apart with NAME=URL (--source, \
+                 --extra-source)",
+                s.name
+            );
+        }
+    }
     Ok(())
 }
 
@@ -220,6 +299,48 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("\"***\""), "{shown}");
         assert!(shown.contains("wss://example.org/ws"), "{shown}");
+    }
+
+    #[test]
+    fn named_sources() {
+        let s = NamedSource::parse("porch=rtsp://admin:secret@10.0.0.9/stream").unwrap();
+        assert_eq!(s.name, "porch");
+        assert!(matches!(s.url, source::SourceUrl::Rtsp { .. }));
+        assert!(!format!("{s:?}").contains("secret"), "{s:?}");
+        for (text, name) in [
+            ("test-pattern", "test-pattern"),
+            ("v4l2:2", "camera-2"),
+            ("file:/tmp/a=b.mjpeg", "file"),
+            ("http://cam/video?size=2", "http"),
+            ("rtsp://cam/stream", "rtsp"),
+            ("Back door=esp32-tcp://10.0.0.5:81", "Back door"),
+        ] {
+            assert_eq!(NamedSource::parse(text).unwrap().name, name, "{text}");
+        }
+        for bad in [
+            "porch=",
+            "porch=ftp://x",
+            "",
+            "=test-pattern",
+            "../x=test-pattern",
+        ] {
+            assert!(NamedSource::parse(bad).is_err(), "{bad}");
+        }
+        let two = |a: &str, b: &str| {
+            PublisherConfig::new("ws://127.0.0.1:1/ws", "cam").with_sources(vec![
+                NamedSource::parse(a).unwrap(),
+                NamedSource::parse(b).unwrap(),
+            ])
+        };
+        let ok = two("a=test-pattern", "b=file:/nowhere.mjpeg");
+        assert_eq!(ok.source, source::SourceUrl::TestPattern);
+        assert_eq!(ok.source_names(), ["a", "b"]);
+        check(&ok).unwrap();
+        let err = check(&two("file:/a.mjpeg", "file:/b.mjpeg")).unwrap_err();
+        assert!(
+            err.to_string().contains("two sources are named `file`"),
+            "{err}"
+        );
     }
 
     #[test]

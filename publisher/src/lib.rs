@@ -56,7 +56,7 @@ pub mod units;
 #[cfg(sightline_vp8)]
 pub mod vp8;
 
-pub use config::{default_state_dir, PublisherConfig};
+pub use config::{default_state_dir, NamedSource, PublisherConfig};
 
 /// Run the publisher until the task is dropped or aborted: supervise the source (reopening
 /// it with backoff whenever it fails, reporting its state), connect, publish, and on any

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sightline_config::{Layers, Table};
 
 use crate::units::parse_bitrate;
-use crate::{default_state_dir, PublisherConfig};
+use crate::{default_state_dir, NamedSource, PublisherConfig};
 
 /// One camera's settings. Each flag's `SIGHTLINE_*` variable is named in `--help`; a file
 /// key is that name without `SIGHTLINE_`, in lower case with `-` for `_`.
@@ -73,6 +73,7 @@ pub struct Settings {
     ///                           parameters go to the camera; %-encode @ : / in passwords);
     ///   file:PATH               MJPEG file (5-digit length before each frame, or plain
     ///                           concatenated JPEGs), looped at --fps.
+    /// With --extra-source, write NAME=SOURCE to give it the name viewers pick it by.
     #[arg(
         long,
         env = "SIGHTLINE_SOURCE",
@@ -80,6 +81,14 @@ pub struct Settings {
         verbatim_doc_comment
     )]
     pub source: String,
+    /// Another source a viewer with control may switch to from the page (`select_source`),
+    /// as NAME=SOURCE (SOURCE in any --source form; NAME: letters, digits, '-', '_',
+    /// spaces). Repeat it for more; in a config file, a list. Without NAME= a source is
+    /// named after its kind (test-pattern, camera-0, rtsp, file...). The publisher starts
+    /// on --source.
+    #[arg(long, env = "SIGHTLINE_EXTRA_SOURCE", value_name = "NAME=SOURCE")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_source: Vec<String>,
     /// Poll rate (JPEGs per second, 1 to 120) for esp32-tcp:// and HTTP snapshot sources.
     #[arg(long, env = "SIGHTLINE_POLL_FPS", default_value_t = 10)]
     pub poll_fps: u32,
@@ -145,7 +154,7 @@ fn bitrate_from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::E
 
 /// What identifies one camera: with `[[camera]]` tables, the environment and flags may not
 /// set these for all of them.
-const PER_CAMERA: [&str; 3] = ["camera-id", "name", "source"];
+const PER_CAMERA: [&str; 4] = ["camera-id", "name", "source", "extra-source"];
 
 /// The settings of every camera this process publishes: the one the layers describe, or one
 /// per `[[camera]]` table of the file.
@@ -205,6 +214,9 @@ impl Settings {
         let mut shown = self.clone();
         shown.token = shown.token.map(|_| "***".into());
         shown.source = crate::source::url::redact(&shown.source);
+        for s in &mut shown.extra_source {
+            *s = crate::source::url::redact(s);
+        }
         shown
     }
 
@@ -217,7 +229,15 @@ impl Settings {
         if let Some(name) = self.name {
             config.name = name;
         }
-        config.source = self.source.parse().map_err(anyhow::Error::msg)?;
+        let first = NamedSource::parse(&self.source).map_err(anyhow::Error::msg)?;
+        config.source = first.url.clone();
+        if !self.extra_source.is_empty() {
+            let mut sources = vec![first];
+            for text in &self.extra_source {
+                sources.push(NamedSource::parse(text).map_err(anyhow::Error::msg)?);
+            }
+            config = config.with_sources(sources);
+        }
         config.poll_fps = self.poll_fps;
         config.source_timeout = Duration::from_secs(self.source_timeout);
         config.width = self.width;
@@ -339,6 +359,37 @@ mod tests {
             "{:?}",
             sightline_config::misnamed_settings::<Settings>()
         );
+    }
+
+    #[test]
+    fn extra_sources_from_flags_and_files() {
+        let names = |s: Settings| s.into_config().unwrap().source_names();
+        let flags = [
+            "--source",
+            "porch=test-pattern",
+            "--extra-source",
+            "garden=rtsp://u:pw@cam/s",
+            "--extra-source",
+            "file:/tmp/x.mjpeg",
+        ];
+        let s = resolve("", &flags).unwrap().remove(0);
+        assert!(print(std::slice::from_ref(&s))
+            .unwrap()
+            .contains("garden=rtsp://u:***@cam/s"));
+        assert_eq!(names(s), ["porch", "garden", "file"]);
+        let file = "source = \"test-pattern\"\nextra-source = [\"night=file:/n.mjpeg\"]\n";
+        let s = resolve(file, &[]).unwrap().remove(0);
+        assert_eq!(names(s), ["test-pattern", "night"]);
+        // One source: nothing to switch among.
+        let s = resolve("", &["--source", "porch=test-pattern"])
+            .unwrap()
+            .remove(0);
+        let config = s.into_config().unwrap();
+        assert!(config.sources.is_empty() && config.source_names().is_empty());
+        let s = resolve("", &["--extra-source", "x=ftp://nope"])
+            .unwrap()
+            .remove(0);
+        assert!(s.into_config().is_err());
     }
 
     #[test]

@@ -10,10 +10,11 @@ use sightline_protocol::control::StateUpdate;
 use sightline_protocol::wire::ClientMessage;
 use tracing::{info, warn};
 
-use crate::config::PublisherConfig;
+use crate::config::{NamedSource, PublisherConfig};
 use crate::control::on_demand::{Demand, DemandAction};
+use crate::control::schedule::local_minute_now;
 use crate::control::{
-    ControlConfig, ControlState, Intent, SettingsStore, SourceChange, SourceProfile,
+    ControlConfig, ControlState, Intent, Outcome, SettingsStore, SourceChange, SourceProfile,
 };
 use crate::pipeline::capture::Capture;
 use crate::pipeline::ApplyLog;
@@ -31,7 +32,8 @@ pub struct Switched {
 /// `switched` (an `Err` ends the session: the source could not be restarted).
 #[derive(Debug)]
 pub struct Handled {
-    /// The reply to the sender, then any state broadcast.
+    /// The reply to the sender, then any state broadcast (from [`Station::scheduled`]:
+    /// only the broadcast).
     pub messages: Vec<String>,
     /// Make the next frame a keyframe.
     pub keyframe: bool,
@@ -46,6 +48,11 @@ pub struct Station {
     pub demand: Demand,
     /// Waits for changes to reach an encoded frame (logged with their latency).
     pub applied: ApplyLog,
+    /// The sources viewers may switch among (`select_source`).
+    sources: Vec<NamedSource>,
+    /// What a newly chosen source is assumed to give until its frames say otherwise.
+    start_size: (u32, u32),
+    start_fps: u32,
 }
 
 impl Station {
@@ -68,6 +75,7 @@ impl Station {
                 fps: config.fps,
                 bitrate: config.bitrate,
                 source_label: Some(config.source.to_string()),
+                source_names: config.source_names(),
                 store,
                 streaming: false,
             },
@@ -80,6 +88,9 @@ impl Station {
             capture: Capture::new(spec),
             demand: Demand::new(config.on_demand, config.idle_stop),
             applied: ApplyLog::default(),
+            sources: config.sources.clone(),
+            start_size: (config.width, config.height),
+            start_fps: config.fps,
         }
     }
 
@@ -143,6 +154,24 @@ impl Station {
     /// is the session's I/O, in [`Handled`].
     pub fn command(&mut self, text: &str) -> Handled {
         let outcome = self.control.handle_text(text);
+        self.carry_out(outcome)
+    }
+
+    /// The schedule's entry for this minute, if one is due, carried out like a viewer's
+    /// `apply_preset` (its reply is only logged: nobody asked).
+    pub fn scheduled(&mut self) -> Option<Handled> {
+        let outcome = self.control.scheduled(local_minute_now())?;
+        let r = &outcome.response;
+        match r.success {
+            true => info!("schedule: {}", r.message),
+            false => warn!("schedule: {}", r.message),
+        }
+        let mut handled = self.carry_out(outcome);
+        handled.messages.remove(0);
+        Some(handled)
+    }
+
+    fn carry_out(&mut self, outcome: Outcome) -> Handled {
         let by = outcome.response.to.clone();
         if let Some(plan) = outcome.plan.as_ref().filter(|p| !p.is_empty()) {
             info!(
@@ -176,8 +205,36 @@ impl Station {
                     .map(|action| Ok(self.switch(action, by)));
             }
             Some(Intent::RestartCamera) => self.restart_camera(&mut handled),
+            Some(Intent::SelectSource(name)) => self.select_source(&name, by, &mut handled),
         }
         handled
+    }
+
+    /// Switch to configured source `name` (the control state checked it exists): the
+    /// capture reopens on it if it runs, and capabilities follow the new source.
+    fn select_source(&mut self, name: &str, by: Option<String>, handled: &mut Handled) {
+        let Some(source) = self.sources.iter().find(|s| s.name == name) else {
+            return;
+        };
+        info!(
+            by = by.as_deref().unwrap_or("?"),
+            "switching to source `{name}` ({})", source.url
+        );
+        self.capture.select_source(source.url.clone());
+        let profile = SourceProfile::for_source(&source.url, self.start_size, self.start_fps);
+        let mut change = self
+            .control
+            .source_selected(name, source.url.to_string(), profile);
+        change.state.by = by;
+        handled.source_change = Some(change);
+        if self.capture.running() {
+            handled.switched = Some(
+                self.capture
+                    .restart()
+                    .map(|()| Switched { state: None })
+                    .context("opening the selected source"),
+            );
+        }
     }
 
     /// Reopen the source (on the camera index the settings name, for V4L2), if it runs.

@@ -23,14 +23,15 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
-    ControlMessage, MotionEvent, MotionPhase, RateLimitInfo, Response, StateUpdate, StreamStatus,
-    Welcome,
+    ControlMessage, MotionEvent, MotionPhase, RateLimitInfo, Response, ScheduleEntry, StateUpdate,
+    StreamStatus, Welcome,
 };
 use sightline_publisher::barcode::{self, Stamp};
 use sightline_publisher::image::I420Frame;
+use sightline_publisher::NamedSource;
 use sightline_signaling::auth::Role;
 use sightline_tests::browser::{netns_or_skip, Browser};
-use sightline_tests::harness::{TestServer, LOOPBACK};
+use sightline_tests::harness::{TestPublisher, TestServer, LOOPBACK};
 use sightline_tests::page::{chromium, on_page, page_camera, page_server, CHANGE_RESOLUTION};
 
 /// What the page must do within this time: a cold Chromium on a loaded 2-core machine is slow.
@@ -159,6 +160,12 @@ fn rust_control_messages() -> Vec<String> {
             preset: Some("balanced".into()),
             presets: vec!["low_bandwidth".into(), "balanced".into(), "hd".into()],
             source: Some("test-pattern".into()),
+            sources: vec!["porch".into(), "garden".into()],
+            source_name: Some("garden".into()),
+            schedule: vec![ScheduleEntry {
+                at: "20:00".into(),
+                preset: "hd".into(),
+            }],
         },
         by: Some("peer-3".into()),
         changed: vec!["bitrate".into()],
@@ -358,6 +365,12 @@ async fn page_modules_parse_control_messages_read_barcodes_and_build_the_panel(
     assert_eq!(state["settings"]["bitrate"], 1_500_000);
     assert_eq!(state["status"]["preset"], "balanced");
     assert_eq!(state["status"]["presets"].as_array().map(Vec::len), Some(3));
+    assert_eq!(state["status"]["sources"], json!(["porch", "garden"]));
+    assert_eq!(state["status"]["source_name"], "garden");
+    assert_eq!(
+        state["status"]["schedule"],
+        json!([{"at": "20:00", "preset": "hd"}])
+    );
     let refused = &p[3]["message"];
     assert_eq!(refused["request_id"], "w9");
     assert_eq!(refused["success"], false);
@@ -616,13 +629,21 @@ fn presets(browser: &Browser) -> anyhow::Result<Vec<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presets_are_renamed_and_deleted_and_disconnect_tears_down() -> anyhow::Result<()> {
-    let Some(ip) = netns_or_skip("presets_are_renamed_and_deleted_and_disconnect_tears_down")
+async fn presets_schedule_and_sources_from_the_page_and_disconnect_tears_down() -> anyhow::Result<()>
+{
+    let Some(ip) =
+        netns_or_skip("presets_schedule_and_sources_from_the_page_and_disconnect_tears_down")
     else {
         return Ok(());
     };
     let server = page_server(LOOPBACK, ip, false).await?;
-    let cam = page_camera(&server, "cam", 320, 240);
+    // Two sources to pick from the page (both the test pattern: the switch is what counts).
+    let mut config = server.publisher_config("cam").with_sources(vec![
+        NamedSource::parse("first=test-pattern").map_err(anyhow::Error::msg)?,
+        NamedSource::parse("second=test-pattern").map_err(anyhow::Error::msg)?,
+    ]);
+    (config.width, config.height) = (320, 240);
+    let cam = TestPublisher::start(config);
     let url = format!("{}/", server.http_url());
     let cameras_url = format!("{}/api/cameras", server.http_url());
     let browser = chromium().await?;
@@ -695,6 +716,62 @@ async fn presets_are_renamed_and_deleted_and_disconnect_tears_down() -> anyhow::
             "{:?}",
             presets(b)?
         );
+
+        // The schedule: an entry added with the form is listed, and removed with its button.
+        b.execute(
+            "const root = document.querySelector('#control .schedule');
+             root.scrollIntoView();
+             root.querySelector('input[type=\"time\"]').value = '21:30';
+             root.querySelector('select').value = 'hd';
+             root.querySelector('button[data-action=\"add-schedule-entry\"]').click();",
+            &[],
+        )?;
+        b.wait_for(
+            "const li = document.querySelector('#control .schedule-list li[data-at=\"21:30\"]');
+             const s = window.sightline.control.status.schedule;
+             return !!li && li.textContent.includes('HD') && s.length === 1 && s[0].preset === 'hd';",
+            TIMEOUT,
+        )
+        .context("the schedule entry never showed")?;
+        b.save_screenshot("control-schedule.png")?;
+        b.execute(
+            "document.querySelector('#control button[data-action=\"remove-schedule-entry\"]').click();",
+            &[],
+        )?;
+        b.wait_for(
+            "return window.sightline.control.status.schedule.length === 0
+                 && !document.querySelector('#control .schedule-list li[data-at]');",
+            TIMEOUT,
+        )
+        .context("the schedule entry was not removed")?;
+
+        // Sources: the picker lists both; choosing the second switches to it, and the video
+        // plays on.
+        let picker = b.execute(
+            "const s = document.querySelector('#control select[data-action=\"select-source\"]');
+             const shown = !document.querySelector('#control .sources').hidden;
+             const names = [...s.options].map((o) => o.value);
+             s.value = 'second';
+             s.dispatchEvent(new Event('change'));
+             return { shown, names };",
+            &[],
+        )?;
+        ensure!(
+            picker == json!({"shown": true, "names": ["first", "second"]}),
+            "source picker: {picker}"
+        );
+        b.wait_for(
+            "return window.sightline.control.status.source_name === 'second'
+                 && window.sightline.log.some((l) => l.includes('switched to source second'));",
+            TIMEOUT,
+        )
+        .context("the page never showed the second source")?;
+        let before = frames(b)?;
+        b.wait_for(
+            &format!("return document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames > {before} + 10;"),
+            TIMEOUT,
+        )
+        .context("no video after switching sources")?;
 
         // Motion detection, ticked in the settings panel: the test pattern's bars scroll, so
         // motion starts at once; the page logs it and draws its box over the picture.

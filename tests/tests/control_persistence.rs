@@ -1,6 +1,7 @@
 //! Settings a viewer changed survive a publisher restart: the publisher keeps them (and the
 //! presets saved, renamed or deleted) in its state folder and starts with them, so frames
-//! come back at the saved size and rate and every viewer's status shows them.
+//! come back at the saved size and rate and every viewer's status shows them. A camera's
+//! schedule of presets is kept the same way, and fires on time.
 
 mod control_support;
 
@@ -133,6 +134,113 @@ async fn saved_settings_and_presets_survive_a_publisher_restart() {
         (55.0..=80.0).contains(&interval),
         "frames {interval:.1} ms apart, not 15 fps"
     );
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+/// `HH:MM` of local minute `minute` (`local_minute_now`'s count).
+fn hh_mm(minute: i64) -> String {
+    let m = minute.rem_euclid(24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// A schedule set by a viewer: listed to every viewer, its entry for this minute applied by
+/// the publisher (the state says `by: "schedule"`), malformed or unknown entries refused,
+/// and the whole of it still there after a publisher restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_at_its_minute_and_survives_a_publisher_restart() {
+    use sightline_publisher::control::schedule::local_minute_now;
+    const CAMERA: &str = "cam-schedule";
+    let state_dir = TempPath::dir("control-schedule").unwrap();
+    let server = TestServer::start().await.unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
+    (cfg.width, cfg.height, cfg.fps) = (640, 480, 15);
+    cfg.state_dir = Some(state_dir.path().to_owned());
+    let publisher = server.start_publisher(cfg).await.unwrap();
+    let viewer = control_viewer(&server, CAMERA, None).await;
+
+    // Bad schedules: a malformed time, a preset the camera does not have.
+    for (schedule, code) in [
+        (
+            json!([{"at": "25:00", "preset": "hd"}]),
+            ControlErrorCode::InvalidValue,
+        ),
+        (
+            json!([{"at": "08:00", "preset": "nope"}]),
+            ControlErrorCode::UnknownPreset,
+        ),
+    ] {
+        let r = viewer
+            .control_request(json!({"type": "set_schedule", "schedule": schedule}), WAIT)
+            .await
+            .unwrap();
+        let e = r.error.expect("refused");
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (code, Some("schedule")),
+            "{}",
+            e.message
+        );
+    }
+
+    // Not in the last seconds of a minute, so "now" is still now when it arrives.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 50 {
+        tokio::time::sleep(Duration::from_secs(62 - second)).await;
+    }
+    let now = local_minute_now();
+    let (this_minute, tonight) = (hh_mm(now), hh_mm(now + 12 * 60));
+    let r = ok(
+        &viewer,
+        json!({"type": "set_schedule", "schedule": [
+            {"at": tonight, "preset": "hd"},
+            {"at": this_minute, "preset": "low_bandwidth"},
+        ]}),
+    )
+    .await;
+    assert!(r.message.starts_with("schedule: "), "{}", r.message);
+    let fired = viewer
+        .control()
+        .wait_for(WAIT, "the schedule's state change", |msgs| {
+            msgs.iter().find_map(|m| match &m.message {
+                ControlMessage::State(s) if s.by.as_deref() == Some("schedule") => Some(s.clone()),
+                _ => None,
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(fired.status.preset.as_deref(), Some("low_bandwidth"));
+    let listed: Vec<(String, String)> = fired
+        .status
+        .schedule
+        .iter()
+        .map(|e| (e.at.clone(), e.preset.clone()))
+        .collect();
+    let mut want = vec![
+        (this_minute.clone(), "low_bandwidth".to_owned()),
+        (tonight.clone(), "hd".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(listed, want, "sorted by time");
+
+    let _publisher = publisher.restart().await;
+    server
+        .wait_camera_online(CAMERA, CAMERA_ONLINE_TIMEOUT)
+        .await
+        .unwrap();
+    let status = status_when_available(&viewer, Duration::from_secs(20)).await;
+    let kept: Vec<(String, String)> = status
+        .status
+        .unwrap()
+        .schedule
+        .iter()
+        .map(|e| (e.at.clone(), e.preset.clone()))
+        .collect();
+    assert_eq!(kept, want, "the schedule after the restart");
     viewer.close().await;
     server.shutdown().await;
 }

@@ -1,19 +1,21 @@
 //! Settings changed live by a viewer, through the real server, SFU and publisher: the
 //! received bitrate follows the bitrate set, and a new resolution reaches the same viewer
 //! session (no reconnect, no camera_offline) with no long gap in frame numbers. Motion
-//! detection, turned on by a viewer, sends `motion` events to viewers.
+//! detection, turned on by a viewer, sends `motion` events to viewers. A publisher given
+//! several sources switches among them when a viewer says `select_source`.
 
 mod control_support;
 
 use std::time::{Duration, Instant};
 
-use control_support::{control_viewer, frames_of_size, set, WAIT};
+use control_support::{control_viewer, frames_of_size, ok, set, WAIT};
 use serde_json::json;
 use sightline_protocol::control::{
     ApplyMode, Capability, ControlMessage, MotionEvent, MotionPhase,
 };
 use sightline_publisher::image::I420Frame;
 use sightline_publisher::source::SourceUrl;
+use sightline_publisher::NamedSource;
 use sightline_tests::control_client::Received;
 use sightline_tests::harness::publisher_config;
 use sightline_tests::jpeg_fixture::encode_i420;
@@ -259,6 +261,74 @@ async fn motion_in_the_picture_reaches_viewers_as_start_and_end_events() {
         after.iter().all(|e| e.phase == MotionPhase::End) && after.len() <= 1,
         "{after:?}"
     );
+    viewer.close().await;
+    server.shutdown().await;
+}
+
+/// A publisher with two sources (the test pattern at 640×480, a 320×240 movie): a viewer
+/// switches to the movie by name and back, in the same session; frames follow each source;
+/// a name the publisher was not given is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_source_switches_among_the_configured_sources() {
+    const CAMERA: &str = "cam-sources";
+    let server = TestServer::start().await.unwrap();
+    let movie = TempPath::file("sources.mjpeg", &box_movie()).unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), CAMERA).with_sources(vec![
+        NamedSource::parse("pattern=test-pattern").unwrap(),
+        NamedSource {
+            name: "movie".into(),
+            url: SourceUrl::File {
+                path: movie.path().to_owned(),
+            },
+        },
+    ]);
+    (cfg.width, cfg.height, cfg.fps) = (640, 480, 30);
+    let _publisher = server.start_publisher(cfg).await.unwrap();
+    let mut viewer = control_viewer(&server, CAMERA, None).await;
+    frames_of_size(&mut viewer, (640, 480), 3, WAIT).await;
+    let status = viewer.control().last_state().unwrap().status;
+    assert_eq!(status.sources, ["pattern", "movie"]);
+    assert_eq!(status.source_name.as_deref(), Some("pattern"));
+
+    for bad in ["garden", "rtsp://10.0.0.9/stream"] {
+        let r = viewer
+            .control_request(json!({"type": "select_source", "name": bad}), WAIT)
+            .await
+            .unwrap();
+        assert!(!r.success, "{bad}: {r:?}");
+    }
+    let r = ok(&viewer, json!({"type": "select_source", "name": "movie"})).await;
+    assert_eq!(r.message, "switching to source `movie`");
+    let state = viewer
+        .control()
+        .wait_for(WAIT, "the state naming the movie", |msgs| {
+            msgs.iter().rev().find_map(|m| match &m.message {
+                ControlMessage::State(s) if s.status.source_name.as_deref() == Some("movie") => {
+                    Some(s.clone())
+                }
+                _ => None,
+            })
+        })
+        .await
+        .unwrap();
+    assert!(state.by.is_some(), "the viewer who switched: {state:?}");
+    // The movie's frames: its own size, no barcode.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut movie_frames = 0;
+    while movie_frames < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no movie frames after the switch"
+        );
+        let f = viewer.next_frame(WAIT).await.unwrap();
+        if (f.width, f.height) == (320, 240) && f.stamp.is_none() {
+            movie_frames += 1;
+        }
+    }
+    ok(&viewer, json!({"type": "select_source", "name": "pattern"})).await;
+    frames_of_size(&mut viewer, (640, 480), 5, Duration::from_secs(20)).await;
+    let stats = viewer.stats();
+    assert_eq!(stats.sessions, 1, "no reconnect: {stats:?}");
     viewer.close().await;
     server.shutdown().await;
 }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::command_type::CommandType;
 use super::envelope::Envelope;
 use super::error::{ControlError, ControlErrorCode};
+use super::schedule::{parse_schedule, ScheduleEntry};
 use super::settings::CameraSettings;
 use super::{validate_preset_name, validate_request_id, VERSION};
 
@@ -33,6 +34,12 @@ pub enum Action {
     DeletePreset { name: String },
     /// Rename the saved preset `name` to `new_name` (not a built-in one, on either side).
     RenamePreset { name: String, new_name: String },
+    /// Replace the schedule (`schedule`: entries `{"at":"HH:MM","preset":NAME}`; `[]`
+    /// clears it).
+    SetSchedule { schedule: Vec<ScheduleEntry> },
+    /// Switch to the configured source `name` (never a URL: a viewer only picks among the
+    /// sources the publisher was given).
+    SelectSource { name: String },
     /// Viewer-local, handled by the SFU: stop forwarding media to this viewer.
     Pause,
     /// Viewer-local, handled by the SFU: forward media again, starting at a keyframe.
@@ -57,6 +64,8 @@ impl Action {
             Action::SavePreset { .. } => CommandType::SavePreset,
             Action::DeletePreset { .. } => CommandType::DeletePreset,
             Action::RenamePreset { .. } => CommandType::RenamePreset,
+            Action::SetSchedule { .. } => CommandType::SetSchedule,
+            Action::SelectSource { .. } => CommandType::SelectSource,
             Action::Pause => CommandType::Pause,
             Action::Resume => CommandType::Resume,
         }
@@ -102,6 +111,15 @@ impl Action {
                 name: "mine".into(),
                 new_name: "night".into(),
             },
+            "set_schedule" => Action::SetSchedule {
+                schedule: vec![ScheduleEntry {
+                    at: "20:00".into(),
+                    preset: "low_bandwidth".into(),
+                }],
+            },
+            "select_source" => Action::SelectSource {
+                name: "porch".into(),
+            },
             "pause" => Action::Pause,
             "resume" => Action::Resume,
             _ => return None,
@@ -145,12 +163,19 @@ impl Command {
             }
             Action::ApplyPreset { name }
             | Action::SavePreset { name }
-            | Action::DeletePreset { name } => {
+            | Action::DeletePreset { name }
+            | Action::SelectSource { name } => {
                 m.insert("name".into(), name.clone().into());
             }
             Action::RenamePreset { name, new_name } => {
                 m.insert("name".into(), name.clone().into());
                 m.insert("new_name".into(), new_name.clone().into());
+            }
+            Action::SetSchedule { schedule } => {
+                m.insert(
+                    "schedule".into(),
+                    serde_json::to_value(schedule).expect("schedule serializes"),
+                );
             }
             _ => {}
         }
@@ -200,7 +225,11 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     };
     let extra: &[&str] = match command_type {
         CommandType::UpdateSettings => &["settings"],
-        CommandType::ApplyPreset | CommandType::SavePreset | CommandType::DeletePreset => &["name"],
+        CommandType::SetSchedule => &["schedule"],
+        CommandType::ApplyPreset
+        | CommandType::SavePreset
+        | CommandType::DeletePreset
+        | CommandType::SelectSource => &["name"],
         CommandType::RenamePreset => &["name", "new_name"],
         _ => &[],
     };
@@ -218,17 +247,29 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             Action::UpdateSettings(CameraSettings::from_json(settings).map_err(refuse)?)
         }
         CommandType::ApplyPreset => Action::ApplyPreset {
-            name: preset_name(&map, "name").map_err(refuse)?,
+            name: name_field(&map, "name").map_err(refuse)?,
         },
         CommandType::SavePreset => Action::SavePreset {
-            name: preset_name(&map, "name").map_err(refuse)?,
+            name: name_field(&map, "name").map_err(refuse)?,
         },
         CommandType::DeletePreset => Action::DeletePreset {
-            name: preset_name(&map, "name").map_err(refuse)?,
+            name: name_field(&map, "name").map_err(refuse)?,
         },
         CommandType::RenamePreset => Action::RenamePreset {
-            name: preset_name(&map, "name").map_err(refuse)?,
-            new_name: preset_name(&map, "new_name").map_err(refuse)?,
+            name: name_field(&map, "name").map_err(refuse)?,
+            new_name: name_field(&map, "new_name").map_err(refuse)?,
+        },
+        CommandType::SetSchedule => {
+            let schedule = map
+                .get("schedule")
+                .ok_or_else(|| bad(format!("{ty}: missing schedule")))?;
+            Action::SetSchedule {
+                schedule: parse_schedule(schedule).map_err(refuse)?,
+            }
+        }
+        // Source names follow the preset names' rules (a short label, no paths).
+        CommandType::SelectSource => Action::SelectSource {
+            name: name_field(&map, "name").map_err(refuse)?,
         },
         other => Action::example(other.name()).expect("every command type has an action"),
     };
@@ -239,24 +280,24 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     })
 }
 
-/// A preset name field (`name`, or `rename_preset`'s `new_name`), as given
+/// A name field (a preset's `name`, `rename_preset`'s `new_name`, a source's `name`), as given
 /// ([`validate_preset_name`]). A viewer's name is trimmed first, as it always was on the
 /// wire: `" night "` means the preset `night`.
-fn preset_name(map: &Map<String, Value>, field: &str) -> Result<String, ControlError> {
+fn name_field(map: &Map<String, Value>, field: &str) -> Result<String, ControlError> {
     let name = match map.get(field) {
         Some(Value::String(n)) => n.trim(),
         Some(v) => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
                 field,
-                format!("expected a preset name, got {v}"),
+                format!("expected a name, got {v}"),
             ))
         }
         None => {
             return Err(ControlError::field(
                 ControlErrorCode::BadMessage,
                 field,
-                "missing preset name",
+                "missing name",
             ))
         }
     };
@@ -405,6 +446,51 @@ mod tests {
             e.error.message
         );
         assert_eq!(e.request_id.as_deref(), Some("z"));
+    }
+
+    #[test]
+    fn set_schedule_and_select_source() {
+        let text = r#"{"v":1,"type":"set_schedule","request_id":"a","schedule":[{"at":"20:00","preset":"night"},{"at":"07:00","preset":"day"}]}"#;
+        match parse_command(text).unwrap().action {
+            Action::SetSchedule { schedule } => {
+                let at: Vec<&str> = schedule.iter().map(|e| e.at.as_str()).collect();
+                assert_eq!(at, ["07:00", "20:00"], "sorted by time");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (body, field) in [
+            (r#""schedule":{"at":"07:00"}"#, Some("schedule")),
+            (
+                r#""schedule":[{"at":"7am","preset":"day"}]"#,
+                Some("schedule"),
+            ),
+            (r#""schedule":[],"name":"x""#, None),
+            ("", None),
+        ] {
+            let text = format!(
+                r#"{{"v":1,"type":"set_schedule","request_id":"a"{}{body}}}"#,
+                if body.is_empty() { "" } else { "," }
+            );
+            let e = refusal(&text);
+            assert_eq!(e.error.field.as_deref(), field, "{body}: {e:?}");
+            assert_eq!(e.request_id.as_deref(), Some("a"));
+        }
+        let text = r#"{"v":1,"type":"select_source","request_id":"a","name":"porch"}"#;
+        assert_eq!(
+            parse_command(text).unwrap().action,
+            Action::SelectSource {
+                name: "porch".into()
+            }
+        );
+        for bad in [
+            r#""name":"rtsp://10.0.0.9/stream""#,
+            r#""name":"../etc/passwd""#,
+            r#""name":7"#,
+            r#""url":"rtsp://x""#,
+        ] {
+            let text = format!(r#"{{"v":1,"type":"select_source","request_id":"a",{bad}}}"#);
+            assert!(parse_command(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

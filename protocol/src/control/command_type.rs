@@ -54,6 +54,10 @@ command_types! {
     DeletePreset = "delete_preset",
     /// Give a saved preset another name (built-in ones keep theirs).
     RenamePreset = "rename_preset",
+    /// Replace the schedule of presets applied at times of day.
+    SetSchedule = "set_schedule",
+    /// Switch to another of the publisher's configured sources, by name.
+    SelectSource = "select_source",
     /// Stop forwarding media to the sending viewer (answered by the SFU).
     Pause = "pause",
     /// Forward media to the sending viewer again (answered by the SFU).

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::capabilities::Capabilities;
 use super::envelope::Envelope;
 use super::error::{ControlError, ControlErrorCode};
+use super::schedule::ScheduleEntry;
 use super::settings::CameraSettings;
 use super::VERSION;
 
@@ -86,6 +87,16 @@ pub struct StreamStatus {
     /// The source, as given to `--source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The names of the sources a viewer may switch among (`select_source`), in the
+    /// publisher's order; empty when it was given one source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// Which of `sources` runs now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    /// Presets applied at times of day, sorted by time.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleEntry>,
 }
 
 /// Broadcast by the publisher whenever settings or status change, and once when its control
@@ -240,6 +251,12 @@ mod tests {
                     preset: Some("hd".into()),
                     presets: vec!["hd".into()],
                     source: None,
+                    sources: vec!["porch".into(), "garden".into()],
+                    source_name: Some("porch".into()),
+                    schedule: vec![ScheduleEntry {
+                        at: "20:00".into(),
+                        preset: "hd".into(),
+                    }],
                 },
                 by: Some("peer-2".into()),
                 changed: vec!["fps".into()],

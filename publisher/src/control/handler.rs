@@ -26,7 +26,13 @@ pub enum Intent {
     RestartCamera,
     /// Make the next frame a keyframe.
     RequestKeyframe,
+    /// Switch to the configured source of this name (known to exist, not the running
+    /// one); then [`ControlState::source_selected`].
+    SelectSource(String),
 }
+
+/// The `by` of state changes the schedule made.
+pub const SCHEDULE_BY: &str = "schedule";
 
 /// The result of one command.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +133,46 @@ impl ControlState {
                 Ok(false) => Outcome::reply(ok(self, format!("preset `{name}` keeps its name"))),
                 Err(e) => self.refuse(&request_id, from, e),
             },
+            Action::SetSchedule { schedule } => match self.set_schedule(schedule) {
+                Ok(()) => {
+                    let message = match self.schedule.as_slice() {
+                        [] => "cleared the schedule".to_owned(),
+                        entries => format!(
+                            "schedule: {}",
+                            entries
+                                .iter()
+                                .map(|e| format!("{} {}", e.at, e.preset))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    self.preset_book_changed(&request_id, from, message)
+                }
+                Err(e) => self.refuse(&request_id, from, e),
+            },
+            Action::SelectSource { name } => {
+                if self.source_name.as_deref() == Some(name.as_str()) {
+                    return Outcome::reply(ok(self, format!("already on source `{name}`")));
+                }
+                if !self.source_names.contains(&name) {
+                    let known = match self.source_names.as_slice() {
+                        [] => "this camera has one source".to_owned(),
+                        names => format!("sources: {}", names.join(", ")),
+                    };
+                    let error = ControlError::field(
+                        ControlErrorCode::InvalidValue,
+                        "name",
+                        format!("no source `{name}`; {known}"),
+                    );
+                    return self.refuse(&request_id, from, error);
+                }
+                Outcome {
+                    response: ok(self, format!("switching to source `{name}`")),
+                    broadcast: None,
+                    intent: Some(Intent::SelectSource(name)),
+                    plan: None,
+                }
+            }
             Action::GetStatus => Outcome::reply(ok(self, "current settings and status".into())),
             Action::GetCapabilities => {
                 let mut r = ok(self, "capabilities of this camera's source".into());
@@ -229,8 +275,19 @@ impl ControlState {
         }
     }
 
-    /// The saved presets changed (saved, deleted, renamed): save them, answer the sender and
-    /// tell every viewer (their preset lists).
+    /// The schedule's entry for local minute `now` ([`super::schedule::local_minute_now`]),
+    /// applied like `apply_preset` from [`SCHEDULE_BY`]. `None`: nothing is due.
+    pub fn scheduled(&mut self, now: i64) -> Option<Outcome> {
+        let entry = self.schedule_clock.due(&self.schedule, now)?.clone();
+        Some(self.handle(Command {
+            request_id: format!("{SCHEDULE_BY}-{}", entry.at),
+            from: Some(SCHEDULE_BY.to_owned()),
+            action: Action::ApplyPreset { name: entry.preset },
+        }))
+    }
+
+    /// The saved presets or the schedule changed: save them, answer the sender and tell
+    /// every viewer (their preset lists, the schedule).
     fn preset_book_changed(
         &mut self,
         request_id: &str,

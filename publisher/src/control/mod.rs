@@ -20,7 +20,8 @@
 //! - [`plan`]: which changes are live, need a keyframe (new size) or a source restart.
 //! - [`pipeline_settings`]: the lock-free-on-the-hot-path handoff to the encode thread.
 //! - [`frame_transform`], [`frame_rate`]: what the encode thread does with the snapshot.
-//! - [`presets`], [`store`]: named presets and the settings file.
+//! - [`presets`], [`store`]: named presets and the settings file; [`schedule`]: when the
+//!   presets of a camera's schedule apply.
 //! - [`on_demand`]: when to capture at all (viewer counts, `start_stream` / `stop_stream`,
 //!   the idle timer), as plain state with time passed in.
 //!
@@ -34,6 +35,7 @@ pub mod pipeline_settings;
 pub mod plan;
 pub mod presets;
 pub mod resolution;
+pub mod schedule;
 pub mod source_profile;
 pub mod state;
 pub mod store;

@@ -22,8 +22,15 @@ pub const MAX_BITRATE: u32 = 8_000_000;
 pub const MAX_NAME_LEN: u32 = 64;
 /// Highest `/dev/videoN` index offered.
 pub const MAX_CAMERA_INDEX: i64 = 63;
-/// The only codec this publisher sends.
+/// The codec every viewer can get, and the `encoding` setting's value.
 pub const ENCODING: &str = "h264";
+/// Every codec this publisher sends (`encoding`'s choices): H.264, and VP8 for browsers
+/// without H.264 where the publisher is built with libvpx. Each viewer gets the one its
+/// browser decodes, so the setting describes the camera rather than steering it.
+#[cfg(sightline_vp8)]
+pub const ENCODINGS: &[&str] = &[ENCODING, "vp8"];
+#[cfg(not(sightline_vp8))]
+pub const ENCODINGS: &[&str] = &[ENCODING];
 
 /// Kinds of source, as far as control cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +180,7 @@ impl SourceProfile {
         caps.set(
             "encoding",
             Capability::Enum {
-                choices: vec![ENCODING.to_owned()],
+                choices: ENCODINGS.iter().map(|e| e.to_string()).collect(),
                 apply: ApplyMode::Live,
             },
         );
@@ -344,6 +351,12 @@ mod tests {
         );
         check(&p, json!({"encoding": "h264", "camera_name": "Porch"})).unwrap();
         assert!(check(&p, json!({"encoding": "h265"})).is_err());
+        let caps = p.capabilities();
+        let Some(Capability::Enum { choices, .. }) = caps.get("encoding") else {
+            panic!("{:?}", caps.get("encoding"));
+        };
+        assert_eq!(choices[0], "h264");
+        assert_eq!(choices.contains(&"vp8".to_owned()), cfg!(sightline_vp8));
         check(&p, json!({"quality": 100})).unwrap();
         assert_eq!(
             check(&p, json!({"quality": 0})).unwrap_err().1,

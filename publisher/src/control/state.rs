@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 use sightline_protocol::control::{
     unix_millis, validate_update, CameraSettings, Capabilities, ControlError, ControlErrorCode,
-    ControlMessage, StateUpdate, StreamStatus,
+    ControlMessage, ScheduleEntry, StateUpdate, StreamStatus,
 };
 use tracing::warn;
 
@@ -19,6 +19,7 @@ use super::pipeline_settings::{
 use super::plan::ApplyPlan;
 use super::presets::{self, PresetBook};
 use super::resolution::format_sizes;
+use super::schedule::ScheduleClock;
 use super::source_profile::{SourceProfile, ENCODING};
 use super::store::{SavedState, SettingsStore};
 
@@ -32,6 +33,9 @@ pub struct ControlConfig {
     pub bitrate: u32,
     /// The source as given to `--source`, shown in the status.
     pub source_label: Option<String>,
+    /// The names of the sources viewers may switch among, the running one first (empty:
+    /// there is only the one).
+    pub source_names: Vec<String>,
     /// Where settings persist; `None`: they last as long as the process.
     pub store: Option<SettingsStore>,
     /// Whether the stream starts running (false for on-demand publishers).
@@ -58,7 +62,11 @@ pub struct ControlState {
     pub(super) active_preset: Option<String>,
     pub(super) version: u64,
     pub(super) streaming: bool,
+    pub(super) schedule: Vec<ScheduleEntry>,
+    pub(super) schedule_clock: ScheduleClock,
     source_label: Option<String>,
+    pub(super) source_names: Vec<String>,
+    pub(super) source_name: Option<String>,
     store: Option<SettingsStore>,
     start_fps: u32,
     start_bitrate: u32,
@@ -91,15 +99,30 @@ impl ControlState {
             config.bitrate,
             version,
         ));
+        let presets = PresetBook::new(saved.presets);
+        let (schedule, unknown): (Vec<_>, Vec<_>) = saved
+            .schedule
+            .into_iter()
+            .partition(|e| presets.names().contains(&e.preset));
+        for e in unknown {
+            warnings.push(format!(
+                "schedule entry at {}: no preset `{}`; dropped",
+                e.at, e.preset
+            ));
+        }
         let mut state = ControlState {
             profile,
             caps,
             settings,
-            presets: PresetBook::new(saved.presets),
+            presets,
             active_preset: saved.active_preset,
             version,
             streaming: config.streaming,
+            schedule,
+            schedule_clock: ScheduleClock::default(),
             source_label: config.source_label,
+            source_name: config.source_names.first().cloned(),
+            source_names: config.source_names,
             store: config.store,
             start_fps: config.fps,
             start_bitrate: config.bitrate,
@@ -140,6 +163,9 @@ impl ControlState {
             preset: self.active_preset.clone(),
             presets: self.presets.names(),
             source: self.source_label.clone(),
+            sources: self.source_names.clone(),
+            source_name: self.source_name.clone(),
+            schedule: self.schedule.clone(),
         }
     }
 
@@ -255,6 +281,7 @@ impl ControlState {
             settings: self.settings.clone(),
             presets: self.presets.saved().clone(),
             active_preset: self.active_preset.clone(),
+            schedule: self.schedule.clone(),
         };
         store.save(&saved).map_err(|e| {
             warn!("{e:#}");
@@ -295,9 +322,68 @@ impl ControlState {
         })
     }
 
+    /// Another of the configured sources runs now (`select_source`): `label` as shown in
+    /// the status, `profile` what it can do. Always news for viewers, even when the new
+    /// source can do the same as the old.
+    pub fn source_selected(
+        &mut self,
+        name: &str,
+        label: String,
+        profile: SourceProfile,
+    ) -> SourceChange {
+        self.source_name = Some(name.to_owned());
+        self.source_label = Some(label);
+        self.source_changed(profile).unwrap_or_else(|| {
+            self.version += 1;
+            SourceChange {
+                capabilities: self.caps.clone(),
+                state: self.state_update(None, &[]),
+                warnings: Vec::new(),
+            }
+        })
+    }
+
+    /// Replace the schedule (`set_schedule`); every entry must name a preset this camera
+    /// has. The caller persists and broadcasts.
+    pub fn set_schedule(&mut self, mut schedule: Vec<ScheduleEntry>) -> Result<(), ControlError> {
+        schedule.sort();
+        let names = self.presets.names();
+        if let Some(e) = schedule.iter().find(|e| !names.contains(&e.preset)) {
+            return Err(ControlError::field(
+                ControlErrorCode::UnknownPreset,
+                "schedule",
+                format!(
+                    "entry at {}: no preset `{}`; presets: {}",
+                    e.at,
+                    e.preset,
+                    names.join(", ")
+                ),
+            ));
+        }
+        self.schedule = schedule;
+        self.schedule_clock.restart();
+        self.version += 1;
+        Ok(())
+    }
+
+    pub fn schedule(&self) -> &[ScheduleEntry] {
+        &self.schedule
+    }
+
     /// Forget saved preset `name` (`delete_preset`). `Ok(false)`: there was none by that
-    /// name. The caller persists and broadcasts the change.
+    /// name. A preset the schedule uses stays until the schedule stops naming it. The caller
+    /// persists and broadcasts the change.
     pub fn delete_preset(&mut self, name: &str) -> Result<bool, ControlError> {
+        if let Some(e) = self.schedule.iter().find(|e| e.preset == name) {
+            return Err(ControlError::field(
+                ControlErrorCode::InvalidValue,
+                "name",
+                format!(
+                    "preset `{name}` is in the schedule at {}; change the schedule first",
+                    e.at
+                ),
+            ));
+        }
         if !self.presets.delete(name)? {
             return Ok(false);
         }
@@ -317,6 +403,9 @@ impl ControlState {
         }
         if self.active_preset.as_deref() == Some(name) {
             self.active_preset = Some(new_name.to_owned());
+        }
+        for e in self.schedule.iter_mut().filter(|e| e.preset == name) {
+            e.preset = new_name.to_owned();
         }
         self.version += 1;
         Ok(true)

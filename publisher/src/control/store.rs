@@ -4,7 +4,8 @@
 //!
 //! ```json
 //! {"format":1,"version":12,"settings":{"width":640,"height":360,"fps":15},
-//!  "presets":{"night":{"brightness":30}},"active_preset":"night"}
+//!  "presets":{"night":{"brightness":30}},"active_preset":"night",
+//!  "schedule":[{"at":"20:00","preset":"night"}]}
 //! ```
 //!
 //! Reading is forgiving: the file is outside input (edited by hand, written by an older
@@ -17,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
-use sightline_protocol::control::{validate_preset_name, CameraSettings};
+use sightline_protocol::control::{
+    parse_schedule, validate_preset_name, CameraSettings, ScheduleEntry,
+};
 
 use super::presets::{is_built_in, MAX_USER_PRESETS};
 
@@ -35,6 +38,8 @@ pub struct SavedState {
     pub settings: CameraSettings,
     pub presets: BTreeMap<String, CameraSettings>,
     pub active_preset: Option<String>,
+    /// Presets applied at times of day.
+    pub schedule: Vec<ScheduleEntry>,
 }
 
 impl SavedState {
@@ -57,6 +62,9 @@ impl SavedState {
         });
         if let Some(p) = &self.active_preset {
             v["active_preset"] = json!(p);
+        }
+        if !self.schedule.is_empty() {
+            v["schedule"] = json!(self.schedule);
         }
         serde_json::to_string_pretty(&v).expect("json serializes")
     }
@@ -139,6 +147,12 @@ impl SavedState {
             Some(other) => warnings.push(format!(
                 "{source}: `active_preset` {other} is not a name; ignored"
             )),
+        }
+        if let Some(v) = map.get("schedule") {
+            match parse_schedule(v) {
+                Ok(schedule) => state.schedule = schedule,
+                Err(e) => warnings.push(format!("{source}: {}; schedule ignored", e.message)),
+            }
         }
         (state, warnings)
     }
@@ -294,6 +308,10 @@ mod tests {
             .unwrap(),
             presets,
             active_preset: Some("night".into()),
+            schedule: vec![ScheduleEntry {
+                at: "20:00".into(),
+                preset: "night".into(),
+            }],
         }
     }
 

@@ -9,6 +9,7 @@ use sightline_protocol::control::{
     Response,
 };
 
+use super::handler::SCHEDULE_BY;
 use super::*;
 use crate::source::{SourceUrl, V4l2Device};
 
@@ -18,6 +19,7 @@ fn config(store: Option<SettingsStore>) -> ControlConfig {
         fps: 30,
         bitrate: 2_000_000,
         source_label: Some("test-pattern".into()),
+        source_names: Vec::new(),
         store,
         streaming: true,
     }
@@ -674,4 +676,186 @@ fn switching_cameras_by_index_restarts_the_source() {
     assert_eq!(out.intent, Some(Intent::RestartCamera));
     assert_eq!(out.plan.unwrap().restart, vec!["camera_index"]);
     assert_eq!(s.settings().camera_index, Some(1));
+}
+
+fn schedule(list: &[(&str, &str)]) -> Action {
+    Action::SetSchedule {
+        schedule: list
+            .iter()
+            .map(|(at, preset)| sightline_protocol::control::ScheduleEntry {
+                at: (*at).into(),
+                preset: (*preset).into(),
+            })
+            .collect(),
+    }
+}
+
+/// Local minutes at `hh:mm` of some day.
+fn at(hh: i64, mm: i64) -> i64 {
+    20_000 * 1440 + hh * 60 + mm
+}
+
+#[test]
+fn a_schedule_applies_its_presets_on_time_and_survives_a_restart() {
+    let (dir, store) = temp_store("schedule");
+    let (mut s, _) = ControlState::new(test_pattern(), config(Some(store.clone())));
+    assert!(
+        s.handle(cmd(
+            "p",
+            "s",
+            Action::SavePreset {
+                name: "night".into()
+            }
+        ))
+        .response
+        .success
+    );
+    let out = s.handle(cmd(
+        "p",
+        "r",
+        schedule(&[("20:00", "night"), ("07:00", "hd")]),
+    ));
+    assert!(out.response.success, "{:?}", out.response);
+    assert_eq!(out.response.message, "schedule: 07:00 hd, 20:00 night");
+    let listed = &out.broadcast.expect("viewers hear of it").status.schedule;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        (listed[0].at.as_str(), listed[1].preset.as_str()),
+        ("07:00", "night")
+    );
+
+    // Nothing due before 07:00; at 07:00 `hd` applies, by the schedule.
+    assert!(s.scheduled(at(6, 59)).is_none());
+    let fired = s.scheduled(at(7, 0)).expect("07:00 is due");
+    assert!(fired.response.success, "{:?}", fired.response);
+    let b = fired.broadcast.expect("a state change");
+    assert_eq!(b.by.as_deref(), Some(SCHEDULE_BY));
+    assert_eq!(b.status.preset.as_deref(), Some("hd"));
+    assert!(s.scheduled(at(7, 0)).is_none(), "once");
+
+    // The schedule is in the file, and comes back.
+    drop(s);
+    let (mut s, warnings) = ControlState::new(test_pattern(), config(Some(store)));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(s.status().schedule.len(), 2);
+    assert!(s.scheduled(at(20, 0)).is_some());
+
+    // A preset in the schedule cannot be deleted; renaming it renames the entry.
+    let out = s.handle(cmd(
+        "p",
+        "d",
+        Action::DeletePreset {
+            name: "night".into(),
+        },
+    ));
+    assert!(refusal(&out.response)
+        .2
+        .contains("in the schedule at 20:00"));
+    let out = s.handle(cmd(
+        "p",
+        "n",
+        Action::RenamePreset {
+            name: "night".into(),
+            new_name: "dark".into(),
+        },
+    ));
+    assert!(out.response.success);
+    assert_eq!(s.schedule()[1].preset, "dark");
+    // Unknown presets are refused; an empty list clears the schedule.
+    let out = s.handle(cmd("p", "u", schedule(&[("08:00", "nope")])));
+    let (code, field, message) = refusal(&out.response);
+    assert_eq!(
+        (code, field),
+        (ControlErrorCode::UnknownPreset, Some("schedule"))
+    );
+    assert!(message.contains("no preset `nope`"), "{message}");
+    assert_eq!(s.schedule().len(), 2, "a refusal changes nothing");
+    let out = s.handle(cmd("p", "c", schedule(&[])));
+    assert_eq!(out.response.message, "cleared the schedule");
+    assert!(s.status().schedule.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_saved_schedule_naming_a_lost_preset_drops_that_entry() {
+    let (dir, store) = temp_store("schedule-lost");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        store.path(),
+        r#"{"format":1,"version":3,"settings":{},"schedule":[{"at":"07:00","preset":"hd"},{"at":"20:00","preset":"gone"}]}"#,
+    )
+    .unwrap();
+    let (s, warnings) = ControlState::new(test_pattern(), config(Some(store.clone())));
+    assert_eq!(s.schedule().len(), 1);
+    assert!(
+        warnings.iter().any(|w| w.contains("no preset `gone`")),
+        "{warnings:?}"
+    );
+    std::fs::write(
+        store.path(),
+        r#"{"format":1,"schedule":[{"at":"7am","preset":"hd"}]}"#,
+    )
+    .unwrap();
+    let (s, warnings) = ControlState::new(test_pattern(), config(Some(store)));
+    assert!(s.schedule().is_empty());
+    assert!(
+        warnings.iter().any(|w| w.contains("schedule ignored")),
+        "{warnings:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn select_source_picks_among_the_configured_names_only() {
+    let mut c = config(None);
+    c.source_names = vec!["porch".into(), "garden".into()];
+    let (mut s, _) = ControlState::new(test_pattern(), c);
+    assert_eq!(s.status().sources, ["porch", "garden"]);
+    assert_eq!(s.status().source_name.as_deref(), Some("porch"));
+    let out = s.handle(cmd(
+        "p",
+        "a",
+        Action::SelectSource {
+            name: "porch".into(),
+        },
+    ));
+    assert_eq!((out.response.success, out.intent), (true, None));
+    let out = s.handle(cmd(
+        "p",
+        "b",
+        Action::SelectSource {
+            name: "attic".into(),
+        },
+    ));
+    let (code, field, message) = refusal(&out.response);
+    assert_eq!(
+        (code, field),
+        (ControlErrorCode::InvalidValue, Some("name"))
+    );
+    assert_eq!(message, "name: no source `attic`; sources: porch, garden");
+    let out = s.handle(cmd(
+        "p",
+        "c",
+        Action::SelectSource {
+            name: "garden".into(),
+        },
+    ));
+    assert_eq!(out.intent, Some(Intent::SelectSource("garden".into())));
+    // The station switches, then tells the state: the same kind of source is still news.
+    let v = s.version();
+    let change = s.source_selected("garden", "file:/g.mjpeg".into(), test_pattern());
+    assert!(change.state.version > v);
+    assert_eq!(change.state.status.source_name.as_deref(), Some("garden"));
+    assert_eq!(change.state.status.source.as_deref(), Some("file:/g.mjpeg"));
+    // A publisher with one source has nothing to switch to.
+    let out = state().handle(cmd(
+        "p",
+        "d",
+        Action::SelectSource {
+            name: "garden".into(),
+        },
+    ));
+    assert!(refusal(&out.response)
+        .2
+        .contains("this camera has one source"));
 }

@@ -76,6 +76,11 @@ impl Capture {
         self.start()
     }
 
+    /// Use `url` from the next start on (a viewer chose another configured source).
+    pub fn select_source(&mut self, url: SourceUrl) {
+        self.spec.url = url;
+    }
+
     /// Use V4L2 camera `index` from the next start on (a viewer chose another camera).
     /// Returns whether the source changed; only V4L2 sources have an index.
     pub fn select_camera(&mut self, index: u32) -> bool {

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use super::Session;
 use crate::control::{SourceChange, SourceKind};
 use crate::pipeline::FrameReport;
+use crate::station::Handled;
 
 impl Session<'_> {
     /// The control channel opened: capabilities, then the state (the SFU keeps both for
@@ -42,14 +43,24 @@ impl Session<'_> {
     /// it out in one call; this sends the reply to its sender and any broadcast to everyone,
     /// then does the I/O it left.
     pub(super) async fn command(&mut self, text: &str, from: Option<u64>) -> anyhow::Result<()> {
-        let handled = self.station.command(text);
-        let mut messages = handled.messages.into_iter();
-        if let Some(reply) = messages.next() {
-            self.reply(from, reply).await;
+        let mut handled = self.station.command(text);
+        let reply = handled.messages.remove(0);
+        self.reply(from, reply).await;
+        self.carry_out(handled).await
+    }
+
+    /// A schedule entry is due: carry it out like a command nobody gets the reply of.
+    pub(super) async fn run_schedule(&mut self) -> anyhow::Result<()> {
+        match self.station.scheduled() {
+            Some(handled) => self.carry_out(handled).await,
+            None => Ok(()),
         }
-        let broadcasts: Vec<String> = messages.collect();
-        if !broadcasts.is_empty() {
-            self.broadcast(broadcasts).await;
+    }
+
+    /// What a command left after its reply: broadcasts, keyframe, source change, switch.
+    async fn carry_out(&mut self, handled: Handled) -> anyhow::Result<()> {
+        if !handled.messages.is_empty() {
+            self.broadcast(handled.messages).await;
         }
         if handled.keyframe {
             self.keyframes.request();

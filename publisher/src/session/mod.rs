@@ -142,7 +142,7 @@ async fn drive(
             made = s.snapshots_made.recv() => s.on_snapshot_made(made).await,
             event = s.motion_events.recv() => s.on_motion(event).await,
             _ = sleep_until_some(idle_stop_at), if idle_stop_at.is_some() => s.on_idle_timer().await,
-            _ = s.housekeeping.tick() => s.check_encode_thread(),
+            _ = s.housekeeping.tick() => s.on_housekeeping().await,
             _ = tokio::time::sleep_until(s.setup_deadline), if !s.res.connected => s.setup_timed_out(),
         };
         if let Some(reason) = flow? {
@@ -455,7 +455,8 @@ impl<'a> Session<'a> {
         Ok(None)
     }
 
-    fn check_encode_thread(&self) -> Flow {
+    /// Once a second: is the encode thread alive, is a schedule entry due.
+    async fn on_housekeeping(&mut self) -> Flow {
         if self
             .res
             .encode
@@ -464,6 +465,7 @@ impl<'a> Session<'a> {
         {
             return Err(anyhow!("the encode pipeline stopped"));
         }
+        self.run_schedule().await?;
         Ok(None)
     }
 
