@@ -54,6 +54,9 @@ export const VIEW_ONLY_COMMANDS = Object.freeze(['get_status', 'get_capabilities
 /** Capability `type`s (control/capabilities.rs `Capability::TYPES`). */
 export const CAPABILITY_TYPES = Object.freeze(['int', 'float', 'bool', 'enum', 'string', 'unsupported']);
 
+/** Who carries out an image control (control/capabilities.rs `ControlPath::NAMES`). */
+export const CONTROL_PATHS = Object.freeze(['hardware', 'software']);
+
 /** Apply modes (control/capabilities.rs `ApplyMode::ALL`). */
 export const APPLY_MODES = Object.freeze(['live', 'keyframe', 'restart']);
 
@@ -212,12 +215,19 @@ function parseMotion(m) {
   };
 }
 
-/** `{type:'capabilities', settings:{name: capability}}`; a malformed entry becomes unsupported. */
+/**
+ * `{type:'capabilities', settings:{name: capability}, paths?:{name: path}}`; a malformed
+ * entry becomes unsupported. A control's path (who carries it out) goes onto its capability.
+ */
 function parseCapabilities(m) {
   if (!isObject(m.settings)) return fail('bad `capabilities`: settings must be an object');
+  const paths = isObject(m.paths) ? m.paths : {};
   const settings = {};
   for (const [name, cap] of Object.entries(m.settings)) {
     settings[name] = normaliseCapability(cap);
+    if (CONTROL_PATHS.includes(paths[name]) && settings[name].type !== 'unsupported') {
+      settings[name].path = paths[name];
+    }
   }
   return { message: { type: 'capabilities', settings } };
 }

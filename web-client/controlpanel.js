@@ -154,6 +154,10 @@ export class SettingsPanel {
     hint.className = 'hint';
     hint.dataset.apply = cap.apply || 'none';
     hint.textContent = spec.kind === 'disabled' ? 'unsupported' : APPLY_HINTS[cap.apply] || '';
+    if (cap.path) {
+      el.dataset.path = cap.path;
+      hint.textContent += cap.path === 'hardware' ? ' · on the camera' : ' · in software';
+    }
     head.append(label, value, hint);
 
     let input;

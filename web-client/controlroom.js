@@ -7,6 +7,7 @@
 // the panel disabled with a note, and may still pause and resume its own video.
 
 import { ControlClient } from './control.js';
+import { ErrorLine } from './errorline.js';
 import { SettingsPanel, formatValue, labelFor } from './controlpanel.js';
 import { PresetsBar, presetLabel } from './presets.js';
 import { ScheduleBar } from './schedule.js';
@@ -36,18 +37,6 @@ function el(tag, className, text) {
   return e;
 }
 
-function errorLine(role) {
-  const p = el('p', 'field-error');
-  p.dataset.role = role;
-  p.hidden = true;
-  p.setAttribute('role', 'alert');
-  return p;
-}
-
-function showLine(p, text) {
-  p.textContent = text || '';
-  p.hidden = !text;
-}
 
 export class ControlRoom {
   constructor(root, { log = () => {}, onChange = () => {}, onTeardown = () => {}, onMotion = () => {} } = {}) {
@@ -109,7 +98,7 @@ export class ControlRoom {
       return b;
     });
     camera.append(...this.actionButtons);
-    this.actionsError = errorLine('actions-error');
+    this.actionsError = new ErrorLine('actions-error');
 
     this.presetsEl = el('div');
     this.presets = new PresetsBar(this.presetsEl, {
@@ -144,10 +133,10 @@ export class ControlRoom {
     this.applyButton.addEventListener('click', () => this.applyStaged());
     this.discardButton.addEventListener('click', () => this.discardStaged());
 
-    this.generalError = errorLine('error');
+    this.generalError = new ErrorLine('error');
     this.pauseButton.addEventListener('click', () => this.togglePause());
-    r.replaceChildren(h, this.note, viewer, camera, this.actionsError, this.sourcesEl,
-      this.presetsEl, this.settingsEl, this.applyBar, this.scheduleEl, this.generalError);
+    r.replaceChildren(h, this.note, viewer, camera, this.actionsError.el, this.sourcesEl,
+      this.presetsEl, this.settingsEl, this.applyBar, this.scheduleEl, this.generalError.el);
   }
 
   render() {
@@ -243,8 +232,8 @@ export class ControlRoom {
     this.presets.setStatus(null);
     this.schedule.setStatus(null);
     this.sources.setStatus(null);
-    showLine(this.actionsError, '');
-    showLine(this.generalError, '');
+    this.actionsError.clear();
+    this.generalError.clear();
     this.render();
   }
 
@@ -361,7 +350,7 @@ export class ControlRoom {
     } else if (r.error.code !== 'closed') {
       const field = r.error.field ? ` (${r.error.field})` : '';
       this.log(`${command} refused${field}: ${r.error.code}: ${r.error.message}`, 'error');
-      if (!req) showLine(this.generalError, r.error.message);
+      if (!req) this.generalError.show(r.error.message);
     }
     this.render();
     this.onChange();
@@ -375,15 +364,15 @@ export class ControlRoom {
     this.pauseButton.disabled = true;
     const r = await this.client.request(command);
     if (r.success) this.paused = command === 'pause';
-    else showLine(this.actionsError, r.error.message);
+    else this.actionsError.show(r.error.message);
     this.render();
     this.onChange();
   }
 
   async action(a) {
-    showLine(this.actionsError, '');
+    this.actionsError.clear();
     const r = await this.client.request(a.command);
-    if (!r.success) showLine(this.actionsError, r.error.message);
+    if (!r.success) this.actionsError.show(r.error.message);
     this.render();
   }
 
@@ -409,7 +398,7 @@ export class ControlRoom {
     const r = await this.client.request('select_source', { name });
     // Refused: show the source that still runs.
     if (!r.success) {
-      showLine(this.actionsError, r.error.message);
+      this.actionsError.show(r.error.message);
       this.sources.setStatus(this.client.status);
     }
   }
@@ -423,7 +412,7 @@ export class ControlRoom {
 
   /** A control settled on a new value. */
   edit(name, value, apply) {
-    showLine(this.generalError, '');
+    this.generalError.clear();
     if (apply === 'live') {
       this.live[name] = value;
       clearTimeout(this.liveTimer);
@@ -479,7 +468,7 @@ export class ControlRoom {
     // A field without a row of its own (`settings`) belongs to the one control that sent.
     const shown = this.panel.showError(field, r.error.message) ||
       (names.length === 1 && this.panel.showError(names[0], r.error.message));
-    if (!shown) showLine(this.generalError, r.error.message);
+    if (!shown) this.generalError.show(r.error.message);
     if (!keepOnFailure) this.panel.settle(names);
     return false;
   }

@@ -4,6 +4,8 @@
 // Names follow protocol/src/ids.rs `validate_preset_name`: 1..=32 letters, digits, '-', '_'
 // or spaces, no space at either end (so we trim before checking).
 
+import { ErrorLine } from './errorline.js';
+
 export const MAX_PRESET_NAME_LEN = 32;
 
 /** The presets every camera has, which cannot be deleted or renamed (ids.rs `BUILT_IN_PRESETS`). */
@@ -50,11 +52,8 @@ export class PresetsBar {
     this.rename.title = 'Give the chosen saved preset the name typed here';
     save.append(this.name, this.save, this.rename);
 
-    this.error = document.createElement('p');
-    this.error.className = 'field-error';
-    this.error.hidden = true;
-    this.error.setAttribute('role', 'alert');
-    this.el.replaceChildren(pick, save, this.error);
+    this.error = new ErrorLine();
+    this.el.replaceChildren(pick, save, this.error.el);
 
     this.apply.addEventListener('click', () => {
       this.clearError();
@@ -120,13 +119,11 @@ export class PresetsBar {
   }
 
   showError(message) {
-    this.error.textContent = message;
-    this.error.hidden = false;
+    this.error.show(message);
   }
 
   clearError() {
-    this.error.hidden = true;
-    this.error.textContent = '';
+    this.error.clear();
   }
 }
 

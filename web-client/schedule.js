@@ -2,6 +2,8 @@
 // (the state's `status.schedule`, a list of {at: "HH:MM", preset}). The page edits a copy
 // and sends the whole list with `set_schedule`; the camera answers with the new state.
 
+import { ErrorLine } from './errorline.js';
+
 /** The most entries a schedule holds (protocol control/schedule.rs `MAX_SCHEDULE_ENTRIES`). */
 export const MAX_SCHEDULE_ENTRIES = 24;
 
@@ -34,11 +36,8 @@ export class ScheduleBar {
     this.add.textContent = 'Add';
     this.add.dataset.action = 'add-schedule-entry';
     add.append(this.time, this.preset, this.add);
-    this.error = document.createElement('p');
-    this.error.className = 'field-error';
-    this.error.hidden = true;
-    this.error.setAttribute('role', 'alert');
-    this.el.replaceChildren(title, this.list, add, this.error);
+    this.error = new ErrorLine();
+    this.el.replaceChildren(title, this.list, add, this.error.el);
     add.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const at = this.time.value.slice(0, 5); // some browsers add seconds
@@ -97,12 +96,10 @@ export class ScheduleBar {
   }
 
   showError(message) {
-    this.error.textContent = message;
-    this.error.hidden = false;
+    this.error.show(message);
   }
 
   clearError() {
-    this.error.hidden = true;
-    this.error.textContent = '';
+    this.error.clear();
   }
 }

@@ -43,7 +43,7 @@ pub mod relay;
 mod schedule;
 mod settings;
 
-pub use capabilities::{validate_update, ApplyMode, Capabilities, Capability};
+pub use capabilities::{validate_update, ApplyMode, Capabilities, Capability, ControlPath};
 pub use command::{parse_command, Action, Command, Refusal};
 pub use command_type::CommandType;
 pub use envelope::{peek_request_id, Envelope};

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use sightline_protocol::control::{
-    ApplyMode, CameraSettings, Capability, CommandType, BUILT_IN_PRESETS, CHANNEL_LABEL,
-    MAX_CONTROL_MESSAGE_BYTES, MAX_PRESET_NAME_LEN, MAX_SCHEDULE_ENTRIES, VERSION,
+    ApplyMode, CameraSettings, Capability, CommandType, ControlPath, BUILT_IN_PRESETS,
+    CHANNEL_LABEL, MAX_CONTROL_MESSAGE_BYTES, MAX_PRESET_NAME_LEN, MAX_SCHEDULE_ENTRIES, VERSION,
 };
 use sightline_protocol::wire::{ClientMessage, ServerMessage, SourceState, RESUME_CLOSE_CODE};
 
@@ -209,6 +209,13 @@ fn control_js_matches_the_control_protocol() {
     let apply_modes = js.strings("APPLY_MODES");
     let modes: Vec<&str> = ApplyMode::ALL.iter().map(|m| m.as_str()).collect();
     js.check("APPLY_MODES", apply_modes, owned(&modes), "ApplyMode::ALL");
+    let paths = js.strings("CONTROL_PATHS");
+    js.check(
+        "CONTROL_PATHS",
+        paths,
+        owned(ControlPath::NAMES),
+        "ControlPath::NAMES",
+    );
     js.finish();
 }
 

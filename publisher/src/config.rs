@@ -113,6 +113,7 @@ impl PublisherConfig {
             poll_fps: self.poll_fps,
             read_timeout: self.source_timeout,
             camera_id: self.camera_id.clone(),
+            controls: Default::default(),
         }
     }
 }

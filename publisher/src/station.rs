@@ -18,6 +18,7 @@ use crate::control::{
 };
 use crate::pipeline::capture::Capture;
 use crate::pipeline::ApplyLog;
+use crate::source::camera_controls::CameraControlLink;
 use crate::source::SourceSpec;
 
 /// A start, stop or restart the station carried out: the session makes its encode thread
@@ -53,6 +54,9 @@ pub struct Station {
     /// What a newly chosen source is assumed to give until its frames say otherwise.
     start_size: (u32, u32),
     start_fps: u32,
+    /// What a camera offers of its own controls, and the last offer taken in.
+    camera_controls: CameraControlLink,
+    controls_seen: u64,
 }
 
 impl Station {
@@ -78,11 +82,13 @@ impl Station {
                 source_names: config.source_names(),
                 store,
                 streaming: false,
+                camera_controls: spec.controls.clone(),
             },
         );
         for w in warnings {
             warn!("{w}");
         }
+        let spec_controls = spec.controls.clone();
         Station {
             control,
             capture: Capture::new(spec),
@@ -91,6 +97,8 @@ impl Station {
             sources: config.sources.clone(),
             start_size: (config.width, config.height),
             start_fps: config.fps,
+            camera_controls: spec_controls,
+            controls_seen: 0,
         }
     }
 
@@ -210,6 +218,17 @@ impl Station {
         handled
     }
 
+    /// A camera that opened said which of its own controls it has: capabilities follow
+    /// (the settings it carries out now go to it, the rest stay in software).
+    pub fn camera_controls_seen(&mut self) -> Option<SourceChange> {
+        let (generation, hardware) = self.camera_controls.offer_since(self.controls_seen)?;
+        self.controls_seen = generation;
+        info!("camera controls on the device: {}", hardware.describe());
+        let mut profile = self.control.profile().clone();
+        profile.hardware = hardware;
+        self.control.source_changed(profile)
+    }
+
     /// Switch to configured source `name` (the control state checked it exists): the
     /// capture reopens on it if it runs, and capabilities follow the new source.
     fn select_source(&mut self, name: &str, by: Option<String>, handled: &mut Handled) {
@@ -221,6 +240,7 @@ impl Station {
             "switching to source `{name}` ({})", source.url
         );
         self.capture.select_source(source.url.clone());
+        self.camera_controls.withdraw();
         let profile = SourceProfile::for_source(&source.url, self.start_size, self.start_fps);
         let mut change = self
             .control
@@ -275,5 +295,45 @@ impl Station {
             fps: s.fps.unwrap_or(config.fps).clamp(1, 240),
             p2p_max: config.p2p_max,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_protocol::control::ControlPath;
+
+    use super::*;
+    use crate::source::camera_controls::{fake, HardwareControls};
+
+    /// What a camera's capture thread offers reaches the capabilities once; a source
+    /// switch withdraws it.
+    #[test]
+    fn a_cameras_offer_becomes_capabilities_once() {
+        let config = PublisherConfig::new("ws://127.0.0.1:1/ws", "cam").with_sources(vec![
+            NamedSource::parse("a=test-pattern").unwrap(),
+            NamedSource::parse("b=test-pattern").unwrap(),
+        ]);
+        let spec = config.source_spec();
+        let link = spec.controls.clone();
+        let mut station = Station::new(&config, spec);
+        assert!(station.camera_controls_seen().is_none(), "nothing offered");
+        link.offer(HardwareControls::from_device(&fake::webcam()));
+        let change = station.camera_controls_seen().expect("a new offer");
+        assert_eq!(
+            change.capabilities.path("brightness"),
+            Some(ControlPath::Hardware)
+        );
+        assert!(station.camera_controls_seen().is_none(), "taken in once");
+        let handled =
+            station.command(r#"{"v":1,"type":"select_source","request_id":"r","name":"b"}"#);
+        let change = handled.source_change.expect("the switch is news");
+        assert_eq!(
+            change.capabilities.path("brightness"),
+            Some(ControlPath::Software)
+        );
+        assert!(
+            station.camera_controls_seen().is_none(),
+            "the withdrawal changes nothing more"
+        );
     }
 }

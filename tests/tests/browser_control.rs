@@ -23,8 +23,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sightline_protocol::control::{
     ApplyMode, CameraSettings, Capabilities, Capability, ControlError, ControlErrorCode,
-    ControlMessage, MotionEvent, MotionPhase, RateLimitInfo, Response, ScheduleEntry, StateUpdate,
-    StreamStatus, Welcome,
+    ControlMessage, ControlPath, MotionEvent, MotionPhase, RateLimitInfo, Response, ScheduleEntry,
+    StateUpdate, StreamStatus, Welcome,
 };
 use sightline_publisher::barcode::{self, Stamp};
 use sightline_publisher::image::I420Frame;
@@ -112,11 +112,12 @@ fn rust_control_messages() -> Vec<String> {
             apply: ApplyMode::Live,
         },
     )
-    .set(
+    .set_on(
         "auto_exposure",
         Capability::Bool {
             apply: ApplyMode::Live,
         },
+        ControlPath::Hardware,
     )
     .set(
         "fps",
@@ -427,6 +428,14 @@ async fn page_modules_parse_control_messages_read_barcodes_and_build_the_panel(
     assert_eq!(rows["width"]["value"], "640");
     assert_eq!(rows["ai_confidence"]["type"], "range");
     assert_eq!(rows["auto_exposure"]["type"], "checkbox");
+    assert_eq!(
+        rows["auto_exposure"]["hint"],
+        "applies live · on the camera"
+    );
+    assert_eq!(
+        p[1]["message"]["settings"]["auto_exposure"]["path"],
+        "hardware"
+    );
     assert_eq!(rows["auto_exposure"]["value"], true);
     assert_eq!(rows["fps"]["tag"], "select");
     assert_eq!(rows["fps"]["options"], json!(["15", "30"]));

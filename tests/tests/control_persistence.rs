@@ -13,19 +13,26 @@ use control_support::{
 };
 use serde_json::json;
 use sightline_protocol::control::{ControlErrorCode, ControlMessage};
-use sightline_tests::harness::{publisher_config, CAMERA_ONLINE_TIMEOUT};
+use sightline_tests::harness::{publisher_config, TestPublisher, CAMERA_ONLINE_TIMEOUT};
 use sightline_tests::temp::TempPath;
 use sightline_tests::TestServer;
+
+/// A server and a 640×480 publisher of `camera` at `fps` that keeps its settings in a
+/// folder of its own.
+async fn with_state_dir(camera: &str, fps: u32) -> (TestServer, TempPath, TestPublisher) {
+    let state_dir = TempPath::dir(&format!("control-state-{camera}")).unwrap();
+    let server = TestServer::start().await.unwrap();
+    let mut cfg = publisher_config(&server.ws_url(), camera);
+    (cfg.width, cfg.height, cfg.fps) = (640, 480, fps);
+    cfg.state_dir = Some(state_dir.path().to_owned());
+    let publisher = server.start_publisher(cfg).await.unwrap();
+    (server, state_dir, publisher)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saved_settings_and_presets_survive_a_publisher_restart() {
     const CAMERA: &str = "cam-persist";
-    let state_dir = TempPath::dir("control-state").unwrap();
-    let server = TestServer::start().await.unwrap();
-    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
-    (cfg.width, cfg.height, cfg.fps) = (640, 480, 30);
-    cfg.state_dir = Some(state_dir.path().to_owned());
-    let publisher = server.start_publisher(cfg).await.unwrap();
+    let (server, state_dir, publisher) = with_state_dir(CAMERA, 30).await;
     let mut viewer = control_viewer(&server, CAMERA, None).await;
 
     let saved = json!({"width": 320, "height": 240, "fps": 15, "brightness": 20});
@@ -151,12 +158,7 @@ fn hh_mm(minute: i64) -> String {
 async fn a_schedule_fires_at_its_minute_and_survives_a_publisher_restart() {
     use sightline_publisher::control::schedule::local_minute_now;
     const CAMERA: &str = "cam-schedule";
-    let state_dir = TempPath::dir("control-schedule").unwrap();
-    let server = TestServer::start().await.unwrap();
-    let mut cfg = publisher_config(&server.ws_url(), CAMERA);
-    (cfg.width, cfg.height, cfg.fps) = (640, 480, 15);
-    cfg.state_dir = Some(state_dir.path().to_owned());
-    let publisher = server.start_publisher(cfg).await.unwrap();
+    let (server, _state_dir, publisher) = with_state_dir(CAMERA, 15).await;
     let viewer = control_viewer(&server, CAMERA, None).await;
 
     // Bad schedules: a malformed time, a preset the camera does not have.

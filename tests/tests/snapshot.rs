@@ -322,6 +322,7 @@ fn mjpeg_client(server: &TestServer, path: &str) -> Box<dyn Source> {
         poll_fps: 1,
         read_timeout: Duration::from_secs(10),
         camera_id: "mjpeg-reader".into(),
+        controls: Default::default(),
     })
     .unwrap()
 }

@@ -94,11 +94,30 @@ impl Capability {
     }
 }
 
+/// Where an image control is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlPath {
+    /// By the camera itself (a V4L2 control): the sensor's own setting.
+    Hardware,
+    /// By the publisher, on the decoded pixels before encoding.
+    Software,
+}
+
+impl ControlPath {
+    /// Every path, as written on the wire (a test checks it against the variants).
+    pub const NAMES: &'static [&'static str] = &["hardware", "software"];
+}
+
 /// The publisher's announcement: every setting by name. A setting it does not list is
-/// unsupported.
+/// unsupported. `paths` says, for the image controls (`brightness`, `contrast`,
+/// `saturation`, `sharpness`, `auto_exposure`, `exposure_time`) that are supported, whether
+/// the camera or the publisher carries them out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub settings: BTreeMap<String, Capability>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, ControlPath>,
 }
 
 impl Capabilities {
@@ -109,6 +128,16 @@ impl Capabilities {
     pub fn set(&mut self, name: &str, cap: Capability) -> &mut Self {
         self.settings.insert(name.to_owned(), cap);
         self
+    }
+
+    /// Set `name` carried out along `path`.
+    pub fn set_on(&mut self, name: &str, cap: Capability, path: ControlPath) -> &mut Self {
+        self.paths.insert(name.to_owned(), path);
+        self.set(name, cap)
+    }
+
+    pub fn path(&self, name: &str) -> Option<ControlPath> {
+        self.paths.get(name).copied()
     }
 
     /// The strictest apply mode among the settings of `update` (live < keyframe < restart).
@@ -455,5 +484,40 @@ mod tests {
         assert!(matches!(cap, Capability::Int { step: 1, .. }));
         let upd = CameraSettings::from_json(&json!({"bitrate": 200000, "width": 640})).unwrap();
         assert_eq!(c.apply_mode_of(&upd), Some(ApplyMode::Keyframe));
+    }
+
+    #[test]
+    fn paths_say_who_carries_out_a_control() {
+        let mut c = caps();
+        assert!(
+            serde_json::to_value(&c).unwrap().get("paths").is_none(),
+            "no paths: none written"
+        );
+        let range = Capability::Int {
+            min: 0,
+            max: 255,
+            step: 1,
+            apply: ApplyMode::Live,
+        };
+        c.set_on("brightness", range.clone(), ControlPath::Hardware);
+        c.set_on("contrast", range, ControlPath::Software);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["paths"],
+            json!({"brightness": "hardware", "contrast": "software"})
+        );
+        let back: Capabilities = serde_json::from_value(v).unwrap();
+        assert_eq!(back.path("brightness"), Some(ControlPath::Hardware));
+        assert_eq!(back.path("bitrate"), None);
+        for (path, name) in [ControlPath::Hardware, ControlPath::Software]
+            .iter()
+            .zip(ControlPath::NAMES)
+        {
+            assert_eq!(serde_json::to_value(path).unwrap(), json!(name));
+        }
+        assert!(serde_json::from_value::<Capabilities>(
+            json!({"settings": {}, "paths": {"brightness": "magic"}})
+        )
+        .is_err());
     }
 }

@@ -12,6 +12,7 @@ use sightline_protocol::control::CameraSettings;
 
 use crate::image::ImageAdjust;
 use crate::pipeline::motion::MODEL as MOTION_MODEL;
+use crate::source::camera_controls::{HardwareControls, HardwareSetting};
 
 /// What the encode pipeline needs to know about the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,22 @@ impl PipelineSettings {
             },
             motion: motion_threshold(settings),
         }
+    }
+
+    /// The camera carries out the picture controls it has: no software adjustment for those.
+    pub fn leaving_to_camera(mut self, hardware: &HardwareControls) -> Self {
+        let a = &mut self.adjust;
+        for (setting, value) in [
+            (HardwareSetting::Brightness, &mut a.brightness),
+            (HardwareSetting::Contrast, &mut a.contrast),
+            (HardwareSetting::Saturation, &mut a.saturation),
+            (HardwareSetting::Sharpness, &mut a.sharpness),
+        ] {
+            if hardware.has(setting) {
+                *value = 0;
+            }
+        }
+        self
     }
 
     /// Nothing to do to raw frames but encode them.
@@ -276,5 +293,27 @@ mod tests {
             std::hint::spin_loop();
         }
         t.join().unwrap();
+    }
+
+    #[test]
+    fn controls_the_camera_has_are_left_to_it() {
+        let s =
+            CameraSettings::from_json(&json!({"brightness": 30, "contrast": -20, "sharpness": 10}))
+                .unwrap();
+        let p = PipelineSettings::from_settings(&s, (640, 480), 1_000_000, 1);
+        let only_brightness =
+            HardwareControls::from_device(&[crate::source::camera_controls::fake::int(
+                nokhwa::utils::KnownCameraControl::Brightness,
+                0,
+                255,
+                1,
+                128,
+            )]);
+        let left = p.clone().leaving_to_camera(&only_brightness).adjust;
+        assert_eq!(
+            (left.brightness, left.contrast, left.sharpness),
+            (0, -20, 10)
+        );
+        assert_eq!(p.clone().leaving_to_camera(&HardwareControls::default()), p);
     }
 }

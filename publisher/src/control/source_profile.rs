@@ -3,14 +3,19 @@
 //! Every raw source (test pattern, camera, MJPEG stream or file, RTSP when re-encoded) is
 //! encoded here, so picture size (software scaling), frame rate (dropping frames), bitrate
 //! and the image controls (software, [`crate::image::adjust`]) work the same for all of them.
+//! A local camera that has its own brightness, contrast, saturation, sharpness or exposure
+//! controls ([`HardwareControls`]) carries those out itself instead; the capabilities'
+//! `paths` say which.
 //! RTSP passthrough sends the camera's own H.264 untouched: nothing about the picture can be
 //! changed here, only on the camera.
 
-use sightline_protocol::control::{ApplyMode, CameraSettings, Capabilities, Capability};
+use sightline_protocol::control::{
+    ApplyMode, CameraSettings, Capabilities, Capability, ControlPath,
+};
 
-use crate::image::adjust;
 use crate::image::jpeg_out::{MAX_JPEG_QUALITY, MIN_JPEG_QUALITY};
 use crate::pipeline::motion::MODEL as MOTION_MODEL;
+use crate::source::camera_controls::{DeviceRange, HardwareControls, HardwareSetting};
 use crate::source::{SourceUrl, V4l2Device};
 
 use super::resolution::offered_sizes;
@@ -56,6 +61,8 @@ pub struct SourceProfile {
     pub passthrough: bool,
     /// A V4L2 camera opened by index: switching to another index reopens the source.
     pub camera_index: Option<u32>,
+    /// The controls the camera itself carries out (none until it opened and said).
+    pub hardware: HardwareControls,
 }
 
 impl SourceProfile {
@@ -78,6 +85,7 @@ impl SourceProfile {
             max_fps: max_fps.max(1),
             passthrough: kind == SourceKind::Rtsp,
             camera_index,
+            hardware: HardwareControls::default(),
         }
     }
 
@@ -89,6 +97,15 @@ impl SourceProfile {
             self.passthrough = !detail.is_some_and(|d| d.starts_with("re-encoding"));
         }
         self
+    }
+
+    /// Who carries out a picture control: the camera if it has it, else the publisher.
+    pub fn path_of(&self, setting: HardwareSetting) -> ControlPath {
+        if self.hardware.has(setting) {
+            ControlPath::Hardware
+        } else {
+            ControlPath::Software
+        }
     }
 
     /// Picture sizes offered (none when the picture cannot be changed).
@@ -165,10 +182,16 @@ impl SourceProfile {
                     ApplyMode::Live,
                 ),
             );
-            caps.set("brightness", range(adjust::BRIGHTNESS));
-            caps.set("contrast", range(adjust::CONTRAST));
-            caps.set("saturation", range(adjust::SATURATION));
-            caps.set("sharpness", range(adjust::SHARPNESS));
+            // The same scale on either path (see `camera_controls`).
+            for setting in [
+                HardwareSetting::Brightness,
+                HardwareSetting::Contrast,
+                HardwareSetting::Saturation,
+                HardwareSetting::Sharpness,
+            ] {
+                let ours = setting.our_range().expect("a picture control");
+                caps.set_on(setting.name(), range(ours), self.path_of(setting));
+            }
         }
         caps.set(
             "camera_name",
@@ -236,13 +259,38 @@ impl SourceProfile {
         );
         let exposure_why = match self.kind {
             SourceKind::TestPattern => "a synthetic picture has no exposure",
-            SourceKind::Camera => "this publisher does not drive V4L2 exposure controls yet",
+            SourceKind::Camera => "this camera offers no exposure control",
             SourceKind::Mjpeg | SourceKind::Rtsp => {
                 "a network camera's exposure is set on the device itself"
             }
         };
-        caps.set("auto_exposure", unsupported(exposure_why));
-        caps.set("exposure_time", unsupported(exposure_why));
+        match self.hardware.get(HardwareSetting::AutoExposure) {
+            Some(_) => caps.set_on(
+                "auto_exposure",
+                Capability::Bool {
+                    apply: ApplyMode::Live,
+                },
+                ControlPath::Hardware,
+            ),
+            None => caps.set("auto_exposure", unsupported(exposure_why)),
+        };
+        match self
+            .hardware
+            .get(HardwareSetting::ExposureTime)
+            .map(|c| c.range)
+        {
+            Some(DeviceRange::Int { min, max, step, .. }) => caps.set_on(
+                "exposure_time",
+                Capability::Int {
+                    min,
+                    max,
+                    step,
+                    apply: ApplyMode::Live,
+                },
+                ControlPath::Hardware,
+            ),
+            _ => caps.set("exposure_time", unsupported(exposure_why)),
+        };
         debug_assert!(CameraSettings::NAMES.iter().all(|n| caps.get(n).is_some()));
         caps
     }
@@ -427,5 +475,85 @@ mod tests {
             check(&file, json!({"fps": 11})).unwrap_err().1,
             "fps: 11 is outside 1..=10"
         );
+    }
+
+    /// A V4L2 camera that said which controls it has (a made-up list: no camera here).
+    fn webcam_profile(controls: &[nokhwa::utils::CameraControl]) -> SourceProfile {
+        let mut p =
+            SourceProfile::for_source(&SourceUrl::V4l2(V4l2Device::Index(0)), (1280, 720), 30);
+        p.hardware = HardwareControls::from_device(controls);
+        p
+    }
+
+    #[test]
+    fn a_cameras_own_controls_take_the_hardware_path() {
+        let caps = webcam_profile(&crate::source::camera_controls::fake::webcam()).capabilities();
+        for name in [
+            "brightness",
+            "contrast",
+            "saturation",
+            "sharpness",
+            "auto_exposure",
+            "exposure_time",
+        ] {
+            assert_eq!(caps.path(name), Some(ControlPath::Hardware), "{name}");
+        }
+        // Our scale stays; exposure is the device's own.
+        assert_eq!(
+            caps.get("brightness"),
+            Some(&Capability::Int {
+                min: -100,
+                max: 100,
+                step: 1,
+                apply: ApplyMode::Live
+            })
+        );
+        assert_eq!(
+            caps.get("exposure_time"),
+            Some(&Capability::Int {
+                min: 3,
+                max: 2047,
+                step: 1,
+                apply: ApplyMode::Live
+            })
+        );
+        assert!(matches!(
+            caps.get("auto_exposure"),
+            Some(Capability::Bool { .. })
+        ));
+
+        // A camera with brightness only: the rest in software, exposure unsupported.
+        let only = [crate::source::camera_controls::fake::int(
+            nokhwa::utils::KnownCameraControl::Brightness,
+            0,
+            255,
+            1,
+            128,
+        )];
+        let caps = webcam_profile(&only).capabilities();
+        assert_eq!(caps.path("brightness"), Some(ControlPath::Hardware));
+        assert_eq!(caps.path("contrast"), Some(ControlPath::Software));
+        assert_eq!(caps.path("exposure_time"), None);
+        assert!(matches!(
+            caps.get("exposure_time"),
+            Some(Capability::Unsupported { reason: Some(r) }) if r.contains("no exposure control")
+        ));
+
+        // Other sources: software, or unsupported when passed through.
+        let caps = test_pattern().capabilities();
+        assert_eq!(caps.path("sharpness"), Some(ControlPath::Software));
+        let rtsp = SourceProfile::for_source(
+            &SourceUrl::Rtsp {
+                url: "rtsp://x/y".into(),
+            },
+            (1920, 1080),
+            25,
+        );
+        let caps = rtsp.capabilities();
+        assert_eq!(caps.path("brightness"), None);
+        assert!(matches!(
+            caps.get("brightness"),
+            Some(Capability::Unsupported { .. })
+        ));
     }
 }

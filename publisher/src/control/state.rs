@@ -22,6 +22,7 @@ use super::resolution::format_sizes;
 use super::schedule::ScheduleClock;
 use super::source_profile::{SourceProfile, ENCODING};
 use super::store::{SavedState, SettingsStore};
+use crate::source::camera_controls::{CameraControlLink, DeviceRange, HardwareSetting};
 
 /// What the publisher was started with (command line or embedding code).
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct ControlConfig {
     pub store: Option<SettingsStore>,
     /// Whether the stream starts running (false for on-demand publishers).
     pub streaming: bool,
+    /// Where the values for a camera's own controls go (the capture thread writes them).
+    pub camera_controls: CameraControlLink,
 }
 
 /// What [`ControlState::source_changed`] tells viewers.
@@ -71,6 +74,11 @@ pub struct ControlState {
     start_fps: u32,
     start_bitrate: u32,
     pipeline: PipelineSettingsHandle,
+    camera_controls: CameraControlLink,
+    /// Every setting's last value, also those the current source cannot have, so a source
+    /// that can (a camera offering exposure once it opened, a camera chosen again) gets
+    /// them back.
+    remembered: CameraSettings,
 }
 
 impl ControlState {
@@ -93,12 +101,15 @@ impl ControlState {
         // Versions keep growing across restarts even without a state dir: start at the
         // wall clock in milliseconds, or past the saved one if the clock went back.
         let version = saved.version.saturating_add(1).max(unix_millis());
-        let pipeline = PipelineSettingsHandle::new(PipelineSettings::from_settings(
-            &settings,
-            profile.native,
-            config.bitrate,
-            version,
-        ));
+        let pipeline = PipelineSettingsHandle::new(
+            PipelineSettings::from_settings(&settings, profile.native, config.bitrate, version)
+                .leaving_to_camera(&profile.hardware),
+        );
+        config
+            .camera_controls
+            .want(profile.hardware.device_values(&settings));
+        let mut remembered = saved.settings.clone();
+        remembered.merge(&settings);
         let presets = PresetBook::new(saved.presets);
         let (schedule, unknown): (Vec<_>, Vec<_>) = saved
             .schedule
@@ -127,6 +138,8 @@ impl ControlState {
             start_fps: config.fps,
             start_bitrate: config.bitrate,
             pipeline,
+            camera_controls: config.camera_controls,
+            remembered,
         };
         state.refresh_active_preset();
         (state, warnings)
@@ -250,12 +263,18 @@ impl ControlState {
     pub(super) fn commit(&mut self) {
         self.version += 1;
         self.refresh_active_preset();
-        self.pipeline.publish(PipelineSettings::from_settings(
-            &self.settings,
-            self.profile.native,
-            self.start_bitrate,
-            self.version,
-        ));
+        self.remembered.merge(&self.settings);
+        self.pipeline.publish(
+            PipelineSettings::from_settings(
+                &self.settings,
+                self.profile.native,
+                self.start_bitrate,
+                self.version,
+            )
+            .leaving_to_camera(&self.profile.hardware),
+        );
+        self.camera_controls
+            .want(self.profile.hardware.device_values(&self.settings));
     }
 
     fn refresh_active_preset(&mut self) {
@@ -309,6 +328,7 @@ impl ControlState {
         {
             (wanted.width, wanted.height) = (None, None);
         }
+        fill_in(&mut wanted, &self.remembered, &caps);
         let (settings, warnings) = reconcile(&profile, &caps, &base, &wanted, "current settings");
         let changed = settings.changed_from(&self.settings);
         self.profile = profile;
@@ -425,6 +445,16 @@ fn defaults(profile: &SourceProfile, name: &str, fps: u32, bitrate: u32) -> Came
         quality: Some(u32::from(DEFAULT_QUALITY)),
         ..CameraSettings::default()
     };
+    if let Some(c) = profile.hardware.get(HardwareSetting::AutoExposure) {
+        if let DeviceRange::Switch { default_on, .. } = c.range {
+            s.auto_exposure = Some(default_on);
+        }
+    }
+    if let Some(c) = profile.hardware.get(HardwareSetting::ExposureTime) {
+        if let DeviceRange::Int { default, .. } = c.range {
+            s.exposure_time = i32::try_from(default).ok();
+        }
+    }
     if !profile.passthrough {
         s.bitrate = Some(u64::from(bitrate));
         (s.brightness, s.contrast, s.saturation, s.sharpness) =
@@ -434,6 +464,30 @@ fn defaults(profile: &SourceProfile, name: &str, fps: u32, bitrate: u32) -> Came
         s.ai_confidence = Some(DEFAULT_MOTION_CONFIDENCE);
     }
     s
+}
+
+/// Into `wanted`, the `remembered` values of settings it lacks and `caps` supports (not the
+/// picture size or camera index: those follow the source).
+fn fill_in(wanted: &mut CameraSettings, remembered: &CameraSettings, caps: &Capabilities) {
+    let (Ok(Value::Object(have)), Ok(Value::Object(old))) = (
+        serde_json::to_value(&*wanted),
+        serde_json::to_value(remembered),
+    ) else {
+        return;
+    };
+    for (name, value) in old {
+        let supported = caps.get(&name).is_some_and(|c| c.apply_mode().is_some());
+        if have.contains_key(&name)
+            || !supported
+            || matches!(name.as_str(), "width" | "height" | "camera_index")
+        {
+            continue;
+        }
+        if let Ok(one) = CameraSettings::from_json(&Value::Object(Map::from_iter([(name, value)])))
+        {
+            wanted.merge(&one);
+        }
+    }
 }
 
 /// `base` with every setting of `wanted` this source accepts; the others are reported.

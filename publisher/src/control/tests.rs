@@ -9,8 +9,11 @@ use sightline_protocol::control::{
     Response,
 };
 
+use nokhwa::utils::KnownCameraControl;
+
 use super::handler::SCHEDULE_BY;
 use super::*;
+use crate::source::camera_controls::{fake, CameraControlLink, DeviceValue, HardwareControls};
 use crate::source::{SourceUrl, V4l2Device};
 
 fn config(store: Option<SettingsStore>) -> ControlConfig {
@@ -22,6 +25,7 @@ fn config(store: Option<SettingsStore>) -> ControlConfig {
         source_names: Vec::new(),
         store,
         streaming: true,
+        camera_controls: Default::default(),
     }
 }
 
@@ -858,4 +862,89 @@ fn select_source_picks_among_the_configured_names_only() {
     assert!(refusal(&out.response)
         .2
         .contains("this camera has one source"));
+}
+
+/// A V4L2 camera whose (made-up) controls are its own: picture controls and exposure go to
+/// the device through the link, not to the software adjustment.
+fn webcam_state(store: Option<SettingsStore>) -> (ControlState, CameraControlLink) {
+    let link = CameraControlLink::default();
+    let mut c = config(store);
+    c.camera_controls = link.clone();
+    let profile = SourceProfile::for_source(&SourceUrl::V4l2(V4l2Device::Index(0)), (640, 480), 30);
+    let (mut s, _) = ControlState::new(profile, c);
+    let mut with_controls = s.profile().clone();
+    with_controls.hardware = HardwareControls::from_device(&fake::webcam());
+    s.source_changed(with_controls)
+        .expect("capabilities change");
+    (s, link)
+}
+
+#[test]
+fn hardware_controls_reach_the_camera_and_skip_the_software_path() {
+    let (mut s, link) = webcam_state(None);
+    // The device's defaults to start: 0 on our scale, auto exposure on.
+    let (_, start) = link.wanted_since(0).expect("values for the camera");
+    assert!(
+        start.contains(&(KnownCameraControl::Brightness, DeviceValue::Int(128))),
+        "{start:?}"
+    );
+    assert_eq!(s.settings().auto_exposure, Some(true));
+    assert_eq!(s.settings().exposure_time, Some(250));
+    let out = s.handle(update(
+        "p",
+        json!({"brightness": 50, "contrast": 20, "auto_exposure": false, "exposure_time": 100}),
+    ));
+    assert!(out.response.success, "{:?}", out.response);
+    let (_, values) = link.wanted_since(0).unwrap();
+    for want in [
+        (KnownCameraControl::Brightness, DeviceValue::Int(191)),
+        (KnownCameraControl::Other(0x009a_0901), DeviceValue::Int(1)),
+        (
+            KnownCameraControl::Other(0x009a_0902),
+            DeviceValue::Int(100),
+        ),
+    ] {
+        assert!(values.contains(&want), "{want:?} in {values:?}");
+    }
+    let adjust = s.pipeline().current().adjust;
+    assert!(adjust.is_identity(), "the camera does them: {adjust:?}");
+
+    // The test pattern has none of its own: software.
+    let mut t = state();
+    t.handle(update("p", json!({"brightness": 50})));
+    assert_eq!(t.pipeline().current().adjust.brightness, 50);
+}
+
+#[test]
+fn exposure_saved_comes_back_once_the_camera_says_it_has_it() {
+    let (dir, store) = temp_store("hw-exposure");
+    let (mut s, _) = webcam_state(Some(store.clone()));
+    s.handle(update(
+        "p",
+        json!({"auto_exposure": false, "exposure_time": 400}),
+    ));
+    drop(s);
+    // Restart: until the camera opens, exposure is unknown; then the saved values return.
+    let link = CameraControlLink::default();
+    let mut c = config(Some(store));
+    c.camera_controls = link.clone();
+    let profile = SourceProfile::for_source(&SourceUrl::V4l2(V4l2Device::Index(0)), (640, 480), 30);
+    let (mut s, _) = ControlState::new(profile, c);
+    assert_eq!(s.settings().exposure_time, None);
+    let mut with_controls = s.profile().clone();
+    with_controls.hardware = HardwareControls::from_device(&fake::webcam());
+    let change = s.source_changed(with_controls).unwrap();
+    assert_eq!(
+        (
+            change.state.settings.auto_exposure,
+            change.state.settings.exposure_time
+        ),
+        (Some(false), Some(400))
+    );
+    let (_, values) = link.wanted_since(0).unwrap();
+    assert!(values.contains(&(
+        KnownCameraControl::Other(0x009a_0902),
+        DeviceValue::Int(400)
+    )));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -455,7 +455,8 @@ impl<'a> Session<'a> {
         Ok(None)
     }
 
-    /// Once a second: is the encode thread alive, is a schedule entry due.
+    /// Once a second: is the encode thread alive, is a schedule entry due, did a camera say
+    /// which controls it has.
     async fn on_housekeeping(&mut self) -> Flow {
         if self
             .res
@@ -466,6 +467,9 @@ impl<'a> Session<'a> {
             return Err(anyhow!("the encode pipeline stopped"));
         }
         self.run_schedule().await?;
+        if let Some(change) = self.station.camera_controls_seen() {
+            self.announce_source_change(change).await;
+        }
         Ok(None)
     }
 

@@ -7,6 +7,7 @@
 //! by itself (logging them) and returns an error only when its connection or device is gone;
 //! the caller then reopens it with backoff while the WebRTC session stays up.
 
+pub mod camera_controls;
 pub mod esp32_push;
 pub mod esp32_tcp;
 pub mod file;
@@ -100,6 +101,9 @@ pub struct SourceSpec {
     /// A read that waits longer than this means the device stalled: reconnect.
     pub read_timeout: Duration,
     pub camera_id: String,
+    /// A camera's own controls: what it offers, and the values control wants on it (only
+    /// cameras opened through nokhwa use it).
+    pub controls: camera_controls::CameraControlLink,
 }
 
 impl SourceSpec {
@@ -113,6 +117,7 @@ impl SourceSpec {
             poll_fps: 10,
             read_timeout: Duration::from_secs(5),
             camera_id: camera_id.into(),
+            controls: camera_controls::CameraControlLink::default(),
         }
     }
 }

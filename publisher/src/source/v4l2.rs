@@ -19,6 +19,7 @@ use nokhwa::utils::{
 };
 use nokhwa::Camera;
 
+use super::camera_controls::{CameraControlLink, HardwareControls};
 use super::v4l2_format::{choose_mode, describe_modes, find_device, Mode, PixelFormat};
 use super::{CapturedFrame, Source, SourceSpec, V4l2Device};
 use crate::barcode::now_us;
@@ -118,9 +119,12 @@ impl V4l2Source {
         let stop = Arc::new(AtomicBool::new(false));
         let (device, request) = (device.clone(), (spec.width, spec.height, spec.fps));
         let thread_stop = stop.clone();
+        let controls = spec.controls.clone();
         std::thread::Builder::new()
             .name("v4l2-capture".into())
-            .spawn(move || capture_thread(device, request, setup_tx, frame_tx, thread_stop))
+            .spawn(move || {
+                capture_thread(device, request, setup_tx, frame_tx, thread_stop, controls)
+            })
             .context("v4l2: starting the capture thread")?;
         let (label, mode) = setup_rx
             .recv()
@@ -180,6 +184,7 @@ fn capture_thread(
     setup: SyncSender<Setup>,
     frames: SyncSender<anyhow::Result<CapturedFrame>>,
     stop: Arc<AtomicBool>,
+    controls: CameraControlLink,
 ) {
     let opened = (|| -> anyhow::Result<(Camera, String, Mode)> {
         let found = devices()?;
@@ -222,9 +227,29 @@ fn capture_thread(
     if setup.send(Ok((label.clone(), mode))).is_err() {
         return;
     }
+    // The camera's own controls carry out the image settings it has; the rest stay in
+    // software. A device whose controls cannot be read gets them all in software.
+    let offered = match camera.camera_controls() {
+        Ok(list) => HardwareControls::from_device(&list),
+        Err(e) => {
+            tracing::warn!(source = %label, "cannot read the camera's controls ({e}); adjusting the picture in software");
+            HardwareControls::default()
+        }
+    };
+    tracing::info!(source = %label, "camera controls used: {}", offered.describe());
+    controls.offer(offered);
+    let mut applied = 0;
     let mut decoder = JpegDecoder::new();
     let mut index: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
+        if let Some((generation, values)) = controls.wanted_since(applied) {
+            applied = generation;
+            for (control, value) in values {
+                if let Err(e) = camera.set_camera_control(control, value.into()) {
+                    tracing::warn!(source = %label, "setting {control:?} to {value:?}: {e}");
+                }
+            }
+        }
         let raw = match camera.frame_raw() {
             Ok(raw) => raw,
             Err(e) => {
