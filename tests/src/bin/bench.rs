@@ -8,7 +8,8 @@
 //! CPU per 720p frame), `mjpeg` (JPEG decoder comparison and MJPEG → H.264 cost, see
 //! `mjpeg_bench.rs`), `rtsp` (RTSP passthrough latency and CPU per frame, see
 //! `rtsp_bench.rs`), `image` (software scaling and image controls per frame, see
-//! `image_bench.rs`), `slate` (the slate's bit rate while a source is lost, see
+//! `image_bench.rs`), `simd` (those image steps against maintained SIMD crates, see
+//! `simd_bench.rs`), `slate` (the slate's bit rate while a source is lost, see
 //! `slate_bench.rs`), `motion` (the motion detector's CPU per 720p frame, see
 //! `motion_bench.rs`), `sfu` (SFU CPU time per forwarded packet, 1 publisher → 50 viewers,
 //! server in its own process), `control` (settings command → first frame at the new setting,
@@ -52,6 +53,8 @@ mod paths_bench;
 mod restart_bench;
 #[path = "../rtsp_bench.rs"]
 mod rtsp_bench;
+#[path = "../simd_bench.rs"]
+mod simd_bench;
 #[path = "../slate_bench.rs"]
 mod slate_bench;
 #[path = "../soak_bench.rs"]
@@ -80,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [simd] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -98,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants("image") {
         image_bench::run()?;
+    }
+    if wants("simd") {
+        simd_bench::run()?;
     }
     if wants("rtsp") {
         rtsp_bench::run().await?;
