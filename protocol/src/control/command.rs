@@ -189,6 +189,9 @@ impl Command {
 #[error("{error}")]
 pub struct Refusal {
     pub request_id: Option<String>,
+    /// The viewer the SFU tagged the command with (`from`), when it could be read, so the
+    /// publisher's refusal still reaches its sender. `None` for the SFU's own refusals.
+    pub from: Option<String>,
     pub error: ControlError,
 }
 
@@ -197,14 +200,17 @@ pub struct Refusal {
 pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     let Envelope { ty, body: map } = Envelope::parse(text.as_bytes()).map_err(|error| Refusal {
         request_id: None,
+        from: None,
         error,
     })?;
     let request_id = map
         .get("request_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let sender = map.get("from").and_then(Value::as_str).map(str::to_owned);
     let refuse = |error| Refusal {
         request_id: request_id.clone(),
+        from: sender.clone(),
         error,
     };
     let bad = |msg: String| refuse(ControlError::new(ControlErrorCode::BadMessage, msg));
@@ -446,6 +452,10 @@ mod tests {
             e.error.message
         );
         assert_eq!(e.request_id.as_deref(), Some("z"));
+        // The SFU's tag survives a refusal, so the publisher can address it.
+        let e = refusal(r#"{"v":1,"type":"zoom","request_id":"z","from":"peer-9"}"#);
+        assert_eq!(e.from.as_deref(), Some("peer-9"));
+        assert_eq!(refusal("{nope").from, None);
     }
 
     #[test]

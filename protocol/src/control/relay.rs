@@ -59,7 +59,15 @@ pub fn admit(
     unix_ms: u64,
 ) -> Admission {
     let refuse = |request_id: Option<String>, error: ControlError, retry: Option<u64>| {
-        Admission::Refuse(refusal_text(Refusal { request_id, error }, retry, unix_ms))
+        Admission::Refuse(refusal_text(
+            Refusal {
+                request_id,
+                from: None,
+                error,
+            },
+            retry,
+            unix_ms,
+        ))
     };
     if let Err(wait) = taken {
         let ms = wait.as_millis() as u64;
@@ -132,6 +140,7 @@ pub fn parse_viewer_command(data: &[u8], binary: bool) -> Result<ViewerCommand, 
     if binary {
         return Err(Refusal {
             request_id: None,
+            from: None,
             error: ControlError::new(
                 ControlErrorCode::BadMessage,
                 "control messages are JSON text, not binary",
@@ -141,10 +150,12 @@ pub fn parse_viewer_command(data: &[u8], binary: bool) -> Result<ViewerCommand, 
     let envelope = Envelope::parse(data).map_err(|error| Refusal {
         // A refusal names the request when the message was an object that had one.
         request_id: peek_request_id(data),
+        from: None,
         error,
     })?;
     let command = CommandType::parse(&envelope.ty).map_err(|error| Refusal {
         request_id: envelope.request_id().map(str::to_owned),
+        from: None,
         error,
     })?;
     match envelope.request_id() {
@@ -155,6 +166,7 @@ pub fn parse_viewer_command(data: &[u8], binary: bool) -> Result<ViewerCommand, 
         }),
         _ => Err(Refusal {
             request_id: None,
+            from: None,
             error: ControlError::new(
                 ControlErrorCode::BadMessage,
                 format!("{command}: needs a non-empty string request_id"),
@@ -379,6 +391,7 @@ mod tests {
     fn replies_are_json_with_the_version() {
         let refusal = |request_id: Option<&str>, code| Refusal {
             request_id: request_id.map(str::to_owned),
+            from: None,
             error: ControlError::new(code, "slow down"),
         };
         let e: Value = serde_json::from_str(&refusal_text(
@@ -409,6 +422,7 @@ mod tests {
     fn reply_texts_are_unchanged() {
         let limited = Refusal {
             request_id: Some("r1".into()),
+            from: None,
             error: ControlError::new(ControlErrorCode::RateLimited, "slow down"),
         };
         assert_eq!(
@@ -417,6 +431,7 @@ mod tests {
         );
         let broken = Refusal {
             request_id: None,
+            from: None,
             error: ControlError::new(ControlErrorCode::BadMessage, "m"),
         };
         assert_eq!(

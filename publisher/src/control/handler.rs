@@ -4,7 +4,6 @@
 //! [`Intent`] for the station to carry out, since they touch the capture, which this module
 //! does not own.
 
-use serde_json::Value;
 use sightline_protocol::control::{
     parse_command, Action, CameraSettings, Command, ControlError, ControlErrorCode, ControlMessage,
     Response, StateUpdate,
@@ -74,8 +73,7 @@ impl ControlState {
         match parse_command(text) {
             Ok(command) => self.handle(command),
             Err(refusal) => {
-                let mut r =
-                    Response::refused(refusal.request_id, refusal.error).to(sender_of(text));
+                let mut r = Response::refused(refusal.request_id, refusal.error).to(refusal.from);
                 r.settings = Some(self.settings.clone());
                 Outcome::reply(r)
             }
@@ -317,16 +315,5 @@ impl ControlState {
 fn note_unsaved(message: &mut String, saved: Result<(), String>) {
     if let Err(e) = saved {
         message.push_str(&format!(" (applied, but not saved: {e})"));
-    }
-}
-
-/// The `from` of a command that did not parse, so its refusal still reaches the sender.
-fn sender_of(text: &str) -> Option<String> {
-    if text.len() > sightline_protocol::control::MAX_CONTROL_MESSAGE_BYTES {
-        return None;
-    }
-    match serde_json::from_str::<Value>(text).ok()?.get("from")? {
-        Value::String(s) => Some(s.clone()),
-        _ => None,
     }
 }

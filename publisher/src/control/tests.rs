@@ -556,6 +556,12 @@ fn malformed_command_text_is_refused_to_its_sender() {
         ),
         (Some("q"), Some("peer-5"))
     );
+    // Refused before the settings: an unknown command still reaches its sender.
+    let out = s.handle_text(r#"{"v":1,"type":"zoom","request_id":"z","from":"peer-7"}"#);
+    assert_eq!(
+        (refusal(&out.response).0, out.response.to.as_deref()),
+        (ControlErrorCode::UnknownCommand, Some("peer-7"))
+    );
     let out = s.handle_text("{nope");
     assert_eq!(
         (refusal(&out.response).0, out.response.to.as_ref()),

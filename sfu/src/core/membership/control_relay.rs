@@ -292,6 +292,7 @@ impl Membership {
                 let refuse = |code: ControlErrorCode, message: String| {
                     let refusal = Refusal {
                         request_id: Some(request_id.clone()),
+                        from: None,
                         error: ControlError::new(code, message),
                     };
                     send(refusal_text(refusal, None, clock.unix_ms))
