@@ -12,10 +12,10 @@ use control_support::{
     WAIT,
 };
 use serde_json::json;
-use sightline_protocol::control::{ControlErrorCode, ControlMessage};
+use sightline_protocol::control::{ControlErrorCode, ControlMessage, Response, ScheduleEntry};
 use sightline_tests::harness::{publisher_config, TestPublisher, CAMERA_ONLINE_TIMEOUT};
 use sightline_tests::temp::TempPath;
-use sightline_tests::TestServer;
+use sightline_tests::{HeadlessViewer, TestServer};
 
 /// A server and a 640×480 publisher of `camera` at `fps` that keeps its settings in a
 /// folder of its own.
@@ -73,14 +73,8 @@ async fn saved_settings_and_presets_survive_a_publisher_restart() {
     );
 
     let states_before = viewer.control().states().len();
-    let _publisher = publisher.restart().await;
-    server
-        .wait_camera_online(CAMERA, CAMERA_ONLINE_TIMEOUT)
-        .await
-        .unwrap();
-
     // The same viewer (it survives the camera going away) asks the new publisher.
-    let status = status_when_available(&viewer, Duration::from_secs(20)).await;
+    let (_publisher, status) = restart_and_ask(publisher, &server, CAMERA, &viewer).await;
     let now = status.settings.unwrap();
     assert_eq!(
         (now.width, now.height, now.fps, now.brightness),
@@ -143,6 +137,31 @@ async fn saved_settings_and_presets_survive_a_publisher_restart() {
     );
     viewer.close().await;
     server.shutdown().await;
+}
+
+/// Restart the publisher and ask it, through `viewer`, for its settings and status once it
+/// answers.
+async fn restart_and_ask(
+    publisher: TestPublisher,
+    server: &TestServer,
+    camera: &str,
+    viewer: &HeadlessViewer,
+) -> (TestPublisher, Response) {
+    let publisher = publisher.restart().await;
+    server
+        .wait_camera_online(camera, CAMERA_ONLINE_TIMEOUT)
+        .await
+        .unwrap();
+    let status = status_when_available(viewer, Duration::from_secs(20)).await;
+    (publisher, status)
+}
+
+/// A schedule as `(at, preset)` pairs, for comparing.
+fn pairs(schedule: &[ScheduleEntry]) -> Vec<(String, String)> {
+    schedule
+        .iter()
+        .map(|e| (e.at.clone(), e.preset.clone()))
+        .collect()
 }
 
 /// `HH:MM` of local minute `minute` (`local_minute_now`'s count).
@@ -216,12 +235,7 @@ async fn a_schedule_fires_at_its_minute_and_survives_a_publisher_restart() {
         .await
         .unwrap();
     assert_eq!(fired.status.preset.as_deref(), Some("low_bandwidth"));
-    let listed: Vec<(String, String)> = fired
-        .status
-        .schedule
-        .iter()
-        .map(|e| (e.at.clone(), e.preset.clone()))
-        .collect();
+    let listed = pairs(&fired.status.schedule);
     let mut want = vec![
         (this_minute.clone(), "low_bandwidth".to_owned()),
         (tonight.clone(), "hd".to_owned()),
@@ -229,19 +243,8 @@ async fn a_schedule_fires_at_its_minute_and_survives_a_publisher_restart() {
     want.sort();
     assert_eq!(listed, want, "sorted by time");
 
-    let _publisher = publisher.restart().await;
-    server
-        .wait_camera_online(CAMERA, CAMERA_ONLINE_TIMEOUT)
-        .await
-        .unwrap();
-    let status = status_when_available(&viewer, Duration::from_secs(20)).await;
-    let kept: Vec<(String, String)> = status
-        .status
-        .unwrap()
-        .schedule
-        .iter()
-        .map(|e| (e.at.clone(), e.preset.clone()))
-        .collect();
+    let (_publisher, status) = restart_and_ask(publisher, &server, CAMERA, &viewer).await;
+    let kept = pairs(&status.status.unwrap().schedule);
     assert_eq!(kept, want, "the schedule after the restart");
     viewer.close().await;
     server.shutdown().await;

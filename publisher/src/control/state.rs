@@ -101,20 +101,19 @@ impl ControlState {
         // Versions keep growing across restarts even without a state dir: start at the
         // wall clock in milliseconds, or past the saved one if the clock went back.
         let version = saved.version.saturating_add(1).max(unix_millis());
-        let pipeline = PipelineSettingsHandle::new(
-            PipelineSettings::from_settings(&settings, profile.native, config.bitrate, version)
-                .leaving_to_camera(&profile.hardware),
-        );
+        let pipeline =
+            PipelineSettingsHandle::new(snapshot(&settings, &profile, config.bitrate, version));
         config
             .camera_controls
             .want(profile.hardware.device_values(&settings));
         let mut remembered = saved.settings.clone();
         remembered.merge(&settings);
         let presets = PresetBook::new(saved.presets);
+        let preset_names = presets.names();
         let (schedule, unknown): (Vec<_>, Vec<_>) = saved
             .schedule
             .into_iter()
-            .partition(|e| presets.names().contains(&e.preset));
+            .partition(|e| preset_names.contains(&e.preset));
         for e in unknown {
             warnings.push(format!(
                 "schedule entry at {}: no preset `{}`; dropped",
@@ -264,15 +263,12 @@ impl ControlState {
         self.version += 1;
         self.refresh_active_preset();
         self.remembered.merge(&self.settings);
-        self.pipeline.publish(
-            PipelineSettings::from_settings(
-                &self.settings,
-                self.profile.native,
-                self.start_bitrate,
-                self.version,
-            )
-            .leaving_to_camera(&self.profile.hardware),
-        );
+        self.pipeline.publish(snapshot(
+            &self.settings,
+            &self.profile,
+            self.start_bitrate,
+            self.version,
+        ));
         self.camera_controls
             .want(self.profile.hardware.device_values(&self.settings));
     }
@@ -464,6 +460,18 @@ fn defaults(profile: &SourceProfile, name: &str, fps: u32, bitrate: u32) -> Came
         s.ai_confidence = Some(DEFAULT_MOTION_CONFIDENCE);
     }
     s
+}
+
+/// What the encode thread gets for `settings` on this source: everything but the picture
+/// controls the camera carries out itself.
+fn snapshot(
+    settings: &CameraSettings,
+    profile: &SourceProfile,
+    bitrate: u32,
+    version: u64,
+) -> PipelineSettings {
+    PipelineSettings::from_settings(settings, profile.native, bitrate, version)
+        .leaving_to_camera(&profile.hardware)
 }
 
 /// Into `wanted`, the `remembered` values of settings it lacks and `caps` supports (not the
