@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use sightline_protocol::control;
 use sightline_protocol::wire::{parse_client_message, parse_server_message};
-use sightline_publisher::h264::{nal, profile, rbsp};
+use sightline_publisher::h264::{nal, profile};
 use sightline_publisher::mjpeg::{length_prefixed, multipart, split_file, splitter, FileLayout};
 use sightline_publisher::source::rtsp::target::Target as RtspTarget;
 use sightline_publisher::source::url::{redact, SourceUrl};
@@ -105,7 +105,6 @@ pub fn mjpeg(data: &[u8]) {
 pub fn h264(data: &[u8]) {
     for unit in nal::split_annex_b(data) {
         let _ = nal::nal_type(unit);
-        let _ = nal::sps_profile_level(unit);
         if let Ok(sps) = profile::parse_sps(unit) {
             let _ = (
                 sps.profile_name(),
@@ -116,9 +115,6 @@ pub fn h264(data: &[u8]) {
         }
         let _ = profile::slice_type(unit);
     }
-    let unescaped = rbsp::unescape(data);
-    let mut bits = rbsp::BitReader::new(&unescaped);
-    while bits.ue().is_ok() && bits.se().is_ok() && bits.bits(7).is_ok() {}
 }
 
 pub fn urls_and_tokens(data: &[u8]) {

@@ -1,5 +1,5 @@
-//! Just enough H.264 Annex-B parsing to check what the encoder emits: split an access unit
-//! into NAL units and read the profile/level bytes of an SPS.
+//! Annex-B framing: split an access unit into NAL units and read their types. What is inside
+//! a parameter set is [`crate::h264::profile`]'s business.
 
 /// NAL unit types we care about.
 pub const NAL_IDR: u8 = 5;
@@ -35,35 +35,6 @@ pub fn nal_type(nal: &[u8]) -> Option<u8> {
     nal.first().map(|b| b & 0x1f)
 }
 
-/// profile_idc, constraint flags byte and level_idc of an SPS, the three bytes that make up
-/// an SDP `profile-level-id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProfileLevel {
-    pub profile_idc: u8,
-    pub constraints: u8,
-    pub level_idc: u8,
-}
-
-impl ProfileLevel {
-    /// constraint_set1_flag: the stream obeys Main-profile limits, which together with
-    /// profile_idc 66 makes it Constrained Baseline.
-    pub fn constraint_set1(&self) -> bool {
-        self.constraints & 0x40 != 0
-    }
-}
-
-/// Read the profile/level bytes of an SPS NAL unit (header byte included).
-pub fn sps_profile_level(nal: &[u8]) -> Option<ProfileLevel> {
-    if nal_type(nal)? != NAL_SPS || nal.len() < 4 {
-        return None;
-    }
-    Some(ProfileLevel {
-        profile_idc: nal[1],
-        constraints: nal[2],
-        level_idc: nal[3],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,14 +56,5 @@ mod tests {
             [7, 8, 5]
         );
         assert!(split_annex_b(&[1, 2, 3]).is_empty());
-    }
-
-    #[test]
-    fn reads_profile_level() {
-        let pl = sps_profile_level(&[0x67, 0x42, 0xe0, 0x1f, 0xaa]).unwrap();
-        assert_eq!((pl.profile_idc, pl.level_idc), (66, 31));
-        assert!(pl.constraint_set1());
-        assert_eq!(sps_profile_level(&[0x68, 0x42, 0xe0, 0x1f]), None);
-        assert_eq!(sps_profile_level(&[0x67, 0x42]), None);
     }
 }

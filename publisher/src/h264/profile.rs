@@ -3,12 +3,18 @@
 //! and the rest are re-encoded) and, for Main, the VUI's `max_num_reorder_frames` (0 means no
 //! B-frames). When the SPS does not say, the slices do: [`slice_type`] reads a slice header.
 //!
-//! Syntax per ITU-T H.264 §7.3.2.1.1 (SPS), Annex E.1.1 (VUI), §7.3.3 (slice header).
+//! The SPS and its VUI are read by `h264-reader` (ITU-T H.264 §7.3.2.1.1, Annex E.1.1); the
+//! two fields of a slice header (§7.3.3) we need, with its bit reader.
 
 use std::fmt;
 
+use h264_reader::nal::sps::{
+    FrameMbsFlags, PicOrderCntError, ScalingMatrixError, SeqParameterSet,
+    SpsError as ReaderSpsError,
+};
+use h264_reader::rbsp::{decode_nal, BitRead, BitReader, BitReaderError, Numeric, Primitive};
+
 use crate::h264::nal::{NAL_IDR, NAL_SPS};
-use crate::h264::rbsp::{unescape, BitReader, Truncated};
 
 /// What the SPS says that matters for passthrough.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,208 +55,114 @@ impl fmt::Display for SpsError {
 
 impl std::error::Error for SpsError {}
 
-impl From<Truncated> for SpsError {
-    fn from(_: Truncated) -> Self {
-        SpsError::Truncated
-    }
-}
+/// The largest picture side we take a camera at its word for.
+const MAX_SIDE: u32 = 16_384;
 
-/// Profiles whose SPS carries chroma format, bit depth and scaling lists (§7.3.2.1.1).
-const HIGH_PROFILES: [u8; 13] = [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135];
-
-/// Parse an SPS NAL unit (header byte included, no start code).
+/// Parse an SPS NAL unit (header byte included, no start code) with `h264-reader`.
 pub fn parse_sps(nal: &[u8]) -> Result<Sps, SpsError> {
     if nal.first().map(|b| b & 0x1f) != Some(NAL_SPS) {
         return Err(SpsError::NotAnSps);
     }
-    let rbsp = unescape(&nal[1..]);
-    let mut r = BitReader::new(&rbsp);
-    let profile_idc = r.bits(8)? as u8;
-    let constraints = r.bits(8)? as u8;
-    let level_idc = r.bits(8)? as u8;
-    if r.ue()? > 31 {
-        return Err(SpsError::Invalid("seq_parameter_set_id"));
-    }
-    let mut chroma_format_idc = 1;
-    let mut separate_colour_plane = false;
-    if HIGH_PROFILES.contains(&profile_idc) {
-        chroma_format_idc = r.ue()?;
-        if chroma_format_idc > 3 {
-            return Err(SpsError::Invalid("chroma_format_idc"));
-        }
-        if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()?;
-        }
-        let _bit_depth_luma_minus8 = r.ue()?;
-        let _bit_depth_chroma_minus8 = r.ue()?;
-        let _qpprime_y_zero_transform_bypass = r.bit()?;
-        if r.bit()? {
-            // seq_scaling_matrix_present_flag
-            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
-            for i in 0..lists {
-                if r.bit()? {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
-                }
-            }
-        }
-    }
-    let _log2_max_frame_num_minus4 = r.ue()?;
-    match r.ue()? {
-        0 => {
-            let _log2_max_pic_order_cnt_lsb_minus4 = r.ue()?;
-        }
-        1 => {
-            let _delta_pic_order_always_zero = r.bit()?;
-            let _offset_for_non_ref_pic = r.se()?;
-            let _offset_for_top_to_bottom_field = r.se()?;
-            let cycle = r.ue()?;
-            if cycle > 255 {
-                return Err(SpsError::Invalid("num_ref_frames_in_pic_order_cnt_cycle"));
-            }
-            for _ in 0..cycle {
-                r.se()?;
-            }
-        }
-        2 => {}
-        _ => return Err(SpsError::Invalid("pic_order_cnt_type")),
-    }
-    let _max_num_ref_frames = r.ue()?;
-    let _gaps_in_frame_num_allowed = r.bit()?;
-    let width_mbs = r.ue()? as u64 + 1;
-    let height_map_units = r.ue()? as u64 + 1;
-    let frame_mbs_only = r.bit()?;
-    if !frame_mbs_only {
-        let _mb_adaptive_frame_field = r.bit()?;
-    }
-    let _direct_8x8_inference = r.bit()?;
-    let crop = if r.bit()? {
-        [r.ue()?, r.ue()?, r.ue()?, r.ue()?].map(u64::from)
-    } else {
-        [0; 4]
+    let rbsp = decode_nal(nal).map_err(|_| SpsError::Invalid("escaping"))?;
+    let parsed = match SeqParameterSet::from_bits(BitReader::new(&rbsp[..])) {
+        Ok(parsed) => parsed,
+        // The VUI is optional information, and cameras are known to cut it short: when the
+        // SPS reads without it, its core fields count and the rest stays unknown.
+        Err(whole) => SeqParameterSet::from_bits(WithoutVui(BitReader::new(&rbsp[..])))
+            .map_err(|_| sps_error(whole))?,
     };
-    // Crop units (§7.4.2.1.1): chroma subsampling, doubled vertically for field coding.
-    let chroma_array_type = if separate_colour_plane {
-        0
-    } else {
-        chroma_format_idc
-    };
-    let (sub_w, sub_h) = match chroma_array_type {
-        1 => (2, 2),
-        2 => (2, 1),
-        _ => (1, 1),
-    };
-    let field_factor = if frame_mbs_only { 1 } else { 2 };
-    let full_w = width_mbs * 16;
-    let full_h = height_map_units * 16 * field_factor;
-    let crop_w = sub_w * (crop[0] + crop[1]);
-    let crop_h = sub_h * field_factor * (crop[2] + crop[3]);
-    if crop_w >= full_w || crop_h >= full_h || full_w > 16_384 || full_h > 16_384 {
+    let (width, height) = parsed
+        .pixel_dimensions()
+        .map_err(|_| SpsError::Invalid("picture size or cropping"))?;
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(SpsError::Invalid("picture size or cropping"));
     }
-    let mut sps = Sps {
-        profile_idc,
-        constraints,
-        level_idc,
-        width: (full_w - crop_w) as u32,
-        height: (full_h - crop_h) as u32,
-        frame_mbs_only,
-        max_num_reorder_frames: None,
-        fps: None,
+    let vui = parsed.vui_parameters.as_ref();
+    Ok(Sps {
+        profile_idc: parsed.profile_idc.into(),
+        constraints: parsed.constraint_flags.into(),
+        level_idc: parsed.level_idc,
+        width,
+        height,
+        frame_mbs_only: matches!(parsed.frame_mbs_flags, FrameMbsFlags::Frames),
+        max_num_reorder_frames: vui
+            .and_then(|v| v.bitstream_restrictions.as_ref())
+            .map(|b| b.max_num_reorder_frames),
+        // Two ticks per frame for frame-coded video (field pairs).
+        fps: vui
+            .and_then(|v| v.timing_info.as_ref())
+            .filter(|t| t.num_units_in_tick > 0 && t.time_scale > 0)
+            .map(|t| t.time_scale as f64 / (2.0 * t.num_units_in_tick as f64)),
+    })
+}
+
+/// Our three kinds of failure from the reader's many: running out of bits (or an Exp-Golomb
+/// code longer than any valid one, which is what a cut-off run of zeros looks like) is a
+/// truncation; anything else names the field that was out of range.
+fn sps_error(e: ReaderSpsError) -> SpsError {
+    let bits = |e: &BitReaderError| match e {
+        BitReaderError::ReaderErrorFor(_, io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            SpsError::Truncated
+        }
+        BitReaderError::ExpGolombTooLarge(_) => SpsError::Truncated,
+        BitReaderError::ReaderErrorFor(name, _) => SpsError::Invalid(name),
+        _ => SpsError::Invalid("trailing bits"),
     };
-    if r.bit()? {
-        // The VUI is optional information; cameras are known to cut it short. What was
-        // read before the end still counts, the rest stays unknown.
-        let _ = read_vui(&mut r, &mut sps);
+    match e {
+        ReaderSpsError::RbspReaderError(e)
+        | ReaderSpsError::PicOrderCnt(PicOrderCntError::ReaderError(e))
+        | ReaderSpsError::ScalingMatrix(ScalingMatrixError::ReaderError(e)) => bits(&e),
+        ReaderSpsError::BadSeqParamSetId(_) | ReaderSpsError::UnknownSeqParamSetId(_) => {
+            SpsError::Invalid("seq_parameter_set_id")
+        }
+        ReaderSpsError::BitDepthOutOfRange(_) => SpsError::Invalid("bit depth"),
+        ReaderSpsError::PicOrderCnt(_) => SpsError::Invalid("picture order count"),
+        ReaderSpsError::ScalingMatrix(_) => SpsError::Invalid("scaling list"),
+        ReaderSpsError::Log2MaxFrameNumMinus4OutOfRange(_) => {
+            SpsError::Invalid("log2_max_frame_num_minus4")
+        }
+        ReaderSpsError::FieldValueTooLarge { name, .. }
+        | ReaderSpsError::FieldValueTooSmall { name, .. } => SpsError::Invalid(name),
+        ReaderSpsError::CroppingError(_) => SpsError::Invalid("picture size or cropping"),
+        ReaderSpsError::CpbCountOutOfRange(_) => SpsError::Invalid("cpb_cnt_minus1"),
     }
-    Ok(sps)
 }
 
-/// Skip one scaling list (§7.3.2.1.1.1): only its length matters here.
-fn skip_scaling_list(r: &mut BitReader, size: usize) -> Result<(), SpsError> {
-    let (mut last, mut next) = (8i32, 8i32);
-    for _ in 0..size {
-        if next != 0 {
-            let delta = r.se()?;
-            if !(-128..=127).contains(&delta) {
-                return Err(SpsError::Invalid("scaling list"));
-            }
-            next = (last + delta + 256) % 256;
-        }
-        last = if next == 0 { last } else { next };
-    }
-    Ok(())
-}
+/// A bit reader that says the SPS has no VUI and does not look past where it would begin:
+/// the second reading of an SPS whose VUI did not parse.
+struct WithoutVui<R>(R);
 
-/// VUI parameters (Annex E.1.1), far enough to reach the bitstream restriction.
-fn read_vui(r: &mut BitReader, sps: &mut Sps) -> Result<(), Truncated> {
-    if r.bit()? {
-        // aspect_ratio_info_present_flag
-        if r.bits(8)? == 255 {
-            r.bits(32)?; // sar_width, sar_height
+impl<R: BitRead> BitRead for WithoutVui<R> {
+    fn read_ue(&mut self, name: &'static str) -> Result<u32, BitReaderError> {
+        self.0.read_ue(name)
+    }
+    fn read_se(&mut self, name: &'static str) -> Result<i32, BitReaderError> {
+        self.0.read_se(name)
+    }
+    fn read_bool(&mut self, name: &'static str) -> Result<bool, BitReaderError> {
+        if name == "vui_parameters_present_flag" {
+            return Ok(false);
         }
+        self.0.read_bool(name)
     }
-    if r.bit()? {
-        r.bit()?; // overscan_appropriate_flag
+    fn read<U: Numeric>(&mut self, bits: u32, name: &'static str) -> Result<U, BitReaderError> {
+        self.0.read(bits, name)
     }
-    if r.bit()? {
-        // video_signal_type_present_flag
-        r.bits(4)?; // video_format, video_full_range_flag
-        if r.bit()? {
-            r.bits(24)?; // colour primaries, transfer, matrix
-        }
+    fn read_to<V: Primitive>(&mut self, name: &'static str) -> Result<V, BitReaderError> {
+        self.0.read_to(name)
     }
-    if r.bit()? {
-        r.ue()?; // chroma_sample_loc_type_top_field
-        r.ue()?; // ..._bottom_field
+    fn skip(&mut self, bits: u32, name: &'static str) -> Result<(), BitReaderError> {
+        self.0.skip(bits, name)
     }
-    if r.bit()? {
-        let num_units_in_tick = r.bits(32)?;
-        let time_scale = r.bits(32)?;
-        r.bit()?; // fixed_frame_rate_flag
-        if num_units_in_tick > 0 && time_scale > 0 {
-            // Two ticks per frame for frame-coded video (field pairs).
-            sps.fps = Some(time_scale as f64 / (2.0 * num_units_in_tick as f64));
-        }
+    fn has_more_rbsp_data(&mut self, name: &'static str) -> Result<bool, BitReaderError> {
+        self.0.has_more_rbsp_data(name)
     }
-    let nal_hrd = r.bit()?;
-    if nal_hrd {
-        skip_hrd(r)?;
+    fn finish_rbsp(self) -> Result<(), BitReaderError> {
+        Ok(())
     }
-    let vcl_hrd = r.bit()?;
-    if vcl_hrd {
-        skip_hrd(r)?;
+    fn finish_sei_payload(self) -> Result<(), BitReaderError> {
+        Ok(())
     }
-    if nal_hrd || vcl_hrd {
-        r.bit()?; // low_delay_hrd_flag
-    }
-    r.bit()?; // pic_struct_present_flag
-    if r.bit()? {
-        // bitstream_restriction_flag
-        r.bit()?; // motion_vectors_over_pic_boundaries_flag
-        for _ in 0..4 {
-            r.ue()?; // max_bytes_per_pic_denom .. log2_max_mv_length_vertical
-        }
-        let reorder = r.ue()?;
-        let _max_dec_frame_buffering = r.ue()?;
-        sps.max_num_reorder_frames = Some(reorder);
-    }
-    Ok(())
-}
-
-/// HRD parameters (Annex E.1.2): skipped.
-fn skip_hrd(r: &mut BitReader) -> Result<(), Truncated> {
-    let cpb_cnt = r.ue()? + 1;
-    if cpb_cnt > 32 {
-        return Err(Truncated);
-    }
-    r.bits(8)?; // bit_rate_scale, cpb_size_scale
-    for _ in 0..cpb_cnt {
-        r.ue()?;
-        r.ue()?;
-        r.bit()?;
-    }
-    r.bits(20)?; // four 5-bit delay/offset lengths
-    Ok(())
 }
 
 impl Sps {
@@ -336,10 +248,10 @@ pub fn slice_type(nal: &[u8]) -> Option<SliceType> {
         return None;
     }
     // The two fields fit in a few bytes; unescape only those.
-    let head = unescape(&nal[1..nal.len().min(12)]);
-    let mut r = BitReader::new(&head);
-    let _first_mb_in_slice = r.ue().ok()?;
-    let raw = r.ue().ok()?;
+    let head = decode_nal(&nal[..nal.len().min(12)]).ok()?;
+    let mut r = BitReader::new(&head[..]);
+    let _first_mb_in_slice = r.read_ue("first_mb_in_slice").ok()?;
+    let raw = r.read_ue("slice_type").ok()?;
     if raw > 9 {
         return None;
     }

@@ -122,10 +122,15 @@ fn malformed_sps_are_errors() {
         parse_sps(&[0x67, 0x42, 0xc0, 0x1e, 0b0000_0100, 0b0010_0000]),
         Err(SpsError::Invalid("seq_parameter_set_id"))
     );
-    // An endless run of zero bits where a ue(v) should be.
+    // An endless run of zero bits where a ue(v) should be (escaped, as in a real NAL unit).
+    assert_eq!(
+        parse_sps(&[0x67, 0x42, 0xc0, 0x1e, 0, 0, 3, 0, 0, 3, 0, 0, 3, 1]),
+        Err(SpsError::Truncated)
+    );
+    // Unescaped, three zero bytes cannot be inside a NAL unit at all.
     assert_eq!(
         parse_sps(&[0x67, 0x42, 0xc0, 0x1e, 0, 0, 0, 0, 0, 0xff]),
-        Err(SpsError::Truncated)
+        Err(SpsError::Invalid("escaping"))
     );
     // Pseudo-random garbage after an SPS header byte: any answer but a panic, and a
     // plausible size when it is accepted.
