@@ -1,4 +1,5 @@
-//! A real headless Chromium, driven through chromedriver's W3C WebDriver HTTP API.
+//! A real headless Chromium, driven through chromedriver's W3C WebDriver API with the
+//! `fantoccini` client.
 //!
 //! [`Browser::launch`] starts chromedriver on a free loopback port and opens one session with a
 //! fresh profile; dropping the [`Browser`] ends the session, kills chromedriver (and anything
@@ -10,14 +11,17 @@
 //! loudly, when [`netns_ip`] says they are not there.
 
 use std::fs;
+use std::future::Future;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 /// The address the test network namespace gives this machine (the veth end `v0`).
@@ -111,9 +115,11 @@ impl Default for BrowserOptions {
 /// or `tokio::task::spawn_blocking`, never from inside an async task.
 pub struct Browser {
     driver: Child,
-    /// `http://127.0.0.1:PORT/session/ID`
-    session_url: String,
-    http: ureq::Agent,
+    /// The WebDriver session; `None` only while it is being created.
+    session: Option<Client>,
+    /// fantoccini is async and a `Browser` is blocking, so each command runs to completion
+    /// on this small runtime of its own. `None` only once dropped.
+    rt: Option<tokio::runtime::Runtime>,
     /// Chromium profile and chromedriver log; removed on drop.
     scratch: PathBuf,
     /// Processes the browser needs besides its driver (WebKit's Xvfb), ended after it.
@@ -126,7 +132,7 @@ pub(crate) struct DriverLaunch {
     pub command: Command,
     pub port_arg: fn(u16) -> String,
     pub name: &'static str,
-    /// The new-session request body.
+    /// The capabilities every session must match (`alwaysMatch`).
     pub capabilities: Value,
     /// Started before the driver, ended after it.
     pub helpers: Vec<Child>,
@@ -160,16 +166,12 @@ impl Browser {
             }
         };
         let caps = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": binary,
-                        "args": args,
-                    },
-                    "goog:loggingPrefs": { "browser": "ALL" },
-                }
-            }
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": args,
+            },
+            "goog:loggingPrefs": { "browser": "ALL" },
         });
         let mut command = Command::new(&opts.chromedriver);
         command.arg("--allowed-ips=127.0.0.1");
@@ -214,46 +216,48 @@ impl Browser {
                 return Err(e);
             }
         };
-        let http = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .proxy(None)
-                .timeout_global(Some(Duration::from_secs(60)))
-                .build(),
-        );
         // From here on Drop cleans up, also when the session cannot be created.
         let mut browser = Browser {
             driver,
-            session_url: String::new(),
-            http,
+            session: None,
+            rt: Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            ),
             scratch,
             helpers,
         };
+        browser.wait_listening(port, name)?;
+        let Value::Object(capabilities) = capabilities else {
+            bail!("{name}: capabilities must be a JSON object");
+        };
         let base = format!("http://127.0.0.1:{port}");
-        browser.wait_ready(&base, name)?;
-        let created = browser
-            .request("POST", &format!("{base}/session"), Some(capabilities))
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = browser
+            .run("new session", async {
+                ClientBuilder::new(connector)
+                    .capabilities(capabilities)
+                    .connect(&base)
+                    .await
+            })
             .with_context(|| format!("{name}: {}", browser.driver_log()))?;
-        let id = created["sessionId"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no sessionId in {created}"))?;
-        browser.session_url = format!("{base}/session/{id}");
+        browser.session = Some(client);
         Ok(browser)
     }
 
-    fn wait_ready(&mut self, base: &str, name: &str) -> anyhow::Result<()> {
+    /// Wait until the driver accepts connections on `port`, or says why it cannot.
+    fn wait_listening(&mut self, port: u16, name: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(v) = self.request("GET", &format!("{base}/status"), None) {
-                if v["ready"].as_bool() == Some(true) {
-                    return Ok(());
-                }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
             }
             if let Some(status) = self.driver.try_wait()? {
                 bail!("{name} exited ({status}): {}", self.driver_log());
             }
             if Instant::now() > deadline {
-                bail!("{name} not ready after 15 s: {}", self.driver_log());
+                bail!("{name} not listening after 15 s: {}", self.driver_log());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -264,78 +268,46 @@ impl Browser {
         fs::read_to_string(self.scratch.join("driver.log")).unwrap_or_default()
     }
 
-    /// One WebDriver command; returns the response's `value`, or the WebDriver error.
-    fn request(&self, method: &str, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut resp = match (method, body) {
-            ("GET", _) => self.http.get(url).call(),
-            ("DELETE", _) => self.http.delete(url).call(),
-            (_, body) => self
-                .http
-                .post(url)
-                .header("content-type", "application/json")
-                .send(body.unwrap_or_else(|| json!({})).to_string()),
-        }
-        .with_context(|| format!("{method} {url}"))?;
-        let status = resp.status();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .with_context(|| format!("reading the answer to {method} {url}"))?;
-        let mut v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{method} {url}: not JSON: {text:.200}"))?;
-        let value = v["value"].take();
-        if !status.is_success() {
-            bail!(
-                "{method} {url}: {status} {}: {}",
-                value["error"].as_str().unwrap_or("?"),
-                value["message"].as_str().unwrap_or(&text)
-            );
-        }
-        Ok(value)
+    /// Run one WebDriver exchange to completion (see [`bounded`]).
+    fn run<T, E>(&self, what: &str, work: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let rt = self.rt.as_ref().ok_or_else(|| anyhow!("browser closed"))?;
+        bounded(rt, what, work)
     }
 
-    fn command(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        self.request(method, &format!("{}{path}", self.session_url), body)
+    fn client(&self) -> anyhow::Result<&Client> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| anyhow!("no WebDriver session"))
+    }
+
+    /// A command the client has no method for (a vendor extension), posted to the session.
+    fn post(&self, path: &'static str, body: Value) -> anyhow::Result<Value> {
+        let client = self.client()?;
+        self.run(path, client.issue_cmd(SessionPost { path, body }))
     }
 
     pub fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.command("POST", "/url", Some(json!({ "url": url })))?;
-        Ok(())
+        let client = self.client()?;
+        self.run(&format!("opening {url}"), client.goto(url))
     }
 
     /// Run `script` as the body of a function (`arguments[i]` are `args`); returns its result.
     pub fn execute(&self, script: &str, args: &[Value]) -> anyhow::Result<Value> {
-        self.command(
-            "POST",
-            "/execute/sync",
-            Some(json!({ "script": script, "args": args })),
-        )
+        let client = self.client()?;
+        self.run("executing a script", client.execute(script, args.to_vec()))
     }
 
     /// Like [`Browser::execute`], but the script calls `arguments[arguments.length - 1]`
     /// with its result (it may await first).
     pub fn execute_async(&self, script: &str, args: &[Value]) -> anyhow::Result<Value> {
-        self.command(
-            "POST",
-            "/execute/async",
-            Some(json!({ "script": script, "args": args })),
+        let client = self.client()?;
+        self.run(
+            "executing an async script",
+            client.execute_async(script, args.to_vec()),
         )
-    }
-
-    /// The WebDriver reference of the first element matching the CSS `selector`.
-    fn element(&self, selector: &str) -> anyhow::Result<String> {
-        let found = self.command(
-            "POST",
-            "/element",
-            Some(json!({ "using": "css selector", "value": selector })),
-        )?;
-        // W3C's element reference key.
-        found["element-6066-11e4-a52e-4f735466cecf"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("no element reference for `{selector}`: {found}"))
     }
 
     /// Click the first element matching the CSS `selector` the way a person would: WebDriver's
@@ -343,23 +315,23 @@ impl Browser {
     /// centre, which counts as a user gesture (play(), full screen). Fails when another
     /// element covers it.
     pub fn click(&self, selector: &str) -> anyhow::Result<()> {
-        let id = self.element(selector)?;
-        self.command("POST", &format!("/element/{id}/click"), None)
-            .with_context(|| format!("clicking `{selector}`"))?;
-        Ok(())
+        let client = self.client()?;
+        self.run(&format!("clicking `{selector}`"), async {
+            client.find(Locator::Css(selector)).await?.click().await
+        })
     }
 
     /// Focus the first element matching `selector` and type `keys` into it as real key
     /// events; WebDriver's special keys are private-use characters (Enter is `\u{E007}`).
     pub fn send_keys(&self, selector: &str, keys: &str) -> anyhow::Result<()> {
-        let id = self.element(selector)?;
-        self.command(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": keys })),
-        )
-        .with_context(|| format!("typing into `{selector}`"))?;
-        Ok(())
+        let client = self.client()?;
+        self.run(&format!("typing into `{selector}`"), async {
+            client
+                .find(Locator::Css(selector))
+                .await?
+                .send_keys(keys)
+                .await
+        })
     }
 
     /// Poll `script` (a function body) every 200 ms until it returns something truthy;
@@ -387,16 +359,15 @@ impl Browser {
 
     /// Emulate a device screen (CSS pixels) the way DevTools' device mode does.
     pub fn set_viewport(&self, width: u32, height: u32, mobile: bool) -> anyhow::Result<()> {
-        self.command(
-            "POST",
-            "/goog/cdp/execute",
-            Some(json!({
+        self.post(
+            "goog/cdp/execute",
+            json!({
                 "cmd": "Emulation.setDeviceMetricsOverride",
                 "params": {
                     "width": width, "height": height,
                     "deviceScaleFactor": 1, "mobile": mobile,
                 },
-            })),
+            }),
         )?;
         Ok(())
     }
@@ -404,24 +375,20 @@ impl Browser {
     /// Run `source` in every new document before its own scripts (Chromium only, through
     /// DevTools): to give a page a broken or missing browser feature.
     pub fn add_init_script(&self, source: &str) -> anyhow::Result<()> {
-        self.command(
-            "POST",
-            "/goog/cdp/execute",
-            Some(json!({
+        self.post(
+            "goog/cdp/execute",
+            json!({
                 "cmd": "Page.addScriptToEvaluateOnNewDocument",
                 "params": { "source": source },
-            })),
+            }),
         )?;
         Ok(())
     }
 
     /// PNG of the viewport.
     pub fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
-        let v = self.command("GET", "/screenshot", None)?;
-        let b64 = v
-            .as_str()
-            .ok_or_else(|| anyhow!("screenshot is not a string"))?;
-        base64_decode(b64)
+        let client = self.client()?;
+        self.run("taking a screenshot", client.screenshot())
     }
 
     /// Save a screenshot as `name` under [`artifacts_dir`]; returns the path.
@@ -448,7 +415,7 @@ impl Browser {
     }
 
     pub fn console_log(&self) -> anyhow::Result<Vec<String>> {
-        let v = self.command("POST", "/se/log", Some(json!({ "type": "browser" })))?;
+        let v = self.post("se/log", json!({ "type": "browser" }))?;
         Ok(v.as_array()
             .map(|entries| {
                 entries
@@ -462,9 +429,15 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if !self.session_url.is_empty() {
-            // Ends Chromium; a failure here is covered by the group kill below.
-            let _ = self.request("DELETE", &self.session_url.clone(), None);
+        if let (Some(client), Some(rt)) = (self.session.take(), self.rt.take()) {
+            // Ends the browser; a failure here is covered by the group kill below. The last
+            // owner may drop us inside an async task, where tokio refuses to block on (or
+            // drop) a runtime, so the session ends on a thread of its own.
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    let _ = bounded(&rt, "ending the session", client.close());
+                });
+            });
         }
         // chromedriver leads its own process group; Chromium and its helpers are in it too
         // unless they moved away. Kill the group by id, then reap chromedriver.
@@ -514,41 +487,48 @@ pub(crate) fn scratch_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Standard base64 (screenshots); small enough not to need a crate.
-fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' | b'\n' | b'\r' => continue,
-            _ => bail!("invalid base64 byte {c:#x}"),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
+/// How long one WebDriver command may take (a page load, a long async script).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `work` to completion on `rt`, or fail after [`COMMAND_TIMEOUT`]: a browser that hangs
+/// fails the test instead of stalling it.
+fn bounded<T, E>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    // The timer is made inside the runtime: it needs its clock.
+    match rt.block_on(async { tokio::time::timeout(COMMAND_TIMEOUT, work).await }) {
+        Ok(done) => done.with_context(|| what.to_owned()),
+        Err(_) => bail!("{what}: no answer from the browser in {COMMAND_TIMEOUT:?}"),
     }
-    Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `POST /session/{id}/{path}` with a JSON body: the vendor commands (`goog/cdp/execute`,
+/// `se/log`) fantoccini has no method for.
+#[derive(Debug)]
+struct SessionPost {
+    path: &'static str,
+    body: Value,
+}
 
-    #[test]
-    fn base64_decodes_with_and_without_padding() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
-        assert_eq!(base64_decode("aA==").unwrap(), b"h");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("a*b").is_err());
+impl WebDriverCompatibleCommand for SessionPost {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/{}",
+            session.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }

@@ -244,17 +244,13 @@ impl Browser {
         let mut prefs = default_prefs();
         prefs.extend(opts.extra_prefs);
         let caps = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "firefox",
-                    "moz:firefoxOptions": {
-                        "binary": opts.firefox,
-                        "args": args,
-                        "prefs": prefs,
-                        "log": { "level": "info" },
-                    },
-                }
-            }
+            "browserName": "firefox",
+            "moz:firefoxOptions": {
+                "binary": opts.firefox,
+                "args": args,
+                "prefs": prefs,
+                "log": { "level": "info" },
+            },
         });
         // Any free port: geckodriver's default (9222) would collide between parallel tests.
         let websocket_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -132,14 +132,10 @@ impl Browser {
             .env("HOME", &scratch)
             .arg("--host=127.0.0.1");
         let caps = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "webkitgtk:browserOptions": {
-                        "binary": opts.minibrowser,
-                        "args": ["--automation"],
-                    },
-                }
-            }
+            "webkitgtk:browserOptions": {
+                "binary": opts.minibrowser,
+                "args": ["--automation"],
+            },
         });
         Browser::start(DriverLaunch {
             command,
