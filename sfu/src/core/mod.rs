@@ -127,13 +127,14 @@ impl Core {
             .copied()
             .chain(config.public.map(|(a, _)| a))
             .collect();
+        let cert = rtc_config::server_certificate();
         Core {
             transmits: Transmits::new(config.local_addrs.clone(), config.public),
             local_addrs: config.local_addrs,
             advertised,
             advertised_tcp: config.tcp_addrs,
-            publisher_config: rtc_config(Role::Publisher, &VideoCodec::ALL),
-            viewer_configs: VideoCodec::ALL.map(|c| rtc_config(Role::Viewer, &[c])),
+            publisher_config: rtc_config(Role::Publisher, &VideoCodec::ALL, cert.as_ref()),
+            viewer_configs: VideoCodec::ALL.map(|c| rtc_config(Role::Viewer, &[c], cert.as_ref())),
             peers: PeerTable::new(),
             members: Membership::new(config.keyframe_request_interval, config.control_rate_limit),
             counters: SfuStats::default(),

@@ -2,6 +2,8 @@
 //! whole frames), one for viewers (RTP mode, fed ready-made packets; no congestion-control
 //! extensions).
 
+use str0m::crypto::dtls::DtlsCert;
+use str0m::crypto::{from_feature_flags, CryptoProvider};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind, Mid, Pt};
 use str0m::rtp::Extension;
@@ -45,11 +47,14 @@ const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// about as many datagrams in as media packets out at low bitrates. Publishers keep the
 /// standard set, so their own congestion control gets TWCC feedback from us. Viewers also
 /// get `playout-delay`, so browsers show each frame as soon as it is decoded.
-pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec]) -> RtcConfig {
+pub(crate) fn rtc_config(role: Role, codecs: &[VideoCodec], cert: Option<&DtlsCert>) -> RtcConfig {
     let mut config = Rtc::builder()
         .set_ice_lite(true)
         .clear_codecs()
         .set_stats_interval(Some(STATS_INTERVAL));
+    if let Some(cert) = cert {
+        config = config.set_dtls_cert(cert.clone());
+    }
     if role == Role::Viewer {
         // Viewers get ready-made RTP packets (see `feed`): str0m's frame API would
         // packetise every frame again for each of them.
@@ -110,4 +115,17 @@ pub(crate) fn negotiated(rtc: &Rtc, mid: Mid, codec: VideoCodec) -> Option<Pt> {
         .iter()
         .find(|p| p.spec().codec == want && pts.contains(&p.pt()))
         .map(|p| p.pt())
+}
+
+/// The one DTLS certificate every peer of a core presents. Without it str0m makes a key pair
+/// and a self-signed certificate for each new peer, on the media loop, delaying every packet
+/// behind it. Peers authenticate the certificate by the fingerprint in the SDP exchanged over
+/// signaling, not by its uniqueness, so one per server is as safe (it is what Janus does);
+/// it changes when the server restarts. `None` (str0m makes one per peer) only if the crypto
+/// provider cannot make certificates.
+pub(crate) fn server_certificate() -> Option<DtlsCert> {
+    match CryptoProvider::get_default() {
+        Some(provider) => provider.dtls_provider.generate_certificate(),
+        None => from_feature_flags().dtls_provider.generate_certificate(),
+    }
 }

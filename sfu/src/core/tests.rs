@@ -28,6 +28,8 @@ struct Remote {
     vp8_mid: Option<Mid>,
     control: Option<ChannelId>,
     events: Vec<Event>,
+    /// The SFU's answer to its offer.
+    answer: String,
 }
 
 /// The codecs a remote offers.
@@ -71,6 +73,7 @@ impl Remote {
             vp8_mid: None,
             control: None,
             events: Vec::new(),
+            answer: String::new(),
         }
     }
 
@@ -186,6 +189,7 @@ impl Net {
         .unwrap();
         let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
         remote.rtc.sdp_api().accept_answer(pending, sdp).unwrap();
+        remote.answer = answer.sdp;
         self.remotes.push(remote);
         (self.remotes.len() - 1, answer.peer)
     }
@@ -417,6 +421,30 @@ fn a_viewer_with_neither_codec_is_told_why() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("neither"), "{err}");
+}
+
+/// The certificate is made once per core, not per join (see `server_certificate`): every
+/// answer carries the same fingerprint, and the peers still connect.
+#[test]
+fn every_peer_presents_the_cores_one_certificate() {
+    let (mut net, p, v, ..) = live(None);
+    let (w, _) = net.join(false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    let fingerprints: Vec<&str> = [p, v, w]
+        .iter()
+        .map(|&i| {
+            let answer = &net.remotes[i].answer;
+            answer
+                .lines()
+                .find_map(|l| l.strip_prefix("a=fingerprint:"))
+                .unwrap_or_else(|| panic!("no fingerprint in {answer}"))
+        })
+        .collect();
+    assert!(
+        fingerprints.iter().all(|f| *f == fingerprints[0]),
+        "{fingerprints:?}"
+    );
+    assert!([p, v, w].iter().all(|&i| net.remotes[i].connected()));
 }
 
 #[test]
