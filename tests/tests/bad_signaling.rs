@@ -173,3 +173,44 @@ async fn a_second_publisher_cannot_take_a_live_camera() {
     assert_eq!(cam.name, "cam-taken");
     server.shutdown().await;
 }
+
+/// An offer str0m panics on (two video m-lines giving payload type 102 different
+/// parameters; found by fuzzing) gets its sender `invalid_sdp`, and the SFU's media loop
+/// goes on: a viewer of another camera keeps getting frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_that_panics_str0m_is_refused_and_video_goes_on() {
+    use sightline_tests::{HeadlessViewer, ViewerConfig};
+    use str0m::media::{Direction, MediaKind};
+
+    let server = TestServer::start().await.unwrap();
+    let _camera = server.start_camera("cam-good").await.unwrap();
+    let mut viewer = HeadlessViewer::connect(ViewerConfig::new(server.ws_url(), "cam-good"))
+        .await
+        .unwrap();
+    viewer.next_frame(T).await.unwrap();
+
+    let mut rtc = {
+        let mut config = str0m::Rtc::builder().clear_codecs();
+        config
+            .codec_config()
+            .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        config.build(std::time::Instant::now())
+    };
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let sdp = api.apply().unwrap().0.to_sdp_string().replacen(
+        "profile-level-id=42e01f",
+        "profile-level-id=42e0!f",
+        1,
+    );
+    let mut evil = register(&server, "cam-evil").await;
+    let text = ClientMessage::Offer { sdp }.to_json();
+    sends_error(&mut evil, text, ErrorCode::InvalidSdp).await;
+
+    for _ in 0..30 {
+        viewer.next_frame(T).await.unwrap();
+    }
+    viewer.close().await;
+    server.shutdown().await;
+}

@@ -2,10 +2,12 @@
 
 use std::time::Instant;
 
-use str0m::change::SdpOffer;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Mid, Pt};
 use str0m::net::TcpType;
-use str0m::Candidate;
+use str0m::{Candidate, Rtc};
 
 use super::membership::Role;
 use super::offer::{offers_data_channel, offers_h264, video_mids};
@@ -115,10 +117,8 @@ impl Core {
                 Err(e) => tracing::warn!("candidate not advertised: {e}"),
             }
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        // On a panic the new `Rtc` is simply dropped: nothing else knows of it yet.
+        let answer = accept_offer(&mut rtc, offer).map_err(OfferRefused::into_error)?;
 
         let id = self.peers.insert(Peer::new(rtc, role, now));
         self.drain(id);
@@ -235,11 +235,18 @@ impl Core {
             .viewer_codec(id)
             .ok_or(SfuError::UnknownPeer(id))?;
         let peer = self.peers.get_mut(id).ok_or(SfuError::UnknownPeer(id))?;
-        let answer = peer
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let answer = match accept_offer(&mut peer.rtc, offer) {
+            Ok(answer) => answer,
+            Err(refused) => {
+                if matches!(refused, OfferRefused::Panicked(_)) {
+                    // Its `Rtc` stopped halfway through the offer: of no use any more, and
+                    // not to be polled for a graceful close either.
+                    self.remove_peer(id, "its re-offer broke its media connection".into());
+                }
+                return Err(refused.into_error());
+            }
+        };
+        let peer = self.peers.get_mut(id).ok_or(SfuError::UnknownPeer(id))?;
         peer.restarting = true;
         self.drain(id);
         tracing::info!(peer = %id, "ICE restart answered");
@@ -280,6 +287,47 @@ impl Core {
 
 /// An offer str0m could not parse. Its message names the failing position by a memory
 /// address (`at PointerOffset(0x…)`), which means nothing to the sender and is left out.
+/// Why str0m did not answer an offer.
+enum OfferRefused {
+    /// It said why.
+    Invalid(String),
+    /// It panicked.
+    Panicked(String),
+}
+
+impl OfferRefused {
+    fn into_error(self) -> SfuError {
+        match self {
+            OfferRefused::Invalid(why) => SfuError::InvalidSdp(why),
+            OfferRefused::Panicked(why) => SfuError::InvalidSdp(format!(
+                "the offer contradicts itself and could not be answered ({why})"
+            )),
+        }
+    }
+}
+
+/// str0m's `accept_offer`, for an offer from outside. str0m panics on some offers instead of
+/// refusing them (two m-lines giving one payload type different parameters: "Pt locked
+/// multiple times", found by fuzzing). A panic here would end the media loop and every
+/// stream with it, so it is caught and becomes the sender's `invalid_sdp`. The `Rtc` it
+/// happened in is left in an unknown state: callers must drop it.
+fn accept_offer(rtc: &mut Rtc, offer: SdpOffer) -> Result<SdpAnswer, OfferRefused> {
+    match catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer))) {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(OfferRefused::Invalid(e.to_string())),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic in str0m")
+                .to_owned();
+            tracing::warn!("str0m panicked on an offer; refused it: {why}");
+            Err(OfferRefused::Panicked(why))
+        }
+    }
+}
+
 fn sdp_parse_error(message: &str) -> SfuError {
     let mut text = message.to_owned();
     if let Some(start) = text.find(" at PointerOffset(") {

@@ -423,6 +423,40 @@ fn a_viewer_with_neither_codec_is_told_why() {
     assert!(err.to_string().contains("neither"), "{err}");
 }
 
+/// An offer whose two video m-lines give payload type 102 different parameters (the first
+/// with an unreadable `profile-level-id`), as a remote sees it: str0m panics on it (found by
+/// fuzzing).
+fn contradictory_offer(now: Instant, direction: Direction) -> String {
+    let mut remote = Remote::new(6100, now, Protocol::Udp, Offers::H264);
+    let mut api = remote.rtc.sdp_api();
+    api.add_media(MediaKind::Video, direction, None, None, None);
+    api.add_media(MediaKind::Video, direction, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    offer
+        .to_sdp_string()
+        .replacen("profile-level-id=42e01f", "profile-level-id=42e0!f", 1)
+}
+
+/// One bad offer costs its sender an `invalid_sdp`, and nobody else anything: the core
+/// goes on forwarding to the viewer that watches, and takes the next offer.
+#[test]
+fn an_offer_str0m_panics_on_is_refused_and_the_core_goes_on() {
+    let (mut net, p, v, ..) = live(None);
+    // str0m panics on it as a publisher's offer (the publisher config has more H.264
+    // payload types than a viewer's).
+    let bad = contradictory_offer(net.now, Direction::RecvOnly);
+    let err = net.core.publish(net.now, "cam2", &bad).unwrap_err();
+    assert!(err.to_string().contains("contradicts itself"), "{err}");
+    let (w, _) = net.join(false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    net.write_frame(p, 1, true);
+    net.run(Duration::from_millis(10), Duration::from_millis(300));
+    for viewer in [v, w] {
+        assert_eq!(net.remotes[viewer].frames().len(), 1, "viewer {viewer}");
+    }
+    assert_eq!(net.core.stats().publishers, 1);
+}
+
 /// The certificate is made once per core, not per join (see `server_certificate`): every
 /// answer carries the same fingerprint, and the peers still connect.
 #[test]
