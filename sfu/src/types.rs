@@ -88,6 +88,9 @@ pub struct SfuStats {
     pub frames_after_loss: u64,
     /// Keyframe requests from viewers (PLI/FIR) received, before coalescing.
     pub keyframe_requests_received: u64,
+    /// Viewers started at once from the camera's last keyframe and the frames since, kept
+    /// at the SFU, instead of a keyframe asked of the publisher.
+    pub gop_replays: u64,
     /// Frames a watcher (an MSE viewer) could not take because its queue was full; it then
     /// waits for the next keyframe.
     pub watcher_frames_dropped: u64,

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use str0m::unversioned::{H264Packetizer, Packetizer, Vp8Packetizer};
 
+use super::gop_cache::GopCache;
 use crate::VideoCodec;
 
 /// RTP payload budget, as str0m's own packetiser computes it: its 1150-byte datagram target
@@ -75,6 +76,8 @@ pub(crate) struct Feed {
     rebase: bool,
     /// The last frame's time on the camera's timeline, and when it arrived.
     last: Option<(u32, Instant)>,
+    /// The frames since the last keyframe, for viewers who connect next.
+    gop: GopCache,
 }
 
 impl Feed {
@@ -84,6 +87,7 @@ impl Feed {
             offset: 0,
             rebase: true,
             last: None,
+            gop: GopCache::default(),
         }
     }
 
@@ -92,16 +96,37 @@ impl Feed {
     pub(crate) fn publisher_changed(&mut self) {
         self.packetizer = CodecPacketizer::new(self.packetizer.codec());
         self.rebase = true;
+        self.gop.close();
+    }
+
+    /// The publisher's stream lost packets beyond repair: the frames kept so far no longer
+    /// lead to the live picture.
+    pub(crate) fn stream_broken(&mut self) {
+        self.gop.close();
+    }
+
+    /// Whether a frame is worth packetising when no viewer is sent it (it would be kept for
+    /// the next viewers).
+    pub(crate) fn keeps(&self, keyframe: bool) -> bool {
+        self.gop.keeps(keyframe)
+    }
+
+    /// The last keyframe and every frame since, if they are still kept and the camera is
+    /// still sending at `now`.
+    pub(crate) fn since_keyframe(&self, now: Instant) -> Option<&[Arc<FramePackets>]> {
+        self.gop.frames(now)
     }
 
     /// Cut one frame (an Annex-B access unit, or a VP8 frame; publisher RTP time `time`,
-    /// 90 kHz) into RTP payloads.
+    /// 90 kHz) into RTP payloads, and keep it for the next viewers when it belongs to the
+    /// cache (see [`GopCache`]).
     pub(crate) fn packetize(
         &mut self,
         time: u32,
         wallclock: Instant,
         frame: &[u8],
-    ) -> FramePackets {
+        keyframe: bool,
+    ) -> Arc<FramePackets> {
         let rtp_time = self.map_time(time, wallclock);
         let payloads = self
             .packetizer
@@ -109,11 +134,13 @@ impl Feed {
             .into_iter()
             .map(Arc::<[u8]>::from)
             .collect();
-        FramePackets {
+        let packets = Arc::new(FramePackets {
             rtp_time,
             wallclock,
             payloads,
-        }
+        });
+        self.gop.push(&packets, keyframe);
+        packets
     }
 
     fn map_time(&mut self, time: u32, wallclock: Instant) -> u32 {
@@ -163,7 +190,7 @@ mod tests {
     fn small_frame_is_one_single_nal_packet() {
         let mut f = Feed::new(VideoCodec::H264);
         let slice = nalu(0x41, 300);
-        let frame = f.packetize(1000, Instant::now(), &annex_b(&[&slice]));
+        let frame = f.packetize(1000, Instant::now(), &annex_b(&[&slice]), false);
         assert_eq!(frame.payloads.len(), 1);
         assert_eq!(&frame.payloads[0][..], &slice[..]);
     }
@@ -174,7 +201,7 @@ mod tests {
         let sps = nalu(0x67, 10);
         let pps = nalu(0x68, 4);
         let idr = nalu(0x65, 3000);
-        let frame = f.packetize(0, Instant::now(), &annex_b(&[&sps, &pps, &idr]));
+        let frame = f.packetize(0, Instant::now(), &annex_b(&[&sps, &pps, &idr]), true);
         let p = &frame.payloads;
         assert_eq!(p[0][0] & 0x1f, 24, "STAP-A first");
         assert!(p.len() >= 4, "STAP-A + at least 3 FU-A");
@@ -199,7 +226,10 @@ mod tests {
         // A keyframe's frame tag (P bit clear) and filler.
         let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
         frame.resize(3000, 7);
-        let p = f.packetize(0, Instant::now(), &frame).payloads;
+        let p = f
+            .packetize(0, Instant::now(), &frame, true)
+            .payloads
+            .clone();
         assert!(p.len() >= 3, "split to fit the MTU");
         assert!(p.iter().all(|x| x.len() <= PAYLOAD_MTU));
         // The S bit (start of partition) marks the first packet only.
@@ -213,8 +243,8 @@ mod tests {
     fn time_passes_through_for_the_first_publisher() {
         let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
-        assert_eq!(f.packetize(5000, t0, &[]).rtp_time, 5000);
-        assert_eq!(f.packetize(8000, t0, &[]).rtp_time, 8000);
+        assert_eq!(f.packetize(5000, t0, &[], false).rtp_time, 5000);
+        assert_eq!(f.packetize(8000, t0, &[], false).rtp_time, 8000);
     }
 
     #[test]
@@ -222,16 +252,16 @@ mod tests {
         let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
         assert_eq!(
-            f.packetize(u32::MAX - 100, t0, &[]).rtp_time,
+            f.packetize(u32::MAX - 100, t0, &[], false).rtp_time,
             u32::MAX - 100
         );
         f.publisher_changed();
         // 100 ms later the new publisher starts at an unrelated time.
         let t1 = t0 + Duration::from_millis(100);
-        let a = f.packetize(77, t1, &[]).rtp_time;
+        let a = f.packetize(77, t1, &[], false).rtp_time;
         assert_eq!(a, (u32::MAX - 100).wrapping_add(9000));
         // Its own spacing is kept.
-        let b = f.packetize(77 + 3000, t1, &[]).rtp_time;
+        let b = f.packetize(77 + 3000, t1, &[], false).rtp_time;
         assert_eq!(b, a.wrapping_add(3000));
     }
 
@@ -239,8 +269,8 @@ mod tests {
     fn a_change_without_time_passing_still_moves_forward() {
         let mut f = Feed::new(VideoCodec::H264);
         let t0 = Instant::now();
-        f.packetize(100, t0, &[]);
+        f.packetize(100, t0, &[], false);
         f.publisher_changed();
-        assert_eq!(f.packetize(100, t0, &[]).rtp_time, 101);
+        assert_eq!(f.packetize(100, t0, &[], false).rtp_time, 101);
     }
 }

@@ -1,7 +1,10 @@
 //! Frame fan-out: one publisher frame → every admitted viewer. Never decodes.
 
+use std::sync::Arc;
+
 use str0m::media::{Frequency, MediaData};
 
+use super::feed::FramePackets;
 use super::Core;
 use crate::{PeerId, SfuEvent, VideoCodec};
 
@@ -34,13 +37,14 @@ impl Core {
         let mut targets = std::mem::take(&mut self.targets);
         self.members
             .frame_targets(publisher, codec, keyframe, &mut targets);
+        // Packetised when someone is sent it now, or kept for the viewers who connect next.
         let feed = self
             .members
             .feed(publisher, codec)
-            .filter(|_| !targets.is_empty());
+            .filter(|feed| !targets.is_empty() || feed.keeps(keyframe));
         if let Some(feed) = feed {
             let time = data.time.rebase(Frequency::NINETY_KHZ).numer() as u32;
-            let frame = feed.packetize(time, data.network_time, &data.data);
+            let frame = feed.packetize(time, data.network_time, &data.data, keyframe);
             // Watchers share one copy of the access unit.
             let mut shared = None;
             let mut written = false;
@@ -64,14 +68,7 @@ impl Core {
                 self.counters.frames_forwarded += 1;
                 forwarded += 1;
                 written = true;
-                if !peer.first_frame_sent {
-                    peer.first_frame_sent = true;
-                    let waited = self.now.saturating_duration_since(peer.created);
-                    self.counters.first_frame.0.record(waited);
-                }
-                // str0m hands queued RTP to its pacer in its timeout handler. Run it right
-                // away: the frame leaves now, not on the viewer's next timeout.
-                self.poke(viewer);
+                self.sent_to(viewer);
             }
             if written {
                 // `now` is the arrival of the datagram that completed the frame.
@@ -87,6 +84,51 @@ impl Core {
 }
 
 impl Core {
+    /// A viewer whose media has just connected is sent the camera's last keyframe and every
+    /// frame since (see [`super::gop_cache`]), back to back, and goes on live from there.
+    /// They keep their order but not their spacing: each is stamped one RTP tick before the
+    /// next, the last with its own time, so the viewer's jitter buffer takes them as on time
+    /// and shows the newest at once instead of playing the past second out at its pace.
+    pub(super) fn replay(&mut self, viewer: PeerId, frames: &[Arc<FramePackets>]) {
+        let (Some(last), Some(peer)) = (frames.last(), self.peers.get_mut(viewer)) else {
+            return;
+        };
+        let Some(tx) = peer.tx.as_mut() else {
+            return;
+        };
+        let behind = |i: usize| (frames.len() - 1 - i) as u32;
+        for (i, frame) in frames.iter().enumerate() {
+            let time = last.rtp_time.wrapping_sub(behind(i));
+            if !tx.write_at(&mut peer.rtc, frame, time, last.wallclock) {
+                // No send stream after all: wait for a keyframe like any viewer.
+                self.members.restart_at_keyframe(viewer);
+                return;
+            }
+        }
+        let n = frames.len() as u64;
+        self.counters.frames_forwarded += n;
+        self.counters.gop_replays += 1;
+        if let Some(camera) = self.camera_counters(viewer) {
+            camera.frames_forwarded += n;
+            camera.keyframes_forwarded += 1;
+        }
+        self.sent_to(viewer);
+    }
+
+    /// Frames were queued on `viewer`'s `Rtc`: its first is timed, and they leave now.
+    fn sent_to(&mut self, viewer: PeerId) {
+        if let Some(peer) = self.peers.get_mut(viewer) {
+            if !peer.first_frame_sent {
+                peer.first_frame_sent = true;
+                let waited = self.now.saturating_duration_since(peer.created);
+                self.counters.first_frame.0.record(waited);
+            }
+        }
+        // str0m hands queued RTP to its pacer in its timeout handler. Run it right away:
+        // the frames leave now, not on the viewer's next timeout.
+        self.poke(viewer);
+    }
+
     /// A publisher's keyframe: signaling hears of its SPS when it is new or changed.
     fn note_sequence_parameters(&mut self, publisher: PeerId, access_unit: &[u8]) {
         let Some(sps) = sps_in(access_unit) else {

@@ -24,7 +24,7 @@
 //! `forward` (frame fan-out), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
 //! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
 //! to which camera, read by its `routing` for media and its `control_relay` for control),
-//! `keyframe`, `feed`. A viewer's control message is judged by the protocol's relay rules
+//! `keyframe`, `feed` and its `gop_cache`. A viewer's control message is judged by the protocol's relay rules
 //! (`sightline_protocol::control::relay`), shared with publishers serving direct viewers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -46,6 +46,7 @@ mod control;
 mod control_wire;
 mod feed;
 mod forward;
+mod gop_cache;
 mod keyframe;
 mod membership;
 mod negotiate;
@@ -366,8 +367,11 @@ impl Core {
                 };
                 if !peer.connected {
                     peer.connected = true;
-                    self.members.peer_connected(id);
+                    let replay = self.members.peer_connected(id, Some(self.now));
                     self.events.push_back(SfuEvent::PeerConnected { peer: id });
+                    if let Some(frames) = replay {
+                        self.replay(id, &frames);
+                    }
                 }
             }
             // Back after an ICE restart: frames sent while the path moved are lost, so the

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -74,6 +74,26 @@ impl Remote {
             control: None,
             events: Vec::new(),
             answer: String::new(),
+        }
+    }
+
+    /// Poll the remote's `Rtc` until it waits: events are kept, datagrams go to `core`.
+    /// Whether anything was sent.
+    fn drain_to(&mut self, core: &mut Core, now: Instant) -> bool {
+        let mut sent = false;
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => return sent,
+                Output::Transmit(t) if t.proto == Protocol::Udp => {
+                    sent = true;
+                    core.handle_datagram(now, 0, t.source, &t.contents);
+                }
+                Output::Transmit(t) => {
+                    sent = true;
+                    core.handle_tcp_frame(now, t.destination, t.source, &t.contents);
+                }
+                Output::Event(e) => self.events.push(e),
+            }
         }
     }
 
@@ -243,29 +263,13 @@ impl Net {
                     contents,
                 };
                 r.rtc.handle_input(Input::Receive(self.now, input)).unwrap();
+                // As a real peer's loop does: what the datagram changed (SRTP keys once
+                // DTLS is done) takes effect before the next one is read.
+                moved |= r.drain_to(&mut self.core, self.now);
             }
             // Remotes → core.
             for r in &mut self.remotes {
-                loop {
-                    match r.rtc.poll_output().unwrap() {
-                        Output::Timeout(_) => break,
-                        Output::Transmit(t) if t.proto == Protocol::Udp => {
-                            moved = true;
-                            self.core
-                                .handle_datagram(self.now, 0, t.source, &t.contents);
-                        }
-                        Output::Transmit(t) => {
-                            moved = true;
-                            self.core.handle_tcp_frame(
-                                self.now,
-                                t.destination,
-                                t.source,
-                                &t.contents,
-                            );
-                        }
-                        Output::Event(e) => r.events.push(e),
-                    }
-                }
+                moved |= r.drain_to(&mut self.core, self.now);
             }
             while let Some(e) = self.core.poll_event() {
                 self.events.push(e);
@@ -562,6 +566,65 @@ fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
         ),
         (cam.packets_sent, cam.bytes_sent, cam.frames_forwarded)
     );
+}
+
+/// The RTP times of the frames a remote received, in order.
+fn frame_times(remote: &Remote) -> Vec<u64> {
+    remote
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) => Some(d.time.rebase(Frequency::NINETY_KHZ).numer()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_viewer_connecting_soon_after_a_keyframe_starts_at_once_from_the_frames_since() {
+    let (mut net, p, v, _, _) = live(None);
+    for (n, keyframe) in [(1, true), (2, false), (3, false)] {
+        net.write_frame(p, n, keyframe);
+        net.run(Duration::from_millis(10), Duration::from_millis(30));
+    }
+    let requests = net.core.stats().keyframe_requests_sent;
+
+    let (late, _) = net.join(false, None);
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    assert!(net.remotes[late].connected());
+    let frames = net.remotes[late].frames();
+    let sent: Vec<(bool, bool)> = frames
+        .iter()
+        .zip([b"00000001", b"00000002", b"00000003"])
+        .map(|(f, n)| (f.0, contains(&f.1, n)))
+        .collect();
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert_eq!(sent, [(true, true), (false, true), (false, true)]);
+    // Stamped one tick apart, ending at the newest frame's own time.
+    let live_times = frame_times(&net.remotes[v]);
+    let newest = live_times[2];
+    assert_eq!(
+        frame_times(&net.remotes[late]),
+        [newest - 2, newest - 1, newest]
+    );
+
+    net.write_frame(p, 4, false);
+    net.run(Duration::from_millis(10), Duration::from_millis(50));
+    let frames = net.remotes[late].frames();
+    assert_eq!(frames.len(), 4, "then live");
+    assert!(contains(&frames[3].1, b"00000004"));
+    assert_eq!(
+        frame_times(&net.remotes[late])[3],
+        frame_times(&net.remotes[v])[3]
+    );
+    let stats = net.core.stats();
+    assert_eq!(
+        stats.keyframe_requests_sent, requests,
+        "the publisher is not asked"
+    );
+    assert_eq!(stats.gop_replays, 1);
+    assert_eq!(stats.first_frame.0.samples(), 2);
+    assert_eq!(stats.cameras["cam"].keyframes_forwarded, 2);
 }
 
 #[test]

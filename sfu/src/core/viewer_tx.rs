@@ -6,7 +6,7 @@
 //! whatever happens to the publisher.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use str0m::media::{ExtensionValues, MediaTime, Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo};
@@ -64,6 +64,17 @@ impl ViewerTx {
     /// Queue one frame's packets; the caller then runs the `Rtc`'s timeout and drains it.
     /// Returns false if the viewer has no send stream (nothing was queued).
     pub(crate) fn write(&mut self, rtc: &mut Rtc, frame: &FramePackets) -> bool {
+        self.write_at(rtc, frame, frame.rtp_time, frame.wallclock)
+    }
+
+    /// [`Self::write`], stamped with another RTP time and wall clock (a replayed frame).
+    pub(crate) fn write_at(
+        &mut self,
+        rtc: &mut Rtc,
+        frame: &FramePackets,
+        rtp_time: u32,
+        wallclock: Instant,
+    ) -> bool {
         let mut api = rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(self.mid, None) else {
             return false;
@@ -78,8 +89,8 @@ impl ViewerTx {
             let mut write = RtpWrite::new(
                 self.pt,
                 self.next_seq.inc(),
-                frame.rtp_time,
-                frame.wallclock,
+                rtp_time,
+                wallclock,
                 Arc::clone(payload),
             )
             // The marker closes the access unit: decoders render on it.

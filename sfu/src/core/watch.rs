@@ -24,7 +24,7 @@ impl Core {
         self.members
             .add_viewer(camera, id, Mid::from(NO_MID), access, now);
         // Nothing to negotiate: it is connected from the start.
-        self.members.peer_connected(id);
+        self.members.peer_connected(id, None);
         let mut out = Vec::new();
         self.members.channel_opened(id, &mut out);
         self.carry_out(out);

@@ -201,6 +201,11 @@ impl Collector for Scrape {
                 "Keyframe requests received from viewers",
                 s.keyframe_requests_received,
             ),
+            (
+                "sfu_gop_replays",
+                "Viewers started from the frames since the last keyframe, kept at the SFU",
+                s.gop_replays,
+            ),
             ("sfu_nacks_sent", "NACKs sent to publishers", s.nacks_sent),
             (
                 "sfu_frames_after_loss",

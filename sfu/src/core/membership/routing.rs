@@ -2,12 +2,13 @@
 //! which publishers to ask for a keyframe ([`Membership::due_keyframe_requests`]), and the
 //! media side of peers connecting, pausing and asking for keyframes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::media::Mid;
 
 use super::{Membership, Role};
-use crate::core::feed::Feed;
+use crate::core::feed::{Feed, FramePackets};
 use crate::{PeerId, VideoCodec};
 
 impl Membership {
@@ -54,11 +55,16 @@ impl Membership {
             .map_or(0, |c| c.viewers.iter().filter(|v| v.codec == codec).count())
     }
 
-    /// The peer's ICE and DTLS are up.
-    pub(crate) fn peer_connected(&mut self, peer: PeerId) {
-        let Some((cam, role)) = self.camera_of(peer) else {
-            return;
-        };
+    /// The peer's ICE and DTLS are up. A viewer must start at a keyframe: when the caller
+    /// can send it packets (`replay_at`, the time now) and the camera keeps its last
+    /// keyframe and the frames since, they are returned for the caller to send it at once;
+    /// else it waits for the next keyframe, asked for now.
+    pub(crate) fn peer_connected(
+        &mut self,
+        peer: PeerId,
+        replay_at: Option<Instant>,
+    ) -> Option<Vec<Arc<FramePackets>>> {
+        let (cam, role) = self.camera_of(peer)?;
         match role {
             Role::Publisher => {
                 if let Some(p) = cam.publisher.as_mut().filter(|p| p.peer == peer) {
@@ -77,12 +83,19 @@ impl Membership {
                 }
             }
             Role::Viewer => {
-                if let Some(v) = cam.viewers.iter_mut().find(|v| v.peer == peer) {
-                    v.connected = true;
+                let v = cam.viewers.iter_mut().find(|v| v.peer == peer)?;
+                v.connected = true;
+                if let Some(now) = replay_at.filter(|_| !v.paused) {
+                    let frames = cam.lanes[v.codec.index()].feed.since_keyframe(now);
+                    if let Some(frames) = frames {
+                        v.waiting_keyframe = false;
+                        return Some(frames.to_vec());
+                    }
                 }
                 self.restart_at_keyframe(peer);
             }
         }
+        None
     }
 
     /// A connected viewer gets nothing more until the next keyframe, asked for now: it is
@@ -112,6 +125,7 @@ impl Membership {
     pub(crate) fn stream_broken(&mut self, publisher: PeerId, codec: VideoCodec) {
         if let Some((cam, Role::Publisher)) = self.camera_of(publisher) {
             cam.want_keyframe(codec);
+            cam.lanes[codec.index()].feed.stream_broken();
         }
     }
 
@@ -254,7 +268,7 @@ mod tests {
         let mut r = Membership::new(IV, RateLimit::default());
         assert_eq!(r.set_publisher("cam", PeerId(1)), None);
         r.set_publisher_mid(PeerId(1), VideoCodec::H264, mid("0"));
-        r.peer_connected(PeerId(1));
+        r.peer_connected(PeerId(1), None);
         r
     }
 
@@ -266,7 +280,7 @@ mod tests {
             targets(&mut r, PeerId(1), true).is_empty(),
             "not connected yet"
         );
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert!(
             targets(&mut r, PeerId(1), false).is_empty(),
             "delta before keyframe"
@@ -275,11 +289,62 @@ mod tests {
         assert_eq!(targets(&mut r, PeerId(1), false), vec![PeerId(2)]);
     }
 
+    /// The publisher's `codec` frame, packetised as the core does.
+    fn feed_frame(r: &mut Membership, keyframe: bool, time: u32) {
+        let feed = r
+            .feed(PeerId(1), VideoCodec::H264)
+            .expect("the publisher's feed");
+        feed.packetize(time, Instant::now(), &[0, 0, 0, 1, 0x65, 1, 2], keyframe);
+    }
+
+    #[test]
+    fn a_viewer_connecting_after_a_keyframe_is_given_the_frames_since_and_nothing_is_asked() {
+        let mut r = live_camera();
+        let t0 = Instant::now();
+        feed_frame(&mut r, true, 3000);
+        feed_frame(&mut r, false, 6000);
+        watch(&mut r, "cam", PeerId(2));
+        let replay = r.peer_connected(PeerId(2), Some(t0)).expect("a replay");
+        let times: Vec<u32> = replay.iter().map(|f| f.rtp_time).collect();
+        assert_eq!(times, vec![3000, 6000]);
+        assert!(due(&mut r, t0).is_empty(), "the publisher is not asked");
+        assert_eq!(
+            targets(&mut r, PeerId(1), false),
+            vec![PeerId(2)],
+            "it goes on live with the next delta"
+        );
+    }
+
+    #[test]
+    fn without_replay_or_after_a_loss_a_viewer_waits_for_a_keyframe_asked_for() {
+        let mut r = live_camera();
+        let t0 = Instant::now();
+        feed_frame(&mut r, true, 3000);
+        watch(&mut r, "cam", PeerId(2));
+        assert!(r.peer_connected(PeerId(2), None).is_none(), "a watcher");
+        assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
+        targets(&mut r, PeerId(1), true);
+
+        r.stream_broken(PeerId(1), VideoCodec::H264);
+        watch(&mut r, "cam", PeerId(3));
+        assert!(
+            r.peer_connected(PeerId(3), Some(t0)).is_none(),
+            "the frames kept break off"
+        );
+        assert_eq!(due(&mut r, t0 + IV), vec![PeerId(1)]);
+
+        // A new publisher's camera has nothing kept from the old one.
+        feed_frame(&mut r, true, 9000);
+        assert_eq!(r.set_publisher("cam", PeerId(4)), Some(PeerId(1)));
+        watch(&mut r, "cam", PeerId(5));
+        assert!(r.peer_connected(PeerId(5), Some(t0)).is_none());
+    }
+
     #[test]
     fn frames_from_a_peer_that_is_not_the_publisher_go_nowhere() {
         let mut r = live_camera();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert!(targets(&mut r, PeerId(2), true).is_empty());
         assert!(targets(&mut r, PeerId(99), true).is_empty());
     }
@@ -290,7 +355,7 @@ mod tests {
         let t0 = Instant::now();
         for i in 10..60 {
             watch(&mut r, "cam", PeerId(i));
-            r.peer_connected(PeerId(i));
+            r.peer_connected(PeerId(i), None);
         }
         assert_eq!(r.next_deadline(t0), Some(t0));
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
@@ -305,7 +370,7 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         // Only deltas arrive.
         assert!(targets(&mut r, PeerId(1), false).is_empty());
@@ -318,7 +383,7 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         targets(&mut r, PeerId(1), true);
         r.keyframe_wanted_by(PeerId(2));
@@ -336,13 +401,13 @@ mod tests {
         let mut r = Membership::new(IV, RateLimit::default());
         let t0 = Instant::now();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert_eq!(r.next_deadline(t0), None);
         assert!(due(&mut r, t0).is_empty());
         r.set_publisher("cam", PeerId(1));
         r.set_publisher_mid(PeerId(1), VideoCodec::H264, mid("0"));
         assert!(due(&mut r, t0).is_empty(), "publisher not connected");
-        r.peer_connected(PeerId(1));
+        r.peer_connected(PeerId(1), None);
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
     }
@@ -356,7 +421,7 @@ mod tests {
         watch(&mut r, "cam", PeerId(2));
         assert!(targets(&mut r, PeerId(1), true).is_empty());
         assert_eq!(r.next_deadline(t0), None, "nobody waits yet");
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         assert_eq!(due(&mut r, t0), vec![PeerId(1)]);
         assert!(targets(&mut r, PeerId(1), false).is_empty());
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
@@ -367,14 +432,14 @@ mod tests {
         let mut r = live_camera();
         let t0 = Instant::now();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         due(&mut r, t0);
         targets(&mut r, PeerId(1), true);
         assert_eq!(r.remove_peer(PeerId(1)), Some(Role::Publisher));
         assert_eq!(r.counts().viewers, 1);
         r.set_publisher("cam", PeerId(3));
         r.set_publisher_mid(PeerId(3), VideoCodec::H264, mid("1"));
-        r.peer_connected(PeerId(3));
+        r.peer_connected(PeerId(3), None);
         // Asked at once although the old publisher was asked a moment ago.
         assert_eq!(due(&mut r, t0 + Duration::from_millis(1)), vec![PeerId(3)]);
         assert!(targets(&mut r, PeerId(3), false).is_empty());
@@ -389,13 +454,13 @@ mod tests {
     fn a_second_publisher_replaces_the_first() {
         let mut r = live_camera();
         watch(&mut r, "cam", PeerId(2));
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         targets(&mut r, PeerId(1), true);
         assert_eq!(r.set_publisher("cam", PeerId(3)), Some(PeerId(1)));
         assert_eq!(r.role(PeerId(1)), None);
         assert_eq!(r.remove_peer(PeerId(1)), None, "already forgotten");
         r.set_publisher_mid(PeerId(3), VideoCodec::H264, mid("0"));
-        r.peer_connected(PeerId(3));
+        r.peer_connected(PeerId(3), None);
         assert!(
             targets(&mut r, PeerId(3), false).is_empty(),
             "needs new keyframe"
@@ -410,7 +475,7 @@ mod tests {
         let t0 = Instant::now();
         for v in [2, 3] {
             watch(&mut r, "cam", PeerId(v));
-            r.peer_connected(PeerId(v));
+            r.peer_connected(PeerId(v), None);
         }
         due(&mut r, t0);
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2), PeerId(3)]);
@@ -464,7 +529,7 @@ mod tests {
         watch(&mut r, "cam", PeerId(3));
         r.set_viewer_codec(PeerId(3), VideoCodec::Vp8);
         assert_eq!(r.viewers_of("cam", VideoCodec::Vp8), 1);
-        r.peer_connected(PeerId(3));
+        r.peer_connected(PeerId(3), None);
         let mut out = Vec::new();
         r.due_keyframe_requests(t0, &mut out);
         assert_eq!(
@@ -482,7 +547,7 @@ mod tests {
             "no H.264 viewer connected"
         );
         assert_eq!(vp8(&mut r, true), vec![PeerId(3)]);
-        r.peer_connected(PeerId(2));
+        r.peer_connected(PeerId(2), None);
         r.due_keyframe_requests(t0 + IV, &mut out);
         assert_eq!(
             out,
@@ -503,11 +568,11 @@ mod tests {
         let mut r = live_camera();
         r.set_publisher("other", PeerId(5));
         r.set_publisher_mid(PeerId(5), VideoCodec::H264, mid("0"));
-        r.peer_connected(PeerId(5));
+        r.peer_connected(PeerId(5), None);
         watch(&mut r, "cam", PeerId(2));
         watch(&mut r, "other", PeerId(6));
-        r.peer_connected(PeerId(2));
-        r.peer_connected(PeerId(6));
+        r.peer_connected(PeerId(2), None);
+        r.peer_connected(PeerId(6), None);
         assert_eq!(targets(&mut r, PeerId(1), true), vec![PeerId(2)]);
         assert_eq!(targets(&mut r, PeerId(5), true), vec![PeerId(6)]);
     }
