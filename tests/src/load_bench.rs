@@ -31,11 +31,11 @@ use tokio::sync::{oneshot, watch};
 use crate::{num_cpus, process_cpu, report, rss_kib, ServerProcess, FPS, H, W};
 
 /// Viewers join this often (50 per second), in `load` as in `joins`.
-const JOIN_EVERY: Duration = Duration::from_millis(20);
+pub(crate) const JOIN_EVERY: Duration = Duration::from_millis(20);
 /// Longest wait for every viewer's first frame.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// The steady-state window the CPU, packet and dwell figures are taken over.
-const WINDOW: Duration = Duration::from_secs(20);
+pub(crate) const WINDOW: Duration = Duration::from_secs(20);
 const BITRATE: u32 = 2_000_000;
 
 pub async fn run(which: &[String]) -> anyhow::Result<()> {
@@ -57,8 +57,10 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
 }
 
 /// The server on the last core, and this process (publisher and viewers) beside it.
-struct Bench {
-    server: ServerProcess,
+pub(crate) struct Bench {
+    pub(crate) server: ServerProcess,
+    /// The core the server is pinned to (another server under test goes there too).
+    pub(crate) server_cpus: String,
     _publisher: TestPublisher,
     _movie: TempPath,
     /// The server's resident memory with the camera publishing and nobody watching (KiB).
@@ -66,7 +68,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let cpus = num_cpus();
         let server_cpus = format!("{}", cpus - 1);
         // With 4 cores or more the bench keeps off the server's; with fewer it could not
@@ -97,6 +99,7 @@ impl Bench {
         let rss_idle = rss_kib(server.pid())?;
         Ok(Bench {
             server,
+            server_cpus,
             _publisher: publisher,
             _movie: movie,
             rss_idle,
@@ -126,7 +129,7 @@ impl Bench {
 }
 
 /// A viewer running in a task of its own until told to stop.
-struct LoadViewer {
+pub(crate) struct LoadViewer {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Record>,
     /// Set once its first frame is in.
@@ -135,23 +138,40 @@ struct LoadViewer {
 
 /// What one viewer saw.
 #[derive(Debug, Default)]
-struct Record {
+pub(crate) struct Record {
     /// From starting to connect to its first frame.
-    first_frame: Option<Duration>,
+    pub(crate) first_frame: Option<Duration>,
     /// Longest time between two frames, both inside the window (see [`LoadViewer::start`]).
-    longest_gap: Duration,
-    stats: ViewerStats,
-    error: Option<String>,
+    pub(crate) longest_gap: Duration,
+    pub(crate) stats: ViewerStats,
+    pub(crate) error: Option<String>,
 }
 
+/// Set once a viewer's first frame is in: how long after it started.
+pub(crate) type FirstFrame = Arc<std::sync::OnceLock<Duration>>;
+
 impl LoadViewer {
-    /// Gaps count only between frames that both arrived after the instant `window` holds
-    /// (none: no gap is measured yet).
+    /// A viewer whose task is `watch(stopped, first_frame)`: it watches until `stopped`
+    /// fires, sets `first_frame`, and returns what it saw.
+    pub(crate) fn spawn<F, Fut>(watch: F) -> Self
+    where
+        F: FnOnce(oneshot::Receiver<()>, FirstFrame) -> Fut,
+        Fut: std::future::Future<Output = Record> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        let first_frame = FirstFrame::default();
+        let task = tokio::spawn(watch(stopped, first_frame.clone()));
+        LoadViewer {
+            stop,
+            task,
+            first_frame,
+        }
+    }
+
+    /// A Sightline viewer. Gaps count only between frames that both arrived after the
+    /// instant `window` holds (none: no gap is measured yet).
     fn start(ws: String, window: watch::Receiver<Option<Instant>>) -> Self {
-        let (stop, mut stopped) = oneshot::channel();
-        let first_frame = Arc::new(std::sync::OnceLock::new());
-        let first = first_frame.clone();
-        let task = tokio::spawn(async move {
+        Self::spawn(move |mut stopped, first| async move {
             let started = Instant::now();
             let mut config = ViewerConfig::new(ws, "bench");
             config.decode = false;
@@ -191,12 +211,7 @@ impl LoadViewer {
             record.stats = viewer.stats();
             viewer.close().await;
             record
-        });
-        LoadViewer {
-            stop,
-            task,
-            first_frame,
-        }
+        })
     }
 
     fn has_frame(&self) -> bool {
@@ -212,7 +227,7 @@ impl LoadViewer {
     }
 }
 
-async fn finish_all(viewers: Vec<LoadViewer>) -> Vec<Record> {
+pub(crate) async fn finish_all(viewers: Vec<LoadViewer>) -> Vec<Record> {
     let mut records = Vec::with_capacity(viewers.len());
     for v in viewers {
         records.push(v.finish().await);
@@ -220,7 +235,7 @@ async fn finish_all(viewers: Vec<LoadViewer>) -> Vec<Record> {
     records
 }
 
-async fn all_have_frames(viewers: &[LoadViewer], timeout: Duration) -> usize {
+pub(crate) async fn all_have_frames(viewers: &[LoadViewer], timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline && !viewers.iter().all(LoadViewer::has_frame) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -228,9 +243,19 @@ async fn all_have_frames(viewers: &[LoadViewer], timeout: Duration) -> usize {
     viewers.iter().filter(|v| v.has_frame()).count()
 }
 
+/// One server's load figures over [`WINDOW`].
+pub(crate) struct Figures {
+    pub(crate) per_packet_us: f64,
+    pub(crate) rss_per_viewer_kib: f64,
+}
+
 /// One fresh server, `n` viewers: the steady-state figures.
 async fn load(n: usize) -> anyhow::Result<()> {
-    let bench = Bench::start().await?;
+    load_on(&Bench::start().await?, n).await.map(drop)
+}
+
+/// `n` viewers of `bench`'s server: the steady-state figures, printed and returned.
+pub(crate) async fn load_on(bench: &Bench, n: usize) -> anyhow::Result<Figures> {
     let (pid, rss_idle) = (bench.server.pid(), bench.rss_idle);
     let (_, no_window) = watch::channel(None);
     let viewers = bench.join(n, &no_window).await;
@@ -261,12 +286,12 @@ async fn load(n: usize) -> anyhow::Result<()> {
         core_share * 100.0,
         n as f64 / core_share.max(1e-9),
     );
+    let rss_per_viewer_kib = rss_loaded.saturating_sub(rss_idle) as f64 / n as f64;
     println!(
-        "  memory: server RSS {:.1} MiB idle, {:.1} MiB with {n} viewers: {:.0} KiB per viewer \
-         (target ≤ 200 KiB)",
+        "  memory: server RSS {:.1} MiB idle, {:.1} MiB with {n} viewers: \
+         {rss_per_viewer_kib:.0} KiB per viewer (target ≤ 200 KiB)",
         rss_idle as f64 / 1024.0,
         rss_loaded as f64 / 1024.0,
-        (rss_loaded.saturating_sub(rss_idle)) as f64 / n as f64
     );
     report_first_frames(&format!("  {n} viewers joining at 50/s"), &records);
     let dwell = dwell_between(&s0, &s1)?;
@@ -284,7 +309,10 @@ async fn load(n: usize) -> anyhow::Result<()> {
         "  this process (publisher and viewers): {:.0} % of a core",
         (o1 - o0).as_secs_f64() * 100.0 / secs
     );
-    Ok(())
+    Ok(Figures {
+        per_packet_us,
+        rss_per_viewer_kib,
+    })
 }
 
 /// `GET /metrics` [`SCRAPES`] times in a row while the viewers watch: wall time per scrape,
@@ -367,7 +395,7 @@ async fn joins() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_first_frames(what: &str, records: &[Record]) {
+pub(crate) fn report_first_frames(what: &str, records: &[Record]) {
     let mut ttff: Vec<f64> = records
         .iter()
         .filter_map(|r| r.first_frame)

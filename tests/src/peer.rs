@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
@@ -67,6 +67,28 @@ pub struct ViewerPeer {
     control_open: bool,
 }
 
+/// An `Rtc` that receives H.264 (or, with `vp8_only`, VP8 only), its only candidate `local`.
+fn receiving_rtc(local: SocketAddr, now: Instant, vp8_only: bool) -> anyhow::Result<Rtc> {
+    let mut config = RtcConfig::new()
+        .clear_codecs()
+        .set_stats_interval(Some(STATS_INTERVAL));
+    if vp8_only {
+        config.codec_config().enable_vp8(true);
+    } else {
+        config.codec_config().add_h264(
+            H264_PT.into(),
+            Some(H264_RTX_PT.into()),
+            true,
+            H264_PROFILE_LEVEL_ID,
+        );
+    }
+    let mut rtc = config.build(now);
+    let candidate = Candidate::host(local, "udp").context("host candidate")?;
+    rtc.add_local_candidate(candidate)
+        .ok_or_else(|| anyhow!("str0m refused the host candidate {local}"))?;
+    Ok(rtc)
+}
+
 impl ViewerPeer {
     /// A peer whose only candidate is `local` (the UDP socket the caller bound), and its
     /// SDP offer (recvonly H.264 video).
@@ -92,23 +114,7 @@ impl ViewerPeer {
         control: bool,
         vp8_only: bool,
     ) -> anyhow::Result<(Self, String)> {
-        let mut config = RtcConfig::new()
-            .clear_codecs()
-            .set_stats_interval(Some(STATS_INTERVAL));
-        if vp8_only {
-            config.codec_config().enable_vp8(true);
-        } else {
-            config.codec_config().add_h264(
-                H264_PT.into(),
-                Some(H264_RTX_PT.into()),
-                true,
-                H264_PROFILE_LEVEL_ID,
-            );
-        }
-        let mut rtc = config.build(now);
-        let candidate = Candidate::host(local, "udp").context("host candidate")?;
-        rtc.add_local_candidate(candidate)
-            .ok_or_else(|| anyhow!("str0m refused the host candidate {local}"))?;
+        let mut rtc = receiving_rtc(local, now, vp8_only)?;
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let control =
@@ -123,6 +129,36 @@ impl ViewerPeer {
             control_open: false,
         };
         Ok((peer, offer.to_sdp_string()))
+    }
+
+    /// A peer answering another server's offer (Janus's, in `bench janus`) that sends one
+    /// H.264 video track: its answer, with `local` as its only candidate.
+    pub fn answering(
+        local: SocketAddr,
+        now: Instant,
+        offer: &str,
+    ) -> anyhow::Result<(Self, String)> {
+        let mut rtc = receiving_rtc(local, now, false)?;
+        let offer = SdpOffer::from_sdp_string(offer).context("parsing the SDP offer")?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .context("answering the offer")?
+            .to_sdp_string();
+        let mid = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(|m| Mid::from(m.trim()))
+            .context("no media in the offer")?;
+        let peer = ViewerPeer {
+            rtc,
+            mid,
+            local,
+            pending: None,
+            control: None,
+            control_open: false,
+        };
+        Ok((peer, answer))
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -71,6 +71,8 @@ pub struct ViewerConfig {
     /// Offer VP8 and no H.264, as a browser without H.264 does: the SFU sends VP8, which
     /// is decoded (libvpx) and its barcodes read as H.264's are.
     pub vp8_only: bool,
+    /// Every access unit received, as received (`bench janus` relays them to Janus).
+    pub tap: Option<tokio::sync::mpsc::UnboundedSender<std::sync::Arc<[u8]>>>,
 }
 
 impl ViewerConfig {
@@ -92,6 +94,7 @@ impl ViewerConfig {
             tls: None,
             path: MediaPath::Server,
             vp8_only: false,
+            tap: None,
         }
     }
 }
@@ -602,6 +605,9 @@ impl Driver {
                 }
             }
             PeerEvent::Frame { data, contiguous } => {
+                if let Some(tap) = &self.config.tap {
+                    let _ = tap.send(data.clone());
+                }
                 Counters::bump(&self.counters.frames_received);
                 Counters::add(&self.counters.frame_bytes_received, data.len() as u64);
                 if !contiguous {

@@ -27,7 +27,9 @@
 //! (WHIP ingest → WHEP playback: glass-to-glass and first frame, see `wish_bench.rs`;
 //! `load` also prices a `/metrics` scrape), and, only
 //! when named, `soak [MINUTES]`
-//! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`).
+//! (server memory over a long run with viewers joining and leaving, see `soak_bench.rs`) and
+//! `janus [VIEWERS]` (the load figures for Sightline and for Debian's Janus fed the same
+//! stream, with the ratios; see `janus_bench.rs`).
 //! Run it inside a private network
 //! namespace or on a quiet machine: every peer talks over loopback.
 
@@ -39,6 +41,8 @@ mod browser_latency_bench;
 mod control_bench;
 #[path = "../image_bench.rs"]
 mod image_bench;
+#[path = "../janus_bench.rs"]
+mod janus_bench;
 #[path = "../load_bench.rs"]
 mod load_bench;
 #[path = "../mjpeg_bench.rs"]
@@ -83,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [simd] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]]   (default: all but soak)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [simd] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]] [janus [VIEWERS]]   (default: all but soak and janus)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -147,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
     // Half an hour by default: only when asked for by name.
     if which.iter().any(|w| w == "soak") {
         soak_bench::run(&which).await?;
+    }
+    // Needs Debian's janus: only when asked for by name.
+    if which.iter().any(|w| w == "janus") {
+        janus_bench::run(&which).await?;
     }
     Ok(())
 }
