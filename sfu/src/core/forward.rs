@@ -94,6 +94,8 @@ impl Core {
             return;
         };
         let Some(tx) = peer.tx.as_mut() else {
+            // No send stream yet: wait for a keyframe like any viewer.
+            self.members.restart_at_keyframe(viewer);
             return;
         };
         let behind = |i: usize| (frames.len() - 1 - i) as u32;
