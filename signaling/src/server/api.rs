@@ -49,7 +49,7 @@ pub(super) async fn stats(
     let sfu = state.sfu.stats().await;
     Json(serde_json::json!({
         "sfu": sfu,
-        "sessions": state.open_sessions.load(Ordering::Relaxed),
+        "sessions": state.sessions_open(),
     }))
     .into_response()
 }

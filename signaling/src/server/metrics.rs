@@ -7,7 +7,6 @@
 //! no Prometheus state. Every metric is named `sightline_*`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
@@ -62,7 +61,7 @@ pub(super) async fn metrics(
     let scrape = Scrape {
         sfu: state.sfu.stats().await,
         cameras: state.registry.lock().unwrap().list(),
-        sessions: state.open_sessions.load(Ordering::Relaxed),
+        sessions: state.sessions_open(),
         process: Process::read(),
     };
     // Prometheus asks for OpenMetrics; anything else (curl, older tools) gets the classic

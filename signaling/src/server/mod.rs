@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ws::WebSocketUpgrade;
@@ -120,7 +121,8 @@ pub(crate) struct AppState {
     next_session: AtomicU64,
     /// Request ids for the commands the REST door makes itself (`get_status`).
     next_request: AtomicU64,
-    open_sessions: AtomicUsize,
+    /// WebSocket sessions (signaling and MSE) open now: shutdown waits for them to close.
+    open_sessions: watch::Sender<usize>,
     metrics: metrics::Metrics,
     /// Publishers and viewers that came through WHIP and WHEP.
     wish: Mutex<wish::WishSessions>,
@@ -157,6 +159,16 @@ impl AppState {
         }
     }
 
+    /// Count one open WebSocket session until the guard drops.
+    fn session_opened(&self) -> OpenSession<'_> {
+        self.open_sessions.send_modify(|n| *n += 1);
+        OpenSession(&self.open_sessions)
+    }
+
+    fn sessions_open(&self) -> usize {
+        *self.open_sessions.borrow()
+    }
+
     /// A session's inbox, open until [`Self::close_mailbox`].
     fn open_mailbox(&self, session: SessionId) -> mpsc::Receiver<ServerMessage> {
         let (tx, rx) = mpsc::channel(MAILBOX);
@@ -175,6 +187,19 @@ impl AppState {
         mailbox.is_some_and(|m| m.try_send(msg).is_ok())
     }
 }
+
+/// One open WebSocket session, counted in [`AppState::open_sessions`] while it lives.
+struct OpenSession<'a>(&'a watch::Sender<usize>);
+
+impl Drop for OpenSession<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// How long shutdown waits for the sessions to say `server_stopping` and close: a client
+/// that reads nothing must not hold the process up.
+const SESSIONS_CLOSE: Duration = Duration::from_secs(5);
 
 /// Messages one session may have waiting from others: an offer and its candidates come in
 /// a burst of a few dozen.
@@ -228,6 +253,18 @@ impl RunningServer {
         for task in self.serve_tasks {
             let _ = task.await;
         }
+        // Upgraded sockets are not the HTTP server's to wait for: without this, the process
+        // could exit (dropping every socket) before a session has sent its goodbye.
+        let mut open = self.state.open_sessions.subscribe();
+        if tokio::time::timeout(SESSIONS_CLOSE, open.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.state.sessions_open(),
+                "sessions still open {SESSIONS_CLOSE:?} after shutdown began; closing them anyway"
+            );
+        }
         self.sfu.shutdown().await;
     }
 }
@@ -263,7 +300,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         next_session: AtomicU64::new(1),
         next_request: AtomicU64::new(1),
-        open_sessions: AtomicUsize::new(0),
+        open_sessions: watch::Sender::new(0),
         metrics: metrics::Metrics::default(),
         wish: Mutex::default(),
         metrics_open: config.metrics_open,
@@ -444,11 +481,10 @@ async fn websocket(
                 Err(refused) => return mse::refuse(&mut socket, refused.error).await,
             };
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
-            state.open_sessions.fetch_add(1, Ordering::Relaxed);
+            let _open = state.session_opened();
             state.metrics.session_opened();
             session::Session::new(id, state.clone(), remote.ip(), grant)
                 .run(socket)
                 .await;
-            state.open_sessions.fetch_sub(1, Ordering::Relaxed);
         })
 }

@@ -62,7 +62,7 @@ pub(super) async fn mse(
                 return refuse(&mut socket, e).await;
             }
             state.viewers_changed(&camera_id);
-            state.open_sessions.fetch_add(1, Ordering::Relaxed);
+            let open = state.session_opened();
             match state.sfu.watch(&camera_id, grant.viewer_access()).await {
                 Ok(watch) => {
                     tracing::info!(%remote, camera = %camera_id, watcher = %watch.id(), "MSE viewer joined");
@@ -71,7 +71,7 @@ pub(super) async fn mse(
                 }
                 Err(e) => tracing::warn!(camera = %camera_id, "MSE viewer not added: {e}"),
             }
-            state.open_sessions.fetch_sub(1, Ordering::Relaxed);
+            drop(open);
             state
                 .registry
                 .lock()

@@ -222,7 +222,8 @@ impl Session {
                             break;
                         }
                     }
-                    _ = shutdown.changed() => {
+                    // `wait_for`, not `changed`: a session opened as shutdown began must see it.
+                    _ = async { shutdown.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
                         // Said before the close, so clients know to come back.
                         let _ = send(&mut socket, &ServerMessage::ServerStopping).await;
                         let _ = socket.send(Message::Close(None)).await;
