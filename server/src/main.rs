@@ -145,6 +145,11 @@ struct Settings {
     #[arg(long, env = "SIGHTLINE_PUBLIC_IP")]
     public_ip: Option<IpAddr>,
 
+    /// Threads that send each frame to its viewers, sharing them out (most of the media
+    /// work with many viewers). 0: one per core. 1: all media on one thread.
+    #[arg(long, env = "SIGHTLINE_MEDIA_THREADS", default_value_t = 0)]
+    media_threads: usize,
+
     /// Serve the web client from this folder instead of the copy built into the binary
     /// (for working on the page: an edit shows on reload, without a rebuild).
     #[arg(long, env = "SIGHTLINE_WEB_ROOT")]
@@ -324,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
             },
             bind_ips: args.media_ips,
             public_ip: args.public_ip,
+            media_threads: args.media_threads,
             ..SfuConfig::default()
         },
         auth: auth.clone(),

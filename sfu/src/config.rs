@@ -23,6 +23,9 @@ pub struct SfuConfig {
     pub keyframe_request_interval: Duration,
     /// Control messages each viewer may send.
     pub control_rate_limit: RateLimit,
+    /// Threads that share out each frame's viewers (the bulk of the work under load): 0
+    /// means one per core; 1 keeps everything on the media loop's thread.
+    pub media_threads: usize,
 }
 
 impl Default for SfuConfig {
@@ -34,6 +37,7 @@ impl Default for SfuConfig {
             public_ip: None,
             keyframe_request_interval: Duration::from_millis(250),
             control_rate_limit: RateLimit::default(),
+            media_threads: 0,
         }
     }
 }

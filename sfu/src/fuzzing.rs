@@ -22,6 +22,7 @@ impl Default for OfferTarget {
             tcp_addrs: vec![addr],
             keyframe_request_interval: std::time::Duration::from_millis(250),
             control_rate_limit: RateLimit::default(),
+            fan_out_threads: 1,
         };
         OfferTarget {
             core: Core::new(config, now, 1_700_000_000_000),

@@ -99,6 +99,8 @@ pub struct SfuStats {
     pub tcp_packets_dropped: u64,
     /// Open ICE-TCP connections, including ones still doing ICE.
     pub tcp_connections: usize,
+    /// Threads each frame's viewers are shared out to (`--media-threads`).
+    pub media_threads: usize,
     /// Each forwarded frame's time in the SFU, from its last packet in to its last copy out.
     pub forward_dwell: crate::histogram::DwellHistogram,
     /// Each viewer's time from its offer answered to its first frame written to it.

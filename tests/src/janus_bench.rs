@@ -252,6 +252,8 @@ async fn janus_load(janus: &Janus, ip: IpAddr, n: usize) -> anyhow::Result<Figur
     let figures = Figures {
         per_packet_us: cpu * 1e6 / forwarded.max(1) as f64,
         rss_per_viewer_kib: rss_loaded.saturating_sub(rss_idle) as f64 / n as f64,
+        core_share: cpu / secs,
+        threads: Vec::new(),
     };
     println!(
         "janus, Janus {}, {n} viewers ({with_frames} got frames): {forwarded} packets received by the \

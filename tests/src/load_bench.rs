@@ -28,7 +28,7 @@ use sightline_tests::temp::TempPath;
 use sightline_tests::{HeadlessViewer, TestPublisher, ViewerConfig, ViewerEvent, ViewerStats};
 use tokio::sync::{oneshot, watch};
 
-use crate::{num_cpus, process_cpu, report, rss_kib, ServerProcess, FPS, H, W};
+use crate::{num_cpus, process_cpu, report, rss_kib, threads_cpu, ServerProcess, FPS, H, W};
 
 /// Viewers join this often (50 per second), in `load` as in `joins`.
 pub(crate) const JOIN_EVERY: Duration = Duration::from_millis(20);
@@ -52,6 +52,10 @@ pub async fn run(which: &[String]) -> anyhow::Result<()> {
     if which.iter().any(|w| w == "joins") || which.is_empty() {
         joins().await?;
     }
+    if which.iter().any(|w| w == "spread") || which.is_empty() {
+        let after = which.iter().skip_while(|w| *w != "spread").nth(1);
+        spread(after.and_then(|w| w.parse().ok()).unwrap_or(200)).await?;
+    }
     // Later figures run on every core again.
     pin_this_process(&format!("0-{}", num_cpus() - 1))
 }
@@ -68,9 +72,19 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
+    /// The server on the last core, with the media on one thread.
     pub(crate) async fn start() -> anyhow::Result<Self> {
+        Self::start_on(Some(1)).await
+    }
+
+    /// The server with `media_threads` (`--media-threads`; none: its default), on the last
+    /// core with one media thread, on every core with more.
+    async fn start_on(media_threads: Option<usize>) -> anyhow::Result<Self> {
         let cpus = num_cpus();
-        let server_cpus = format!("{}", cpus - 1);
+        let server_cpus = match media_threads {
+            Some(1) => format!("{}", cpus - 1),
+            _ => format!("0-{}", cpus - 1),
+        };
         // With 4 cores or more the bench keeps off the server's; with fewer it could not
         // keep up with itself on the rest, so it shares them all.
         let own_cpus = if cpus >= 4 {
@@ -79,7 +93,7 @@ impl Bench {
             format!("0-{}", cpus - 1)
         };
         pin_this_process(&own_cpus)?;
-        let server = ServerProcess::start_pinned(&server_cpus)?;
+        let server = ServerProcess::start_pinned(&server_cpus, media_threads)?;
         server.wait_up().await?;
         let movie = TempPath::file("bench-load.mjpeg", &noisy_movie(W, H, 30))?;
         let mut cfg = publisher_config(&server.ws_url(), "bench");
@@ -247,6 +261,10 @@ pub(crate) async fn all_have_frames(viewers: &[LoadViewer], timeout: Duration) -
 pub(crate) struct Figures {
     pub(crate) per_packet_us: f64,
     pub(crate) rss_per_viewer_kib: f64,
+    /// The server's share of a core.
+    pub(crate) core_share: f64,
+    /// Each server thread's share of a core (threads of one name together), busiest first.
+    pub(crate) threads: Vec<(String, f64)>,
 }
 
 /// One fresh server, `n` viewers: the steady-state figures.
@@ -262,9 +280,11 @@ pub(crate) async fn load_on(bench: &Bench, n: usize) -> anyhow::Result<Figures> 
     let with_frames = all_have_frames(&viewers, FIRST_FRAME_TIMEOUT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    let threads0 = threads_cpu(pid)?;
     let (s0, c0, o0, t0) = bench.snapshot().await?;
     tokio::time::sleep(WINDOW).await;
     let (s1, c1, o1, t1) = bench.snapshot().await?;
+    let threads1 = threads_cpu(pid)?;
     let rss_loaded = rss_kib(pid)?;
     // The media's own share of the core, to take out of the scrapes' CPU.
     let media_share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64();
@@ -274,7 +294,6 @@ pub(crate) async fn load_on(bench: &Bench, n: usize) -> anyhow::Result<Figures> 
     let secs = (t1 - t0).as_secs_f64();
     let packets = counter(&s1, "packets_forwarded")? - counter(&s0, "packets_forwarded")?;
     let cpu = (c1 - c0).as_secs_f64();
-    // The server has one core (see `Bench::start`).
     let core_share = cpu / secs;
     let per_packet_us = cpu * 1e6 / packets.max(1) as f64;
     println!(
@@ -286,6 +305,21 @@ pub(crate) async fn load_on(bench: &Bench, n: usize) -> anyhow::Result<Figures> 
         core_share * 100.0,
         n as f64 / core_share.max(1e-9),
     );
+    let mut threads: Vec<(String, f64)> = threads1
+        .iter()
+        .map(|(name, after)| {
+            let before = threads0.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
+            let used = after.saturating_sub(before.unwrap_or_default());
+            (name.clone(), used.as_secs_f64() / secs)
+        })
+        .filter(|(_, share)| *share >= 0.005)
+        .collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let listed: Vec<String> = threads
+        .iter()
+        .map(|(name, share)| format!("{name} {:.1} %", share * 100.0))
+        .collect();
+    println!("  server threads (% of a core): {}", listed.join(", "));
     let rss_per_viewer_kib = rss_loaded.saturating_sub(rss_idle) as f64 / n as f64;
     println!(
         "  memory: server RSS {:.1} MiB idle, {:.1} MiB with {n} viewers: \
@@ -312,7 +346,61 @@ pub(crate) async fn load_on(bench: &Bench, n: usize) -> anyhow::Result<Figures> 
     Ok(Figures {
         per_packet_us,
         rss_per_viewer_kib,
+        core_share,
+        threads,
     })
+}
+
+/// `n` viewers with the media on one thread, then shared out to a worker per core, the
+/// server on every core both times: CPU per packet each way, how evenly the workers share,
+/// and what that makes of a bigger host.
+async fn spread(n: usize) -> anyhow::Result<()> {
+    let cpus = num_cpus();
+    let one = load_on(&Bench::start_on(Some(1)).await?, n).await?;
+    let all = load_on(&Bench::start_on(Some(cpus)).await?, n).await?;
+    let workers: Vec<f64> = all
+        .threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("sfu-fan-out"))
+        .map(|(_, share)| *share)
+        .collect();
+    let (busiest, idlest) = workers
+        .iter()
+        .fold((0f64, f64::MAX), |(hi, lo), &w| (hi.max(w), lo.min(w)));
+    println!(
+        "spread, {n} viewers: {:.2} µs per forwarded packet with 1 media thread, {:.2} µs with \
+         {cpus} fan-out workers ({:+.0} %)",
+        one.per_packet_us,
+        all.per_packet_us,
+        (all.per_packet_us / one.per_packet_us - 1.0) * 100.0
+    );
+    if workers.len() == cpus {
+        println!(
+            "  fan-out workers: {} % of a core each; the idlest {:.0} % below the busiest \
+             (target: within 20 %)",
+            workers
+                .iter()
+                .map(|w| format!("{:.1}", w * 100.0))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            (1.0 - idlest / busiest.max(1e-9)) * 100.0
+        );
+    } else {
+        println!("  fan-out workers seen: {} of {cpus}", workers.len());
+    }
+    // What stays on one thread (datagrams in, timers, merging the workers' events) caps a
+    // bigger host.
+    let fan_out: f64 = workers.iter().sum();
+    let serial = (all.core_share - fan_out).max(1e-9);
+    let per_core = n as f64 / all.core_share.max(1e-9);
+    println!(
+        "  {per_core:.0} viewers per core at this bitrate; on 16 cores that is {:.0}, but the \
+         thread that stays single ({:.1} % of a core here) saturates at about {:.0} viewers",
+        per_core * 16.0,
+        serial * 100.0,
+        n as f64 / serial
+    );
+    Ok(())
 }
 
 /// `GET /metrics` [`SCRAPES`] times in a row while the viewers watch: wall time per scrape,

@@ -47,29 +47,28 @@ impl Core {
             let frame = feed.packetize(time, data.network_time, &data.data, keyframe);
             // Watchers share one copy of the access unit.
             let mut shared = None;
-            let mut written = false;
             let mut forwarded = 0;
+            let mut viewers = std::mem::take(&mut self.scratch_ids);
+            viewers.clear();
             for &(viewer, _) in &targets {
                 if self.is_watcher(viewer) {
                     self.watcher_frame(viewer, &data, frame.rtp_time, &mut shared);
                     forwarded += 1;
-                    continue;
+                } else {
+                    viewers.push(viewer);
                 }
-                let Some(peer) = self.peers.get_mut(viewer) else {
-                    continue;
-                };
-                let Some(tx) = peer.tx.as_mut() else {
-                    continue;
-                };
-                if !tx.write(&mut peer.rtc, &frame) {
-                    tracing::debug!(%viewer, "no send stream");
-                    continue;
-                }
+            }
+            viewers.sort_unstable();
+            let mut sent = std::mem::take(&mut self.sent_ids);
+            self.write_frame_to(&frame, &viewers, &mut sent);
+            for &viewer in &sent {
                 self.counters.frames_forwarded += 1;
                 forwarded += 1;
-                written = true;
-                self.sent_to(viewer);
+                self.first_frame_sent(viewer);
             }
+            let written = !sent.is_empty();
+            self.scratch_ids = viewers;
+            self.sent_ids = sent;
             if written {
                 // `now` is the arrival of the datagram that completed the frame.
                 self.frames_in.push(self.now);
@@ -114,11 +113,14 @@ impl Core {
             camera.frames_forwarded += n;
             camera.keyframes_forwarded += 1;
         }
-        self.sent_to(viewer);
+        self.first_frame_sent(viewer);
+        // str0m hands queued RTP to its pacer in its timeout handler. Run it right away:
+        // the frames leave now, not on the viewer's next timeout.
+        self.poke(viewer);
     }
 
-    /// Frames were queued on `viewer`'s `Rtc`: its first is timed, and they leave now.
-    fn sent_to(&mut self, viewer: PeerId) {
+    /// Frames were queued on `viewer`'s `Rtc`: if they are its first, that is timed.
+    fn first_frame_sent(&mut self, viewer: PeerId) {
         if let Some(peer) = self.peers.get_mut(viewer) {
             if !peer.first_frame_sent {
                 peer.first_frame_sent = true;
@@ -126,9 +128,6 @@ impl Core {
                 self.counters.first_frame.0.record(waited);
             }
         }
-        // str0m hands queued RTP to its pacer in its timeout handler. Run it right away:
-        // the frames leave now, not on the viewer's next timeout.
-        self.poke(viewer);
     }
 
     /// A publisher's keyframe: signaling hears of its SPS when it is new or changed.

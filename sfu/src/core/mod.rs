@@ -1,5 +1,7 @@
 //! The SFU's core: a sans-I/O state machine that owns every `Rtc` and all media and control
-//! state, and no sockets, tasks, channels or clocks.
+//! state, and no sockets, tasks, channels or clocks. (Its one helper is a pool of worker
+//! threads that a frame's fan-out is shared over, `fan_out`: still no I/O, and each call
+//! returns with the work done.)
 //!
 //! Everything str0m does happens here, in one place, in order. The caller (the driver, or
 //! a test) feeds it inputs with the time they happen at and collects what comes out:
@@ -21,7 +23,7 @@
 //! control messages are relayed (`control`). Every input ends settled.
 //!
 //! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
-//! `forward` (frame fan-out), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
+//! `drain` (an `Rtc`'s output), `forward` (frame fan-out) and `fan_out` (over workers), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
 //! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
 //! to which camera, read by its `routing` for media and its `control_relay` for control),
 //! `keyframe`, `feed` and its `gop_cache`. A viewer's control message is judged by the protocol's relay rules
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
 use str0m::net::{DatagramRecv, Protocol, Receive};
-use str0m::{Event, IceConnectionState, Input, Output, RtcConfig};
+use str0m::{Event, IceConnectionState, Input, RtcConfig};
 
 use crate::{PeerId, SfuEvent, SfuStats, VideoCodec, WatchMessage};
 use membership::control_relay::Clock;
@@ -44,6 +46,8 @@ use rtc_config::rtc_config;
 mod camera_stats;
 mod control;
 mod control_wire;
+mod drain;
+mod fan_out;
 mod feed;
 mod forward;
 mod gop_cache;
@@ -76,6 +80,8 @@ pub(crate) struct CoreConfig {
     pub(crate) tcp_addrs: Vec<SocketAddr>,
     pub(crate) keyframe_request_interval: Duration,
     pub(crate) control_rate_limit: RateLimit,
+    /// Threads a frame's viewers are shared out to (see `fan_out`); 0 or 1: the core's own.
+    pub(crate) fan_out_threads: usize,
 }
 
 pub(crate) struct Core {
@@ -102,6 +108,9 @@ pub(crate) struct Core {
     /// Reused buffers, so the per-frame path does not allocate.
     targets: Vec<(PeerId, Mid)>,
     scratch_ids: Vec<PeerId>,
+    sent_ids: Vec<PeerId>,
+    /// Worker threads a frame's viewers are shared out to.
+    fan_out: fan_out::FanOut,
     /// Peers to remove, with the reason, once the current step is done.
     dead: Vec<(PeerId, String)>,
     transmits: Transmits,
@@ -129,6 +138,8 @@ impl Core {
             .chain(config.public.map(|(a, _)| a))
             .collect();
         let cert = rtc_config::server_certificate();
+        let fan_out =
+            fan_out::FanOut::new(config.fan_out_threads, &config.local_addrs, config.public);
         Core {
             transmits: Transmits::new(config.local_addrs.clone(), config.public),
             local_addrs: config.local_addrs,
@@ -143,6 +154,8 @@ impl Core {
             queue: VecDeque::new(),
             targets: Vec::new(),
             scratch_ids: Vec::new(),
+            sent_ids: Vec::new(),
+            fan_out,
             dead: Vec::new(),
             events: VecDeque::new(),
             api_replies: VecDeque::new(),
@@ -274,6 +287,7 @@ impl Core {
             tracks: counts.tracks,
             cameras: self.camera_stats(),
             control_commands: self.members.control_counts(),
+            media_threads: self.fan_out.threads(),
             ..self.counters.clone()
         }
     }
@@ -287,64 +301,32 @@ impl Core {
         }
     }
 
-    /// Run str0m's timeout on one peer now, so what was just queued on it (RTP, data
-    /// channel writes) leaves now rather than at its next timeout; then drain it.
-    fn poke(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(id) else {
-            return;
+    /// The peer table and the core's own outputs, borrowed apart: to drain a peer into them.
+    fn peers_and_sink(&mut self) -> (&mut PeerTable, drain::Sink<'_>) {
+        let sink = drain::Sink {
+            transmits: &mut self.transmits,
+            queue: &mut self.queue,
+            dead: &mut self.dead,
+            packets_forwarded: &mut self.counters.packets_forwarded,
+            nacks_sent: &mut self.counters.nacks_sent,
         };
-        if let Err(e) = peer.rtc.handle_input(Input::Timeout(self.now)) {
-            peer.rtc.disconnect();
-            self.dead.push((id, format!("rtc error: {e}")));
-        }
-        self.drain(id);
+        (&mut self.peers, sink)
     }
 
-    /// Poll one `Rtc` until it has nothing more to say.
-    fn drain(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(id) else {
-            return;
-        };
-        let viewer = peer.role == Role::Viewer;
-        let rtx_ssrc = peer.tx.as_ref().and_then(|tx| tx.rtx_ssrc());
-        loop {
-            match peer.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    peer.next_timeout = t;
-                    break;
-                }
-                Ok(Output::Transmit(t)) => {
-                    if viewer && is_rtp(&t.contents) {
-                        self.counters.packets_forwarded += 1;
-                        peer.sent.count(&t.contents, rtx_ssrc);
-                    }
-                    match t.proto {
-                        Protocol::Udp => self.transmits.push(t.source, t.destination, &t.contents),
-                        _ => self
-                            .transmits
-                            .push_tcp(t.source, t.destination, &t.contents),
-                    }
-                }
-                Ok(Output::Event(Event::MediaIngressStats(s))) => {
-                    self.counters.nacks_sent += peer.nacks_since_last_report(s.mid, s.nacks);
-                }
-                Ok(Output::Event(Event::MediaEgressStats(s))) => {
-                    peer.sent.nacks_received += peer.nacks_since_last_report(s.mid, s.nacks);
-                }
-                Ok(Output::Event(e)) => {
-                    if is_interesting(&e) {
-                        self.queue.push_back((id, e));
-                    }
-                }
-                Err(e) => {
-                    peer.rtc.disconnect();
-                    self.dead.push((id, format!("rtc error: {e}")));
-                    break;
-                }
-            }
+    /// See [`drain::poke`].
+    fn poke(&mut self, id: PeerId) {
+        let now = self.now;
+        let (peers, mut sink) = self.peers_and_sink();
+        if let Some(peer) = peers.get_mut(id) {
+            drain::poke(id, peer, now, &mut sink);
         }
-        if !peer.rtc.is_alive() {
-            self.dead.push((id, "connection closed".into()));
+    }
+
+    /// See [`drain::drain`].
+    fn drain(&mut self, id: PeerId) {
+        let (peers, mut sink) = self.peers_and_sink();
+        if let Some(peer) = peers.get_mut(id) {
+            drain::drain(id, peer, &mut sink);
         }
     }
 
@@ -427,45 +409,5 @@ impl Core {
             self.drain(id);
         }
         self.remove_peer(id, reason.to_owned());
-    }
-}
-
-/// SRTP media (not RTCP, STUN or DTLS): RTP version 2, payload type outside the RTCP range.
-fn is_rtp(datagram: &[u8]) -> bool {
-    datagram.len() > 2 && (128..192).contains(&datagram[0]) && {
-        let pt = datagram[1] & 0x7f;
-        !(64..96).contains(&pt)
-    }
-}
-
-/// Events the core acts on; everything else is dropped in `drain`.
-fn is_interesting(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::Connected
-            | Event::IceConnectionStateChange(_)
-            | Event::MediaAdded(_)
-            | Event::MediaData(_)
-            | Event::KeyframeRequest(_)
-            | Event::Closed
-            | Event::ChannelOpen(..)
-            | Event::ChannelData(_)
-            | Event::ChannelClose(_)
-    )
-}
-
-#[cfg(test)]
-mod rtp_tests {
-    use super::is_rtp;
-
-    #[test]
-    fn rtp_is_told_from_rtcp_stun_and_dtls() {
-        assert!(is_rtp(&[0x80, 108, 0, 1]));
-        assert!(is_rtp(&[0x80, 0x80 | 108, 0, 1]), "marker bit");
-        assert!(!is_rtp(&[0x80, 200, 0, 1]), "sender report");
-        assert!(!is_rtp(&[0x81, 206, 0, 1]), "PLI");
-        assert!(!is_rtp(&[0x00, 0x01, 0, 0]), "STUN");
-        assert!(!is_rtp(&[22, 0xfe, 0xfd]), "DTLS");
-        assert!(!is_rtp(&[0x80]));
     }
 }

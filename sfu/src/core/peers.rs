@@ -125,6 +125,15 @@ impl PeerTable {
         self.peers.get_mut(&id)
     }
 
+    /// The peers named in `sorted_ids`, each borrowed mutably, all at once.
+    pub(super) fn many_mut(&mut self, sorted_ids: &[PeerId]) -> Vec<(PeerId, &mut Peer)> {
+        self.peers
+            .iter_mut()
+            .filter(|(id, _)| sorted_ids.binary_search(id).is_ok())
+            .map(|(id, peer)| (*id, peer))
+            .collect()
+    }
+
     pub(super) fn remove(&mut self, id: PeerId) -> Option<Peer> {
         let peer = self.peers.remove(&id)?;
         self.by_source.retain(|_, p| *p != id);

@@ -139,6 +139,11 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        Net::with_fan_out(1)
+    }
+
+    /// A core that shares each frame's viewers out to `threads` workers.
+    fn with_fan_out(threads: usize) -> Net {
         let now = Instant::now();
         let core = Core::new(
             CoreConfig {
@@ -147,6 +152,7 @@ impl Net {
                 tcp_addrs: vec![SFU.parse().unwrap()],
                 keyframe_request_interval: Duration::from_millis(250),
                 control_rate_limit: RateLimit::default(),
+                fan_out_threads: threads,
             },
             now,
             1_700_000_000_000,
@@ -243,8 +249,17 @@ impl Net {
                 let bytes = q.bytes()[t.start..t.start + t.len].to_vec();
                 (Protocol::Tcp, t.local, t.remote, bytes)
             });
-            let out: Vec<_> = udp.chain(tcp).collect();
+            let mut out: Vec<_> = udp.chain(tcp).collect();
             self.core.transmits().clear();
+            let from_workers = std::sync::Mutex::new(Vec::new());
+            self.core.send_on_workers(|_, q| {
+                let mut sent = from_workers.lock().unwrap();
+                sent.extend(
+                    q.iter()
+                        .map(|(t, bytes)| (Protocol::Udp, t.source, t.destination, bytes.to_vec())),
+                );
+            });
+            out.extend(from_workers.into_inner().unwrap());
             self.core.frames_sent(self.now);
             for (proto, source, destination, bytes) in out {
                 moved = true;
@@ -566,6 +581,51 @@ fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
         ),
         (cam.packets_sent, cam.bytes_sent, cam.frames_forwarded)
     );
+}
+
+/// The frames one remote received: (keyframe, access unit), in order.
+type Received = Vec<(bool, Vec<u8>)>;
+
+/// Twelve viewers (more than the fan-out's minimum) of one publisher, on a core with
+/// `threads` workers: what each viewer received, and the core's counters.
+fn twelve_viewers(threads: usize) -> (Vec<Received>, crate::SfuStats) {
+    let mut net = Net::with_fan_out(threads);
+    let (p, _) = net.join(true, None);
+    let viewers: Vec<usize> = (0..12).map(|_| net.join(false, None).0).collect();
+    net.run(Duration::from_millis(10), Duration::from_secs(2));
+    for n in 1..=6 {
+        net.write_frame(p, n, n % 3 == 1);
+        net.run(Duration::from_millis(10), Duration::from_millis(50));
+    }
+    let frames = viewers.iter().map(|&v| net.remotes[v].frames()).collect();
+    (frames, net.core.stats())
+}
+
+#[test]
+fn frames_shared_out_to_workers_reach_every_viewer_as_from_one_thread() {
+    let (alone, alone_stats) = twelve_viewers(1);
+    let (shared, stats) = twelve_viewers(3);
+    assert_eq!(stats.media_threads, 3);
+    assert_eq!(alone_stats.media_threads, 1);
+    for frames in &shared {
+        let numbers: Vec<bool> = (1..=6)
+            .map(|n| {
+                frames
+                    .iter()
+                    .any(|f| contains(&f.1, format!("{n:08}").as_bytes()))
+            })
+            .collect();
+        assert_eq!(numbers, [true; 6], "every frame, in order: {frames:?}");
+        assert!(frames[0].0 && frames.len() == 6);
+    }
+    assert_eq!(shared, alone, "the same frames as with no workers");
+    assert_eq!(stats.frames_forwarded, 12 * 6);
+    assert_eq!(stats.packets_forwarded, alone_stats.packets_forwarded);
+    assert_eq!(stats.first_frame.0.samples(), 12);
+    assert_eq!(stats.forward_dwell.0.samples(), 6);
+    let cam = &stats.cameras["cam"];
+    assert_eq!(cam.packets_sent, stats.packets_forwarded);
+    assert_eq!(cam.frames_forwarded, 12 * 6);
 }
 
 /// The RTP times of the frames a remote received, in order.

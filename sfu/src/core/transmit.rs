@@ -11,9 +11,6 @@
 
 use std::net::SocketAddr;
 
-/// Capacity kept between turns: a delta frame's fan-out to a few hundred viewers.
-const RETAINED_BYTES: usize = 4 << 20;
-
 /// One queued datagram: where it leaves from and goes to, and where its bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Queued {
@@ -45,9 +42,15 @@ pub(crate) struct Transmits {
     bytes: Vec<u8>,
     items: Vec<Queued>,
     tcp: Vec<TcpQueued>,
+    /// Capacity kept between turns (see [`Self::clear`]).
+    retained: usize,
 }
 
 impl Transmits {
+    /// Capacity kept between turns by default: a delta frame's fan-out to a few hundred
+    /// viewers.
+    pub(crate) const RETAINED_BYTES: usize = 4 << 20;
+
     /// `local_addrs` by socket index; `public` is a 1:1 NAT address and the socket its
     /// traffic uses.
     pub(crate) fn new(local_addrs: Vec<SocketAddr>, public: Option<(SocketAddr, usize)>) -> Self {
@@ -57,6 +60,15 @@ impl Transmits {
             bytes: Vec::new(),
             items: Vec::new(),
             tcp: Vec::new(),
+            retained: Self::RETAINED_BYTES,
+        }
+    }
+
+    /// Keep `bytes` of capacity between turns instead.
+    pub(crate) fn retaining(self, bytes: usize) -> Self {
+        Transmits {
+            retained: bytes,
+            ..self
         }
     }
 
@@ -98,6 +110,14 @@ impl Transmits {
         self.bytes.extend_from_slice(data);
     }
 
+    /// Move `other`'s ICE-TCP packets here, after what is queued here, in their order.
+    pub(crate) fn take_tcp_from(&mut self, other: &mut Transmits) {
+        for q in other.tcp.drain(..) {
+            let data = &other.bytes[q.start..q.start + q.len];
+            self.push_tcp(q.local, q.remote, data);
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty() && self.tcp.is_empty()
@@ -126,14 +146,14 @@ impl Transmits {
     }
 
     /// Forget everything queued (the caller sent it). The buffers keep their capacity, up to
-    /// [`RETAINED_BYTES`]: a keyframe to hundreds of viewers queues tens of MB once, which
+    /// [`Self::RETAINED_BYTES`] unless told otherwise: a keyframe to hundreds of viewers queues tens of MB once, which
     /// need not stay resident until the next one.
     pub(crate) fn clear(&mut self) {
         self.items.clear();
         self.tcp.clear();
         self.bytes.clear();
-        self.bytes.shrink_to(RETAINED_BYTES);
-        self.items.shrink_to(RETAINED_BYTES / 1024);
+        self.bytes.shrink_to(self.retained);
+        self.items.shrink_to(self.retained / 1024);
     }
 }
 
@@ -166,5 +186,23 @@ mod tests {
         );
         q.clear();
         assert!(q.is_empty() && q.bytes().is_empty());
+    }
+
+    #[test]
+    fn tcp_packets_taken_from_another_queue_follow_with_their_bytes() {
+        let a = SocketAddr::from(([127, 0, 0, 1], 9));
+        let to = SocketAddr::from(([127, 0, 0, 1], 1000));
+        let (mut q, mut other) = (Transmits::new(vec![a], None), Transmits::new(vec![a], None));
+        q.push_tcp(a, to, b"one");
+        other.push(a, to, b"udp");
+        other.push_tcp(a, to, b"two");
+        q.take_tcp_from(&mut other);
+        let tcp: Vec<_> = (q.tcp_items().iter())
+            .map(|t| &q.bytes()[t.start..t.start + t.len])
+            .collect();
+        assert_eq!(tcp, [&b"one"[..], b"two"]);
+        assert!(other.tcp_items().is_empty(), "moved, not copied");
+        let udp: Vec<_> = other.iter().map(|(_, d)| d.to_vec()).collect();
+        assert_eq!(udp, [b"udp".to_vec()], "UDP stays");
     }
 }

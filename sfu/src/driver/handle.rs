@@ -59,6 +59,10 @@ impl Sfu {
                 tcp_addrs: advertised_tcp,
                 keyframe_request_interval: config.keyframe_request_interval,
                 control_rate_limit: config.control_rate_limit,
+                fan_out_threads: match config.media_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                },
             },
             Instant::now(),
             unix_millis(),

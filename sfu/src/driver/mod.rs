@@ -59,7 +59,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
-    let mut batch = SendBatch::default();
+    let mut batches = Batches::default();
     let mut congested = Vec::new();
     let mut stopped_by = None;
     let mut waiting = Waiting::new();
@@ -73,7 +73,7 @@ async fn run(
         deliver_watched(&mut core, &mut watchers);
         // Everything this turn produced leaves in as few syscalls as possible, and before
         // the loop waits (and before the deadline is read: congestion asks for keyframes).
-        send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
+        send_all(&mut core, &mut batches, &sockets, &mut tcp, &mut congested);
         let deadline = core
             .poll_timeout()
             .map_or(now + MAX_SLEEP, |d| d.min(now + MAX_SLEEP));
@@ -92,8 +92,8 @@ async fn run(
                 // Take the rest of a burst now: one loop turn (timer scan, select, flush)
                 // per burst rather than per datagram.
                 for _ in 0..MAX_BURST {
-                    if core.transmits().len_bytes() >= SEND_AT_BYTES {
-                        send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
+                    if core.queued_bytes() >= SEND_AT_BYTES {
+                        send_all(&mut core, &mut batches, &sockets, &mut tcp, &mut congested);
                     }
                     let Some(res) = sockets.try_recv(&mut buf) else {
                         break;
@@ -117,7 +117,7 @@ async fn run(
     }
     core.close_all();
     publish_events(&mut core, &events);
-    send_all(&mut core, &mut batch, &sockets, &mut tcp, &mut congested);
+    send_all(&mut core, &mut batches, &sockets, &mut tcp, &mut congested);
     // Release the sockets before saying so: a restarted server binds the same port.
     drop(sockets);
     drop(tcp);
@@ -126,19 +126,35 @@ async fn run(
     }
 }
 
+/// The send batches: the loop's own, and one per fan-out worker (each used only by its
+/// worker, so never waited for).
+#[derive(Default)]
+struct Batches {
+    own: SendBatch,
+    workers: Vec<std::sync::Mutex<SendBatch>>,
+}
+
 /// Send the core's transmits: UDP in batches, TCP onto each connection's queue. A TCP
-/// viewer whose queue is full is told to the core, after the queue is cleared.
+/// viewer whose queue is full is told to the core, after the queue is cleared. What the
+/// fan-out workers queued they send themselves, all at once.
 fn send_all(
     core: &mut Core,
-    batch: &mut SendBatch,
+    batches: &mut Batches,
     sockets: &Sockets,
     tcp: &mut TcpMedia,
     congested: &mut Vec<std::net::SocketAddr>,
 ) {
     let transmits = core.transmits();
-    batch.flush(transmits, sockets.senders());
+    batches.own.flush(transmits, sockets.senders());
     tcp.send(transmits, congested);
     transmits.clear();
+    let workers = core.fan_out_workers();
+    if batches.workers.len() != workers {
+        batches.workers = (0..workers).map(|_| Default::default()).collect();
+    }
+    let senders = sockets.senders();
+    let workers = &batches.workers;
+    core.send_on_workers(|i, queue| workers[i].lock().unwrap().flush(queue, senders));
     core.frames_sent(Instant::now());
     for remote in congested.drain(..) {
         core.tcp_congested(remote);

@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
     if which.iter().any(|w| w == "--help" || w == "-h") {
-        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [simd] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [soak [MINUTES]] [janus [VIEWERS]]   (default: all but soak and janus)");
+        println!("usage: bench [latency] [join] [encode] [mjpeg] [image] [simd] [slate] [motion] [rtsp] [control] [sfu] [restart] [auth] [mse] [paths [udp|ice-tcp|turn-udp|turn-tcp|p2p]...] [impaired] [browser-latency] [whip] [load [VIEWERS]...] [joins] [spread [VIEWERS]] [soak [MINUTES]] [janus [VIEWERS]]   (default: all but soak and janus)");
         return Ok(());
     }
     println!("# Sightline benchmarks ({} cores)", num_cpus());
@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     if wants("whip") {
         wish_bench::run().await?;
     }
-    if wants("load") || wants("joins") {
+    if wants("load") || wants("joins") || wants("spread") {
         load_bench::run(&which).await?;
     }
     // Half an hour by default: only when asked for by name.
@@ -442,13 +442,40 @@ fn thread_cpu() -> Option<Duration> {
 /// User + system CPU time of a process, dead threads included (Linux: /proc/PID/stat, in
 /// clock ticks of 10 ms; over a 10 s window that is precise enough).
 fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)
+}
+
+/// User + system CPU time in a `/proc/.../stat` line.
+fn stat_cpu(stat: &str) -> anyhow::Result<Duration> {
     // Fields after the command name (which may hold spaces) start at field 3.
     let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     const TICKS_PER_SECOND: u64 = 100;
     Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// CPU time of each thread of a process, by thread name (threads of one name summed).
+fn threads_cpu(pid: u32) -> anyhow::Result<Vec<(String, Duration)>> {
+    let mut threads: Vec<(String, Duration)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let tid: u32 = task?.file_name().to_string_lossy().parse()?;
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("?", |(name, _)| name)
+            .to_owned();
+        let cpu = stat_cpu(&stat)?;
+        match threads.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += cpu,
+            None => threads.push((name, cpu)),
+        }
+    }
+    threads.sort();
+    Ok(threads)
 }
 
 /// Resident memory of a process (VmRSS), in KiB.
@@ -485,6 +512,8 @@ struct ServerProcess {
     demo: bool,
     /// Run it on these CPUs only (`taskset -c` syntax).
     cpus: Option<String>,
+    /// `--media-threads` (none: the server's default, one per core it may run on).
+    media_threads: Option<usize>,
 }
 
 impl ServerProcess {
@@ -493,8 +522,11 @@ impl ServerProcess {
     }
 
     /// Started under `taskset -c cpus`, so "a core" in its figures means those CPUs.
-    fn start_pinned(cpus: &str) -> anyhow::Result<Self> {
-        Self::launch(None, false, Some(cpus.to_owned()))
+    fn start_pinned(cpus: &str, media_threads: Option<usize>) -> anyhow::Result<Self> {
+        let mut server = Self::new(None, false, Some(cpus.to_owned()))?;
+        server.media_threads = media_threads;
+        server.start_again()?;
+        Ok(server)
     }
 
     fn launch(
@@ -502,16 +534,26 @@ impl ServerProcess {
         demo: bool,
         cpus: Option<String>,
     ) -> anyhow::Result<Self> {
-        let mut server = ServerProcess {
+        let mut server = Self::new(extra_media_ip, demo, cpus)?;
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// Not started yet.
+    fn new(
+        extra_media_ip: Option<std::net::IpAddr>,
+        demo: bool,
+        cpus: Option<String>,
+    ) -> anyhow::Result<Self> {
+        Ok(ServerProcess {
             child: None,
             http_port: free_tcp_port()?,
             udp_port: free_udp_port()?,
             extra_media_ip,
             demo,
             cpus,
-        };
-        server.start_again()?;
-        Ok(server)
+            media_threads: None,
+        })
     }
 
     /// Start the server (again) on the same ports.
@@ -530,6 +572,9 @@ impl ServerProcess {
         }
         if self.demo {
             args.push("--demo".to_owned());
+        }
+        if let Some(n) = self.media_threads {
+            args.extend(["--media-threads".to_owned(), n.to_string()]);
         }
         // taskset execs the server, so the child's pid is the server's. A profiler named in
         // BENCH_SERVER_WRAPPER (e.g. `perf record -g -o /tmp/perf.data`, `heaptrack`) runs
