@@ -36,6 +36,13 @@ pub(super) struct FanOut {
     shares: Vec<Mutex<Share>>,
 }
 
+/// Capacity each queue of datagrams keeps between turns, the core's own and each worker's:
+/// together what one queue kept before the workers (resident memory otherwise grows by a
+/// queue's worth per worker).
+pub(super) fn retained_per_queue(workers: usize) -> usize {
+    Transmits::RETAINED_BYTES / (workers + 1)
+}
+
 /// What one worker's share of a frame produced.
 struct Share {
     /// UDP datagrams stay here until the driver sends them, from this worker too
@@ -75,10 +82,8 @@ impl FanOut {
         let shares = (0..workers)
             .map(|_| {
                 Mutex::new(Share {
-                    // The core's own queue keeps capacity for one big turn; the workers
-                    // split that between them.
                     transmits: Transmits::new(local_addrs.to_vec(), public)
-                        .retaining(Transmits::RETAINED_BYTES / workers),
+                        .retaining(retained_per_queue(workers)),
                     queue: VecDeque::new(),
                     dead: Vec::new(),
                     packets_forwarded: 0,
@@ -92,7 +97,12 @@ impl FanOut {
 
     /// Worker threads (1: the core's own).
     pub(super) fn threads(&self) -> usize {
-        self.shares.len().max(1)
+        self.workers().max(1)
+    }
+
+    /// Worker threads besides the core's (0: none).
+    pub(super) fn workers(&self) -> usize {
+        self.shares.len()
     }
 }
 
@@ -174,7 +184,7 @@ impl Core {
 
     /// Fan-out workers (0: none, the core's thread does it all).
     pub(crate) fn fan_out_workers(&self) -> usize {
-        self.fan_out.shares.len()
+        self.fan_out.workers()
     }
 
     /// Bytes queued to send: the core's own queue and the workers'.

@@ -22,12 +22,14 @@
 //! is borrowed ([`Core::settle`]), which is where frames fan out to viewers (`forward`) and
 //! control messages are relayed (`control`). Every input ends settled.
 //!
-//! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates),
-//! `drain` (an `Rtc`'s output), `forward` (frame fan-out) and `fan_out` (over workers), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to the relay), `timers`
-//! (timeouts and keyframe requests); plain state: `membership` (one table of who belongs
-//! to which camera, read by its `routing` for media and its `control_relay` for control),
-//! `keyframe`, `feed` and its `gop_cache`. A viewer's control message is judged by the protocol's relay rules
-//! (`sightline_protocol::control::relay`), shared with publishers serving direct viewers.
+//! Files by concept: `peers` (the peer table), `negotiate` (offers, candidates), `drain`
+//! (an `Rtc`'s output), `forward` (frame fan-out) and `fan_out` (the same over worker
+//! threads), `watch` (viewers without an `Rtc`), `control` (data-channel and API glue to
+//! the relay), `timers` (timeouts and keyframe requests); plain state: `membership` (one
+//! table of who belongs to which camera, read by its `routing` for media and its
+//! `control_relay` for control), `keyframe`, `feed` and its `gop_cache`. A viewer's control
+//! message is judged by the protocol's relay rules (`sightline_protocol::control::relay`),
+//! shared with publishers serving direct viewers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -141,7 +143,8 @@ impl Core {
         let fan_out =
             fan_out::FanOut::new(config.fan_out_threads, &config.local_addrs, config.public);
         Core {
-            transmits: Transmits::new(config.local_addrs.clone(), config.public),
+            transmits: Transmits::new(config.local_addrs.clone(), config.public)
+                .retaining(fan_out::retained_per_queue(fan_out.workers())),
             local_addrs: config.local_addrs,
             advertised,
             advertised_tcp: config.tcp_addrs,
