@@ -586,15 +586,19 @@ fn a_connected_viewer_gets_frames_from_the_first_keyframe_on() {
 /// The frames one remote received: (keyframe, access unit), in order.
 type Received = Vec<(bool, Vec<u8>)>;
 
-/// Twelve viewers (more than the fan-out's minimum) of one publisher, on a core with
-/// `threads` workers: what each viewer received, and the core's counters.
+/// Twelve viewers of one publisher's big frames (enough datagrams to share out), on a core
+/// with `threads` workers: what each viewer received, and the core's counters.
 fn twelve_viewers(threads: usize) -> (Vec<Received>, crate::SfuStats) {
     let mut net = Net::with_fan_out(threads);
     let (p, _) = net.join(true, None);
     let viewers: Vec<usize> = (0..12).map(|_| net.join(false, None).0).collect();
     net.run(Duration::from_millis(10), Duration::from_secs(2));
+    let mid = net.remotes[p].mid.unwrap();
     for n in 1..=6 {
-        net.write_frame(p, n, n % 3 == 1);
+        // About 25 packets: 12 viewers make enough datagrams to share out.
+        let mut big = frame(n, n % 3 == 1);
+        big.extend((0..30_000).map(|i| (i % 251) as u8));
+        net.write(p, mid, Codec::H264, n, big);
         net.run(Duration::from_millis(10), Duration::from_millis(50));
     }
     let frames = viewers.iter().map(|&v| net.remotes[v].frames()).collect();
