@@ -106,6 +106,17 @@ impl FanOut {
     pub(super) fn workers(&self) -> usize {
         self.shares.len()
     }
+
+    /// Datagrams queued on the workers, not sent yet.
+    fn queued_bytes(&self) -> usize {
+        (self.shares.iter())
+            .map(|s| s.lock().unwrap().transmits.len_bytes())
+            .sum()
+    }
+
+    fn holds_datagrams(&self) -> bool {
+        self.queued_bytes() > 0
+    }
 }
 
 impl Core {
@@ -120,8 +131,13 @@ impl Core {
     ) {
         written.clear();
         let now = self.now;
+        // Once the workers hold datagrams not yet sent, the turn's later frames go to them
+        // too, even small ones: the core's own queue is sent first, and a viewer's frames
+        // must leave in order.
+        let share_out = viewers.len() * frame.payloads.len() >= MIN_PARALLEL_DATAGRAMS
+            || self.fan_out.holds_datagrams();
         let pool = match &self.fan_out.pool {
-            Some(pool) if viewers.len() * frame.payloads.len() >= MIN_PARALLEL_DATAGRAMS => pool,
+            Some(pool) if share_out => pool,
             _ => {
                 let (peers, mut sink) = self.peers_and_sink();
                 for &id in viewers {
@@ -169,10 +185,7 @@ impl Core {
         let (Some(pool), shares) = (&self.fan_out.pool, &self.fan_out.shares) else {
             return;
         };
-        if shares
-            .iter()
-            .all(|s| s.lock().unwrap().transmits.len_bytes() == 0)
-        {
+        if !self.fan_out.holds_datagrams() {
             return;
         }
         pool.broadcast(|worker| {
@@ -191,12 +204,10 @@ impl Core {
 
     /// Bytes queued to send: the core's own queue and the workers'.
     pub(crate) fn queued_bytes(&self) -> usize {
-        let workers: usize = (self.fan_out.shares.iter())
-            .map(|s| s.lock().unwrap().transmits.len_bytes())
-            .sum();
-        self.transmits.len_bytes() + workers
+        self.transmits.len_bytes() + self.fan_out.queued_bytes()
     }
 }
+
 impl Share {
     fn write(&mut self, peers: &mut [(PeerId, &mut Peer)], frame: &FramePackets, now: Instant) {
         let mut sink = Sink {
