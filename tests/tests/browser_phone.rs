@@ -270,12 +270,17 @@ fn tap_to_play(b: &Browser, url: &str, path: &str) -> anyhow::Result<()> {
     );
     b.save_screenshot(&format!("phone-tap-to-play-{path}.png"))?;
 
-    // Refused means still: no frames go by while the button waits.
+    // Refused means still: the clock stands while the button waits. A paused MSE video may
+    // still decode a frame or two at its position as data comes in (seen once: 3 → 4), so
+    // the frame count may creep, but not by the ~60 frames 2 s of playing would add.
     let before = video_state(b)?;
     std::thread::sleep(Duration::from_secs(2));
     let after = video_state(b)?;
+    let frames = |s: &Value| s["frames"].as_u64().unwrap_or_default();
     ensure!(
-        after["paused"] == true && after["frames"] == before["frames"],
+        after["paused"] == true
+            && after["time"] == before["time"]
+            && frames(&after) <= frames(&before) + 2,
         "video plays with autoplay refused: {before} → {after}"
     );
     let log = b.execute("return window.sightline.log.join('\\n');", &[])?;
