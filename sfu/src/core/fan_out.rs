@@ -1,13 +1,13 @@
 //! A frame's fan-out over every core.
 //!
 //! Under load nearly all of the SFU's work is writing each frame into every viewer's `Rtc`
-//! and draining it: str0m rewrites the headers, encrypts, keeps the RTX copy. One viewer's
-//! `Rtc` needs nothing from another's, so a frame's viewers are split into one share per
-//! worker thread; each worker writes and drains its share into outputs of its own, and once
-//! all are done the core merges them (datagrams, events, counters) in share order. The
-//! payloads are shared (`Arc`), not copied, and each datagram is copied once more, into the
-//! core's queue. Everything else (datagrams in, timers, signaling, the sends) stays on the
-//! core's thread.
+//! and sending what comes out: str0m rewrites the headers, encrypts, keeps the RTX copy,
+//! then `sendmmsg`. One viewer's `Rtc` needs nothing from another's, so a frame big enough
+//! to be worth it has its viewers split into one share per worker thread. Each worker
+//! writes and drains its share into a queue of its own, which the driver later has that
+//! worker send ([`Core::send_on_workers`]); once all are done the core merges their events
+//! and counters. The payloads are shared (`Arc`), not copied. Everything else (datagrams in,
+//! timers, signaling, small frames) stays on the core's thread.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
