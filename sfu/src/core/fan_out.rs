@@ -33,8 +33,8 @@ const MIN_PARALLEL_DATAGRAMS: usize = 256;
 pub(super) struct FanOut {
     /// `None` with one thread: everything runs on the core's thread.
     pool: Option<rayon::ThreadPool>,
-    /// One per worker, by its index. Each is only ever locked by its own worker, or by the
-    /// core's thread while no worker runs: the locks are never contended.
+    /// One per worker, by its index. Only its own worker locks one; the core's thread, which
+    /// holds the `FanOut` mutably while no worker runs, reaches them without locking.
     shares: Vec<Mutex<Share>>,
 }
 
@@ -108,13 +108,13 @@ impl FanOut {
     }
 
     /// Datagrams queued on the workers, not sent yet.
-    fn queued_bytes(&self) -> usize {
-        (self.shares.iter())
-            .map(|s| s.lock().unwrap().transmits.len_bytes())
+    fn queued_bytes(&mut self) -> usize {
+        (self.shares.iter_mut())
+            .map(|s| s.get_mut().unwrap().transmits.len_bytes())
             .sum()
     }
 
-    fn holds_datagrams(&self) -> bool {
+    fn holds_datagrams(&mut self) -> bool {
         self.queued_bytes() > 0
     }
 }
@@ -167,9 +167,8 @@ impl Core {
             }
         });
         drop(chunks);
-        for share in &self.fan_out.shares {
-            let mut share = share.lock().unwrap();
-            let share = &mut *share;
+        for share in &mut self.fan_out.shares {
+            let share = share.get_mut().unwrap();
             self.transmits.take_tcp_from(&mut share.transmits);
             self.queue.append(&mut share.queue);
             self.dead.append(&mut share.dead);
@@ -182,12 +181,12 @@ impl Core {
     /// Run `send` on every worker with its queue of UDP datagrams (worker index, queue),
     /// all at once; the queues are then cleared. Nothing to do without workers.
     pub(crate) fn send_on_workers(&mut self, send: impl Fn(usize, &Transmits) + Sync) {
-        let (Some(pool), shares) = (&self.fan_out.pool, &self.fan_out.shares) else {
-            return;
-        };
         if !self.fan_out.holds_datagrams() {
             return;
         }
+        let (Some(pool), shares) = (&self.fan_out.pool, &self.fan_out.shares) else {
+            return;
+        };
         pool.broadcast(|worker| {
             let mut share = shares[worker.index()].lock().unwrap();
             if share.transmits.len_bytes() > 0 {
@@ -203,7 +202,7 @@ impl Core {
     }
 
     /// Bytes queued to send: the core's own queue and the workers'.
-    pub(crate) fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&mut self) -> usize {
         self.transmits.len_bytes() + self.fan_out.queued_bytes()
     }
 }

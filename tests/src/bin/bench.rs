@@ -518,40 +518,28 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(extra_media_ip: Option<std::net::IpAddr>, demo: bool) -> anyhow::Result<Self> {
-        Self::launch(extra_media_ip, demo, None)
+        let mut server = Self::new(extra_media_ip, demo)?;
+        server.start_again()?;
+        Ok(server)
     }
 
     /// Started under `taskset -c cpus`, so "a core" in its figures means those CPUs.
     fn start_pinned(cpus: &str, media_threads: Option<usize>) -> anyhow::Result<Self> {
-        let mut server = Self::new(None, false, Some(cpus.to_owned()))?;
-        server.media_threads = media_threads;
+        let mut server = Self::new(None, false)?;
+        (server.cpus, server.media_threads) = (Some(cpus.to_owned()), media_threads);
         server.start_again()?;
         Ok(server)
     }
 
-    fn launch(
-        extra_media_ip: Option<std::net::IpAddr>,
-        demo: bool,
-        cpus: Option<String>,
-    ) -> anyhow::Result<Self> {
-        let mut server = Self::new(extra_media_ip, demo, cpus)?;
-        server.start_again()?;
-        Ok(server)
-    }
-
-    /// Not started yet.
-    fn new(
-        extra_media_ip: Option<std::net::IpAddr>,
-        demo: bool,
-        cpus: Option<String>,
-    ) -> anyhow::Result<Self> {
+    /// Not started yet, on every CPU, with the server's default media threads.
+    fn new(extra_media_ip: Option<std::net::IpAddr>, demo: bool) -> anyhow::Result<Self> {
         Ok(ServerProcess {
             child: None,
             http_port: free_tcp_port()?,
             udp_port: free_udp_port()?,
             extra_media_ip,
             demo,
-            cpus,
+            cpus: None,
             media_threads: None,
         })
     }
