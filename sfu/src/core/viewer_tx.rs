@@ -14,12 +14,11 @@ use str0m::Rtc;
 
 use super::feed::FramePackets;
 
-/// Sent packets each viewer keeps to answer NACKs, at most this many and this old. Each
-/// entry is a whole parsed packet header, several hundred bytes (the payloads are shared), so
-/// str0m's default (2000 packets, 3 s: ~700 entries at 2 Mbit/s) cost about 0.5 MB per
-/// viewer, to repair losses noticed long after a browser's jitter buffer has given up on
-/// them. Half a second answers a NACK over any round trip under ~400 ms; 256 packets hold
-/// that much up to about 4 Mbit/s.
+/// Sent packets each viewer keeps to answer NACKs, at most this many and this old. str0m's
+/// default (2000 packets, 3 s: ~700 entries at 2 Mbit/s) repairs losses noticed long after a
+/// browser's jitter buffer has given up on them, and its entries were whole parsed packets
+/// (~400 bytes; 64 with our patched str0m, the payloads shared). Half a second answers a
+/// NACK over any round trip under ~400 ms; 256 packets hold that much up to about 4 Mbit/s.
 const RTX_CACHE_PACKETS: usize = 256;
 const RTX_CACHE_AGE: Duration = Duration::from_millis(500);
 /// Resends stop when they pass this share of what is sent (str0m's default).

@@ -6,6 +6,9 @@ use crate::util::not_happening;
 
 use super::RtpPacket;
 
+/// Packets' room an empty queue keeps (a frame's worth at a few Mbit/s).
+const KEPT_CAPACITY: usize = 16;
+
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     queue: VecDeque<RtpPacket>,
@@ -74,6 +77,13 @@ impl SendQueue {
         let queue_time = now - packet.timestamp;
         self.total.decrease(now, packet.payload.len(), queue_time);
         self.last_emitted = Some(now);
+
+        // (Sightline patch.) A keyframe grows the queue to its packet count, ~400 bytes
+        // each, and a VecDeque never gives that back: tens of KB held by every peer for the
+        // next keyframe. Give it back once the queue is empty again.
+        if self.queue.is_empty() && self.queue.capacity() > KEPT_CAPACITY {
+            self.queue.shrink_to(KEPT_CAPACITY);
+        }
 
         Some(packet)
     }
