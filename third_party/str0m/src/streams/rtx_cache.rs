@@ -52,7 +52,13 @@ enum CachedHeader {
 }
 
 impl CachedHeader {
-    fn plain_header(marker: bool, payload_type: Pt, timestamp: u32, ssrc: Ssrc, seq_no: SeqNo) -> RtpHeader {
+    fn plain_header(
+        marker: bool,
+        payload_type: Pt,
+        timestamp: u32,
+        ssrc: Ssrc,
+        seq_no: SeqNo,
+    ) -> RtpHeader {
         RtpHeader {
             marker,
             payload_type,
@@ -282,8 +288,14 @@ mod test {
             expect(200, 2000),
             sent(rtx_cache.get_cached_packet_by_seq_no(200.into()))
         );
-        assert_eq!(None, sent(rtx_cache.get_cached_packet_by_seq_no(100.into())));
-        assert_eq!(None, sent(rtx_cache.get_cached_packet_by_seq_no(101.into())));
+        assert_eq!(
+            None,
+            sent(rtx_cache.get_cached_packet_by_seq_no(100.into()))
+        );
+        assert_eq!(
+            None,
+            sent(rtx_cache.get_cached_packet_by_seq_no(101.into()))
+        );
     }
 
     #[test]
@@ -349,7 +361,9 @@ mod test {
         assert!(matches!(cached.header, CachedHeader::Full(_)));
         for (seq_no, header) in [1u64, 2].into_iter().zip(expected) {
             let mut restored = RtpPacket::blank();
-            let cached = rtx_cache.get_cached_packet_by_seq_no(seq_no.into()).unwrap();
+            let cached = rtx_cache
+                .get_cached_packet_by_seq_no(seq_no.into())
+                .unwrap();
             cached.restore_into(&mut restored);
             assert_eq!(restored.header, header);
             assert!(restored.nackable);
