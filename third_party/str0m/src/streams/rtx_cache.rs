@@ -70,20 +70,14 @@ impl CachedHeader {
     }
 
     fn new(header: RtpHeader, seq_no: SeqNo) -> Self {
-        let plain = Self::plain_header(
-            header.marker,
-            header.payload_type,
-            header.timestamp,
-            header.ssrc,
-            seq_no,
-        );
-        if plain == header {
-            CachedHeader::Plain {
-                marker: header.marker,
-                payload_type: header.payload_type,
-                timestamp: header.timestamp,
-                ssrc: header.ssrc,
-            }
+        let plain = CachedHeader::Plain {
+            marker: header.marker,
+            payload_type: header.payload_type,
+            timestamp: header.timestamp,
+            ssrc: header.ssrc,
+        };
+        if plain.restore(seq_no) == header {
+            plain
         } else {
             CachedHeader::Full(Box::new(header))
         }
