@@ -20,7 +20,8 @@
 //! - [`websocket`]: the signaling connection: connect (TLS, token), send, receive and parse.
 //! - [`signaling`]: the signaling state machine ([`signaling::Phase`], [`signaling::Step`]).
 //! - [`peer`]: the WebRTC peer connection, with its [`control_channel`] and the
-//!   [`keyframe_feedback`] interceptor; [`media`]: the tasks feeding its video track.
+//!   [`keyframe_feedback`] interceptor; [`media`]: the tasks feeding its video track;
+//!   [`liveness`]: when a connected peer connection counts as lost.
 //! - [`follow`]: the encode thread and the source reports following the station's capture.
 //! - [`commands`]: the control channel's announcements, viewers' commands, broadcasts.
 //! - [`snapshots`]: JPEG snapshots the server asks for.
@@ -33,6 +34,7 @@ pub mod control_channel;
 mod direct;
 mod follow;
 pub mod keyframe_feedback;
+mod liveness;
 mod media;
 pub mod peer;
 mod resources;
@@ -52,9 +54,7 @@ use sightline_protocol::wire::{ClientMessage, IceServer, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
-use webrtc::peer_connection::{
-    RTCIceConnectionState, RTCPeerConnectionState, RTCSessionDescription,
-};
+use webrtc::peer_connection::{RTCIceConnectionState, RTCSessionDescription};
 
 use crate::config::PublisherConfig;
 use crate::h264::encoder::KeyframeRequest;
@@ -65,6 +65,7 @@ use crate::source::supervisor::SourceReport;
 use crate::station::Station;
 use control_channel::{ControlChannel, ControlEvent};
 use direct::DirectEvent;
+use liveness::{Liveness, Verdict};
 use peer::{Peer, PeerEvent};
 use resources::Resources;
 use signaling::{Candidate, Phase, Step};
@@ -144,6 +145,7 @@ async fn drive(
             _ = sleep_until_some(idle_stop_at), if idle_stop_at.is_some() => s.on_idle_timer().await,
             _ = s.housekeeping.tick() => s.on_housekeeping().await,
             _ = tokio::time::sleep_until(s.setup_deadline), if !s.res.connected => s.setup_timed_out(),
+            _ = sleep_until_some(s.liveness.deadline()), if s.liveness.deadline().is_some() => Ok(Some(s.liveness.gave_up())),
         };
         if let Some(reason) = flow? {
             return Ok(reason);
@@ -200,6 +202,8 @@ struct Session<'a> {
     setup_deadline: tokio::time::Instant,
     /// ICE is connected (only the DTLS handshake is left before media).
     ice_up: bool,
+    /// Whether a `disconnected` peer connection is being waited for.
+    liveness: Liveness,
     /// Snapshot orders for the encode thread, and the finished ones coming back.
     snapshots: SnapshotDesk,
     snapshots_made_tx: mpsc::UnboundedSender<snapshots::Made>,
@@ -264,6 +268,7 @@ impl<'a> Session<'a> {
             housekeeping: tokio::time::interval(HOUSEKEEPING),
             setup_deadline: tokio::time::Instant::now() + SETUP_TIMEOUT,
             ice_up: false,
+            liveness: Liveness::default(),
             snapshots: SnapshotDesk::default(),
             snapshots_made_tx,
             snapshots_made,
@@ -372,18 +377,14 @@ impl<'a> Session<'a> {
             }
             Some(PeerEvent::State(state)) => {
                 info!(camera = %self.config.camera_id, "peer connection {state}");
-                match state {
-                    RTCPeerConnectionState::Connected if !self.res.connected => {
+                match self.liveness.on_state(state, tokio::time::Instant::now()) {
+                    Verdict::Up => {
                         self.res.connected = true;
                         self.start_media().await;
                         self.sync(false).await?;
                     }
-                    RTCPeerConnectionState::Failed
-                    | RTCPeerConnectionState::Disconnected
-                    | RTCPeerConnectionState::Closed => {
-                        return Ok(Some(format!("peer connection {state}")));
-                    }
-                    _ => {}
+                    Verdict::End(reason) => return Ok(Some(reason)),
+                    Verdict::Carry => {}
                 }
             }
             Some(PeerEvent::Ice(state)) => {
