@@ -31,26 +31,29 @@ pub enum Verdict {
 
 #[derive(Debug, Default)]
 pub struct Liveness {
-    /// Media got flowing at some point.
-    up: bool,
     /// Since when the connection has been `disconnected`, if it is.
     disconnected_at: Option<Instant>,
 }
 
 impl Liveness {
-    /// A new state reported by the peer connection at `now`.
-    pub fn on_state(&mut self, state: RTCPeerConnectionState, now: Instant) -> Verdict {
+    /// A new state reported by the peer connection at `now`; `media_up`: it has been
+    /// `connected` before (the session's own record, [`Verdict::Up`] sets it).
+    pub fn on_state(
+        &mut self,
+        state: RTCPeerConnectionState,
+        media_up: bool,
+        now: Instant,
+    ) -> Verdict {
         match state {
             RTCPeerConnectionState::Connected => {
                 self.disconnected_at = None;
-                if self.up {
+                if media_up {
                     Verdict::Carry
                 } else {
-                    self.up = true;
                     Verdict::Up
                 }
             }
-            RTCPeerConnectionState::Disconnected if self.up => {
+            RTCPeerConnectionState::Disconnected if media_up => {
                 self.disconnected_at.get_or_insert(now);
                 Verdict::Carry
             }
@@ -83,23 +86,23 @@ mod tests {
     #[test]
     fn the_first_connected_starts_media_and_later_ones_do_not() {
         let (mut l, now) = (Liveness::default(), Instant::now());
-        assert_eq!(l.on_state(Connecting, now), Verdict::Carry);
-        assert_eq!(l.on_state(Connected, now), Verdict::Up);
-        assert_eq!(l.on_state(Disconnected, now), Verdict::Carry);
-        assert_eq!(l.on_state(Connected, now), Verdict::Carry);
+        assert_eq!(l.on_state(Connecting, false, now), Verdict::Carry);
+        assert_eq!(l.on_state(Connected, false, now), Verdict::Up);
+        assert_eq!(l.on_state(Disconnected, true, now), Verdict::Carry);
+        assert_eq!(l.on_state(Connected, true, now), Verdict::Carry);
     }
 
     #[test]
     fn disconnected_waits_for_the_grace_and_connected_calls_it_off() {
         let (mut l, t0) = (Liveness::default(), Instant::now());
-        l.on_state(Connected, t0);
+        l.on_state(Connected, false, t0);
         assert_eq!(l.deadline(), None);
-        assert_eq!(l.on_state(Disconnected, t0), Verdict::Carry);
+        assert_eq!(l.on_state(Disconnected, true, t0), Verdict::Carry);
         assert_eq!(l.deadline(), Some(t0 + DISCONNECTED_GRACE));
         // A repeated report does not move the deadline on.
-        l.on_state(Disconnected, t0 + Duration::from_secs(2));
+        l.on_state(Disconnected, true, t0 + Duration::from_secs(2));
         assert_eq!(l.deadline(), Some(t0 + DISCONNECTED_GRACE));
-        l.on_state(Connected, t0 + Duration::from_secs(3));
+        l.on_state(Connected, true, t0 + Duration::from_secs(3));
         assert_eq!(l.deadline(), None);
         assert!(
             l.gave_up().contains("disconnected for 5s"),
@@ -113,16 +116,18 @@ mod tests {
         let now = Instant::now();
         for state in [Failed, Closed] {
             let mut l = Liveness::default();
-            l.on_state(Connected, now);
             assert_eq!(
-                l.on_state(state, now),
+                l.on_state(state, true, now),
                 Verdict::End(format!("peer connection {state}"))
             );
         }
         // Before media ever flowed, the setup timeouts are in charge; a connection that
         // drops during setup is not waited for.
         let mut l = Liveness::default();
-        assert!(matches!(l.on_state(Disconnected, now), Verdict::End(_)));
+        assert!(matches!(
+            l.on_state(Disconnected, false, now),
+            Verdict::End(_)
+        ));
         assert_eq!(l.deadline(), None);
     }
 }

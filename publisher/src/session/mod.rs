@@ -377,7 +377,8 @@ impl<'a> Session<'a> {
             }
             Some(PeerEvent::State(state)) => {
                 info!(camera = %self.config.camera_id, "peer connection {state}");
-                match self.liveness.on_state(state, tokio::time::Instant::now()) {
+                let now = tokio::time::Instant::now();
+                match self.liveness.on_state(state, self.res.connected, now) {
                     Verdict::Up => {
                         self.res.connected = true;
                         self.start_media().await;
