@@ -84,7 +84,7 @@ impl Coturn {
             .await
             .is_err()
         {
-            let _ = child.kill().await;
+            terminate(&mut child);
             bail!("coturn did not start: {}", log.lock().unwrap().join("\n"));
         }
         Ok(Coturn {
@@ -120,15 +120,26 @@ impl Coturn {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+}
 
-    pub async fn stop(mut self) {
-        // The script stops coturn and removes its configuration on SIGTERM.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+/// Stop coturn whichever way the test ends. The script must get SIGTERM, which it passes on
+/// to coturn before removing the configuration (it holds the secret): the SIGKILL of
+/// `kill_on_drop` alone would kill the script and leave coturn running, orphaned.
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// SIGTERM to the script, then wait (up to 5 s) for it to have stopped coturn.
+fn terminate(script: &mut Child) {
+    let Some(pid) = script.id() else { return };
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && matches!(script.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -95,7 +95,6 @@ async fn a_relay_only_publisher_plays_through_a_real_coturn() {
         viewer.close().await;
         server.shutdown().await;
     }
-    coturn.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,5 +128,4 @@ async fn a_wrong_turn_secret_is_refused_by_coturn_and_the_direct_path_still_work
     direct.close().await;
     refused.close().await;
     server.shutdown().await;
-    coturn.stop().await;
 }
